@@ -1,0 +1,48 @@
+/** The raw exports of the core module (assembly/index.ts). Statuses are < 0. */
+export interface CoreExports {
+  readonly memory: WebAssembly.Memory;
+  init(pageSize: number, frames: number, ioBytes: number, tables: number, capacity: number): number;
+  info(field: number): bigint;
+
+  // frame pool and page table (assembly/pagetable.ts)
+  pageLookup(page: number): number;
+  pageInsert(page: number, prio: number): number;
+  pageRemap(frame: number, page: number, prio: number): number;
+  pageRemove(page: number): number;
+  framePage(frame: number): bigint;
+  framePin(frame: number, exclusive: number): number;
+  frameUnpin(frame: number): number;
+  frameSetDirty(frame: number, dirty: number): number;
+  frameSetIo(frame: number, busy: number): number;
+  frameSetPriority(frame: number, prio: number): number;
+  frameState(frame: number): number;
+  frameVictim(): number;
+  pageLookupRun(first: number, count: number): number;
+  framePinList(count: number, exclusive: number): number;
+  frameUnpinList(count: number): number;
+  frameDirtyList(): number;
+  frameTotals(which: number): number;
+
+  // range-conflict tables (assembly/conflict.ts)
+  conflictInsert(table: number, first: number, last: number, mode: number, owner: number): number;
+  conflictQuery(table: number, first: number, last: number, mode: number): number;
+  conflictBlocker(table: number, id: number): number;
+  conflictRemove(table: number, id: number): number;
+  conflictRemoveOwner(table: number, owner: number): number;
+  conflictCount(table: number): number;
+  conflictClear(table: number): number;
+
+  // checksum, copy, fill, compare over the data area (assembly/checksum.ts, copy.ts)
+  checksum(offset: number, length: number): number;
+  checksumFrames(count: number): number;
+  copyBytes(dst: number, src: number, length: number): number;
+  fillBytes(offset: number, value: number, length: number): number;
+  compareBytes(a: number, b: number, length: number): number;
+}
+
+/** Fields of `info()`. */
+export const enum Info {
+  Meta = 0, Scratch = 1, ScratchCount = 2, Data = 3, DataBytes = 4, IoBytes = 5,
+  PageSize = 6, FrameCount = 7, Counters = 8, Scratch64 = 9, Result = 10,
+  TableCount = 11, TableCapacity = 12,
+}

@@ -1,0 +1,183 @@
+import { TwinpageError } from '../errors.js';
+import { u32, intIn } from './args.js';
+import { check } from './status.js';
+import type { CoreExports } from './exports.js';
+
+/** Frame flags, as in assembly/pagetable.ts. */
+const F_MAPPED = 1, F_EXCLUSIVE = 2, F_DIRTY = 4, F_IO = 8;
+const MAX_PAGE = 0xFFFFFFFE;
+
+/** The state of one frame, as `PageTable.frame()` reports it. */
+export interface FrameState {
+  /** Virtual page number cached in the frame, or -1 when the frame is free. */
+  page: number;
+  pins: number;
+  exclusive: boolean;
+  dirty: boolean;
+  io: boolean;
+  /** Cache priority 0..3. */
+  priority: number;
+  /** CLOCK counter: 0 means next in line for eviction. */
+  ref: number;
+}
+
+/** A frame chosen for eviction: write it back first when `dirty`. */
+export interface Victim { frame: number; page: number; dirty: boolean }
+
+/** Counters kept by the core since init. */
+export interface PageTableCounters {
+  lookups: number; hits: number; inserts: number; removes: number;
+  victims: number; clockSteps: number; pinConflicts: number;
+}
+
+/**
+ * The frame pool and page table of one core: which virtual page each frame
+ * caches, and each frame's pins, dirty and I/O flags and CLOCK state.
+ *
+ * Batched forms take and return frame lists through `scratch`, a view of
+ * the core's u32 scratch area; they copy results out unless told not to.
+ */
+export class PageTable {
+  readonly frameCount: number;
+  /** Largest run a batched call takes. */
+  readonly maxBatch: number;
+  /** The core's u32 scratch area (zero-copy; overwritten by the next batched call). */
+  readonly scratch: Int32Array;
+  readonly #x: CoreExports;
+  readonly #counters: BigUint64Array;
+
+  constructor(exports: CoreExports, scratch: Int32Array, counters: BigUint64Array, frameCount: number) {
+    this.#x = exports;
+    this.scratch = scratch;
+    this.#counters = counters;
+    this.frameCount = frameCount;
+    this.maxBatch = scratch.length;
+  }
+
+  /** The frame caching `page`, or -1 when it is not cached. */
+  lookup(page: number): number {
+    if ((page >>> 0) !== page) intIn(page, 0, MAX_PAGE, 'page'); // throws
+    const r = this.#x.pageLookup(page);
+    if (r >= 0) return r;
+    if (r === -5) return -1;
+    return check(r, `lookup page ${page}`);
+  }
+
+  /** Maps `page` into a free frame (FULL when none is free); returns the frame. */
+  insert(page: number, priority = 0): number {
+    return check(this.#x.pageInsert(intIn(page, 0, MAX_PAGE, 'page'), intIn(priority, 0, 3, 'priority')), `insert page ${page}`);
+  }
+
+  /** Moves an idle frame to `page` (after eviction); returns the frame. */
+  remap(frame: number, page: number, priority = 0): number {
+    return check(this.#x.pageRemap(this.#frame(frame), intIn(page, 0, MAX_PAGE, 'page'), intIn(priority, 0, 3, 'priority')), `remap frame ${frame}`);
+  }
+
+  /** Unmaps `page` and frees its frame; returns the frame. */
+  remove(page: number): number {
+    return check(this.#x.pageRemove(intIn(page, 0, MAX_PAGE, 'page')), `remove page ${page}`);
+  }
+
+  /** Pins a frame, shared or exclusive; returns its pin count. */
+  pin(frame: number, exclusive = false): number {
+    return check(this.#x.framePin(this.#frame(frame), exclusive ? 1 : 0), `pin frame ${frame}`);
+  }
+
+  /** Drops one pin; returns the pins left. */
+  unpin(frame: number): number {
+    return check(this.#x.frameUnpin(this.#frame(frame)), `unpin frame ${frame}`);
+  }
+
+  setDirty(frame: number, dirty: boolean): void {
+    check(this.#x.frameSetDirty(this.#frame(frame), dirty ? 1 : 0), `mark frame ${frame}`);
+  }
+
+  setIo(frame: number, busy: boolean): void {
+    check(this.#x.frameSetIo(this.#frame(frame), busy ? 1 : 0), `set I/O on frame ${frame}`);
+  }
+
+  setPriority(frame: number, priority: number): void {
+    check(this.#x.frameSetPriority(this.#frame(frame), intIn(priority, 0, 3, 'priority')), `prioritise frame ${frame}`);
+  }
+
+  /** Everything the core knows of one frame. */
+  frame(frame: number): FrameState {
+    const s = check(this.#x.frameState(this.#frame(frame)), `frame ${frame}`);
+    const flags = (s >>> 16) & 0xFF;
+    const page = flags & F_MAPPED ? Number(this.#x.framePage(frame)) : -1;
+    return {
+      page,
+      pins: s & 0xFFFF,
+      exclusive: (flags & F_EXCLUSIVE) !== 0,
+      dirty: (flags & F_DIRTY) !== 0,
+      io: (flags & F_IO) !== 0,
+      priority: (flags >>> 4) & 3,
+      ref: s >>> 24,
+    };
+  }
+
+  /** A frame to evict by CLOCK, or null when every mapped frame is pinned or busy. */
+  victim(): Victim | null {
+    const f = this.#x.frameVictim();
+    if (f === -11) return null;
+    check(f, 'victim');
+    const s = this.#x.frameState(f);
+    return { frame: f, page: Number(this.#x.framePage(f)), dirty: ((s >>> 16) & F_DIRTY) !== 0 };
+  }
+
+  /**
+   * Looks up `count` pages from `first`; returns the frames (-1 where not
+   * cached) as a copy, or as the zero-copy scratch view when `copy` is false.
+   */
+  lookupRun(first: number, count: number, copy = true): Int32Array {
+    intIn(first, 0, MAX_PAGE, 'first');
+    intIn(count, 1, this.maxBatch, 'count');
+    check(this.#x.pageLookupRun(first, count), `lookup pages ${first}+${count}`);
+    const out = this.scratch.subarray(0, count);
+    return copy ? out.slice() : out;
+  }
+
+  /** Pins every frame of `frames`, all or none. */
+  pinAll(frames: ArrayLike<number>, exclusive = false): void {
+    const n = this.#load(frames);
+    check(this.#x.framePinList(n, exclusive ? 1 : 0), 'pin frames');
+  }
+
+  /** Unpins every frame of `frames`, all or none. */
+  unpinAll(frames: ArrayLike<number>): void {
+    const n = this.#load(frames);
+    check(this.#x.frameUnpinList(n), 'unpin frames');
+  }
+
+  /** Dirty frames in ascending page order (a copy). */
+  dirtyFrames(): Int32Array {
+    const n = check(this.#x.frameDirtyList(), 'dirty list');
+    return this.scratch.slice(0, n);
+  }
+
+  /** Frame totals. */
+  totals(): { mapped: number; free: number; dirty: number; pinned: number } {
+    const x = this.#x;
+    return { mapped: x.frameTotals(0), free: x.frameTotals(1), dirty: x.frameTotals(2), pinned: x.frameTotals(3) };
+  }
+
+  counters(): PageTableCounters {
+    const c = this.#counters;
+    return {
+      lookups: Number(c[0]), hits: Number(c[1]), inserts: Number(c[2]), removes: Number(c[3]),
+      victims: Number(c[4]), clockSteps: Number(c[5]), pinConflicts: Number(c[6]),
+    };
+  }
+
+  #frame(frame: number): number {
+    return intIn(frame, 0, this.frameCount - 1, 'frame');
+  }
+
+  #load(frames: ArrayLike<number>): number {
+    const n = frames?.length;
+    if (typeof n !== 'number') throw TwinpageError.invalidArgument('frames must be an array of frame indexes');
+    intIn(n, 1, this.maxBatch, 'frames.length');
+    for (let i = 0; i < n; i++) this.scratch[i] = u32(frames[i], `frames[${i}]`);
+    return n;
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * One error class for everything twinpage refuses, with a stable `code`.
+ *
+ * Create errors through the static factories (one per code) so that a code
+ * is spelled in one place. Callers branch on `err.code`, never on the message.
+ */
+export class TwinpageError extends Error {
+  /** Stable, machine-readable code, e.g. `"PIN_CONFLICT"`. */
+  readonly code: TwinpageErrorCode;
+
+  constructor(code: TwinpageErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TwinpageError';
+    this.code = code;
+  }
+
+  // --- arguments -----------------------------------------------------------
+  static invalidArgument(message: string) { return new TwinpageError('INVALID_ARGUMENT', message); }
+  static tooLarge(message: string) { return new TwinpageError('TOO_LARGE', message); }
+  static outOfBounds(message: string) { return new TwinpageError('OUT_OF_BOUNDS', message); }
+
+  // --- core: frames and pages ----------------------------------------------
+  static coreNotReady(message = 'the core is not initialised') { return new TwinpageError('CORE_NOT_READY', message); }
+  static alreadyInitialized(message = 'the core is already initialised') { return new TwinpageError('ALREADY_INITIALIZED', message); }
+  static frameOutOfRange(message: string) { return new TwinpageError('FRAME_OUT_OF_RANGE', message); }
+  static frameNotMapped(message: string) { return new TwinpageError('FRAME_NOT_MAPPED', message); }
+  static invalidPage(message: string) { return new TwinpageError('INVALID_PAGE', message); }
+  static notFound(message: string) { return new TwinpageError('NOT_FOUND', message); }
+  static alreadyExists(message: string) { return new TwinpageError('ALREADY_EXISTS', message); }
+  static full(message: string) { return new TwinpageError('FULL', message); }
+  static busy(message: string) { return new TwinpageError('BUSY', message); }
+  static pinConflict(message: string) { return new TwinpageError('PIN_CONFLICT', message); }
+  static pinUnderflow(message: string) { return new TwinpageError('PIN_UNDERFLOW', message); }
+  static noVictim(message: string) { return new TwinpageError('NO_VICTIM', message); }
+  static tableOutOfRange(message: string) { return new TwinpageError('TABLE_OUT_OF_RANGE', message); }
+}
+
+export type TwinpageErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'TOO_LARGE'
+  | 'OUT_OF_BOUNDS'
+  | 'CORE_NOT_READY'
+  | 'ALREADY_INITIALIZED'
+  | 'FRAME_OUT_OF_RANGE'
+  | 'FRAME_NOT_MAPPED'
+  | 'INVALID_PAGE'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'FULL'
+  | 'BUSY'
+  | 'PIN_CONFLICT'
+  | 'PIN_UNDERFLOW'
+  | 'NO_VICTIM'
+  | 'TABLE_OUT_OF_RANGE';
