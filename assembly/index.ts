@@ -15,7 +15,7 @@ import {
 } from './layout';
 import {
   pageTableSetup, pageTableReset, metaBase, scratchBase, scratchCount,
-  frameCount, countersBase,
+  frameCount, countersBase, slotBase, slotMask,
 } from './pagetable';
 import { checksumSetup, scratch64Base, resultBase } from './checksum';
 import { conflictSetup, conflictReset, tableCount, tableCapacity } from './conflict';
@@ -73,6 +73,7 @@ export function init(page: u32, frames: u32, io: u32, tables: u32, capacity: u32
  *   4 data bytes   5 io bytes       6 page size       7 frame count
  *   8 counters     9 scratch (u64)  10 checksum result
  *   11 table count 12 table capacity
+ *   13 page-table slots  14 slot count
  */
 export function info(field: u32): i64 {
   if (!ready) return E_NOT_READY;
@@ -90,6 +91,8 @@ export function info(field: u32): i64 {
     case 10: return <i64>resultBase;
     case 11: return <i64>tableCount;
     case 12: return <i64>tableCapacity;
+    case 13: return <i64>slotBase;
+    case 14: return <i64>slotMask + 1;
   }
   return E_INVALID_ARG;
 }

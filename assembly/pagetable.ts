@@ -19,15 +19,19 @@
 //   ref:    the CLOCK counter: set to 1 + PRIO on insert and on every pin,
 //           decremented by the hand; a frame is a victim when it reaches 0.
 //
-// Page-table slot, 8 bytes, linear probing, load factor <= 1/2:
+// Page-table slot, 8 bytes, linear probing, load factor <= 1/4:
 //
 //   0            4            8
 //   +------------+------------+
 //   | page (u32) | frame (u32)|   page 0xFFFFFFFF marks an empty slot
 //   +------------+------------+
 //
+// A page's home slot is its Fibonacci hash (page * 2^32/phi, top bits); the
+// table has at least 4 slots per frame, so probe runs stay near one slot.
 // Deletion shifts later entries of the probe run back (no tombstones), so
 // lookups stay short however many inserts and removes have happened.
+// bindings/core/pagetable.ts probes the same table from JS for single
+// lookups (a JS-to-wasm call costs more than the probe): keep both in step.
 
 import {
   OK, E_NOT_READY, E_INVALID_ARG, E_FRAME_RANGE, E_PAGE_INVALID, E_NOT_FOUND, E_EXISTS,
@@ -58,8 +62,8 @@ import { reserve, ready } from './layout';
 
 export let frameCount: u32 = 0;
 export let metaBase: usize = 0;
-let slotBase: usize = 0;
-let slotMask: u32 = 0;
+export let slotBase: usize = 0;
+export let slotMask: u32 = 0;
 let slotShift: u32 = 0;
 let freeBase: usize = 0; // stack of free frame indexes
 let freeTop: u32 = 0;
@@ -80,7 +84,7 @@ export function pageTableSetup(frames: u32, scratch: u32): bool {
   frameCount = frames;
   scratchCount = scratch;
   let cap: u32 = 16;
-  while (cap < frames * 2) cap <<= 1;
+  while (cap < frames * 4) cap <<= 1;
   slotMask = cap - 1;
   slotShift = 32 - ctz(cap);
   metaBase = reserve(<u64>frames * META_SIZE, 16);

@@ -44,5 +44,5 @@ export interface CoreExports {
 export const enum Info {
   Meta = 0, Scratch = 1, ScratchCount = 2, Data = 3, DataBytes = 4, IoBytes = 5,
   PageSize = 6, FrameCount = 7, Counters = 8, Scratch64 = 9, Result = 10,
-  TableCount = 11, TableCapacity = 12,
+  TableCount = 11, TableCapacity = 12, Slots = 13, SlotCount = 14,
 }

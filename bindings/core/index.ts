@@ -7,7 +7,7 @@ import { PageTable } from './pagetable.js';
 import { ConflictTable } from './conflict.js';
 
 export { PageTable } from './pagetable.js';
-export type { FrameState, Victim, PageTableCounters } from './pagetable.js';
+export type { FrameState, Victim, PageTableCounters, PageTableViews } from './pagetable.js';
 export { ConflictTable } from './conflict.js';
 export type { RangeMode } from './conflict.js';
 
@@ -71,8 +71,12 @@ export class Core {
     this.io = this.#data.subarray(0, this.ioBytes);
     this.#result = new BigUint64Array(buffer, at(Info.Result), 1);
     this.#sums = new BigUint64Array(buffer, at(Info.Scratch64), scratchCount);
-    this.pages = new PageTable(x, new Int32Array(buffer, at(Info.Scratch), scratchCount),
-      new BigUint64Array(buffer, at(Info.Counters), 8), this.frameCount);
+    this.pages = new PageTable(x, {
+      scratch: new Int32Array(buffer, at(Info.Scratch), scratchCount),
+      counters: new BigUint64Array(buffer, at(Info.Counters), 8),
+      slots: new Uint32Array(buffer, at(Info.Slots), at(Info.SlotCount) * 2),
+      frameCount: this.frameCount,
+    });
     const tables: ConflictTable[] = [];
     for (let t = 0; t < at(Info.TableCount); t++) tables.push(new ConflictTable(x, t));
     this.conflicts = tables;

@@ -24,7 +24,17 @@ export interface FrameState {
 /** A frame chosen for eviction: write it back first when `dirty`. */
 export interface Victim { frame: number; page: number; dirty: boolean }
 
-/** Counters kept by the core since init. */
+/** Views of the core's memory a PageTable works on. */
+export interface PageTableViews {
+  /** u32 scratch: frame lists in and out of batched calls. */
+  scratch: Int32Array;
+  counters: BigUint64Array;
+  /** The page-table slots: [page, frame] pairs. */
+  slots: Uint32Array;
+  frameCount: number;
+}
+
+/** Counters kept since init. */
 export interface PageTableCounters {
   lookups: number; hits: number; inserts: number; removes: number;
   victims: number; clockSteps: number; pinConflicts: number;
@@ -45,22 +55,42 @@ export class PageTable {
   readonly scratch: Int32Array;
   readonly #x: CoreExports;
   readonly #counters: BigUint64Array;
+  readonly #slots: Uint32Array;
+  readonly #slotMask: number;
+  readonly #shift: number;
+  #lookups = 0;
+  #hits = 0;
 
-  constructor(exports: CoreExports, scratch: Int32Array, counters: BigUint64Array, frameCount: number) {
+  constructor(exports: CoreExports, views: PageTableViews) {
     this.#x = exports;
-    this.scratch = scratch;
-    this.#counters = counters;
-    this.frameCount = frameCount;
-    this.maxBatch = scratch.length;
+    this.scratch = views.scratch;
+    this.#counters = views.counters;
+    this.#slots = views.slots;
+    this.frameCount = views.frameCount;
+    this.maxBatch = views.scratch.length;
+    const slotCount = views.slots.length / 2;
+    this.#slotMask = slotCount - 1;
+    this.#shift = 32 - Math.log2(slotCount);
   }
 
-  /** The frame caching `page`, or -1 when it is not cached. */
+  /**
+   * The frame caching `page`, or -1 when it is not cached.
+   *
+   * This probes the core's table in linear memory from JS, the same probe as
+   * assembly/pagetable.ts: one JS-to-wasm call costs more than the probe.
+   */
   lookup(page: number): number {
-    if ((page >>> 0) !== page) intIn(page, 0, MAX_PAGE, 'page'); // throws
-    const r = this.#x.pageLookup(page);
-    if (r >= 0) return r;
-    if (r === -5) return -1;
-    return check(r, `lookup page ${page}`);
+    if ((page >>> 0) !== page || page > MAX_PAGE) intIn(page, 0, MAX_PAGE, 'page'); // throws
+    const slots = this.#slots;
+    const mask = this.#slotMask;
+    let i = Math.imul(page, 0x9E3779B1) >>> this.#shift;
+    this.#lookups++;
+    for (;;) {
+      const k = slots[i << 1];
+      if (k === page) { this.#hits++; return slots[(i << 1) + 1]; }
+      if (k === 0xFFFFFFFF) return -1;
+      i = (i + 1) & mask;
+    }
   }
 
   /** Maps `page` into a free frame (FULL when none is free); returns the frame. */
@@ -127,14 +157,16 @@ export class PageTable {
 
   /**
    * Looks up `count` pages from `first`; returns the frames (-1 where not
-   * cached) as a copy, or as the zero-copy scratch view when `copy` is false.
+   * cached) as a copy of length `count`, or, when `copy` is false, the
+   * zero-copy scratch view whose first `count` entries hold them (valid
+   * until the next batched call).
    */
   lookupRun(first: number, count: number, copy = true): Int32Array {
-    intIn(first, 0, MAX_PAGE, 'first');
-    intIn(count, 1, this.maxBatch, 'count');
-    check(this.#x.pageLookupRun(first, count), `lookup pages ${first}+${count}`);
-    const out = this.scratch.subarray(0, count);
-    return copy ? out.slice() : out;
+    if ((first >>> 0) !== first || first > MAX_PAGE) intIn(first, 0, MAX_PAGE, 'first');
+    if ((count >>> 0) !== count || count === 0 || count > this.maxBatch) intIn(count, 1, this.maxBatch, 'count');
+    const r = this.#x.pageLookupRun(first, count);
+    if (r < 0) check(r, `lookup pages ${first}+${count}`);
+    return copy ? this.scratch.slice(0, count) : this.scratch;
   }
 
   /** Pins every frame of `frames`, all or none. */
@@ -164,7 +196,7 @@ export class PageTable {
   counters(): PageTableCounters {
     const c = this.#counters;
     return {
-      lookups: Number(c[0]), hits: Number(c[1]), inserts: Number(c[2]), removes: Number(c[3]),
+      lookups: Number(c[0]) + this.#lookups, hits: Number(c[1]) + this.#hits, inserts: Number(c[2]), removes: Number(c[3]),
       victims: Number(c[4]), clockSteps: Number(c[5]), pinConflicts: Number(c[6]),
     };
   }
