@@ -17,8 +17,16 @@ export function coreModule(): Promise<WebAssembly.Module> {
   return compiled;
 }
 
-/** A fresh core instance: each has its own linear memory. */
+/**
+ * A fresh core instance: each has its own linear memory. The loader wraps
+ * every export in a `(...args) => f(...args)` closure that costs more than a
+ * page-table probe; the bindings call the functions it keeps as `.original`.
+ */
 export async function instantiateCore(): Promise<CoreExports> {
   const { exports } = await instantiate(await coreModule(), {});
-  return exports as unknown as CoreExports;
+  const direct: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(exports)) {
+    direct[name] = (value as { original?: unknown } | undefined)?.original ?? value;
+  }
+  return direct as unknown as CoreExports;
 }
