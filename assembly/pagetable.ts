@@ -26,8 +26,22 @@
 //   | page (u32) | frame (u32)|   page 0xFFFFFFFF marks an empty slot
 //   +------------+------------+
 //
-// A page's home slot is its Fibonacci hash (page * 2^32/phi, top bits); the
-// table has at least 4 slots per frame, so probe runs stay near one slot.
+// The table is 16 columns of linear probing, laid out row by row, so that
+// the 16 pages of an aligned group share one row (128 bytes) and a run of
+// pages is looked up from consecutive lines:
+//
+//            col 0   col 1          col 15
+//   row 0  +-------+-------+-----+-------+
+//   row 1  | slot  | slot  | ... | slot  |     slot index = row * 16 + col
+//   ...    +-------+-------+-----+-------+
+//
+//   g = page >> 4,  h = g * 0x9E3779B1 (Fibonacci hashing)
+//   home row = top bits of h,  column = (page ^ (h >> 16)) & 15
+//
+// A page probes down its column, one row at a time. The column mixes in the
+// hash so that strided pages (one in 16, one in 256...) still spread over
+// all columns. The table has at least 4 slots per frame (load <= 1/4).
+//
 // Deletion shifts later entries of the probe run back (no tombstones), so
 // lookups stay short however many inserts and removes have happened.
 // bindings/core/pagetable.ts probes the same table from JS for single
@@ -64,7 +78,8 @@ export let frameCount: u32 = 0;
 export let metaBase: usize = 0;
 export let slotBase: usize = 0;
 export let slotMask: u32 = 0;
-let slotShift: u32 = 0;
+let rowShift: u32 = 0;
+@inline const COLUMNS: u32 = 16;
 let freeBase: usize = 0; // stack of free frame indexes
 let freeTop: u32 = 0;
 let mappedCount: u32 = 0;
@@ -83,10 +98,10 @@ let sortB: usize = 0;
 export function pageTableSetup(frames: u32, scratch: u32): bool {
   frameCount = frames;
   scratchCount = scratch;
-  let cap: u32 = 16;
+  let cap: u32 = 64;
   while (cap < frames * 4) cap <<= 1;
   slotMask = cap - 1;
-  slotShift = 32 - ctz(cap);
+  rowShift = 32 - (ctz(cap) - 4);
   metaBase = reserve(<u64>frames * META_SIZE, 16);
   slotBase = reserve(<u64>cap * 8, 8);
   freeBase = reserve(<u64>frames * 4, 4);
@@ -119,7 +134,10 @@ export function pageTableReset(): void {
 
 @inline function meta(frame: u32): usize { return metaBase + <usize>frame * META_SIZE; }
 @inline function slot(i: u32): usize { return slotBase + <usize>i * 8; }
-@inline function home(page: u32): u32 { return (page * 0x9E3779B1) >>> slotShift; }
+@inline function home(page: u32): u32 {
+  let h = (page >>> 4) * 0x9E3779B1;
+  return ((h >>> rowShift) << 4) | ((page ^ (h >>> 16)) & 15);
+}
 @inline function bump(counter: usize): void {
   let p = countersBase + counter * 8;
   store<u64>(p, load<u64>(p) + 1);
@@ -138,7 +156,7 @@ export function pageTableReset(): void {
     let k = load<u32>(slot(i));
     if (k == page) return <i32>i;
     if (k == NO_PAGE) return -1;
-    i = (i + 1) & slotMask;
+    i = (i + COLUMNS) & slotMask;
   }
   return -1;
 }
@@ -150,14 +168,14 @@ export function pageTableReset(): void {
     let k = load<u32>(slot(i));
     if (k == page) return load<i32>(slot(i), 4);
     if (k == NO_PAGE) return -1;
-    i = (i + 1) & slotMask;
+    i = (i + COLUMNS) & slotMask;
   }
   return -1;
 }
 
 function tableInsert(page: u32, frame: u32): void {
   let i = home(page);
-  while (load<u32>(slot(i)) != NO_PAGE) i = (i + 1) & slotMask;
+  while (load<u32>(slot(i)) != NO_PAGE) i = (i + COLUMNS) & slotMask;
   store<u32>(slot(i), page);
   store<u32>(slot(i), frame, 4);
 }
@@ -167,12 +185,15 @@ function tableDelete(at: u32): void {
   let i = at;
   let j = at;
   while (true) {
-    j = (j + 1) & slotMask;
+    j = (j + COLUMNS) & slotMask;
     let k = load<u32>(slot(j));
     if (k == NO_PAGE) break;
-    let h = home(k);
-    // The entry at j may stay if its home lies cyclically in (i, j].
-    let stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+    // Same column: compare rows. The entry at j may stay if its home row
+    // lies cyclically in (row i, row j].
+    let h = home(k) >>> 4;
+    let ri = i >>> 4;
+    let rj = j >>> 4;
+    let stays = ri <= rj ? (ri < h && h <= rj) : (ri < h || h <= rj);
     if (stays) continue;
     store<u64>(slot(i), load<u64>(slot(j)));
     i = j;
@@ -401,16 +422,50 @@ export function pageLookupRun(first: u32, count: u32): i32 {
   if (count == 0 || count > scratchCount) return E_INVALID_ARG;
   if (<u64>first + <u64>count - 1 >= <u64>NO_PAGE) return E_PAGE_INVALID;
   let found: u32 = 0;
-  for (let i: u32 = 0; i < count; i++) {
-    let f = frameOf(first + i);
-    store<i32>(scratchBase + <usize>i * 4, f);
+  let i: u32 = 0;
+  while (i < count) {
+    let page = first + i;
+    // Whole aligned groups whose pages all sit in their home row: 16 at once.
+    if ((page & 15) == 0 && count - i >= 16 && lookupGroup(page, scratchBase + (<usize>i << 2))) {
+      found += 16;
+      i += 16;
+      continue;
+    }
+    let f = frameOf(page);
+    store<i32>(scratchBase + (<usize>i << 2), f);
     found += <u32>(f >= 0);
+    i++;
   }
   let p = countersBase + C_LOOKUPS * 8;
   store<u64>(p, load<u64>(p) + <u64>count);
   p = countersBase + C_HITS * 8;
   store<u64>(p, load<u64>(p) + <u64>found);
   return <i32>found;
+}
+
+/**
+ * The fast path of a run: an aligned group of 16 pages that all sit in their
+ * home row. Column c of the row holds page base + (c ^ m), so output pair v
+ * is slot pair v ^ (m >> 1), its lanes swapped when m is odd. Writes the 16
+ * frames to `out` and returns true; returns false (out partly written) as
+ * soon as a page is absent or displaced, and the caller probes singly.
+ */
+function lookupGroup(base: u32, out: usize): bool {
+  let h = (base >>> 4) * 0x9E3779B1;
+  let row = slot((h >>> rowShift) << 4);
+  let m = (h >>> 16) & 15;
+  let half = m >>> 1;
+  let pages = i32x4(<i32>base, 0, <i32>base + 1, 0);
+  let two = i32x4(2, 0, 2, 0);
+  for (let v: u32 = 0; v < 8; v++) {
+    let pair = v128.load(row + (<usize>(v ^ half) << 4));
+    if (m & 1) pair = v128.shuffle<i32>(pair, pair, 2, 3, 0, 1);
+    // pages sit in lanes 0 and 2, their frames in lanes 1 and 3
+    if ((i32x4.bitmask(i32x4.eq(pair, pages)) & 0b0101) != 0b0101) return false;
+    v128.store_lane<i64>(out + (<usize>v << 3), v128.shuffle<i32>(pair, pair, 1, 3, 1, 3), 0);
+    pages = i32x4.add(pages, two);
+  }
+  return true;
 }
 
 /**

@@ -248,6 +248,27 @@ fuzz('a full table survives long insert/remove churn (backward-shift deletion)',
   for (let pg = 0; pg < 1024; pg++) assert.is(real.lookup(pg), model.lookup(pg));
 });
 
+fuzz('batched lookups of dense runs agree with single lookups (the 16-page group path)', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.record({ base: fc.integer({ min: 0, max: 4000 }), len: fc.integer({ min: 1, max: 48 }) }), { minLength: 1, maxLength: 12 }),
+      fc.array(fc.integer({ min: 0, max: 4100 }), { maxLength: 30 }),
+      fc.array(fc.record({ first: fc.integer({ min: 0, max: 4100 }), count: fc.integer({ min: 1, max: 70 }) }), { minLength: 1, maxLength: 10 }),
+      async (runs, removals, queries) => {
+        const p = await wasmTable(512);
+        for (const r of runs) for (let pg = r.base; pg < r.base + r.len; pg++) if (p.lookup(pg) < 0 && p.totals().free > 0) p.insert(pg);
+        for (const pg of removals) if (p.lookup(pg) >= 0) p.remove(pg);
+        for (const q of [...queries, ...runs.map((r) => ({ first: r.base & ~15, count: 64 }))]) {
+          const got = [...p.lookupRun(q.first, q.count)];
+          const want = Array.from({ length: q.count }, (_, i) => p.lookup(q.first + i));
+          assert.equal(got, want, `run ${q.first}+${q.count}`);
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
 fuzz.run();
 
 // --- bad input to every raw export: a status, never a trap -----------------

@@ -57,7 +57,7 @@ export class PageTable {
   readonly #counters: BigUint64Array;
   readonly #slots: Uint32Array;
   readonly #slotMask: number;
-  readonly #shift: number;
+  readonly #rowShift: number;
   #lookups = 0;
   #hits = 0;
 
@@ -70,7 +70,7 @@ export class PageTable {
     this.maxBatch = views.scratch.length;
     const slotCount = views.slots.length / 2;
     this.#slotMask = slotCount - 1;
-    this.#shift = 32 - Math.log2(slotCount);
+    this.#rowShift = 32 - (Math.log2(slotCount) - 4);
   }
 
   /**
@@ -83,13 +83,14 @@ export class PageTable {
     if ((page >>> 0) !== page || page > MAX_PAGE) intIn(page, 0, MAX_PAGE, 'page'); // throws
     const slots = this.#slots;
     const mask = this.#slotMask;
-    let i = Math.imul(page, 0x9E3779B1) >>> this.#shift;
+    const h = Math.imul(page >>> 4, 0x9E3779B1);
+    let i = ((h >>> this.#rowShift) << 4) | ((page ^ (h >>> 16)) & 15);
     this.#lookups++;
     for (;;) {
       const k = slots[i << 1];
       if (k === page) { this.#hits++; return slots[(i << 1) + 1]; }
       if (k === 0xFFFFFFFF) return -1;
-      i = (i + 1) & mask;
+      i = (i + 16) & mask;
     }
   }
 
