@@ -5,6 +5,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
     await (await import('./core-conflict.js')).run();
     await (await import('./core-bytes.js')).run();
   },
+  memory: async () => (await import('./memory.js')).run(),
 };
 
 const asked = process.argv.slice(2);

@@ -33,6 +33,18 @@ export class TwinpageError extends Error {
   static pinUnderflow(message: string) { return new TwinpageError('PIN_UNDERFLOW', message); }
   static noVictim(message: string) { return new TwinpageError('NO_VICTIM', message); }
   static tableOutOfRange(message: string) { return new TwinpageError('TABLE_OUT_OF_RANGE', message); }
+
+  // --- storage ---------------------------------------------------------------
+  static closed(message: string) { return new TwinpageError('CLOSED', message); }
+  static noSpace(message: string) { return new TwinpageError('NO_SPACE', message); }
+  static ioError(message: string, cause?: unknown) { return new TwinpageError('IO_ERROR', message, { cause }); }
+  static corrupt(message: string) { return new TwinpageError('CORRUPT', message); }
+  static unsupportedFormat(message: string) { return new TwinpageError('UNSUPPORTED_FORMAT', message); }
+
+  // --- memory: blocks and pointers ------------------------------------------------
+  static unknownBlock(message: string) { return new TwinpageError('UNKNOWN_BLOCK', message); }
+  static outOfRange(message: string) { return new TwinpageError('OUT_OF_RANGE', message); }
+  static pointerReleased(message: string) { return new TwinpageError('POINTER_RELEASED', message); }
 }
 
 export type TwinpageErrorCode =
@@ -51,4 +63,12 @@ export type TwinpageErrorCode =
   | 'PIN_CONFLICT'
   | 'PIN_UNDERFLOW'
   | 'NO_VICTIM'
-  | 'TABLE_OUT_OF_RANGE';
+  | 'TABLE_OUT_OF_RANGE'
+  | 'CLOSED'
+  | 'NO_SPACE'
+  | 'IO_ERROR'
+  | 'CORRUPT'
+  | 'UNSUPPORTED_FORMAT'
+  | 'UNKNOWN_BLOCK'
+  | 'OUT_OF_RANGE'
+  | 'POINTER_RELEASED';

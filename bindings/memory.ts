@@ -1,0 +1,933 @@
+// One node's memory manager: blocks in a paged virtual address space, cached
+// in the core's frames and backed by a store (format in storage/format.ts).
+//
+// Durability: a write pointer's release appends its changed pages to the
+// write-ahead journal as one record and, for write-through policies, waits
+// for the journal's flush; the page file is brought up to date later, by
+// eviction and by checkpoints (flush(), close(), a growing journal). A crash
+// at any moment leaves either the old or the new contents of a released
+// range, and reopening replays the journal.
+
+import { Core } from './core/index.js';
+import { TwinpageError } from './errors.js';
+import { PolicyList, policyFromRecord, policyToRecord, type Policy, type PolicyInput } from './policies.js';
+import { AddressSpace } from './memory/space.js';
+import { ReadPointer, WritePointer, type PointerHost, type PointerState } from './memory/pointer.js';
+import type { Device, Store } from './storage/device.js';
+import { MemoryStore } from './storage/memory.js';
+import { MirroredStore } from './storage/mirrored.js';
+import { PageStore, type PageImage } from './storage/pagestore.js';
+import { Journal, replayJournal } from './storage/journal.js';
+import {
+  FORMAT_VERSION, MAX_RECORD_PAGES, RecordType, SUPERBLOCK_SIZE,
+  decodeSuperblock, encodeSuperblock, isGuid, type JournalRecord, type Superblock,
+} from './storage/format.js';
+
+export { ReadPointer, WritePointer } from './memory/pointer.js';
+
+const MAX_PAGE = 0xFFFFFFFE;
+const POINTER_TABLE_CAPACITY = 4096;
+/** Frame states kept beside the core's dirty flag. */
+const CLEAN = 0, UNLOGGED = 1, LOGGED = 2;
+
+/** Options of `openMemory`. */
+export interface MemoryOptions {
+  /**
+   * Where the memory lives: a data folder (Node), a `Store`, or several of
+   * either to keep a mirrored set of copies on this node (US 7,107,411 claim 4).
+   */
+  store: string | Store | Array<string | Store>;
+  /**
+   * Bytes per page for a new store: a power of two from 512 to 1 MiB. An
+   * existing store keeps its own; giving another is an error.
+   * @default 4096
+   */
+  pageSize?: number;
+  /**
+   * Bytes of page cache (frames), reserved in linear memory at open.
+   * @default 64 MiB
+   */
+  cacheBytes?: number;
+  /**
+   * Policies chosen by allocation size. @default one policy: `disk`, write-through.
+   */
+  policies?: PolicyInput[];
+  /**
+   * Bytes of address space (and storage) blocks may take in all.
+   * @default the whole u32 page space
+   */
+  capacityBytes?: number;
+  /**
+   * How often the background flusher journals write-back pages, in ms; 0 turns it off.
+   * @default 1000
+   */
+  flushIntervalMs?: number;
+  /**
+   * Journal size that triggers a checkpoint (page file brought up to date, journal restarted).
+   * @default 64 MiB
+   */
+  checkpointBytes?: number;
+}
+
+/** A block's header (READ_HEADER). */
+export interface Block {
+  /** The block's GUID. */
+  id: string;
+  /** First virtual page. */
+  base: number;
+  /** Bytes asked for at allocation. */
+  length: number;
+  /** Pages in the block's run. */
+  pages: number;
+  policy: Policy;
+  /** The journal sequence that created the block. */
+  generation: number;
+}
+
+/** `space()`: bytes of address space, storage and cache. */
+export interface SpaceReport {
+  addressSpace: { total: number; free: number };
+  storage: { total: number; free: number };
+  cache: { total: number; free: number; dirty: number };
+}
+
+interface Waiter { n: number; resolve: () => void }
+
+/** Opens (or creates) a memory. */
+export async function openMemory(options: MemoryOptions): Promise<Memory> {
+  return Memory.open(options);
+}
+
+export class Memory implements PointerHost {
+  readonly pageSize: number;
+  readonly core: Core;
+  readonly store: Store;
+  readonly policies: PolicyList;
+  readonly #pageStore: PageStore;
+  readonly #super: Device;
+  #sb: Superblock;
+  #journal!: Journal;
+  readonly #blocks = new Map<string, Block>();
+  #space: AddressSpace;
+  readonly #capacityPages: number;
+  #nextLsn = 1;
+
+  // per frame, beside the core's flags
+  readonly #state: Uint8Array;
+  readonly #sum: BigUint64Array;
+  readonly #lsn: Float64Array;
+  readonly #zeroSum: bigint;
+
+  readonly #loading = new Map<number, Promise<void>>();
+  readonly #evictions = new Set<Promise<void>>();
+  /** Waiters per conflict-table entry, woken when it leaves. */
+  readonly #entryWaiters = new Map<number, Array<() => void>>();
+  /** Frames reserved by pointers being acquired or held. */
+  #reserved = 0;
+  readonly #reserveQueue: Waiter[] = [];
+  #frameWaiters: Array<() => void> = [];
+  #pointers = 0;
+  /** allocate, free and checkpoints take turns on this chain. */
+  #metaChain: Promise<unknown> = Promise.resolve();
+  #checkpointing: Promise<void> | null = null;
+  readonly #checkpointBytes: number;
+  #flusher: ReturnType<typeof setInterval> | null = null;
+  #closed = false;
+
+  private constructor(init: {
+    core: Core; store: Store; policies: PolicyList; pageStore: PageStore; superDevice: Device;
+    sb: Superblock; capacityPages: number; checkpointBytes: number;
+  }) {
+    this.core = init.core;
+    this.pageSize = init.core.pageSize;
+    this.store = init.store;
+    this.policies = init.policies;
+    this.#pageStore = init.pageStore;
+    this.#super = init.superDevice;
+    this.#sb = init.sb;
+    this.#capacityPages = init.capacityPages;
+    this.#checkpointBytes = init.checkpointBytes;
+    this.#space = new AddressSpace(init.capacityPages);
+    const frames = init.core.frameCount;
+    this.#state = new Uint8Array(frames);
+    this.#sum = new BigUint64Array(frames);
+    this.#lsn = new Float64Array(frames);
+    this.#zeroSum = init.core.checksum(new Uint8Array(this.pageSize));
+  }
+
+  // --- open and recovery ----------------------------------------------------------
+
+  static async open(options: MemoryOptions): Promise<Memory> {
+    if (options === null || typeof options !== 'object') throw TwinpageError.invalidArgument('options must be an object');
+    const store = await resolveStore(options.store);
+    const cacheBytes = optionInt(options.cacheBytes, 64 << 20, 'cacheBytes');
+    const flushIntervalMs = optionInt(options.flushIntervalMs, 1000, 'flushIntervalMs', 0);
+    const checkpointBytes = optionInt(options.checkpointBytes, 64 << 20, 'checkpointBytes');
+    const policies = new PolicyList(options.policies ?? undefined);
+    if (options.pageSize !== undefined) checkPageSize(options.pageSize);
+
+    const superDevice = await store.open('super');
+    const opened: Device[] = [superDevice];
+    try {
+      return await Memory.#openOn(store, superDevice, opened, options, { cacheBytes, flushIntervalMs, checkpointBytes, policies });
+    } catch (err) {
+      await Promise.all(opened.map((d) => d.close().catch(() => {})));
+      throw err;
+    }
+  }
+
+  static async #openOn(
+    store: Store, superDevice: Device, opened: Device[], options: MemoryOptions,
+    o: { cacheBytes: number; flushIntervalMs: number; checkpointBytes: number; policies: PolicyList },
+  ): Promise<Memory> {
+    const { cacheBytes, flushIntervalMs, checkpointBytes, policies } = o;
+    const raw = new Uint8Array(2 * SUPERBLOCK_SIZE);
+    const present = await superDevice.read(0, raw);
+    const storedPageSize = present > 0 ? sniffPageSize(raw) : null;
+    const fresh = present === 0 || (storedPageSize === null && await looksUnused(store));
+    if (!fresh && storedPageSize === null) {
+      throw TwinpageError.corrupt('no valid superblock in this store: it is damaged or not a twinpage store');
+    }
+    const pageSize = storedPageSize ?? options.pageSize ?? 4096;
+    if (options.pageSize !== undefined && options.pageSize !== pageSize) {
+      throw TwinpageError.invalidArgument(`pageSize: this store was created with ${pageSize}-byte pages, not ${options.pageSize}`);
+    }
+    const frames = Math.floor(cacheBytes / pageSize);
+    if (frames < 1) throw TwinpageError.invalidArgument(`cacheBytes must hold at least one ${pageSize}-byte page`);
+    const core = await Core.create({ pageSize, frames, ioBytes: (1 << 20) + (64 << 10), conflictTables: 1, conflictCapacity: POINTER_TABLE_CAPACITY });
+    const hash = (b: Uint8Array) => core.checksum(b);
+
+    let sb: Superblock;
+    if (fresh) {
+      sb = { version: FORMAT_VERSION, pageSize, sequence: 0, walEpoch: 0, nodeId: crypto.randomUUID(), created: Date.now(), meta: {} };
+    } else {
+      const slots = [0, 1].map((i) => decodeSuperblock(raw.subarray(i * SUPERBLOCK_SIZE, (i + 1) * SUPERBLOCK_SIZE), hash));
+      const valid = slots.filter((s): s is Superblock => s !== null).sort((a, b) => b.sequence - a.sequence);
+      if (valid.length === 0) throw TwinpageError.corrupt('both superblocks fail their checksums');
+      sb = valid[0];
+      if (sb.version !== FORMAT_VERSION) {
+        throw TwinpageError.unsupportedFormat(`this store has format version ${sb.version}; this twinpage reads version ${FORMAT_VERSION}`);
+      }
+    }
+    const capacityPages = Math.min(MAX_PAGE + 1, Math.floor(optionInt(options.capacityBytes, (MAX_PAGE + 1) * pageSize, 'capacityBytes') / pageSize));
+    const pagesDevice = await store.open('pages');
+    opened.push(pagesDevice);
+    const sumsDevice = await store.open('sums');
+    opened.push(sumsDevice);
+    const pageStore = new PageStore(pagesDevice, sumsDevice, pageSize);
+    const memory = new Memory({ core, store, policies, pageStore, superDevice, sb, capacityPages, checkpointBytes });
+    if (!fresh) await memory.#recover();
+    if (memory.#journal) opened.push(memory.#journal.device);
+    await memory.#checkpoint();
+    if (flushIntervalMs > 0) memory.#startFlusher(flushIntervalMs);
+    return memory;
+  }
+
+  /** Replays the active journal onto the block table and the page store. */
+  async #recover(): Promise<void> {
+    const epoch = this.#sb.walEpoch;
+    if (epoch === 0) return;
+    const name = `wal.${epoch}`;
+    if (!(await this.store.exists(name))) throw TwinpageError.corrupt(`the superblock names journal ${name}, which is missing`);
+    const device = await this.store.open(name);
+    const hash = (b: Uint8Array) => this.core.checksum(b);
+    const result = await replayJournal(device, epoch, this.pageSize, hash, async (r) => {
+      this.#nextLsn = Math.max(this.#nextLsn, r.lsn + 1);
+      switch (r.type) {
+        case RecordType.Alloc: {
+          const b = r.block;
+          this.#blocks.set(b.id, { id: b.id, base: b.base, pages: b.pages, length: b.length, policy: policyFromRecord(b.policy), generation: r.lsn });
+          break;
+        }
+        case RecordType.Free:
+          this.#blocks.delete(r.id);
+          break;
+        case RecordType.Pages:
+          await this.#pageStore.writePages(r.pages.map((p, i) => ({ page: p.page, image: r.images[i], checksum: p.checksum, lsn: r.lsn })));
+          break;
+      }
+    });
+    if (result.records === 0) throw TwinpageError.corrupt(`journal ${name} has no valid epoch record`);
+    this.#journal = new Journal(device, epoch, result.end, this.pageSize, hash);
+    const used = [...this.#blocks.values()].map((b) => ({ base: b.base, pages: b.pages }));
+    for (const r of used) {
+      if (r.base + r.pages > this.#capacityPages) throw TwinpageError.invalidArgument('capacityBytes is smaller than the blocks this store holds');
+    }
+    this.#space = new AddressSpace(this.#capacityPages, used);
+  }
+
+  // --- blocks ------------------------------------------------------------------------
+
+  /** Allocates a block of `size` bytes; resolves once its header is durable (ALLOCATE_MEMORY). */
+  async allocate(size: number, options: { policy?: string } = {}): Promise<Block> {
+    this.#open();
+    if (!Number.isSafeInteger(size) || size < 1) throw TwinpageError.invalidArgument(`size must be a positive integer, got ${String(size)}`);
+    const policy = this.policies.choose(size, options?.policy);
+    const pages = Math.ceil(size / this.pageSize);
+    if (pages > this.#capacityPages) throw TwinpageError.noSpace(`${size} bytes exceed the capacity of ${this.#capacityPages * this.pageSize} bytes`);
+    return this.#meta(async () => {
+      const base = this.#space.allocate(pages);
+      if (base < 0) throw TwinpageError.noSpace(`no free run of ${pages} pages (${this.#space.freePages} pages free in all)`);
+      const block: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#nextLsn++ };
+      try {
+        await this.#journal.append({ type: RecordType.Alloc, lsn: block.generation, epoch: this.#journal.epoch, block: { ...block, policy: policyToRecord(policy) } });
+        await this.#journal.commit();
+      } catch (err) {
+        this.#space.release(base, pages);
+        await this.#journal.recover();
+        throw err;
+      }
+      this.#blocks.set(block.id, block);
+      return { ...block };
+    });
+  }
+
+  /** Frees a block once no pointer holds any of it (RELEASE_MEMORY). */
+  async free(id: string): Promise<void> {
+    this.#open();
+    const block = this.#block(id);
+    const entry = this.#insertRange(block.base, block.base + block.pages - 1, true);
+    try {
+      await this.#waitTurn(entry);
+      if (this.#blocks.get(id) !== block) throw TwinpageError.unknownBlock(`block ${id} was freed meanwhile`);
+      await this.#meta(async () => {
+        try {
+          await this.#journal.append({ type: RecordType.Free, lsn: this.#nextLsn++, epoch: this.#journal.epoch, id });
+          await this.#journal.commit();
+        } catch (err) {
+          await this.#journal.recover();
+          throw err;
+        }
+        this.#blocks.delete(id);
+        // Drop the block's cached pages, so that a block later given this run
+        // never finds them. A frame being evicted (I/O in flight) is waited for.
+        for (let p = block.base; p < block.base + block.pages; p++) {
+          for (let f = this.core.pages.lookup(p); f >= 0; f = this.core.pages.lookup(p)) {
+            if (this.core.pages.frame(f).io) { await Promise.all([...this.#evictions]); continue; }
+            this.core.pages.remove(p);
+            this.#state[f] = CLEAN;
+          }
+        }
+        this.#space.release(block.base, block.pages);
+      });
+    } finally {
+      this.#removeRange(entry);
+    }
+  }
+
+  /** A block's header (READ_HEADER); with `checksums`, each page's current checksum too. */
+  async header(id: string, options: { checksums?: boolean } = {}): Promise<Block & { checksums?: bigint[] }> {
+    this.#open();
+    const block = this.#block(id);
+    if (!options?.checksums) return { ...block };
+    const sums = await this.#pageStore.readSums(block.base, block.pages);
+    const checksums = sums.map((s, i) => {
+      const f = this.core.pages.lookup(block.base + i);
+      if (f >= 0 && !this.#loading.has(block.base + i)) return this.#sum[f];
+      return s.lsn === 0 || s.lsn < block.generation ? this.#zeroSum : s.checksum;
+    });
+    return { ...block, checksums };
+  }
+
+  /** Every block's header. */
+  blocks(): Block[] {
+    this.#open();
+    return [...this.#blocks.values()].map((b) => ({ ...b }));
+  }
+
+  /** Address space, storage and cache: total and free bytes (SPACE_REQUEST). */
+  space(): SpaceReport {
+    this.#open();
+    const ps = this.pageSize;
+    const t = this.core.pages.totals();
+    const freeAddr = this.#space.freePages * ps;
+    return {
+      addressSpace: { total: this.#capacityPages * ps, free: freeAddr },
+      storage: { total: this.#capacityPages * ps, free: freeAddr },
+      cache: { total: this.core.frameCount * ps, free: t.free * ps, dirty: t.dirty * ps },
+    };
+  }
+
+  // --- pointers -------------------------------------------------------------------------
+
+  /** A shared read-only pointer on [offset, offset + length) of a block (ALLOCATE_READ). */
+  async acquireRead(id: string, offset: number, length: number): Promise<ReadPointer> {
+    return new ReadPointer(this, await this.#acquire(id, offset, length, false, false));
+  }
+
+  /**
+   * An exclusive write pointer (ALLOCATE_WRITE). With `overwrite`, pages the
+   * range covers whole are not read from storage: the caller promises to
+   * write every byte.
+   */
+  async acquireWrite(id: string, offset: number, length: number, options: { overwrite?: boolean } = {}): Promise<WritePointer> {
+    return new WritePointer(this, await this.#acquire(id, offset, length, true, options?.overwrite === true));
+  }
+
+  /** Reads bytes of a block (in cache-sized pieces when larger than the cache). */
+  async read(id: string, offset: number, length: number): Promise<Uint8Array> {
+    this.#open();
+    this.#checkRange(this.#block(id), offset, length);
+    const out = new Uint8Array(length);
+    const chunk = this.#chunkBytes();
+    for (let at = 0; at < length; at += chunk) {
+      const n = Math.min(chunk, length - at);
+      const p = await this.acquireRead(id, offset + at, n);
+      try { out.set(p.read(), at); } finally { await p.release(); }
+    }
+    return out;
+  }
+
+  /**
+   * Writes bytes into a block and resolves at the block's durability. Writes
+   * larger than the cache commit in cache-sized pieces, each atomic.
+   */
+  async write(id: string, offset: number, data: Uint8Array): Promise<void> {
+    this.#open();
+    if (!(data instanceof Uint8Array)) throw TwinpageError.invalidArgument('data must be a Uint8Array');
+    this.#checkRange(this.#block(id), offset, data.length);
+    const chunk = this.#chunkBytes();
+    for (let at = 0; at < data.length; at += chunk) {
+      const n = Math.min(chunk, data.length - at);
+      const p = await this.acquireWrite(id, offset + at, n, { overwrite: true });
+      try {
+        p.write(0, data.subarray(at, at + n));
+      } catch (err) {
+        await p.abort();
+        throw err;
+      }
+      await p.release();
+    }
+  }
+
+  frameView(frame: number): Uint8Array {
+    return this.core.frameView(frame);
+  }
+
+  async #acquire(id: string, offset: number, length: number, exclusive: boolean, overwrite: boolean): Promise<PointerState> {
+    this.#open();
+    const block = this.#block(id);
+    this.#checkRange(block, offset, length);
+    if (length === 0) throw TwinpageError.invalidArgument('length must be at least 1');
+    const ps = this.pageSize;
+    const first = block.base + Math.floor(offset / ps);
+    const last = block.base + Math.floor((offset + length - 1) / ps);
+    const count = last - first + 1;
+    if (count > this.#maxPointerPages()) {
+      throw TwinpageError.tooLarge(`the range spans ${count} pages; a pointer may hold at most ${this.#maxPointerPages()} (the cache has ${this.core.frameCount} frames)`);
+    }
+    const entry = this.#insertRange(first, last, exclusive);
+    this.#pointers++;
+    let reserved = false;
+    const frames = new Int32Array(count).fill(-1);
+    try {
+      await this.#waitTurn(entry);
+      if (this.#blocks.get(id) !== block) throw TwinpageError.unknownBlock(`block ${id} was freed while waiting`);
+      await this.#reserve(count);
+      reserved = true;
+      const undo: Array<Uint8Array | null> = [];
+      for (let i = 0; i < count; i++) {
+        const page = first + i;
+        const whole = overwrite && (i > 0 || offset % ps === 0) && (i < count - 1 || (offset + length) % ps === 0);
+        const { frame, staged } = await this.#stage(page, block, exclusive, whole);
+        frames[i] = frame;
+        if (exclusive) undo.push(staged && whole ? null : this.core.frameView(frame).slice());
+      }
+      return { blockId: id, offset, length, exclusive, first, frames, entry, undo, released: false };
+    } catch (err) {
+      for (const f of frames) if (f >= 0) this.#unpin(f);
+      if (reserved) this.#unreserve(count);
+      this.#removeRange(entry);
+      this.#pointers--;
+      throw err;
+    }
+  }
+
+  /**
+   * Brings `page` into a frame and pins it. `whole` pages of a write that
+   * overwrites them are not read (they start as zeros). Returns the frame and
+   * whether it was staged now (rather than found cached).
+   */
+  async #stage(page: number, block: Block, exclusive: boolean, whole: boolean): Promise<{ frame: number; staged: boolean }> {
+    const pages = this.core.pages;
+    for (;;) {
+      const found = pages.lookup(page);
+      if (found >= 0) {
+        const loading = this.#loading.get(page);
+        if (loading) { await loading.catch(() => {}); continue; }
+        pages.pin(found, exclusive);
+        return { frame: found, staged: false };
+      }
+      // Mapping, pinning and announcing the load happen in one synchronous
+      // step, so nobody finds the page mapped but not yet loaded.
+      let load: Promise<void> | null = null;
+      const frame = await this.#freeFrame(page, block.policy.cachePriority, (f) => {
+        pages.pin(f, exclusive);
+        this.#state[f] = CLEAN;
+        if (whole) {
+          this.core.frameView(f).fill(0);
+          this.#sum[f] = this.#zeroSum;
+          this.#lsn[f] = 0;
+        } else {
+          load = this.#load(page, f, block);
+          this.#loading.set(page, load);
+        }
+      });
+      if (frame < 0) continue; // someone else mapped the page meanwhile
+      if (load) {
+        try {
+          await load;
+        } catch (err) {
+          pages.unpin(frame);
+          pages.remove(page);
+          this.#wakeFrames();
+          throw err;
+        } finally {
+          this.#loading.delete(page);
+        }
+      }
+      return { frame, staged: true };
+    }
+  }
+
+  /** Reads a page from the page store into its frame, verifying its checksum. */
+  async #load(page: number, frame: number, block: Block): Promise<void> {
+    const view = this.core.frameView(frame);
+    const sum = await this.#pageStore.readSum(page);
+    if (sum.lsn === 0 || sum.lsn < block.generation) {
+      view.fill(0);
+      this.#sum[frame] = this.#zeroSum;
+      this.#lsn[frame] = 0;
+      return;
+    }
+    const ok = await this.#pageStore.readPage(page, view, (bytes) =>
+      (bytes === view ? this.core.checksumFrame(frame) : this.core.checksum(bytes)) === sum.checksum);
+    if (!ok) {
+      view.fill(0);
+      throw TwinpageError.corrupt(`page ${page - block.base} of block ${block.id} fails its checksum on every copy; it is not returned`);
+    }
+    this.#sum[frame] = sum.checksum;
+    this.#lsn[frame] = sum.lsn;
+  }
+
+  /**
+   * A frame mapped to `page`: a free one, or a CLOCK victim written back
+   * first. Returns -1 when `page` got mapped by someone else meanwhile.
+   */
+  async #freeFrame(page: number, priority: number, claim: (frame: number) => void): Promise<number> {
+    const pages = this.core.pages;
+    for (;;) {
+      if (pages.lookup(page) >= 0) return -1;
+      if (pages.totals().free > 0) {
+        const f = pages.insert(page, priority);
+        claim(f);
+        return f;
+      }
+      const v = pages.victim();
+      if (!v) {
+        await new Promise<void>((resolve) => this.#frameWaiters.push(resolve));
+        continue;
+      }
+      if (v.dirty) {
+        pages.setIo(v.frame, true);
+        const done = this.#writeBack([v.frame]).finally(() => {
+          pages.setIo(v.frame, false);
+          this.#evictions.delete(done);
+        });
+        this.#evictions.add(done);
+        await done;
+        continue; // the frame may have been re-dirtied or pinned: choose again
+      }
+      if (pages.lookup(page) >= 0) return -1;
+      this.#state[v.frame] = CLEAN;
+      pages.remap(v.frame, page, priority);
+      claim(v.frame);
+      return v.frame;
+    }
+  }
+
+  /**
+   * Writes dirty frames to the page store (journaling write-back ones
+   * first), then marks them clean if nobody changed them meanwhile.
+   */
+  async #writeBack(frames: number[]): Promise<void> {
+    const pages = this.core.pages;
+    const unlogged = frames.filter((f) => this.#state[f] === UNLOGGED);
+    if (unlogged.length) await this.#logFrames(unlogged);
+    const images: PageImage[] = [];
+    for (const f of frames) {
+      if (this.#state[f] !== LOGGED) continue;
+      images.push({ page: pages.frame(f).page, image: this.core.frameView(f).slice(), checksum: this.#sum[f], lsn: this.#lsn[f] });
+    }
+    images.sort((a, b) => a.page - b.page);
+    await this.#pageStore.writePages(images);
+    for (const img of images) {
+      const f = pages.lookup(img.page);
+      if (f >= 0 && this.#lsn[f] === img.lsn && this.#state[f] === LOGGED) {
+        pages.setDirty(f, false);
+        this.#state[f] = CLEAN;
+      }
+    }
+  }
+
+  /**
+   * Journals the current images of write-back frames and waits for the
+   * flush. Frames under a write pointer are skipped: their bytes are in flux
+   * and their release commits them.
+   */
+  async #logFrames(candidates: number[]): Promise<void> {
+    const pages = this.core.pages;
+    for (let i = 0; i < candidates.length; i += MAX_RECORD_PAGES) {
+      // Checked and copied (by append) in one synchronous step.
+      const part = candidates.slice(i, i + MAX_RECORD_PAGES)
+        .filter((f) => this.#state[f] === UNLOGGED && !pages.frame(f).exclusive);
+      if (part.length === 0) continue;
+      const lsn = this.#nextLsn++;
+      const record: JournalRecord = {
+        type: RecordType.Pages, lsn, epoch: this.#journal.epoch,
+        pages: part.map((f) => ({ page: pages.frame(f).page, checksum: this.#sum[f] })),
+        images: part.map((f) => this.core.frameView(f)),
+      };
+      const was = part.map((f) => this.#lsn[f]);
+      await this.#journal.append(record);
+      await this.#journal.commit();
+      part.forEach((f, k) => {
+        if (this.#state[f] === UNLOGGED && this.#lsn[f] === was[k]) {
+          this.#state[f] = LOGGED;
+          this.#lsn[f] = lsn;
+        }
+      });
+    }
+  }
+
+  /** PointerHost: ends a pointer, committing a write pointer's pages unless `commit` is false. */
+  async releasePointer(p: PointerState, commit: boolean): Promise<void> {
+    p.released = true;
+    let failure: unknown = null;
+    try {
+      if (p.exclusive) {
+        if (commit) {
+          try {
+            await this.#commit(p);
+          } catch (err) {
+            failure = err;
+            this.#undo(p);
+          }
+        } else {
+          this.#undo(p);
+        }
+      }
+    } finally {
+      for (const f of p.frames) this.#unpin(f);
+      this.#unreserve(p.frames.length);
+      this.#removeRange(p.entry);
+      this.#pointers--;
+    }
+    if (failure) throw failure;
+    if (this.#journal.size > this.#checkpointBytes && !this.#checkpointing) {
+      this.#checkpoint().catch(() => {});
+    }
+  }
+
+  /** Commits a write pointer: changed pages get checksums, a sequence, and a journal record (RELEASE_POINTER). */
+  async #commit(p: PointerState): Promise<void> {
+    const block = this.#blocks.get(p.blockId);
+    if (!block) throw TwinpageError.unknownBlock(`block ${p.blockId} is gone`);
+    const sums = this.core.checksumFrames(p.frames);
+    const changed: number[] = [];
+    p.frames.forEach((f, i) => { if (sums[i] !== this.#sum[f] || this.#lsn[f] === 0 && p.undo[i] === null) changed.push(i); });
+    if (changed.length === 0) return;
+    const lsn = this.#nextLsn++;
+    const pages = this.core.pages;
+    if (block.policy.writeMode === 'write-back') {
+      for (const i of changed) {
+        const f = p.frames[i];
+        this.#sum[f] = sums[i];
+        this.#lsn[f] = lsn;
+        this.#state[f] = UNLOGGED;
+        pages.setDirty(f, true);
+      }
+      return;
+    }
+    const record: JournalRecord = {
+      type: RecordType.Pages, lsn, epoch: this.#journal.epoch,
+      pages: changed.map((i) => ({ page: p.first + i, checksum: sums[i] })),
+      images: changed.map((i) => this.core.frameView(p.frames[i])),
+    };
+    try {
+      await this.#journal.append(record);
+      await this.#journal.commit();
+    } catch (err) {
+      await this.#journal.recover();
+      throw err;
+    }
+    for (const i of changed) {
+      const f = p.frames[i];
+      this.#sum[f] = sums[i];
+      this.#lsn[f] = lsn;
+      this.#state[f] = LOGGED;
+      pages.setDirty(f, true);
+    }
+  }
+
+  /** Puts a write pointer's pages back as they were before it. */
+  #undo(p: PointerState): void {
+    p.frames.forEach((f, i) => {
+      const before = p.undo[i];
+      if (before) {
+        this.core.frameView(f).set(before);
+      } else {
+        // Staged for overwrite, never read: drop it, storage has the truth.
+        this.core.pages.unpin(f);
+        this.core.pages.remove(p.first + i);
+        this.#state[f] = CLEAN;
+        p.frames[i] = -1;
+      }
+    });
+  }
+
+  // --- flush, checkpoint, close -----------------------------------------------------------
+
+  /** Makes every write durable and brings the page file up to date (destage). */
+  async flush(): Promise<void> {
+    this.#open();
+    await this.#checkpoint();
+  }
+
+  /** Flushes, then closes the store. Refused while pointers are held. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#pointers > 0) throw TwinpageError.busy(`${this.#pointers} pointer(s) still held or waiting; release them before close()`);
+    if (this.#flusher) clearInterval(this.#flusher);
+    await this.#checkpoint();
+    this.#closed = true;
+    await this.#journal.device.close();
+    await this.#pageStore.close();
+    await this.#super.close();
+  }
+
+  /**
+   * Brings the page file up to date and starts a new journal epoch holding
+   * only the block table. Write pointers wait while it runs; readers do not.
+   */
+  #checkpoint(): Promise<void> {
+    if (this.#checkpointing) return this.#checkpointing;
+    const run = (async () => {
+      // The barrier first, then the meta chain: a free() already holding its
+      // range finishes before the checkpoint takes the chain.
+      const barrier = this.#insertRange(0, MAX_PAGE, false);
+      try {
+        await this.#waitTurn(barrier);
+        await this.#meta(async () => {
+          await Promise.all([...this.#evictions]);
+          const pages = this.core.pages;
+          const dirty = [...pages.dirtyFrames()].filter((f) => !pages.frame(f).io);
+          for (const f of dirty) pages.setIo(f, true);
+          try {
+            if (dirty.length) await this.#writeBack(dirty);
+          } finally {
+            for (const f of dirty) pages.setIo(f, false);
+            this.#wakeFrames();
+          }
+          await this.#pageStore.flush();
+          await this.#newEpoch();
+        });
+      } finally {
+        this.#removeRange(barrier);
+      }
+    })().finally(() => { this.#checkpointing = null; });
+    this.#checkpointing = run;
+    return run;
+  }
+
+  async #newEpoch(): Promise<void> {
+    const hash = (b: Uint8Array) => this.core.checksum(b);
+    const epoch = this.#sb.walEpoch + 1;
+    const name = `wal.${epoch}`;
+    const device = await this.store.open(name);
+    await device.truncate(0);
+    const journal = new Journal(device, epoch, 0, this.pageSize, hash);
+    await journal.append({ type: RecordType.Epoch, lsn: this.#nextLsn, epoch, blocks: this.#blocks.size });
+    for (const b of this.#blocks.values()) {
+      await journal.append({ type: RecordType.Alloc, lsn: b.generation, epoch, block: { ...b, policy: policyToRecord(b.policy) } });
+    }
+    await journal.commit();
+    await this.store.sync();
+    // Switch: the slot after the current one names the new journal. Then the
+    // other slot too, so that both agree before the old journal goes and a
+    // later damaged slot leaves a good one naming a journal that exists.
+    let sb: Superblock = this.#sb;
+    for (let i = 0; i < 2; i++) {
+      sb = { ...sb, sequence: sb.sequence + 1, walEpoch: epoch };
+      await this.#super.write((sb.sequence % 2) * SUPERBLOCK_SIZE, encodeSuperblock(sb, hash));
+      await this.#super.flush();
+    }
+    const old = this.#journal as Journal | undefined;
+    this.#sb = sb;
+    this.#journal = journal;
+    if (old) {
+      await old.settle();
+      await old.device.close();
+    }
+    await this.store.remove(`wal.${epoch - 1}`);
+    await this.store.sync();
+  }
+
+  #startFlusher(ms: number): void {
+    this.#flusher = setInterval(() => {
+      if (this.#closed || this.#checkpointing) return;
+      const pages = this.core.pages;
+      const unlogged = [...pages.dirtyFrames()].filter((f) => this.#state[f] === UNLOGGED && pages.frame(f).pins === 0);
+      const work = this.#journal.size > this.#checkpointBytes ? this.#checkpoint() : unlogged.length ? this.#meta(() => this.#logFrames(unlogged)) : null;
+      work?.catch(() => {}); // a failed background flush leaves the pages dirty; flush() reports errors
+    }, ms);
+    (this.#flusher as { unref?: () => void }).unref?.();
+  }
+
+  // --- conflict table, frame reservations ----------------------------------------------------
+
+  #insertRange(first: number, last: number, exclusive: boolean): number {
+    const table = this.core.conflicts[0];
+    if (table.size >= table.capacity) throw TwinpageError.busy(`${table.capacity} pointers are already held or waiting`);
+    return table.insert(first, last, exclusive ? 'exclusive' : 'shared', 0);
+  }
+
+  /** Waits until no entry that arrived before `entry` conflicts with it. */
+  async #waitTurn(entry: number): Promise<void> {
+    const table = this.core.conflicts[0];
+    for (let b = table.blocker(entry); b !== 0; b = table.blocker(entry)) {
+      await new Promise<void>((resolve) => {
+        const list = this.#entryWaiters.get(b);
+        if (list) list.push(resolve); else this.#entryWaiters.set(b, [resolve]);
+      });
+    }
+  }
+
+  #removeRange(entry: number): void {
+    this.core.conflicts[0].remove(entry);
+    const waiters = this.#entryWaiters.get(entry);
+    if (waiters) {
+      this.#entryWaiters.delete(entry);
+      for (const w of waiters) w();
+    }
+  }
+
+  async #reserve(n: number): Promise<void> {
+    if (this.#reserveQueue.length === 0 && this.#reserved + n <= this.core.frameCount) {
+      this.#reserved += n;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#reserveQueue.push({ n, resolve }));
+  }
+
+  #unreserve(n: number): void {
+    this.#reserved -= n;
+    while (this.#reserveQueue.length && this.#reserved + this.#reserveQueue[0].n <= this.core.frameCount) {
+      const w = this.#reserveQueue.shift()!;
+      this.#reserved += w.n;
+      w.resolve();
+    }
+  }
+
+  #unpin(frame: number): void {
+    if (frame < 0) return;
+    this.core.pages.unpin(frame);
+    this.#wakeFrames();
+  }
+
+  #wakeFrames(): void {
+    const waiters = this.#frameWaiters;
+    this.#frameWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  /** Runs `fn` after every allocate, free and checkpoint before it. */
+  #meta<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#metaChain.then(fn, fn);
+    this.#metaChain = run.catch(() => {});
+    return run;
+  }
+
+  #maxPointerPages(): number {
+    return Math.min(this.core.frameCount, MAX_RECORD_PAGES);
+  }
+
+  #chunkBytes(): number {
+    // Leave room for a page of misalignment at each end.
+    return Math.max(1, this.#maxPointerPages() - 2) * this.pageSize;
+  }
+
+  #block(id: string): Block {
+    if (!isGuid(id)) throw TwinpageError.invalidArgument(`block id must be a GUID string, got ${JSON.stringify(id)}`);
+    const b = this.#blocks.get(id);
+    if (!b) throw TwinpageError.unknownBlock(`no block ${id}`);
+    return b;
+  }
+
+  #checkRange(block: Block, offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw TwinpageError.invalidArgument(`offset must be a non-negative integer, got ${String(offset)}`);
+    if (!Number.isSafeInteger(length) || length < 0) throw TwinpageError.invalidArgument(`length must be a non-negative integer, got ${String(length)}`);
+    if (offset + length > block.length) {
+      throw TwinpageError.outOfRange(`bytes [${offset}, ${offset + length}) are outside block ${block.id} of ${block.length} bytes`);
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw TwinpageError.closed('this memory is closed');
+  }
+}
+
+// --- store resolution ----------------------------------------------------------------------
+
+async function resolveStore(spec: MemoryOptions['store']): Promise<Store> {
+  if (Array.isArray(spec)) {
+    if (spec.length === 0) throw TwinpageError.invalidArgument('store: an empty list');
+    if (spec.length === 1) return resolveStore(spec[0]);
+    return new MirroredStore(await Promise.all(spec.map((s) => resolveStore(s))));
+  }
+  if (typeof spec === 'string') {
+    if (spec === '') throw TwinpageError.invalidArgument('store: an empty folder name');
+    const { openFileStore } = await import('./storage/file.js');
+    return openFileStore(spec);
+  }
+  if (spec && typeof spec === 'object' && typeof (spec as Store).open === 'function') return spec as Store;
+  throw TwinpageError.invalidArgument('store must be a folder path, a Store, or a list of them');
+}
+
+/** The page size a superblock slot claims, if either slot looks like one. */
+function sniffPageSize(raw: Uint8Array): number | null {
+  const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  for (const at of [0, SUPERBLOCK_SIZE]) {
+    if (v.getUint32(at, true) !== 0x4E495754 || v.getUint32(at + 4, true) !== 0x45474150) continue;
+    const ps = v.getUint32(at + 12, true);
+    if (ps >= 512 && ps <= 1 << 20 && (ps & (ps - 1)) === 0) return ps;
+  }
+  return null;
+}
+
+/** A store whose first superblock never completed: no page written, no journal past the first. */
+async function looksUnused(store: Store): Promise<boolean> {
+  const names = await store.list();
+  if (names.some((n) => n.startsWith('wal.') && n !== 'wal.1')) return false;
+  if (!names.includes('pages')) return true;
+  const pages = await store.open('pages');
+  try { return (await pages.size()) === 0; } finally { await pages.close(); }
+}
+
+function checkPageSize(ps: unknown): void {
+  if (typeof ps !== 'number' || !Number.isInteger(ps) || ps < 512 || ps > 1 << 20 || (ps & (ps - 1)) !== 0) {
+    throw TwinpageError.invalidArgument(`pageSize must be a power of two from 512 to 1048576, got ${String(ps)}`);
+  }
+}
+
+function optionInt(value: unknown, fallback: number, name: string, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw TwinpageError.invalidArgument(`${name} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export { MemoryStore };
