@@ -26,6 +26,7 @@ import {
 export { ReadPointer, WritePointer } from './memory/pointer.js';
 
 const MAX_PAGE = 0xFFFFFFFE;
+const RESOLVED = Promise.resolve();
 const POINTER_TABLE_CAPACITY = 4096;
 /** Frame states kept beside the core's dirty flag. */
 const CLEAN = 0, UNLOGGED = 1, LOGGED = 2;
@@ -270,7 +271,7 @@ export class Memory implements PointerHost {
       if (base < 0) throw TwinpageError.noSpace(`no free run of ${pages} pages (${this.#space.freePages} pages free in all)`);
       const block: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#nextLsn++ };
       try {
-        await this.#journal.append({ type: RecordType.Alloc, lsn: block.generation, epoch: this.#journal.epoch, block: { ...block, policy: policyToRecord(policy) } });
+        this.#journal.append({ type: RecordType.Alloc, lsn: block.generation, epoch: this.#journal.epoch, block: { ...block, policy: policyToRecord(policy) } });
         await this.#journal.commit();
       } catch (err) {
         this.#space.release(base, pages);
@@ -292,7 +293,7 @@ export class Memory implements PointerHost {
       if (this.#blocks.get(id) !== block) throw TwinpageError.unknownBlock(`block ${id} was freed meanwhile`);
       await this.#meta(async () => {
         try {
-          await this.#journal.append({ type: RecordType.Free, lsn: this.#nextLsn++, epoch: this.#journal.epoch, id });
+          this.#journal.append({ type: RecordType.Free, lsn: this.#nextLsn++, epoch: this.#journal.epoch, id });
           await this.#journal.commit();
         } catch (err) {
           await this.#journal.recover();
@@ -352,7 +353,40 @@ export class Memory implements PointerHost {
 
   /** A shared read-only pointer on [offset, offset + length) of a block (ALLOCATE_READ). */
   async acquireRead(id: string, offset: number, length: number): Promise<ReadPointer> {
-    return new ReadPointer(this, await this.#acquire(id, offset, length, false, false));
+    return this.tryAcquireRead(id, offset, length) ?? new ReadPointer(this, await this.#acquire(id, offset, length, false, false));
+  }
+
+  /**
+   * The synchronous fast path of `acquireRead`: a read pointer at once when
+   * every page of the range is cached and nothing is in the way (no writer
+   * holding or waiting for an overlapping range, frames to spare), else null
+   * (then `acquireRead` waits for its turn and stages what is missing).
+   */
+  tryAcquireRead(id: string, offset: number, length: number): ReadPointer | null {
+    this.#open();
+    const block = this.#block(id);
+    this.#checkRange(block, offset, length);
+    if (length === 0) throw TwinpageError.invalidArgument('length must be at least 1');
+    const ps = this.pageSize;
+    const first = block.base + Math.floor(offset / ps);
+    const last = block.base + Math.floor((offset + length - 1) / ps);
+    const count = last - first + 1;
+    if (count > this.#maxPointerPages() || this.#reserveQueue.length > 0 || this.#reserved + count > this.core.frameCount) return null;
+    const table = this.core.conflicts[0];
+    if (table.size >= table.capacity || table.query(first, last, 'shared') !== 0) return null;
+    const pages = this.core.pages;
+    const frames = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      const f = pages.lookup(first + i);
+      if (f < 0 || this.#loading.has(first + i)) return null;
+      frames[i] = f;
+    }
+    // No exclusive range overlaps, so no frame here holds an exclusive pin.
+    if (count === 1) pages.pin(frames[0]); else pages.pinAll(frames);
+    const entry = table.insert(first, last, 'shared', 0);
+    this.#reserved += count;
+    this.#pointers++;
+    return new ReadPointer(this, { blockId: id, offset, length, exclusive: false, first, frames, entry, undo: [], released: false });
   }
 
   /**
@@ -589,8 +623,13 @@ export class Memory implements PointerHost {
         images: part.map((f) => this.core.frameView(f)),
       };
       const was = part.map((f) => this.#lsn[f]);
-      await this.#journal.append(record);
-      await this.#journal.commit();
+      try {
+        this.#journal.append(record);
+        await this.#journal.commit();
+      } catch (err) {
+        await this.#journal.recover();
+        throw err;
+      }
       part.forEach((f, k) => {
         if (this.#state[f] === UNLOGGED && this.#lsn[f] === was[k]) {
           this.#state[f] = LOGGED;
@@ -600,8 +639,23 @@ export class Memory implements PointerHost {
     }
   }
 
-  /** PointerHost: ends a pointer, committing a write pointer's pages unless `commit` is false. */
-  async releasePointer(p: PointerState, commit: boolean): Promise<void> {
+  /**
+   * PointerHost: ends a pointer, committing a write pointer's pages unless
+   * `commit` is false. A read pointer is released before this returns.
+   */
+  releasePointer(p: PointerState, commit: boolean): Promise<void> {
+    if (!p.exclusive) {
+      p.released = true;
+      for (const f of p.frames) this.#unpin(f);
+      this.#unreserve(p.frames.length);
+      this.#removeRange(p.entry);
+      this.#pointers--;
+      return RESOLVED;
+    }
+    return this.#releaseWrite(p, commit);
+  }
+
+  async #releaseWrite(p: PointerState, commit: boolean): Promise<void> {
     p.released = true;
     let failure: unknown = null;
     try {
@@ -655,7 +709,7 @@ export class Memory implements PointerHost {
       images: changed.map((i) => this.core.frameView(p.frames[i])),
     };
     try {
-      await this.#journal.append(record);
+      this.#journal.append(record);
       await this.#journal.commit();
     } catch (err) {
       await this.#journal.recover();
@@ -747,9 +801,9 @@ export class Memory implements PointerHost {
     const device = await this.store.open(name);
     await device.truncate(0);
     const journal = new Journal(device, epoch, 0, this.pageSize, hash);
-    await journal.append({ type: RecordType.Epoch, lsn: this.#nextLsn, epoch, blocks: this.#blocks.size });
+    journal.append({ type: RecordType.Epoch, lsn: this.#nextLsn, epoch, blocks: this.#blocks.size });
     for (const b of this.#blocks.values()) {
-      await journal.append({ type: RecordType.Alloc, lsn: b.generation, epoch, block: { ...b, policy: policyToRecord(b.policy) } });
+      journal.append({ type: RecordType.Alloc, lsn: b.generation, epoch, block: { ...b, policy: policyToRecord(b.policy) } });
     }
     await journal.commit();
     await this.store.sync();
@@ -860,10 +914,10 @@ export class Memory implements PointerHost {
   }
 
   #block(id: string): Block {
-    if (!isGuid(id)) throw TwinpageError.invalidArgument(`block id must be a GUID string, got ${JSON.stringify(id)}`);
     const b = this.#blocks.get(id);
-    if (!b) throw TwinpageError.unknownBlock(`no block ${id}`);
-    return b;
+    if (b) return b;
+    if (!isGuid(id)) throw TwinpageError.invalidArgument(`block id must be a GUID string, got ${JSON.stringify(id)}`);
+    throw TwinpageError.unknownBlock(`no block ${id}`);
   }
 
   #checkRange(block: Block, offset: number, length: number): void {

@@ -89,6 +89,34 @@ api('readers share, a writer excludes, waiting in arrival order', async () => {
   await m.close();
 });
 
+api('tryAcquireRead: at once when cached and free, null otherwise', async () => {
+  const m = await openMemory({ store: new MemoryStore(), ...small });
+  const b = await m.allocate(4 * 512);
+  await m.write(b.id, 0, pattern(2048, 11));
+  const r = m.tryAcquireRead(b.id, 100, 900);
+  assert.ok(r, 'cached pages, nobody in the way');
+  assert.equal(r!.read(), pattern(2048, 11).subarray(100, 1000));
+  const r2 = m.tryAcquireRead(b.id, 0, 10);
+  assert.ok(r2, 'readers share');
+  const w = m.acquireWrite(b.id, 0, 10); // waits behind the readers
+  assert.is(m.tryAcquireRead(b.id, 0, 10), null, 'a waiting writer goes first (FIFO)');
+  const apart = m.tryAcquireRead(b.id, 1536, 10);
+  assert.ok(apart, 'a range the writer does not touch');
+  apart!.release();
+  r!.release();
+  r2!.release();
+  await (await w).release();
+  await m.close();
+  const m2 = await openMemory({ store: m.store, ...small });
+  assert.is(m2.tryAcquireRead(b.id, 0, 10), null, 'not cached after reopening');
+  const p = await m2.acquireRead(b.id, 0, 10);
+  await p.release();
+  const again = m2.tryAcquireRead(b.id, 0, 10);
+  assert.ok(again, 'cached once read');
+  again!.release();
+  await m2.close();
+});
+
 api('released pointers refuse use; double release is refused', async () => {
   const m = await openMemory({ store: new MemoryStore(), ...small });
   const b = await m.allocate(100);

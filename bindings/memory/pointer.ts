@@ -80,7 +80,11 @@ abstract class Pointer {
     this.#walk(at, data.length, (view, pos) => view.set(data.subarray(pos, pos + view.length)));
   }
 
-  /** Ends the pointer; a write pointer commits its pages first. */
+  /**
+   * Ends the pointer; a write pointer commits its pages first and resolves
+   * at its block's durability. A read pointer is released before this
+   * returns (awaiting it is optional).
+   */
   release(): Promise<void> {
     if (this.state.released) return Promise.reject(TwinpageError.pointerReleased('this pointer was already released'));
     return this.#host.releasePointer(this.state, true);

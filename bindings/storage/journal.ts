@@ -16,11 +16,12 @@ export class Journal {
   readonly #hash: Hash;
   /** Where the next record goes. */
   #end: number;
-  /** Appends run one after another on this chain. */
-  #writes: Promise<void> = Promise.resolve();
-  /** A flush already asked for and not yet started, shared by everyone who asks meanwhile. */
-  #pendingFlush: Promise<void> | null = null;
-  #flushing: Promise<void> = Promise.resolve();
+  /** Encoded records not yet handed to the device, in order, from #pendingAt. */
+  #pending: Uint8Array[] = [];
+  #pendingAt: number;
+  /** A commit asked for and not yet started, shared by everyone who asks meanwhile. */
+  #nextCommit: Promise<void> | null = null;
+  #committing: Promise<void> = Promise.resolve();
   #failed: unknown = null;
   /** End of the journal at the last successful flush. */
   #committedEnd: number;
@@ -29,89 +30,87 @@ export class Journal {
     this.device = device;
     this.epoch = epoch;
     this.#end = end;
+    this.#pendingAt = end;
     this.#committedEnd = end;
     this.#pageSize = pageSize;
     this.#hash = hash;
   }
 
-  /** Bytes in the journal. */
+  /** Bytes in the journal, pending ones included. */
   get size(): number { return this.#end; }
 
   /**
    * Appends a record (and, for PAGES, its page images, in the order of
-   * `record.pages`). Resolves once written, not yet durable: call `commit()`.
-   * Head and images are copied before this returns, so frames may change
-   * right after.
+   * `record.pages`) to the pending tail. Head and images are copied now, so
+   * frames may change right after; `commit()` writes and flushes.
    */
-  append(record: JournalRecord): Promise<void> {
-    if (this.#failed) return Promise.reject(this.#failed);
+  append(record: JournalRecord): void {
+    if (this.#failed) throw this.#failed;
     const head = encodeRecordHead(record, this.#hash);
     const images = record.type === RecordType.Pages ? record.images : [];
-    const size = head.length + images.length * this.#pageSize;
-    const at = this.#end;
-    this.#end += size;
-    const buf = new Uint8Array(size);
+    const buf = new Uint8Array(head.length + images.length * this.#pageSize);
     buf.set(head, 0);
     images.forEach((img, i) => buf.set(img, head.length + i * this.#pageSize));
-    const write = this.#writes.then(async () => {
-      if (this.#failed) throw this.#failed;
-      try {
-        await this.device.write(at, buf);
-      } catch (err) {
-        // A journal with a hole cannot take later records: refuse them all.
-        this.#failed = err;
-        throw err;
-      }
-    });
-    this.#writes = write.catch(() => {});
-    return write;
+    this.#pending.push(buf);
+    this.#end += buf.length;
   }
 
   /**
-   * Makes every record appended so far durable. Concurrent callers share
-   * flushes: one that starts while another runs waits and joins the next.
+   * Makes every record appended so far durable: one write of everything
+   * pending, one flush. Callers that come while a commit runs share the next.
    */
   commit(): Promise<void> {
     if (this.#failed) return Promise.reject(this.#failed);
-    if (this.#pendingFlush) return this.#pendingFlush;
-    const writesSoFar = this.#writes;
-    const end = this.#end;
-    const next = this.#flushing.then(async () => {
-      this.#pendingFlush = null;
-      await writesSoFar;
+    if (this.#nextCommit) return this.#nextCommit;
+    const next = this.#committing.then(async () => {
+      this.#nextCommit = null;
       if (this.#failed) throw this.#failed;
+      const parts = this.#pending;
+      const at = this.#pendingAt;
+      const end = this.#end;
+      if (end === this.#committedEnd) return;
+      this.#pending = [];
+      this.#pendingAt = end;
       try {
+        if (parts.length) await this.device.write(at, concat(parts, end - at));
         await this.device.flush();
       } catch (err) {
         this.#failed = err;
         throw err;
       }
-      this.#committedEnd = Math.max(this.#committedEnd, end);
+      this.#committedEnd = end;
     });
-    this.#pendingFlush = next;
-    this.#flushing = next.catch(() => {});
+    this.#nextCommit = next;
+    this.#committing = next.catch(() => {});
     return next;
   }
 
   /**
-   * After a failed append or flush: once everything in flight has settled,
-   * cuts the journal back to its last durable end, so that what failed (and
-   * what was appended after it) is gone, and accepts records again.
-   * Callers undo their own changes for the records they lose.
+   * After a failed commit: drops what was pending, cuts the journal back to
+   * its last durable end and accepts records again. Callers undo their own
+   * changes for the records they lose.
    */
   async recover(): Promise<void> {
     await this.settle();
-    if (!this.#failed) return;
-    await this.device.truncate(this.#committedEnd);
-    this.#end = this.#committedEnd;
+    if (!this.#failed && this.#end === this.#committedEnd) return;
+    if (this.#failed) await this.device.truncate(this.#committedEnd);
+    this.#pending = [];
+    this.#end = this.#pendingAt = this.#committedEnd;
     this.#failed = null;
   }
 
-  /** Waits for appends in flight (not for durability). */
+  /** Waits for a commit in flight. */
   async settle(): Promise<void> {
-    await this.#writes;
-    await this.#flushing;
+    await this.#committing;
   }
+}
+
+function concat(parts: Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
 }
 
 /** What `replayJournal` found. */
