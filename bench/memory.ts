@@ -1,6 +1,5 @@
 // memory.*: one node's paged memory over a data folder against lmdb (a
 // native, memory-mapped store) doing the same work on the same data.
-import { open as openLmdb } from 'lmdb';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +17,20 @@ function page(seed: number): Uint8Array {
   return b;
 }
 
+/** The parts of lmdb used here (loaded at run time: see scripts/bench-deps.mjs). */
+interface LmdbDb {
+  putSync(key: number, value: Uint8Array): void;
+  getBinaryFast(key: number): Uint8Array | undefined;
+  getBinary(key: number): Uint8Array | undefined;
+  transactionSync(fn: () => void): void;
+  close(): Promise<void>;
+}
+type OpenLmdb = (options: { path: string; encoding: 'binary'; noSync?: boolean }) => LmdbDb;
+let openLmdb: OpenLmdb;
+
 export async function run(): Promise<void> {
+  const lmdbName = 'lmdb';
+  openLmdb = ((await import(lmdbName)) as { open: OpenLmdb }).open;
   const dir = await mkdtemp(join(tmpdir(), 'twinpage-bench-'));
   try {
     await readCached(dir);

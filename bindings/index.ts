@@ -8,3 +8,5 @@ export type { MemoryOptions, Block, SpaceReport } from './memory.js';
 export { DEFAULT_POLICY } from './policies.js';
 export type { Policy, PolicyInput, Durability, WriteMode, CopyMethod } from './policies.js';
 export * from './storage/index.js';
+export { Scheduler } from './sched/scheduler.js';
+export type { SchedulerOptions, Operation, SchedulerStats } from './sched/scheduler.js';
