@@ -6,6 +6,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
     await (await import('./core-bytes.js')).run();
   },
   memory: async () => (await import('./memory.js')).run(),
+  sched: async () => (await import('./sched.js')).run(),
 };
 
 const asked = process.argv.slice(2);

@@ -26,7 +26,7 @@ export interface Measured { name: string; opsPerSec: number; nsPerOp: number }
 /** Milliseconds each contender is timed for (BENCH_TIME overrides). */
 export const BENCH_TIME = Number(process.env.BENCH_TIME ?? 700);
 
-export async function compare(c: Comparison): Promise<number> {
+export async function compare(c: Comparison): Promise<{ ratio: number; measured: Measured[] }> {
   const all = [c.ours, ...c.others];
   for (const k of all) await k.check();
   const bench = new Bench({ time: BENCH_TIME, warmupTime: Math.min(200, BENCH_TIME / 3) });
@@ -44,7 +44,7 @@ export async function compare(c: Comparison): Promise<number> {
   const best = Math.max(...measured.slice(1).map((m) => m.opsPerSec));
   const ratio = measured[0].opsPerSec / best;
   console.log(`ratio ${c.suite}.${c.name} ${ratio.toFixed(2)}`);
-  return ratio;
+  return { ratio, measured };
 }
 
 export function fmt(n: number): string {

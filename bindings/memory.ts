@@ -12,6 +12,7 @@ import { Core } from './core/index.js';
 import { TwinpageError } from './errors.js';
 import { PolicyList, policyFromRecord, policyToRecord, type Policy, type PolicyInput } from './policies.js';
 import { AddressSpace } from './memory/space.js';
+import { Scheduler, type SchedulerStats } from './sched/scheduler.js';
 import { ReadPointer, WritePointer, type PointerHost, type PointerState } from './memory/pointer.js';
 import type { Device, Store } from './storage/device.js';
 import { MemoryStore } from './storage/memory.js';
@@ -64,6 +65,22 @@ export interface MemoryOptions {
    */
   flushIntervalMs?: number;
   /**
+   * Task groups the address space is dealt to (a power of two); each serves
+   * its stripes' storage operations (US 7,167,969).
+   * @default 4
+   */
+  taskGroups?: number;
+  /**
+   * Tasks per group: storage operations one group runs at once.
+   * @default 4
+   */
+  tasksPerGroup?: number;
+  /**
+   * Pages per stripe of the address space (a power of two).
+   * @default 256
+   */
+  stripePages?: number;
+  /**
    * Journal size that triggers a checkpoint (page file brought up to date, journal restarted).
    * @default 64 MiB
    */
@@ -105,6 +122,8 @@ export class Memory implements PointerHost {
   readonly store: Store;
   readonly policies: PolicyList;
   readonly #pageStore: PageStore;
+  /** Every page-store operation goes through the task groups. */
+  readonly #sched: Scheduler;
   readonly #super: Device;
   #sb: Superblock;
   #journal!: Journal;
@@ -137,13 +156,14 @@ export class Memory implements PointerHost {
 
   private constructor(init: {
     core: Core; store: Store; policies: PolicyList; pageStore: PageStore; superDevice: Device;
-    sb: Superblock; capacityPages: number; checkpointBytes: number;
+    sb: Superblock; capacityPages: number; checkpointBytes: number; tasksPerGroup: number; stripePages: number;
   }) {
     this.core = init.core;
     this.pageSize = init.core.pageSize;
     this.store = init.store;
     this.policies = init.policies;
     this.#pageStore = init.pageStore;
+    this.#sched = new Scheduler(init.core.conflicts.slice(1), { tasks: init.tasksPerGroup, stripePages: init.stripePages });
     this.#super = init.superDevice;
     this.#sb = init.sb;
     this.#capacityPages = init.capacityPages;
@@ -165,12 +185,16 @@ export class Memory implements PointerHost {
     const flushIntervalMs = optionInt(options.flushIntervalMs, 1000, 'flushIntervalMs', 0);
     const checkpointBytes = optionInt(options.checkpointBytes, 64 << 20, 'checkpointBytes');
     const policies = new PolicyList(options.policies ?? undefined);
+    const taskGroups = optionInt(options.taskGroups, 4, 'taskGroups');
+    if ((taskGroups & (taskGroups - 1)) !== 0 || taskGroups > 1024) throw TwinpageError.invalidArgument(`taskGroups must be a power of two up to 1024, got ${taskGroups}`);
+    const tasksPerGroup = optionInt(options.tasksPerGroup, 4, 'tasksPerGroup');
+    const stripePages = optionInt(options.stripePages, 256, 'stripePages');
     if (options.pageSize !== undefined) checkPageSize(options.pageSize);
 
     const superDevice = await store.open('super');
     const opened: Device[] = [superDevice];
     try {
-      return await Memory.#openOn(store, superDevice, opened, options, { cacheBytes, flushIntervalMs, checkpointBytes, policies });
+      return await Memory.#openOn(store, superDevice, opened, options, { cacheBytes, flushIntervalMs, checkpointBytes, policies, taskGroups, tasksPerGroup, stripePages });
     } catch (err) {
       await Promise.all(opened.map((d) => d.close().catch(() => {})));
       throw err;
@@ -179,9 +203,12 @@ export class Memory implements PointerHost {
 
   static async #openOn(
     store: Store, superDevice: Device, opened: Device[], options: MemoryOptions,
-    o: { cacheBytes: number; flushIntervalMs: number; checkpointBytes: number; policies: PolicyList },
+    o: {
+      cacheBytes: number; flushIntervalMs: number; checkpointBytes: number; policies: PolicyList;
+      taskGroups: number; tasksPerGroup: number; stripePages: number;
+    },
   ): Promise<Memory> {
-    const { cacheBytes, flushIntervalMs, checkpointBytes, policies } = o;
+    const { cacheBytes, flushIntervalMs, checkpointBytes, policies, taskGroups, tasksPerGroup, stripePages } = o;
     const raw = new Uint8Array(2 * SUPERBLOCK_SIZE);
     const present = await superDevice.read(0, raw);
     const storedPageSize = present > 0 ? sniffPageSize(raw) : null;
@@ -195,7 +222,7 @@ export class Memory implements PointerHost {
     }
     const frames = Math.floor(cacheBytes / pageSize);
     if (frames < 1) throw TwinpageError.invalidArgument(`cacheBytes must hold at least one ${pageSize}-byte page`);
-    const core = await Core.create({ pageSize, frames, ioBytes: (1 << 20) + (64 << 10), conflictTables: 1, conflictCapacity: POINTER_TABLE_CAPACITY });
+    const core = await Core.create({ pageSize, frames, ioBytes: (1 << 20) + (64 << 10), conflictTables: 1 + taskGroups, conflictCapacity: POINTER_TABLE_CAPACITY });
     const hash = (b: Uint8Array) => core.checksum(b);
 
     let sb: Superblock;
@@ -216,7 +243,7 @@ export class Memory implements PointerHost {
     const sumsDevice = await store.open('sums');
     opened.push(sumsDevice);
     const pageStore = new PageStore(pagesDevice, sumsDevice, pageSize);
-    const memory = new Memory({ core, store, policies, pageStore, superDevice, sb, capacityPages, checkpointBytes });
+    const memory = new Memory({ core, store, policies, pageStore, superDevice, sb, capacityPages, checkpointBytes, tasksPerGroup, stripePages });
     if (!fresh) await memory.#recover();
     if (memory.#journal) opened.push(memory.#journal.device);
     await memory.#checkpoint();
@@ -244,7 +271,7 @@ export class Memory implements PointerHost {
           this.#blocks.delete(r.id);
           break;
         case RecordType.Pages:
-          await this.#pageStore.writePages(r.pages.map((p, i) => ({ page: p.page, image: r.images[i], checksum: p.checksum, lsn: r.lsn })));
+          await this.#writePages(r.pages.map((p, i) => ({ page: p.page, image: r.images[i], checksum: p.checksum, lsn: r.lsn })));
           break;
       }
     });
@@ -321,7 +348,11 @@ export class Memory implements PointerHost {
     this.#open();
     const block = this.#block(id);
     if (!options?.checksums) return { ...block };
-    const sums = await this.#pageStore.readSums(block.base, block.pages);
+    let sums: Array<{ checksum: bigint; lsn: number }> = [];
+    await this.#sched.submit({
+      first: block.base, last: block.base + block.pages - 1, mode: 'shared',
+      run: async () => { if (sums.length === 0) sums = await this.#pageStore.readSums(block.base, block.pages); },
+    });
     const checksums = sums.map((s, i) => {
       const f = this.core.pages.lookup(block.base + i);
       if (f >= 0 && !this.#loading.has(block.base + i)) return this.#sum[f];
@@ -524,8 +555,13 @@ export class Memory implements PointerHost {
     }
   }
 
+  /** Stages a page (through the page's task group). */
+  #load(page: number, frame: number, block: Block): Promise<void> {
+    return this.#sched.submit({ first: page, last: page, mode: 'shared', run: () => this.#loadNow(page, frame, block) });
+  }
+
   /** Reads a page from the page store into its frame, verifying its checksum. */
-  async #load(page: number, frame: number, block: Block): Promise<void> {
+  async #loadNow(page: number, frame: number, block: Block): Promise<void> {
     const view = this.core.frameView(frame);
     const sum = await this.#pageStore.readSum(page);
     if (sum.lsn === 0 || sum.lsn < block.generation) {
@@ -593,8 +629,7 @@ export class Memory implements PointerHost {
       if (this.#state[f] !== LOGGED) continue;
       images.push({ page: pages.frame(f).page, image: this.core.frameView(f).slice(), checksum: this.#sum[f], lsn: this.#lsn[f] });
     }
-    images.sort((a, b) => a.page - b.page);
-    await this.#pageStore.writePages(images);
+    await this.#writePages(images);
     for (const img of images) {
       const f = pages.lookup(img.page);
       if (f >= 0 && this.#lsn[f] === img.lsn && this.#state[f] === LOGGED) {
@@ -602,6 +637,31 @@ export class Memory implements PointerHost {
         this.#state[f] = CLEAN;
       }
     }
+  }
+
+  /**
+   * Destages page images through their task groups: each run of adjacent
+   * pages is one operation (split per stripe), in page order.
+   */
+  async #writePages(images: PageImage[]): Promise<void> {
+    images.sort((a, b) => a.page - b.page);
+    const runs: Promise<void>[] = [];
+    for (let i = 0; i < images.length;) {
+      let j = i + 1;
+      while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
+      const run = images.slice(i, j);
+      runs.push(this.#sched.submit({
+        first: run[0].page, last: run[run.length - 1].page, mode: 'exclusive',
+        run: (first, last) => this.#pageStore.writePages(run.filter((p) => p.page >= first && p.page <= last)),
+      }));
+      i = j;
+    }
+    await Promise.all(runs);
+  }
+
+  /** Counters of the task groups that run this memory's storage operations. */
+  schedulerStats(): SchedulerStats {
+    return this.#sched.stats();
   }
 
   /**
@@ -783,6 +843,7 @@ export class Memory implements PointerHost {
             for (const f of dirty) pages.setIo(f, false);
             this.#wakeFrames();
           }
+          await this.#sched.drain();
           await this.#pageStore.flush();
           await this.#newEpoch();
         });

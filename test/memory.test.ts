@@ -167,14 +167,17 @@ api('bad ids, offsets and sizes: typed errors, nothing changed', async () => {
   assert.is(await code(m.read(b.id, 0, 1)), 'CLOSED');
 });
 
-api('blocks larger than the cache', async () => {
-  const m = await openMemory({ store: new MemoryStore(), ...small });
+api('blocks larger than the cache; storage work runs through the task groups', async () => {
+  const m = await openMemory({ store: new MemoryStore(), ...small, taskGroups: 2, stripePages: 8 });
   const size = 200 * 512 + 77; // the cache holds 16 pages
   const b = await m.allocate(size);
   const data = pattern(size, 5);
   await m.write(b.id, 0, data);
   assert.equal(await m.read(b.id, 0, size), data);
   assert.is(await code(m.acquireRead(b.id, 0, size)), 'TOO_LARGE');
+  const st = m.schedulerStats();
+  assert.is(st.groups, 2);
+  assert.ok(st.completed > 200, `stage and destage ran as scheduled operations (${st.completed})`);
   await m.close();
 });
 
