@@ -105,7 +105,7 @@ async function one(table: ConflictTable, name: string, inFlight: number, seed: n
   const viaCore = (i: number) => table.query(qFirst[i], qLast[i], qMode[i]);
 
   console.log(`  core.${name}: ${inFlight} ranges in flight, ${QUERIES} queries a run, ${hits} conflict`);
-  const ratio = await compare({
+  const { ratio } = await compare({
     suite: 'core', name, opsPerRun: QUERIES,
     ours: { name: 'twinpage ConflictTable.query', run: runCore, check: checked('twinpage', viaCore, runCore) },
     others: [
