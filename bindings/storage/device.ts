@@ -1,10 +1,16 @@
 // The storage interfaces every layer above talks to. A device is one
 // positional byte store (a file, a buffer, an OPFS file); a store holds named
 // devices (a folder, a map, an OPFS directory).
+//
+// Every device checks its arguments the same way (the helpers below), so a
+// bad position or name is INVALID_ARGUMENT whatever the device, a closed
+// device is CLOSED, a full one NO_SPACE, and any other failure IO_ERROR with
+// the platform's error as `cause`.
 
 import { TwinpageError } from '../errors.js';
 
 export interface Device {
+  /** The device's name in its store (for messages and mirrored copies). */
   readonly name: string;
   /** Fills `into` from `position`; bytes past the end read as zero. Returns how many bytes were really stored there. */
   read(position: number, into: Uint8Array): Promise<number>;
@@ -12,30 +18,35 @@ export interface Device {
   write(position: number, data: Uint8Array): Promise<void>;
   /** Makes every completed write durable (fdatasync for files). */
   flush(): Promise<void>;
+  /** The device's length in bytes: one past the last byte stored. */
   size(): Promise<number>;
+  /** Cuts the device to `size` bytes, or extends it with zeros. */
   truncate(size: number): Promise<void>;
+  /** Releases the device; any later use throws CLOSED. Closing twice is fine. */
   close(): Promise<void>;
 }
 
 /** A place holding named devices: a data folder, memory, an OPFS directory. */
 export interface Store {
+  /** What holds the devices: `"file"`, `"memory"`, `"opfs"`, `"mirrored"`. */
   readonly kind: string;
   /** Opens a device, creating it when missing (never truncating one that exists). */
   open(name: string): Promise<Device>;
   exists(name: string): Promise<boolean>;
   /** Removes a device; a missing one is fine. */
   remove(name: string): Promise<void>;
-  /** Renames a device, replacing `to` (atomically where the platform allows). */
+  /** Renames a device, replacing `to` (atomically where the platform allows); NOT_FOUND when `from` is missing. */
   rename(from: string, to: string): Promise<void>;
+  /** The names of the devices held, sorted. */
   list(): Promise<string[]>;
   /** Makes creations, renames and removals durable (fsync of the folder in Node). */
   sync(): Promise<void>;
 }
 
-/** Checks a device name: no separators, no dot-dot, not empty. */
-export function checkName(name: unknown): string {
+/** Checks a device name: a plain file name (not empty, no `/`, `\`, NUL, not `.` or `..`). */
+export function checkName(name: unknown, what = 'name'): string {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
-    throw TwinpageError.invalidArgument(`device name must be a plain file name, got ${JSON.stringify(name)}`);
+    throw TwinpageError.invalidArgument(`${what} must be a plain file name, got ${JSON.stringify(name)}`);
   }
   return name;
 }
@@ -48,7 +59,17 @@ export function checkPosition(value: unknown, what: string): number {
   return value;
 }
 
+/** Checks a buffer argument: a Uint8Array. */
 export function checkBytes(value: unknown, what: string): Uint8Array {
   if (!(value instanceof Uint8Array)) throw TwinpageError.invalidArgument(`${what} must be a Uint8Array`);
   return value;
+}
+
+/** Checks a read or write: a valid position, a Uint8Array, and an end that is still a safe integer. */
+export function checkAccess(position: unknown, bytes: unknown, what: 'into' | 'data'): void {
+  checkPosition(position, 'position');
+  checkBytes(bytes, what);
+  if (!Number.isSafeInteger((position as number) + (bytes as Uint8Array).length)) {
+    throw TwinpageError.invalidArgument(`position + ${what}.length must be a safe integer, got ${String(position)} + ${(bytes as Uint8Array).length}`);
+  }
 }

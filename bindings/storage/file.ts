@@ -1,23 +1,35 @@
 // Devices over files, for Node: a data folder holds one file per device.
-// Positional reads and writes on a FileHandle; flush is fdatasync.
+// Positional reads and writes on a FileHandle; flush is fdatasync. Files are
+// opened 'r+' (or created 'wx+'), never truncated, never in append mode, so a
+// write always lands at its position.
+//
+// Browsers never import this file: it is not re-exported by ./index.js.
 
 import { open, mkdir, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TwinpageError } from '../errors.js';
-import { checkBytes, checkName, checkPosition, type Device, type Store } from './device.js';
+import { checkAccess, checkName, checkPosition, type Device, type Store } from './device.js';
 
-/** Turns a Node fs error into a TwinpageError (NO_SPACE, NOT_FOUND or IO_ERROR), keeping it as `cause`. */
+/**
+ * Turns a Node fs error into a TwinpageError, keeping it as `cause`:
+ * ENOSPC, EDQUOT, EFBIG -> NO_SPACE; ENOENT -> NOT_FOUND; anything else -> IO_ERROR.
+ * A TwinpageError passes through unchanged.
+ */
 export function mapFsError(err: unknown, what: string): TwinpageError {
   if (err instanceof TwinpageError) return err;
-  const code = (err as { code?: string })?.code;
-  const message = `${what}: ${(err as Error)?.message ?? String(err)}`;
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = `${what}: ${(err as Error | null)?.message ?? String(err)}`;
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return new TwinpageError('NO_SPACE', message, { cause: err });
   if (code === 'ENOENT') return new TwinpageError('NOT_FOUND', message, { cause: err });
-  return new TwinpageError('IO_ERROR', message, { cause: err });
+  return TwinpageError.ioError(message, err);
 }
 
+const codeOf = (err: unknown) => (err as { code?: unknown } | null)?.code;
+
+/** One file as a device. */
 export class FileDevice implements Device {
   readonly name: string;
+  /** The file's path. */
   readonly path: string;
   #fh: FileHandle | null;
 
@@ -27,19 +39,20 @@ export class FileDevice implements Device {
     this.#fh = fh;
   }
 
-  /** Opens `path`, creating it when missing; never truncates. */
+  /** Opens the file at `path`, creating it when missing; never truncates what is there. */
   static async open(name: string, path: string): Promise<FileDevice> {
+    if (typeof path !== 'string' || path === '') throw TwinpageError.invalidArgument('path must be a non-empty string');
     let fh: FileHandle;
     try {
       fh = await open(path, 'r+');
     } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT') throw mapFsError(err, `open ${path}`);
+      if (codeOf(err) !== 'ENOENT') throw mapFsError(err, `open ${path}`);
       try {
         fh = await open(path, 'wx+');
       } catch (err2) {
         // Created by someone else meanwhile: open what is there.
-        if ((err2 as { code?: string }).code !== 'EEXIST') throw mapFsError(err2, `create ${path}`);
-        fh = await open(path, 'r+').catch((e) => { throw mapFsError(e, `open ${path}`); });
+        if (codeOf(err2) !== 'EEXIST') throw mapFsError(err2, `create ${path}`);
+        fh = await open(path, 'r+').catch((e: unknown) => { throw mapFsError(e, `open ${path}`); });
       }
     }
     return new FileDevice(name, path, fh);
@@ -47,13 +60,12 @@ export class FileDevice implements Device {
 
   async read(position: number, into: Uint8Array): Promise<number> {
     const fh = this.#handle();
-    checkPosition(position, 'position');
-    checkBytes(into, 'into');
+    checkAccess(position, into, 'into');
     let done = 0;
     try {
       while (done < into.length) {
         const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
-        if (bytesRead === 0) break;
+        if (bytesRead === 0) break; // the end of the file
         done += bytesRead;
       }
     } catch (err) {
@@ -65,12 +77,12 @@ export class FileDevice implements Device {
 
   async write(position: number, data: Uint8Array): Promise<void> {
     const fh = this.#handle();
-    checkPosition(position, 'position');
-    checkBytes(data, 'data');
+    checkAccess(position, data, 'data');
     let done = 0;
     try {
       while (done < data.length) {
         const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+        if (bytesWritten === 0) throw TwinpageError.ioError(`write ${this.path}: no progress at ${position + done}`);
         done += bytesWritten;
       }
     } catch (err) {
@@ -96,8 +108,9 @@ export class FileDevice implements Device {
 
   async close(): Promise<void> {
     const fh = this.#fh;
+    if (!fh) return;
     this.#fh = null;
-    if (fh) await fh.close().catch(() => {});
+    try { await fh.close(); } catch (err) { throw mapFsError(err, `close ${this.path}`); }
   }
 
   #handle(): FileHandle {
@@ -106,28 +119,50 @@ export class FileDevice implements Device {
   }
 }
 
+/** A data folder as a store: one file per device. Make one with {@link openFileStore}. */
 export class FileStore implements Store {
   readonly kind = 'file';
+  /** The folder holding the devices. */
   readonly dir: string;
 
-  constructor(dir: string) { this.dir = dir; }
+  constructor(dir: string) {
+    if (typeof dir !== 'string' || dir === '') throw TwinpageError.invalidArgument('dir must be a non-empty path');
+    this.dir = dir;
+  }
 
-  open(name: string): Promise<Device> { return FileDevice.open(name, join(this.dir, checkName(name))); }
+  async open(name: string): Promise<FileDevice> {
+    return FileDevice.open(name, this.#path(name));
+  }
 
   async exists(name: string): Promise<boolean> {
-    try { await stat(join(this.dir, checkName(name))); return true; } catch { return false; }
+    const path = this.#path(name);
+    try {
+      await stat(path);
+      return true;
+    } catch (err) {
+      if (codeOf(err) === 'ENOENT') return false;
+      throw mapFsError(err, `stat ${path}`);
+    }
   }
 
   async remove(name: string): Promise<void> {
-    try { await rm(join(this.dir, checkName(name)), { force: true }); } catch (err) { throw mapFsError(err, `remove ${name}`); }
+    const path = this.#path(name);
+    try { await rm(path, { force: true }); } catch (err) { throw mapFsError(err, `remove ${path}`); }
   }
 
   async rename(from: string, to: string): Promise<void> {
-    try { await rename(join(this.dir, checkName(from)), join(this.dir, checkName(to))); } catch (err) { throw mapFsError(err, `rename ${from}`); }
+    const source = this.#path(from, 'from');
+    const target = this.#path(to, 'to');
+    try { await rename(source, target); } catch (err) { throw mapFsError(err, `rename ${source} to ${target}`); }
   }
 
   async list(): Promise<string[]> {
-    try { return (await readdir(this.dir)).sort(); } catch (err) { throw mapFsError(err, `list ${this.dir}`); }
+    try {
+      const entries = await readdir(this.dir, { withFileTypes: true });
+      return entries.filter((e) => e.isFile()).map((e) => e.name).sort();
+    } catch (err) {
+      throw mapFsError(err, `list ${this.dir}`);
+    }
   }
 
   async sync(): Promise<void> {
@@ -136,16 +171,22 @@ export class FileStore implements Store {
       fh = await open(this.dir, 'r');
       await fh.sync();
     } catch (err) {
+      // Windows cannot open or fsync a folder; there renames are as durable as they get.
+      if (process.platform === 'win32' && (codeOf(err) === 'EISDIR' || codeOf(err) === 'EPERM')) return;
       throw mapFsError(err, `sync ${this.dir}`);
     } finally {
       await fh?.close().catch(() => {});
     }
   }
+
+  #path(name: string, what = 'name'): string {
+    return join(this.dir, checkName(name, what));
+  }
 }
 
 /** A data folder as a store (created, with its parents, when missing). */
 export async function openFileStore(dir: string): Promise<FileStore> {
-  if (typeof dir !== 'string' || dir === '') throw TwinpageError.invalidArgument('the data folder must be a non-empty path');
+  if (typeof dir !== 'string' || dir === '') throw TwinpageError.invalidArgument('dir must be a non-empty path');
   try { await mkdir(dir, { recursive: true }); } catch (err) { throw mapFsError(err, `create ${dir}`); }
   return new FileStore(dir);
 }

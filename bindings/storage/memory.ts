@@ -1,122 +1,158 @@
 // Devices in memory: for tests, benchmarks and the browser without OPFS.
 // A MemoryStore keeps its devices' bytes after they are closed, so a memory
 // can be closed and opened again on the same store like on a folder.
+// No Node imports: this file runs in browsers too.
 
 import { TwinpageError } from '../errors.js';
-import { checkBytes, checkName, checkPosition, type Device, type Store } from './device.js';
+import { checkAccess, checkName, checkPosition, type Device, type Store } from './device.js';
 
-/** The bytes behind a memory device, shared by every handle opened on it. */
-class Buffer {
-  bytes = new Uint8Array(0);
-  length = 0;
+export interface MemoryDeviceOptions {
+  /**
+   * Bytes the device may hold; a write or truncate past it fails with NO_SPACE
+   * and changes nothing, as a full disk would.
+   * @default Infinity
+   */
+  capacity?: number;
 }
 
 export interface MemoryStoreOptions {
   /**
-   * Bytes each device may hold; a write past it fails with NO_SPACE, as a full disk would.
+   * Bytes each device of the store may hold (see {@link MemoryDeviceOptions.capacity}).
    * @default Infinity
    */
   deviceCapacity?: number;
 }
 
+/** The bytes behind a memory device, shared by every handle opened on it. */
+class Contents {
+  /** Room allocated so far; grows by doubling. */
+  bytes = new Uint8Array(0);
+  /** The device's size: bytes at and past it read as zero. */
+  length = 0;
+
+  /** Makes room for `end` bytes, doubling (but never past `limit`). */
+  reserve(end: number, limit: number): void {
+    if (end <= this.bytes.length) return;
+    let room = Math.max(4096, this.bytes.length);
+    while (room < end) room *= 2;
+    const next = new Uint8Array(Math.min(room, Math.max(end, limit)));
+    next.set(this.bytes.subarray(0, this.length));
+    this.bytes = next;
+  }
+}
+
+/** A device over a growable Uint8Array. */
 export class MemoryDevice implements Device {
   readonly name: string;
+  /** Bytes this device may hold; see {@link MemoryDeviceOptions.capacity}. */
   readonly capacity: number;
-  readonly #buf: Buffer;
+  #contents = new Contents();
   #closed = false;
 
-  constructor(name: string, buf = new Buffer(), capacity = Infinity) {
-    this.name = name;
-    this.#buf = buf;
-    this.capacity = capacity;
+  constructor(name = 'memory', options: MemoryDeviceOptions = {}) {
+    this.name = checkName(name);
+    this.capacity = checkCapacity(options.capacity, 'capacity');
+  }
+
+  /** A fresh open handle onto the same bytes (even when this one is closed), under `name`. */
+  reopen(name = this.name): MemoryDevice {
+    const twin = new MemoryDevice(name, { capacity: this.capacity });
+    twin.#contents = this.#contents;
+    return twin;
   }
 
   async read(position: number, into: Uint8Array): Promise<number> {
-    this.#check();
-    checkPosition(position, 'position');
-    checkBytes(into, 'into');
-    const b = this.#buf;
-    const n = Math.max(0, Math.min(into.length, b.length - position));
-    if (n > 0) into.set(b.bytes.subarray(position, position + n));
+    this.#checkOpen();
+    checkAccess(position, into, 'into');
+    const c = this.#contents;
+    const n = Math.max(0, Math.min(into.length, c.length - position));
+    if (n > 0) into.set(c.bytes.subarray(position, position + n));
     into.fill(0, n);
     return n;
   }
 
   async write(position: number, data: Uint8Array): Promise<void> {
-    this.#check();
-    checkPosition(position, 'position');
-    checkBytes(data, 'data');
+    this.#checkOpen();
+    checkAccess(position, data, 'data');
+    if (data.length === 0) return; // like a file: an empty write extends nothing
     const end = position + data.length;
-    if (end > this.capacity) throw TwinpageError.noSpace(`device ${this.name} is full (${this.capacity} bytes)`);
-    this.#grow(end);
-    this.#buf.bytes.set(data, position);
-    this.#buf.length = Math.max(this.#buf.length, end);
+    this.#checkRoom(end);
+    const c = this.#contents;
+    c.reserve(end, this.capacity);
+    c.bytes.set(data, position);
+    c.length = Math.max(c.length, end);
   }
 
-  async flush(): Promise<void> { this.#check(); }
+  async flush(): Promise<void> { this.#checkOpen(); }
 
   async size(): Promise<number> {
-    this.#check();
-    return this.#buf.length;
+    this.#checkOpen();
+    return this.#contents.length;
   }
 
   async truncate(size: number): Promise<void> {
-    this.#check();
+    this.#checkOpen();
     checkPosition(size, 'size');
-    if (size > this.capacity) throw TwinpageError.noSpace(`device ${this.name} is full (${this.capacity} bytes)`);
-    this.#grow(size);
-    const b = this.#buf;
-    if (size < b.length) b.bytes.fill(0, size, b.length);
-    b.length = size;
+    this.#checkRoom(size);
+    const c = this.#contents;
+    c.reserve(size, this.capacity);
+    // Zero what is cut off, so growing again reads zeros.
+    if (size < c.length) c.bytes.fill(0, size, c.length);
+    c.length = size;
   }
 
   async close(): Promise<void> { this.#closed = true; }
 
-  #grow(end: number): void {
-    const b = this.#buf;
-    if (end <= b.bytes.length) return;
-    let cap = Math.max(4096, b.bytes.length);
-    while (cap < end) cap *= 2;
-    const next = new Uint8Array(cap);
-    next.set(b.bytes.subarray(0, b.length));
-    b.bytes = next;
+  #checkRoom(end: number): void {
+    if (end > this.capacity) throw TwinpageError.noSpace(`device ${this.name} is full: ${end} bytes asked, ${this.capacity} allowed`);
   }
 
-  #check(): void {
+  #checkOpen(): void {
     if (this.#closed) throw TwinpageError.closed(`device ${this.name} is closed`);
   }
 }
 
+/** A map of memory devices; their bytes live as long as the store object. */
 export class MemoryStore implements Store {
   readonly kind = 'memory';
-  readonly #buffers = new Map<string, Buffer>();
-  readonly #capacity: number;
+  /** One never-handed-out device per name; `open` returns handles onto its bytes. */
+  readonly #devices = new Map<string, MemoryDevice>();
+  readonly #deviceCapacity: number;
 
   constructor(options: MemoryStoreOptions = {}) {
-    const cap = options.deviceCapacity ?? Infinity;
-    if (typeof cap !== 'number' || !(cap === Infinity || (Number.isSafeInteger(cap) && cap >= 0))) {
-      throw TwinpageError.invalidArgument('deviceCapacity must be a non-negative integer or Infinity');
-    }
-    this.#capacity = cap;
+    this.#deviceCapacity = checkCapacity(options.deviceCapacity, 'deviceCapacity');
   }
 
   async open(name: string): Promise<Device> {
     checkName(name);
-    let b = this.#buffers.get(name);
-    if (!b) this.#buffers.set(name, (b = new Buffer()));
-    return new MemoryDevice(name, b, this.#capacity);
+    let device = this.#devices.get(name);
+    if (!device) this.#devices.set(name, (device = new MemoryDevice(name, { capacity: this.#deviceCapacity })));
+    return device.reopen();
   }
 
-  async exists(name: string): Promise<boolean> { return this.#buffers.has(checkName(name)); }
-  async remove(name: string): Promise<void> { this.#buffers.delete(checkName(name)); }
+  async exists(name: string): Promise<boolean> { return this.#devices.has(checkName(name)); }
+
+  async remove(name: string): Promise<void> { this.#devices.delete(checkName(name)); }
 
   async rename(from: string, to: string): Promise<void> {
-    const b = this.#buffers.get(checkName(from));
-    if (!b) throw TwinpageError.notFound(`no device ${from}`);
-    this.#buffers.set(checkName(to), b);
-    this.#buffers.delete(from);
+    const device = this.#devices.get(checkName(from, 'from'));
+    checkName(to, 'to');
+    if (!device) throw TwinpageError.notFound(`no device ${from} to rename`);
+    if (from === to) return;
+    // Handles still open on `from` keep its bytes, like open files after a rename.
+    this.#devices.set(to, device.reopen(to));
+    this.#devices.delete(from);
   }
 
-  async list(): Promise<string[]> { return [...this.#buffers.keys()].sort(); }
+  async list(): Promise<string[]> { return [...this.#devices.keys()].sort(); }
+
   async sync(): Promise<void> {}
+}
+
+function checkCapacity(value: unknown, option: string): number {
+  if (value === undefined) return Infinity;
+  if (typeof value !== 'number' || !(value === Infinity || (Number.isSafeInteger(value) && value >= 0))) {
+    throw TwinpageError.invalidArgument(`${option} must be a non-negative integer or Infinity, got ${String(value)}`);
+  }
+  return value;
 }

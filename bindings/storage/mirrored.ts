@@ -1,135 +1,237 @@
 // A mirrored set of devices on one node (US 7,107,411 claim 4): every write
-// and flush goes to each healthy copy, reads come from a healthy copy, and a
-// copy whose bytes fail verification is repaired from one that passes.
+// and flush goes to each healthy copy in parallel, reads come from the first
+// healthy copy, and a copy whose bytes fail verification is repaired from one
+// that passes.
+//
+// A copy whose operation throws while another copy succeeds is marked
+// unhealthy and skipped from then on (its bytes now lag). When every healthy
+// copy fails the same operation, the operation throws the first error and no
+// copy is marked: the failure is the operation's (a full disk, say), and the
+// copies still hold everything written before it, so reads go on.
+// Health lives only as long as this object: resyncing a copy that fell
+// behind is the caller's business (page checksums and readVerified find it).
 
 import { TwinpageError } from '../errors.js';
-import type { Device, Store } from './device.js';
+import { checkAccess, checkPosition, type Device, type Store } from './device.js';
 
-export interface CopyHealth { name: string; healthy: boolean; error?: string }
+/** The state of one copy of a mirrored device. */
+export interface CopyHealth {
+  /** The copy's device name. */
+  name: string;
+  healthy: boolean;
+  /** Why the copy was marked unhealthy: the message of the error it threw. */
+  error?: string;
+}
 
 export class MirroredDevice implements Device {
   readonly name: string;
+  /** The copies, in the order reads try them. */
   readonly copies: readonly Device[];
-  readonly #failed: Array<unknown | null>;
+  /** The error each copy was marked unhealthy for, or undefined while healthy. */
+  readonly #failures: unknown[];
+  #closed = false;
 
   constructor(copies: Device[]) {
-    if (!Array.isArray(copies) || copies.length === 0) throw TwinpageError.invalidArgument('a mirrored device needs at least one copy');
-    this.copies = copies;
+    if (!Array.isArray(copies) || copies.length === 0 || !copies.every(isDevice)) {
+      throw TwinpageError.invalidArgument('copies must be a non-empty array of devices');
+    }
+    this.copies = [...copies];
     this.name = copies[0].name;
-    this.#failed = copies.map(() => null);
+    this.#failures = copies.map(() => undefined);
   }
 
+  /** Each copy's state, in order. */
   health(): CopyHealth[] {
-    return this.copies.map((c, i) => ({
-      name: c.name, healthy: this.#failed[i] === null,
-      ...(this.#failed[i] !== null ? { error: String((this.#failed[i] as Error)?.message ?? this.#failed[i]) } : {}),
-    }));
+    return this.copies.map((c, i) => {
+      const failure = this.#failures[i];
+      return failure === undefined
+        ? { name: c.name, healthy: true }
+        : { name: c.name, healthy: false, error: (failure as Error | null)?.message ?? String(failure) };
+    });
   }
 
-  read(position: number, into: Uint8Array): Promise<number> {
+  /** Reads from the first healthy copy (a copy that throws is marked and the next one tried). */
+  async read(position: number, into: Uint8Array): Promise<number> {
+    this.#checkOpen();
+    checkAccess(position, into, 'into');
     return this.#first((c) => c.read(position, into));
   }
 
   /**
-   * Reads from the first healthy copy whose bytes pass `verify`, then writes
-   * those bytes over the copies that failed it. CORRUPT when none passes.
+   * Reads from the healthy copies in order until one's bytes pass `verify`,
+   * then writes those bytes over (and flushes) the copies that failed it.
+   * Returns the copy read and the copies repaired; CORRUPT when no copy passes.
    */
   async readVerified(position: number, into: Uint8Array, verify: (bytes: Uint8Array) => boolean): Promise<{ copy: number; repaired: number[] }> {
+    this.#checkOpen();
+    checkAccess(position, into, 'into');
+    if (typeof verify !== 'function') throw TwinpageError.invalidArgument('verify must be a function');
     const bad: number[] = [];
-    for (let i = 0; i < this.copies.length; i++) {
-      if (this.#failed[i] !== null) continue;
+    let readError: unknown;
+    for (const i of this.#healthy()) {
       try {
         await this.copies[i].read(position, into);
       } catch (err) {
-        this.#failed[i] = err;
+        readError ??= err;
+        this.#markUnlessLast(i, err);
         continue;
       }
-      if (!verify(into)) { bad.push(i); continue; }
-      const repaired: number[] = [];
-      for (const b of bad) {
-        try {
-          await this.copies[b].write(position, into);
-          repaired.push(b);
-        } catch (err) {
-          this.#failed[b] = err;
-        }
+      if (!verify(into)) {
+        bad.push(i);
+        continue;
       }
-      return { copy: i, repaired };
+      return { copy: i, repaired: await this.#repair(bad, position, into) };
     }
-    if (this.#healthy().length === 0) throw this.#allFailed();
+    if (bad.length === 0 && readError !== undefined) throw readError;
     throw TwinpageError.corrupt(`${this.name}: no copy of bytes [${position}, ${position + into.length}) passes verification`);
   }
 
-  write(position: number, data: Uint8Array): Promise<void> { return this.#all((c) => c.write(position, data)); }
-  flush(): Promise<void> { return this.#all((c) => c.flush()); }
-  size(): Promise<number> { return this.#first((c) => c.size()); }
-  truncate(size: number): Promise<void> { return this.#all((c) => c.truncate(size)); }
-  async close(): Promise<void> { await Promise.all(this.copies.map((c) => c.close().catch(() => {}))); }
-
-  #healthy(): number[] {
-    return this.copies.map((_, i) => i).filter((i) => this.#failed[i] === null);
+  async write(position: number, data: Uint8Array): Promise<void> {
+    this.#checkOpen();
+    checkAccess(position, data, 'data');
+    await this.#all((c) => c.write(position, data));
   }
 
-  #allFailed(): unknown {
-    return this.#failed.find((e) => e !== null) ?? TwinpageError.closed(`${this.name}: no healthy copy`);
+  async flush(): Promise<void> {
+    this.#checkOpen();
+    await this.#all((c) => c.flush());
   }
 
-  /** Runs `op` on every healthy copy; a copy that fails is dropped, and only all failing fails. */
+  async size(): Promise<number> {
+    this.#checkOpen();
+    return this.#first((c) => c.size());
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.#checkOpen();
+    checkPosition(size, 'size');
+    await this.#all((c) => c.truncate(size));
+  }
+
+  /** Closes every copy; throws the first error of a healthy copy's close. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const results = await Promise.allSettled(this.copies.map((c) => c.close()));
+    const failed = results.findIndex((r, i) => r.status === 'rejected' && this.#failures[i] === undefined);
+    if (failed >= 0) throw (results[failed] as PromiseRejectedResult).reason;
+  }
+
+  /** Writes the good bytes over each copy in `bad`; returns the copies repaired. */
+  async #repair(bad: number[], position: number, good: Uint8Array): Promise<number[]> {
+    const results = await Promise.allSettled(bad.map(async (i) => {
+      await this.copies[i].write(position, good);
+      await this.copies[i].flush();
+    }));
+    const repaired: number[] = [];
+    results.forEach((r, k) => {
+      if (r.status === 'fulfilled') repaired.push(bad[k]);
+      else this.#failures[bad[k]] = r.reason; // a good copy remains, so this one can go
+    });
+    return repaired;
+  }
+
+  /** Runs `op` on every healthy copy in parallel; copies that fail are marked, unless all fail. */
   async #all(op: (c: Device) => Promise<unknown>): Promise<void> {
     const live = this.#healthy();
-    if (live.length === 0) throw this.#allFailed();
     const results = await Promise.allSettled(live.map((i) => op(this.copies[i])));
-    let ok = 0;
-    let firstError: unknown = null;
-    results.forEach((r, k) => {
-      if (r.status === 'fulfilled') ok++;
-      else {
-        firstError ??= r.reason;
-        // A full device is the caller's to handle, not a broken copy.
-        if ((r.reason as { code?: string })?.code !== 'NO_SPACE') this.#failed[live[k]] = r.reason;
-      }
-    });
-    if (firstError && (ok === 0 || (firstError as { code?: string })?.code === 'NO_SPACE')) throw firstError;
+    const failed = results.flatMap((r, k) => (r.status === 'rejected' ? [{ copy: live[k], error: r.reason as unknown }] : []));
+    if (failed.length === live.length) throw failed[0].error;
+    for (const f of failed) this.#failures[f.copy] = f.error;
   }
 
+  /** Runs `op` on the first healthy copy; one that fails is marked and the next tried. */
   async #first<T>(op: (c: Device) => Promise<T>): Promise<T> {
     for (const i of this.#healthy()) {
       try {
         return await op(this.copies[i]);
       } catch (err) {
-        this.#failed[i] = err;
+        if (!this.#markUnlessLast(i, err)) throw err;
       }
     }
-    throw this.#allFailed();
+    throw TwinpageError.ioError(`${this.name}: no healthy copy`); // unreachable: the last copy is never marked
+  }
+
+  /** Marks copy `i` unhealthy unless it is the last healthy one; says whether it did. */
+  #markUnlessLast(i: number, err: unknown): boolean {
+    if (this.#healthy().length <= 1) return false;
+    this.#failures[i] = err;
+    return true;
+  }
+
+  #healthy(): number[] {
+    return this.copies.flatMap((_, i) => (this.#failures[i] === undefined ? [i] : []));
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw TwinpageError.closed(`device ${this.name} is closed`);
   }
 }
 
 /** Several stores kept as copies of each other: each name opens as a MirroredDevice. */
 export class MirroredStore implements Store {
   readonly kind = 'mirrored';
+  /** The stores, in the order reads try their copies. */
   readonly stores: readonly Store[];
 
   constructor(stores: Store[]) {
-    if (!Array.isArray(stores) || stores.length === 0) throw TwinpageError.invalidArgument('a mirrored store needs at least one store');
-    this.stores = stores;
+    if (!Array.isArray(stores) || stores.length === 0 || !stores.every(isStore)) {
+      throw TwinpageError.invalidArgument('stores must be a non-empty array of stores');
+    }
+    this.stores = [...stores];
   }
 
-  async open(name: string): Promise<Device> {
-    return new MirroredDevice(await Promise.all(this.stores.map((s) => s.open(name))));
+  /** Opens `name` on every store; if any store fails, closes the others and throws. */
+  async open(name: string): Promise<MirroredDevice> {
+    const results = await Promise.allSettled(this.stores.map((s) => s.open(name)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const opened = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (failed) {
+      await Promise.allSettled(opened.map((d) => d.close()));
+      throw failed.reason;
+    }
+    return new MirroredDevice(opened);
   }
 
+  /** True when any store holds `name`. */
   async exists(name: string): Promise<boolean> {
     return (await Promise.all(this.stores.map((s) => s.exists(name)))).some(Boolean);
   }
 
-  async remove(name: string): Promise<void> { await Promise.all(this.stores.map((s) => s.remove(name))); }
-  async rename(from: string, to: string): Promise<void> { await Promise.all(this.stores.map((s) => s.rename(from, to))); }
-
-  async list(): Promise<string[]> {
-    const all = new Set<string>();
-    for (const s of this.stores) for (const n of await s.list()) all.add(n);
-    return [...all].sort();
+  async remove(name: string): Promise<void> {
+    await settleAll(this.stores.map((s) => s.remove(name)));
   }
 
-  async sync(): Promise<void> { await Promise.all(this.stores.map((s) => s.sync())); }
+  /** Renames on every store holding `from` (removing `to` on the others); NOT_FOUND when none does. */
+  async rename(from: string, to: string): Promise<void> {
+    const holds = await Promise.all(this.stores.map((s) => s.exists(from)));
+    if (!holds.some(Boolean)) throw TwinpageError.notFound(`no device ${from} to rename`);
+    await settleAll(this.stores.map((s, i) => (holds[i] ? s.rename(from, to) : s.remove(to))));
+  }
+
+  /** The names held by any store, sorted. */
+  async list(): Promise<string[]> {
+    const lists = await Promise.all(this.stores.map((s) => s.list()));
+    return [...new Set(lists.flat())].sort();
+  }
+
+  async sync(): Promise<void> {
+    await settleAll(this.stores.map((s) => s.sync()));
+  }
+}
+
+/** Waits for every promise (none left running), then throws the first error. */
+async function settleAll(work: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+function isDevice(d: unknown): d is Device {
+  const x = d as Partial<Device> | null;
+  return typeof x?.read === 'function' && typeof x.write === 'function' && typeof x.flush === 'function' && typeof x.close === 'function';
+}
+
+function isStore(s: unknown): s is Store {
+  const x = s as Partial<Store> | null;
+  return typeof x?.open === 'function' && typeof x.list === 'function' && typeof x.remove === 'function';
 }
