@@ -394,15 +394,8 @@ export class Memory implements PointerHost {
    * (then `acquireRead` waits for its turn and stages what is missing).
    */
   tryAcquireRead(id: string, offset: number, length: number): ReadPointer | null {
-    this.#open();
-    const block = this.#block(id);
-    this.#checkRange(block, offset, length);
-    if (length === 0) throw TwinpageError.invalidArgument('length must be at least 1');
-    const ps = this.pageSize;
-    const first = block.base + Math.floor(offset / ps);
-    const last = block.base + Math.floor((offset + length - 1) / ps);
-    const count = last - first + 1;
-    if (count > this.#maxPointerPages() || this.#reserveQueue.length > 0 || this.#reserved + count > this.core.frameCount) return null;
+    const { first, last, count } = this.#pointerSpan(id, offset, length);
+    if (this.#reserveQueue.length > 0 || this.#reserved + count > this.core.frameCount) return null;
     const table = this.core.conflicts[0];
     if (table.size >= table.capacity || table.query(first, last, 'shared') !== 0) return null;
     const pages = this.core.pages;
@@ -469,18 +462,24 @@ export class Memory implements PointerHost {
     return this.core.frameView(frame);
   }
 
-  async #acquire(id: string, offset: number, length: number, exclusive: boolean, overwrite: boolean): Promise<PointerState> {
+  /** Checks a pointer's range; its block and pages. */
+  #pointerSpan(id: string, offset: number, length: number): { block: Block; first: number; last: number; count: number } {
     this.#open();
     const block = this.#block(id);
     this.#checkRange(block, offset, length);
     if (length === 0) throw TwinpageError.invalidArgument('length must be at least 1');
-    const ps = this.pageSize;
-    const first = block.base + Math.floor(offset / ps);
-    const last = block.base + Math.floor((offset + length - 1) / ps);
+    const first = block.base + Math.floor(offset / this.pageSize);
+    const last = block.base + Math.floor((offset + length - 1) / this.pageSize);
     const count = last - first + 1;
     if (count > this.#maxPointerPages()) {
       throw TwinpageError.tooLarge(`the range spans ${count} pages; a pointer may hold at most ${this.#maxPointerPages()} (the cache has ${this.core.frameCount} frames)`);
     }
+    return { block, first, last, count };
+  }
+
+  async #acquire(id: string, offset: number, length: number, exclusive: boolean, overwrite: boolean): Promise<PointerState> {
+    const { block, first, last, count } = this.#pointerSpan(id, offset, length);
+    const ps = this.pageSize;
     const entry = this.#insertRange(first, last, exclusive);
     this.#pointers++;
     let reserved = false;
