@@ -6,8 +6,8 @@
 // A copy whose operation throws while another copy succeeds is marked
 // unhealthy and skipped from then on (its bytes now lag). When every healthy
 // copy fails the same operation, the operation throws the first error and no
-// copy is marked: the failure is the operation's (a full disk, say), and the
-// copies still hold everything written before it, so reads go on.
+// copy is marked: the failure is the operation's (a full disk, say), the
+// copies still hold everything written before it, and reads go on.
 // Health lives only as long as this object: resyncing a copy that fell
 // behind is the caller's business (page checksums and readVerified find it).
 
@@ -67,22 +67,22 @@ export class MirroredDevice implements Device {
     checkAccess(position, into, 'into');
     if (typeof verify !== 'function') throw TwinpageError.invalidArgument('verify must be a function');
     const bad: number[] = [];
-    let readError: unknown;
+    const failed: Array<{ copy: number; error: unknown }> = [];
     for (const i of this.#healthy()) {
       try {
         await this.copies[i].read(position, into);
-      } catch (err) {
-        readError ??= err;
-        this.#markUnlessLast(i, err);
+      } catch (error) {
+        failed.push({ copy: i, error });
         continue;
       }
+      this.#mark(failed); // another copy could be read: those that threw are out
       if (!verify(into)) {
         bad.push(i);
         continue;
       }
       return { copy: i, repaired: await this.#repair(bad, position, into) };
     }
-    if (bad.length === 0 && readError !== undefined) throw readError;
+    if (bad.length === 0) throw failed[0].error;
     throw TwinpageError.corrupt(`${this.name}: no copy of bytes [${position}, ${position + into.length}) passes verification`);
   }
 
@@ -123,11 +123,8 @@ export class MirroredDevice implements Device {
       await this.copies[i].write(position, good);
       await this.copies[i].flush();
     }));
-    const repaired: number[] = [];
-    results.forEach((r, k) => {
-      if (r.status === 'fulfilled') repaired.push(bad[k]);
-      else this.#failures[bad[k]] = r.reason; // a good copy remains, so this one can go
-    });
+    const repaired = bad.filter((_, k) => results[k].status === 'fulfilled');
+    this.#mark(results.flatMap((r, k) => (r.status === 'rejected' ? [{ copy: bad[k], error: r.reason as unknown }] : [])));
     return repaired;
   }
 
@@ -137,26 +134,37 @@ export class MirroredDevice implements Device {
     const results = await Promise.allSettled(live.map((i) => op(this.copies[i])));
     const failed = results.flatMap((r, k) => (r.status === 'rejected' ? [{ copy: live[k], error: r.reason as unknown }] : []));
     if (failed.length === live.length) throw failed[0].error;
-    for (const f of failed) this.#failures[f.copy] = f.error;
+    this.#mark(failed);
   }
 
-  /** Runs `op` on the first healthy copy; one that fails is marked and the next tried. */
+  /** Runs `op` on the healthy copies in order until one succeeds; those that failed before it are marked. */
   async #first<T>(op: (c: Device) => Promise<T>): Promise<T> {
+    const failed: Array<{ copy: number; error: unknown }> = [];
     for (const i of this.#healthy()) {
+      let result: T;
       try {
-        return await op(this.copies[i]);
-      } catch (err) {
-        if (!this.#markUnlessLast(i, err)) throw err;
+        result = await op(this.copies[i]);
+      } catch (error) {
+        failed.push({ copy: i, error });
+        continue;
       }
+      this.#mark(failed);
+      return result;
     }
-    throw TwinpageError.ioError(`${this.name}: no healthy copy`); // unreachable: the last copy is never marked
+    throw failed[0].error; // every healthy copy failed: none is marked
   }
 
-  /** Marks copy `i` unhealthy unless it is the last healthy one; says whether it did. */
-  #markUnlessLast(i: number, err: unknown): boolean {
-    if (this.#healthy().length <= 1) return false;
-    this.#failures[i] = err;
-    return true;
+  /**
+   * Marks the copies in `failed` unhealthy, and empties it. Never marks the
+   * last healthy copy (that can only come from operations racing): the
+   * operation fails with its error instead.
+   */
+  #mark(failed: Array<{ copy: number; error: unknown }>): void {
+    if (failed.length === 0) return;
+    const failing = new Set(failed.map((f) => f.copy));
+    if (this.#healthy().every((i) => failing.has(i))) throw failed[0].error;
+    for (const f of failed) this.#failures[f.copy] = f.error;
+    failed.length = 0;
   }
 
   #healthy(): number[] {
