@@ -842,6 +842,10 @@ export class Memory implements PointerHost {
             for (const f of dirty) pages.setIo(f, false);
             this.#wakeFrames();
           }
+          // Evictions that were already writing when the dirty frames were
+          // listed (those frames were skipped) must land before the flush:
+          // once the old journal goes, the page file is their only copy.
+          await Promise.all([...this.#evictions]);
           await this.#sched.drain();
           await this.#pageStore.flush();
           await this.#newEpoch();

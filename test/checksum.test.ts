@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { xxhash3 } from 'hash-wasm';
 import { Core, TwinpageError } from '../bindings/index.js';
 import { instantiateCore } from '../bindings/core/wasm.js';
+import { rng } from './data.js';
 
 /** Runs `fn`, returning its value or the error code it threw (never another kind of error). */
 function outcome<T>(fn: () => T): T | { code: string } {
@@ -26,17 +27,6 @@ function throwsCode(fn: () => unknown, code: string) {
 
 const hex = (sum: bigint) => sum.toString(16).padStart(16, '0');
 
-/** A deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(length: number, seed: number): Uint8Array {
   const next = rng(seed);

@@ -7,7 +7,7 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openMemory, TwinpageError } from '../bindings/index.js';
-import { pattern, rng } from './crash-data.js';
+import { pattern, rng } from './data.js';
 
 const PS = 512;
 const opts = { pageSize: PS, cacheBytes: 8 * PS, flushIntervalMs: 0 };

@@ -5,7 +5,7 @@
 // stdout is a pipe, written synchronously on Linux: a printed line survives
 // the SIGKILL that follows it.
 import { openMemory } from '../bindings/index.js';
-import { pattern, rng } from './crash-data.js';
+import { pattern, rng } from './data.js';
 
 const [dir, seedText, blocksText] = process.argv.slice(2);
 const random = rng(Number(seedText));

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openMemory } from '../bindings/index.js';
-import { pattern, rng } from './crash-data.js';
+import { pattern, rng } from './data.js';
 
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 50);
 const CHILD = fileURLToPath(new URL('./crash-child.js', import.meta.url));

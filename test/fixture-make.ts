@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openMemory } from '../bindings/index.js';
-import { pattern } from './crash-data.js';
+import { pattern } from './data.js';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: fixture-make <dir>');

@@ -1,4 +1,4 @@
-// Deterministic data shared by the crash writer and its checker.
+// Deterministic data shared by the tests: a seeded PRNG and byte patterns.
 
 /** mulberry32 */
 export function rng(seed: number): () => number {
