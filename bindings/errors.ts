@@ -45,6 +45,12 @@ export class TwinpageError extends Error {
   static unknownBlock(message: string) { return new TwinpageError('UNKNOWN_BLOCK', message); }
   static outOfRange(message: string) { return new TwinpageError('OUT_OF_RANGE', message); }
   static pointerReleased(message: string) { return new TwinpageError('POINTER_RELEASED', message); }
+
+  // --- messages: frames between the nodes ------------------------------------------
+  static badFrame(message: string, cause?: unknown) { return new TwinpageError('BAD_FRAME', message, cause === undefined ? undefined : { cause }); }
+
+  // --- transports: the connection between the nodes ---------------------------------
+  static authFailed(message: string, cause?: unknown) { return new TwinpageError('AUTH_FAILED', message, cause === undefined ? undefined : { cause }); }
 }
 
 export type TwinpageErrorCode =
@@ -71,4 +77,6 @@ export type TwinpageErrorCode =
   | 'UNSUPPORTED_FORMAT'
   | 'UNKNOWN_BLOCK'
   | 'OUT_OF_RANGE'
-  | 'POINTER_RELEASED';
+  | 'POINTER_RELEASED'
+  | 'BAD_FRAME'
+  | 'AUTH_FAILED';

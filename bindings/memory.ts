@@ -10,9 +10,10 @@
 
 import { Core } from './core/index.js';
 import { TwinpageError } from './errors.js';
-import { PolicyList, policyFromRecord, policyToRecord, type Policy, type PolicyInput } from './policies.js';
+import { PolicyList, policyFromRecord, policyToRecord, type Durability, type Policy, type PolicyInput } from './policies.js';
 import { AddressSpace } from './memory/space.js';
 import { Scheduler, type SchedulerStats } from './sched/scheduler.js';
+import { MessageType, type Request, type WritePage } from './messages.js';
 import { ReadPointer, WritePointer, type PointerHost, type PointerState } from './memory/pointer.js';
 import type { Device, Store } from './storage/device.js';
 import { MemoryStore } from './storage/memory.js';
@@ -111,6 +112,13 @@ export interface SpaceReport {
 
 interface Waiter { n: number; resolve: () => void }
 
+/**
+ * Where a memory hands the paging synchronization messages of every change
+ * it applies, in order; the mirror attaches here (memory.ts never imports
+ * the mirror). Resolves once the partner holds the change at `durability`.
+ */
+export type Outbox = (messages: Request[], durability: Durability) => Promise<void>;
+
 /** Opens (or creates) a memory. */
 export async function openMemory(options: MemoryOptions): Promise<Memory> {
   return Memory.open(options);
@@ -153,6 +161,10 @@ export class Memory implements PointerHost {
   readonly #checkpointBytes: number;
   #flusher: ReturnType<typeof setInterval> | null = null;
   #closed = false;
+  /** Set by the mirror: every change applied here goes out through it. */
+  outbox: Outbox | null = null;
+  /** A partner's WRITE_PAGEs waiting for their RELEASE_POINTER, per block. */
+  readonly #incoming = new Map<string, WritePage[]>();
 
   private constructor(init: {
     core: Core; store: Store; policies: PolicyList; pageStore: PageStore; superDevice: Device;
@@ -306,6 +318,7 @@ export class Memory implements PointerHost {
         throw err;
       }
       this.#blocks.set(block.id, block);
+      await this.#emit([{ type: MessageType.ALLOCATE_MEMORY, blockId: block.id, base, pages, length: size, generation: block.generation, policy: policyToRecord(policy) }], policy.durability);
       return { ...block };
     });
   }
@@ -337,6 +350,7 @@ export class Memory implements PointerHost {
           }
         }
         this.#space.release(block.base, block.pages);
+        await this.#emit([{ type: MessageType.RELEASE_MEMORY, blockId: id }], block.policy.durability);
       });
     } finally {
       this.#removeRange(entry);
@@ -752,6 +766,8 @@ export class Memory implements PointerHost {
     if (changed.length === 0) return;
     const lsn = this.#nextLsn++;
     const pages = this.core.pages;
+    // The messages of this release, copied now: the frames change after it.
+    const outgoing = this.outbox ? this.#releaseMessages(p, changed, sums, lsn) : null;
     if (block.policy.writeMode === 'write-back') {
       for (const i of changed) {
         const f = p.frames[i];
@@ -760,6 +776,7 @@ export class Memory implements PointerHost {
         this.#state[f] = UNLOGGED;
         pages.setDirty(f, true);
       }
+      if (outgoing) await this.#emit(outgoing, block.policy.durability);
       return;
     }
     const record: JournalRecord = {
@@ -780,6 +797,128 @@ export class Memory implements PointerHost {
       this.#lsn[f] = lsn;
       this.#state[f] = LOGGED;
       pages.setDirty(f, true);
+    }
+    if (outgoing) await this.#emit(outgoing, block.policy.durability);
+  }
+
+  /** WRITE_PAGE for each changed page, then RELEASE_POINTER: one release as messages. */
+  #releaseMessages(p: PointerState, changed: number[], sums: BigUint64Array, lsn: number): Request[] {
+    const out: Request[] = changed.map((i) => ({
+      type: MessageType.WRITE_PAGE, blockId: p.blockId, page: p.first + i, lsn, checksum: sums[i],
+      copy: 'message', data: this.core.frameView(p.frames[i]).slice(),
+    }));
+    out.push({ type: MessageType.RELEASE_POINTER, blockId: p.blockId, offset: p.offset, length: p.length, lsn, pages: changed.length });
+    return out;
+  }
+
+  /** Hands applied changes to the mirror, if one is attached. */
+  async #emit(messages: Request[], durability: Durability): Promise<void> {
+    if (this.outbox) await this.outbox(messages, durability);
+  }
+
+  // --- a partner's changes -----------------------------------------------------------------
+
+  /**
+   * Applies a change the partner made (its messages, in order), through the
+   * same journal, page store and task groups as local changes. A release's
+   * WRITE_PAGEs wait here until its RELEASE_POINTER, and then take effect
+   * together: a partner that dies mid-release leaves the old contents.
+   * Resolves once the change is durable here.
+   */
+  async applyRemote(msg: Request): Promise<void> {
+    this.#open();
+    switch (msg.type) {
+      case MessageType.ALLOCATE_MEMORY: {
+        if (this.#blocks.has(msg.blockId)) throw TwinpageError.alreadyExists(`block ${msg.blockId} exists here already`);
+        const policy = policyFromRecord(msg.policy);
+        await this.#meta(async () => {
+          if (!this.#space.allocateAt(msg.base, msg.pages)) {
+            throw TwinpageError.noSpace(`pages [${msg.base}, ${msg.base + msg.pages}) of block ${msg.blockId} are not free here`);
+          }
+          const block: Block = { id: msg.blockId, base: msg.base, pages: msg.pages, length: msg.length, policy, generation: this.#nextLsn++ };
+          try {
+            this.#journal.append({ type: RecordType.Alloc, lsn: block.generation, epoch: this.#journal.epoch, block: { ...block, policy: policyToRecord(policy) } });
+            await this.#journal.commit();
+          } catch (err) {
+            this.#space.release(msg.base, msg.pages);
+            await this.#journal.recover();
+            throw err;
+          }
+          this.#blocks.set(block.id, block);
+        });
+        return;
+      }
+      case MessageType.RELEASE_MEMORY:
+        this.#incoming.delete(msg.blockId);
+        return this.free(msg.blockId);
+      case MessageType.WRITE_PAGE: {
+        const block = this.#block(msg.blockId);
+        if (msg.copy !== 'message' || !msg.data || msg.data.length !== this.pageSize) {
+          throw TwinpageError.invalidArgument(`WRITE_PAGE for block ${msg.blockId}: copy '${msg.copy}' is not supported here yet; pages travel as 'message'`);
+        }
+        if (msg.page < block.base || msg.page >= block.base + block.pages) {
+          throw TwinpageError.outOfRange(`WRITE_PAGE: page ${msg.page} is outside block ${msg.blockId}`);
+        }
+        if (this.core.checksum(msg.data) !== msg.checksum) throw TwinpageError.corrupt(`WRITE_PAGE: page ${msg.page} fails its checksum`);
+        const list = this.#incoming.get(msg.blockId);
+        if (list) list.push(msg); else this.#incoming.set(msg.blockId, [msg]);
+        return;
+      }
+      case MessageType.RELEASE_POINTER: {
+        const writes = this.#incoming.get(msg.blockId) ?? [];
+        this.#incoming.delete(msg.blockId);
+        if (writes.length !== msg.pages) {
+          throw TwinpageError.invalidArgument(`RELEASE_POINTER for block ${msg.blockId} names ${msg.pages} pages; ${writes.length} arrived`);
+        }
+        if (writes.length) await this.#applyPages(this.#block(msg.blockId), writes);
+        return;
+      }
+      default:
+        return; // reads, locks, headers and sense change nothing stored
+    }
+  }
+
+  /** Commits a partner's release: one journal record, then cache and page store. */
+  async #applyPages(block: Block, writes: WritePage[]): Promise<void> {
+    writes.sort((a, b) => a.page - b.page);
+    const first = writes[0].page;
+    const last = writes[writes.length - 1].page;
+    const entry = this.#insertRange(first, last, true);
+    try {
+      await this.#waitTurn(entry);
+      if (this.#blocks.get(block.id) !== block) throw TwinpageError.unknownBlock(`block ${block.id} was freed meanwhile`);
+      const lsn = this.#nextLsn++;
+      try {
+        this.#journal.append({
+          type: RecordType.Pages, lsn, epoch: this.#journal.epoch,
+          pages: writes.map((w) => ({ page: w.page, checksum: w.checksum })),
+          images: writes.map((w) => w.data!),
+        });
+        await this.#journal.commit();
+      } catch (err) {
+        await this.#journal.recover();
+        throw err;
+      }
+      const pages = this.core.pages;
+      const uncached: PageImage[] = [];
+      for (const w of writes) {
+        const loading = this.#loading.get(w.page);
+        if (loading) await loading.catch(() => {});
+        const f = pages.lookup(w.page);
+        if (f < 0) {
+          uncached.push({ page: w.page, image: w.data!, checksum: w.checksum, lsn });
+          continue;
+        }
+        // Under the exclusive range no pointer holds this frame.
+        this.core.frameView(f).set(w.data!);
+        this.#sum[f] = w.checksum;
+        this.#lsn[f] = lsn;
+        this.#state[f] = LOGGED;
+        pages.setDirty(f, true);
+      }
+      if (uncached.length) await this.#writePages(uncached);
+    } finally {
+      this.#removeRange(entry);
     }
   }
 

@@ -41,6 +41,20 @@ export class AddressSpace {
     return -1;
   }
 
+  /** Takes exactly [base, base + pages) (a partner's allocation); false when any of it is taken. */
+  allocateAt(base: number, pages: number): boolean {
+    const free = this.#free;
+    for (let i = 0; i < free.length; i++) {
+      const r = free[i];
+      if (base < r.base || base + pages > r.base + r.pages) continue;
+      const before = { base: r.base, pages: base - r.base };
+      const after = { base: base + pages, pages: r.base + r.pages - base - pages };
+      free.splice(i, 1, ...[before, after].filter((x) => x.pages > 0));
+      return true;
+    }
+    return false;
+  }
+
   /** Gives a run back, merging it with free neighbours. */
   release(base: number, pages: number): void {
     const free = this.#free;
