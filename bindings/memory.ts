@@ -476,6 +476,11 @@ export class Memory implements PointerHost {
     return this.core.frameView(frame);
   }
 
+  /** This node's id (a GUID, kept in the superblock). */
+  get nodeId(): string {
+    return this.#sb.nodeId;
+  }
+
   /** Checks a pointer's range; its block and pages. */
   #pointerSpan(id: string, offset: number, length: number): { block: Block; first: number; last: number; count: number } {
     this.#open();

@@ -1,0 +1,110 @@
+// The pair over a transport: changes reach the partner and are acknowledged
+// at each policy's durability; without the partner the primary goes on
+// degraded and remembers what the partner lacks; a secondary is promoted.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openMemory, MemoryStore, type Memory } from '../bindings/index.js';
+import { Mirror } from '../bindings/mirror/pair.js';
+import { inProcessPair } from '../bindings/mirror/transport.js';
+import { listenTcp, connectTcp } from '../bindings/mirror/tcp.js';
+import { pattern } from './data.js';
+
+const policies = [
+  { name: 'disk', maxSize: 4096, durability: 'disk' as const },
+  { name: 'memory', maxSize: 8192, durability: 'memory' as const },
+  { name: 'async', maxSize: Infinity, durability: 'async' as const },
+];
+const opts = { pageSize: 512, cacheBytes: 32 * 512, flushIntervalMs: 0, policies };
+
+async function node(): Promise<Memory> {
+  return openMemory({ store: new MemoryStore(), ...opts });
+}
+
+async function same(a: Memory, b: Memory) {
+  for (const blk of a.blocks()) assert.equal(await b.read(blk.id, 0, blk.length), await a.read(blk.id, 0, blk.length), `block ${blk.id}`);
+  assert.is(b.blocks().length, a.blocks().length);
+}
+
+const t = suite('mirrored pair');
+
+t('a disk-durable write is on the partner when it resolves', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await node();
+  const s = await node();
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const b = await p.allocate(3000, { policy: 'disk' });
+  assert.ok(s.blocks().some((x) => x.id === b.id), 'the allocation reached the partner before allocate resolved');
+  await p.write(b.id, 10, pattern(2900, 1));
+  assert.equal(await s.read(b.id, 10, 2900), pattern(2900, 1), 'the partner holds the write when write() resolves');
+  assert.is(mp.sense().inFlight, 0);
+  assert.is(mp.sense().health, 'ok');
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
+t('memory and async durabilities; many concurrent writes keep their order per page', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await node();
+  const s = await node();
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const m = await p.allocate(6000, { policy: 'memory' });
+  const a = await p.allocate(20000, { policy: 'async' });
+  await Promise.all(Array.from({ length: 40 }, (_, i) => p.write(i % 2 ? m.id : a.id, (i * 97) % 4000, pattern(1500, i))));
+  await p.write(a.id, 0, pattern(20000, 99));
+  // Let the last async frames land and be applied.
+  for (let i = 0; i < 50 && mp.sense().inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await same(p, s);
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
+t('without its partner the primary goes on degraded and remembers the pages; the secondary is promoted', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await node();
+  const s = await node();
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const b = await p.allocate(4096, { policy: 'disk' });
+  await p.write(b.id, 0, pattern(4096, 3));
+  ta.close();
+  await new Promise((r) => setTimeout(r, 5));
+  await p.write(b.id, 512, pattern(1024, 4)); // resolves at once: degraded
+  assert.is(mp.sense().health, 'degraded');
+  assert.equal(mp.laggingPages(), [b.base + 1, b.base + 2]);
+  // Failover: the secondary holds every acknowledged write and takes writes.
+  ms.promote();
+  assert.is(ms.role, 'primary');
+  assert.equal(await s.read(b.id, 0, 4096), pattern(4096, 3));
+  await s.write(b.id, 0, pattern(100, 5));
+  assert.equal(await s.read(b.id, 0, 100), pattern(100, 5));
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
+t('over TCP on loopback with a shared secret', async () => {
+  const p = await node();
+  const s = await node();
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  const secret = 'correct horse battery staple';
+  const listener = await listenTcp({ host: '127.0.0.1', port: 0, secret, nodeId: s.nodeId }, (t) => ms.attach(t));
+  mp.attach(await connectTcp({ host: '127.0.0.1', port: listener.port, secret, nodeId: p.nodeId }));
+  for (let i = 0; i < 100 && !ms.sense().connected; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(ms.sense().connected, 'the secondary accepted the connection');
+  const b = await p.allocate(4000, { policy: 'disk' });
+  await p.write(b.id, 0, pattern(4000, 7));
+  assert.equal(await s.read(b.id, 0, 4000), pattern(4000, 7));
+  mp.close(); ms.close();
+  await listener.close();
+  await p.close(); await s.close();
+});
+
+t.run();
