@@ -834,7 +834,12 @@ export class Memory implements PointerHost {
     this.#open();
     switch (msg.type) {
       case MessageType.ALLOCATE_MEMORY: {
-        if (this.#blocks.has(msg.blockId)) throw TwinpageError.alreadyExists(`block ${msg.blockId} exists here already`);
+        const known = this.#blocks.get(msg.blockId);
+        if (known) {
+          // A resync repeats what may have arrived already: the same block is no change.
+          if (known.base === msg.base && known.pages === msg.pages && known.length === msg.length) return;
+          throw TwinpageError.alreadyExists(`block ${msg.blockId} exists here already, elsewhere`);
+        }
         const policy = policyFromRecord(msg.policy);
         await this.#meta(async () => {
           if (!this.#space.allocateAt(msg.base, msg.pages)) {
@@ -855,6 +860,7 @@ export class Memory implements PointerHost {
       }
       case MessageType.RELEASE_MEMORY:
         this.#incoming.delete(msg.blockId);
+        if (!this.#blocks.has(msg.blockId)) return; // freed already (a resync repeats it)
         return this.free(msg.blockId);
       case MessageType.WRITE_PAGE: {
         const block = this.#block(msg.blockId);
@@ -881,6 +887,14 @@ export class Memory implements PointerHost {
       default:
         return; // reads, locks, headers and sense change nothing stored
     }
+  }
+
+  /**
+   * Drops a partner's WRITE_PAGEs whose RELEASE_POINTER never came (its
+   * connection ended mid-release): those pages keep their old contents.
+   */
+  discardIncoming(): void {
+    this.#incoming.clear();
   }
 
   /** Commits a partner's release: one journal record, then cache and page store. */

@@ -64,6 +64,15 @@ abstract class Pointer {
     return out;
   }
 
+  /** Zero-copy view of the whole `k`-th page the pointer holds (its frame). */
+  page(k: number): Uint8Array {
+    this.check();
+    if (!Number.isInteger(k) || k < 0 || k >= this.state.frames.length) {
+      throw TwinpageError.outOfRange(`page ${k} of a pointer holding ${this.state.frames.length}`);
+    }
+    return this.#host.frameView(this.state.frames[k]);
+  }
+
   /** A copy of `length` bytes from `at` (relative to the pointer's range). */
   read(at = 0, length = this.state.length - at): Uint8Array {
     this.check();

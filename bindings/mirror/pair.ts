@@ -18,7 +18,8 @@
 // and verify come next.
 
 import { TwinpageError } from '../errors.js';
-import type { Memory } from '../memory.js';
+import type { Memory, ReadPointer } from '../memory.js';
+import { policyToRecord } from '../policies.js';
 import type { Durability } from '../policies.js';
 import {
   AckLevel, MessageType, decodeFrame, encodeFrame,
@@ -41,6 +42,16 @@ export interface MirrorOptions {
    * @default 5000
    */
   timeoutMs?: number;
+  /** Called as a resync goes, with pages sent and pages to send. */
+  onResyncProgress?: (progress: { done: number; total: number }) => void;
+}
+
+/** What `verify()` found. */
+export interface VerifyReport {
+  blocks: number;
+  pages: number;
+  /** Pages whose checksums differ, and blocks one side lacks (page -1). */
+  differences: Array<{ blockId: string; page: number }>;
 }
 
 /** What `sense()` reports. */
@@ -56,7 +67,7 @@ export interface MirrorState {
   lastApplied: number;
 }
 
-interface AckWaiter { seq: number; level: number; resolve: () => void }
+interface AckWaiter { seq: number; level: number; resolve: () => void; at: number }
 
 const LEVEL: Record<Durability, number> = { async: -1, memory: AckLevel.MEMORY, disk: AckLevel.DISK };
 
@@ -75,6 +86,14 @@ export class Mirror {
   readonly #unacked = new Map<number, number[]>();
   /** Pages the partner may lack (degraded mode). */
   readonly #lagging = new Set<number>();
+  /** Blocks allocated or freed while the partner could not acknowledge it. */
+  readonly #laggingBlocks = new Set<string>();
+  /** Block-table changes in frames not yet acknowledged at disk level, by sequence. */
+  readonly #unackedBlocks = new Map<number, string>();
+  #resyncing: Promise<void> | null = null;
+  readonly #onProgress: MirrorOptions['onResyncProgress'];
+  /** Requests waiting for their reply, by sequence. */
+  readonly #pending = new Map<number, (m: Message) => void>();
   #degraded = false;
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   #heardAt = 0;
@@ -90,6 +109,7 @@ export class Mirror {
     this.#role = options.role;
     this.#heartbeatMs = positive(options.heartbeatMs, 1000, 'mirror.heartbeatMs');
     this.#timeoutMs = positive(options.timeoutMs, 5000, 'mirror.timeoutMs');
+    this.#onProgress = options.onResyncProgress;
     if (this.#role === 'primary') this.#attachOutbox();
   }
 
@@ -97,14 +117,127 @@ export class Mirror {
 
   /** Connects to the partner over `transport` (replacing any earlier one). */
   attach(transport: Transport): void {
-    this.#transport?.close();
+    const old = this.#transport;
+    if (old) {
+      // What the old connection did not acknowledge is resynced on this one.
+      this.#transport = null;
+      old.close();
+      this.#lost();
+    }
     this.#transport = transport;
+    this.memory.discardIncoming();
     this.#heardAt = Date.now();
-    transport.onFrame((bytes) => this.#receive(bytes));
+    // Frames still arriving from an earlier connection are not this one's.
+    transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
     transport.onClose(() => { if (this.#transport === transport) this.#lost(); });
     this.#degraded = false;
+    // A new connection numbers its frames afresh; applies still running from
+    // the old one finish on their own and are not acknowledged on this one.
+    this.#received = 0;
+    this.#applied = 0;
+    this.#inflight.length = 0;
+    this.#sent = 0;
+    this.#acked = [0, 0, 0];
     this.#send({ type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32), generations: { generation: this.#generation.toString(16) } });
-    if (this.#role === 'primary') this.#startHeartbeat();
+    if (this.#role === 'primary') {
+      this.#startHeartbeat();
+      if (this.#lagging.size || this.#laggingBlocks.size) this.resync().catch(() => {});
+    }
+  }
+
+  /**
+   * Sends the partner what it missed while degraded: block-table changes,
+   * then the lagging pages in address order, in releases of up to 64 pages.
+   * New writes go on meanwhile. Resolves once the partner holds it all.
+   */
+  resync(): Promise<void> {
+    this.#resyncing ??= this.#resync().finally(() => { this.#resyncing = null; });
+    return this.#resyncing;
+  }
+
+  async #resync(): Promise<void> {
+    const m = this.memory;
+    const blocks = new Map(m.blocks().map((b) => [b.id, b]));
+    const ids = [...this.#laggingBlocks];
+    this.#laggingBlocks.clear();
+    for (const id of ids) {
+      const b = blocks.get(id);
+      await this.#outbox([b
+        ? { type: MessageType.ALLOCATE_MEMORY, blockId: b.id, base: b.base, pages: b.pages, length: b.length, generation: b.generation, policy: policyToRecord(b.policy) }
+        : { type: MessageType.RELEASE_MEMORY, blockId: id }], 'disk');
+    }
+    const pages = [...this.#lagging].sort((a, b) => a - b);
+    const owner = (page: number) => [...blocks.values()].find((b) => page >= b.base && page < b.base + b.pages);
+    let done = 0;
+    const ps = m.pageSize;
+    for (let i = 0; i < pages.length;) {
+      const block = owner(pages[i]);
+      if (!block) { this.#lagging.delete(pages[i]); i++; done++; continue; }
+      // A run of lagging pages of one block, at most 64.
+      let j = i + 1;
+      while (j < pages.length && j - i < 64 && pages[j] === pages[j - 1] + 1 && pages[j] < block.base + block.pages) j++;
+      const first = pages[i];
+      const count = j - i;
+      const offset = (first - block.base) * ps;
+      const length = Math.min(count * ps, block.length - offset);
+      const ptr = await m.acquireRead(block.id, offset, length);
+      let messages: Request[];
+      try {
+        messages = this.#pageImages(ptr, block.id, first, count);
+      } finally {
+        await ptr.release();
+      }
+      messages.push({ type: MessageType.RELEASE_POINTER, blockId: block.id, offset, length, lsn: 0, pages: count });
+      for (let k = i; k < j; k++) this.#lagging.delete(pages[k]);
+      await this.#outbox(messages, 'disk');
+      done += count;
+      this.#onProgress?.({ done, total: pages.length });
+      i = j;
+    }
+  }
+
+  /** Whole-page images of a read pointer's pages, as WRITE_PAGEs. */
+  #pageImages(ptr: ReadPointer, blockId: string, first: number, count: number): Request[] {
+    const m = this.memory;
+    const out: Request[] = [];
+    for (let k = 0; k < count; k++) {
+      const data = ptr.page(k).slice();
+      out.push({ type: MessageType.WRITE_PAGE, blockId, page: first + k, lsn: 0, checksum: m.core.checksum(data), copy: 'message', data });
+    }
+    return out;
+  }
+
+  /**
+   * Compares every block's page checksums with the partner's (READ_HEADER
+   * with checksums) and reports the differences.
+   */
+  async verify(): Promise<VerifyReport> {
+    const report: VerifyReport = { blocks: 0, pages: 0, differences: [] };
+    for (const b of this.memory.blocks()) {
+      const mine = (await this.memory.header(b.id, { checksums: true })).checksums!;
+      const reply = await this.#request({ type: MessageType.READ_HEADER, blockId: b.id, checksums: true });
+      report.blocks++;
+      if (reply.type !== MessageType.READ_HEADER_REPLY || !reply.checksums) {
+        report.differences.push({ blockId: b.id, page: -1 });
+        continue;
+      }
+      mine.forEach((sum, i) => {
+        report.pages++;
+        if (reply.checksums![i] !== sum) report.differences.push({ blockId: b.id, page: b.base + i });
+      });
+    }
+    return report;
+  }
+
+  /** Sends a request that expects a reply, and waits for it. */
+  #request(m: Request): Promise<Message> {
+    const t = this.#transport;
+    if (!t || t.closed) return Promise.reject(TwinpageError.closed('no partner connected'));
+    const seq = ++this.#sent;
+    const reply = new Promise<Message>((resolve) => this.#pending.set(seq, resolve));
+    this.#sendOn(t, m, seq).catch(() => {});
+    // A request is acknowledged like any frame; count it as applied at once.
+    return reply;
   }
 
   /** Makes this node the primary (failover): it serves writes from now on. */
@@ -147,8 +280,10 @@ export class Mirror {
   readonly #outbox = (messages: Request[], durability: Durability): Promise<void> => {
     const t = this.#transport;
     const pages = messages.flatMap((m) => (m.type === MessageType.WRITE_PAGE ? [m.page] : []));
+    const block = messages.find((m) => m.type === MessageType.ALLOCATE_MEMORY || m.type === MessageType.RELEASE_MEMORY) as { blockId: string } | undefined;
     if (!t || t.closed || this.#degraded) {
       for (const p of pages) this.#lagging.add(p);
+      if (block) this.#laggingBlocks.add(block.blockId);
       return Promise.resolve();
     }
     let last = 0;
@@ -158,10 +293,11 @@ export class Mirror {
       sends.push(this.#sendOn(t, m, last));
     }
     if (pages.length) this.#unacked.set(last, pages);
+    if (block) this.#unackedBlocks.set(last, block.blockId);
     const level = LEVEL[durability];
     const sent = Promise.all(sends).then(() => undefined, () => undefined);
     if (level < 0 || this.#acked[level] >= last) return sent;
-    return new Promise((resolve) => this.#waiters.push({ seq: last, level, resolve }));
+    return new Promise((resolve) => this.#waiters.push({ seq: last, level, resolve, at: Date.now() }));
   };
 
   #attachOutbox(): void {
@@ -172,6 +308,7 @@ export class Mirror {
     for (let l = 0; l <= level; l++) this.#acked[l] = Math.max(this.#acked[l], applied);
     if (level >= AckLevel.DISK) {
       for (const seq of this.#unacked.keys()) if (seq <= applied) this.#unacked.delete(seq);
+      for (const seq of this.#unackedBlocks.keys()) if (seq <= applied) this.#unackedBlocks.delete(seq);
     }
     this.#waiters = this.#waiters.filter((w) => {
       if (this.#acked[w.level] >= w.seq) { w.resolve(); return false; }
@@ -185,8 +322,12 @@ export class Mirror {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
     for (const pages of this.#unacked.values()) for (const p of pages) this.#lagging.add(p);
+    for (const id of this.#unackedBlocks.values()) this.#laggingBlocks.add(id);
     this.#unacked.clear();
+    this.#unackedBlocks.clear();
     this.#releaseWaiters();
+    for (const resolve of this.#pending.values()) resolve({ type: MessageType.ERROR, replyTo: 0, code: 'CLOSED', message: 'the partner is gone' });
+    this.#pending.clear();
   }
 
   #releaseWaiters(): void {
@@ -198,15 +339,19 @@ export class Mirror {
   #startHeartbeat(): void {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = setInterval(() => {
-      if (Date.now() - this.#heardAt > this.#timeoutMs) {
+      const now = Date.now();
+      const silent = now - this.#heardAt > this.#timeoutMs;
+      // Frames lost on the way leave acknowledgements that never come.
+      const stalled = this.#waiters.length > 0 && now - Math.min(...this.#waiters.map((w) => w.at)) > this.#timeoutMs;
+      if (silent || stalled) {
         const t = this.#transport;
+        this.#transport = null;
         this.#lost();
-        t?.close(TwinpageError.closed(`the partner was silent for ${this.#timeoutMs} ms`));
+        t?.close(TwinpageError.closed(silent ? `the partner was silent for ${this.#timeoutMs} ms` : `no acknowledgement for ${this.#timeoutMs} ms`));
         return;
       }
       this.#send({ type: MessageType.SENSE_REQUEST });
     }, this.#heartbeatMs);
-    (this.#heartbeat as { unref?: () => void }).unref?.();
   }
 
   // --- both: frames in --------------------------------------------------------------------------
@@ -229,6 +374,8 @@ export class Mirror {
         this.#onAck(m.applied, m.level);
         return;
       case MessageType.SENSE_REQUEST: {
+        // The heartbeat also repeats the acknowledgements, in case one was lost.
+        if (this.#received > 0) this.#scheduleAck(this.#applied === this.#received ? AckLevel.DISK : AckLevel.MEMORY);
         const s = this.sense();
         this.#send({
           type: MessageType.SENSE_REPLY, replyTo: frame.sequence, role: this.#role, nodeId: this.#nodeId(),
@@ -239,7 +386,19 @@ export class Mirror {
       }
       case MessageType.SENSE_REPLY:
         return;
+      case MessageType.READ_HEADER_REPLY:
+        break;
+      case MessageType.READ_HEADER: {
+        const seq = frame.sequence;
+        this.#received = Math.max(this.#received, seq);
+        this.memory.header(m.blockId, { checksums: m.checksums }).then(
+          (h) => this.#send({ type: MessageType.READ_HEADER_REPLY, replyTo: seq, blockId: h.id, base: h.base, pages: h.pages, length: h.length, generation: h.generation, policy: policyToRecord(h.policy), checksums: h.checksums }),
+          (err) => this.#send({ type: MessageType.ERROR, replyTo: seq, code: (err as TwinpageError).code ?? 'IO_ERROR', message: String((err as Error).message) }),
+        );
+        return;
+      }
       case MessageType.ERROR:
+        if (m.replyTo !== 0 && this.#pending.has(m.replyTo)) break;
         this.#transport?.close(new TwinpageError('IO_ERROR', `the partner reported ${m.code}: ${m.message}`));
         return;
       case MessageType.ALLOCATE_MEMORY:
@@ -250,10 +409,24 @@ export class Mirror {
           this.#fail(TwinpageError.invalidArgument('both nodes act as primary (split brain): refusing the partner\'s changes'));
           return;
         }
+        // The stream must arrive whole and in order: a duplicate is dropped,
+        // a gap ends the connection (the primary resyncs what was unacknowledged).
+        if (frame.sequence <= this.#received) return;
+        if (frame.sequence !== this.#received + 1) {
+          this.#fail(TwinpageError.badFrame(`frame ${frame.sequence} arrived after ${this.#received}: frames were lost`));
+          return;
+        }
         this.#apply(frame.sequence, m);
         return;
       default:
-        return; // replies and requests that change nothing
+        return; // requests that change nothing
+    }
+    // A reply (or an error answering a request).
+    const replyTo = (m as { replyTo: number }).replyTo;
+    const resolve = this.#pending.get(replyTo);
+    if (resolve) {
+      this.#pending.delete(replyTo);
+      resolve(m);
     }
   }
 
