@@ -119,10 +119,6 @@ interface Waiter { n: number; resolve: () => void }
  */
 export type Outbox = (messages: Request[], durability: Durability) => Promise<void>;
 
-/** Opens (or creates) a memory. */
-export async function openMemory(options: MemoryOptions): Promise<Memory> {
-  return Memory.open(options);
-}
 
 export class Memory implements PointerHost {
   readonly pageSize: number;
