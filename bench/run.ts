@@ -7,6 +7,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   },
   memory: async () => (await import('./memory.js')).run(),
   sched: async () => (await import('./sched.js')).run(),
+  mirror: async () => (await import('./mirror.js')).run(),
 };
 
 const asked = process.argv.slice(2);
