@@ -898,10 +898,26 @@ export class Memory implements PointerHost {
     writes.sort((a, b) => a.page - b.page);
     const first = writes[0].page;
     const last = writes[writes.length - 1].page;
+    if (writes.length > this.#maxPointerPages()) {
+      throw TwinpageError.tooLarge(`a release of ${writes.length} pages does not fit this node's cache`);
+    }
     const entry = this.#insertRange(first, last, true);
+    const pages = this.core.pages;
+    const held: Array<{ frame: number; fresh: boolean }> = [];
+    let reserved = false;
+    let committed = false;
     try {
       await this.#waitTurn(entry);
       if (this.#blocks.get(block.id) !== block) throw TwinpageError.unknownBlock(`block ${block.id} was freed meanwhile`);
+      // The pages go into cache frames like a local write pointer's (not
+      // read: they are overwritten whole), and reach the page file later,
+      // by eviction or checkpoint, coalesced.
+      await this.#reserve(writes.length);
+      reserved = true;
+      for (const w of writes) {
+        const { frame, staged } = await this.#stage(w.page, block, true, true);
+        held.push({ frame, fresh: staged });
+      }
       const lsn = this.#nextLsn++;
       try {
         this.#journal.append({
@@ -914,28 +930,26 @@ export class Memory implements PointerHost {
         await this.#journal.recover();
         throw err;
       }
-      const pages = this.core.pages;
-      const uncached: PageImage[] = [];
-      for (const w of writes) {
-        const loading = this.#loading.get(w.page);
-        if (loading) await loading.catch(() => {});
-        const f = pages.lookup(w.page);
-        if (f < 0) {
-          uncached.push({ page: w.page, image: w.data!, checksum: w.checksum, lsn });
-          continue;
-        }
-        // Under the exclusive range no pointer holds this frame.
+      committed = true;
+      writes.forEach((w, i) => {
+        const f = held[i].frame;
         this.core.frameView(f).set(w.data!);
         this.#sum[f] = w.checksum;
         this.#lsn[f] = lsn;
         this.#state[f] = LOGGED;
         pages.setDirty(f, true);
-      }
-      if (uncached.length) await this.#writePages(uncached);
+      });
     } finally {
+      held.forEach(({ frame, fresh }, i) => {
+        this.#unpin(frame);
+        // Staged for this release and not committed: storage has the truth.
+        if (fresh && !committed) { pages.remove(writes[i].page); this.#state[frame] = CLEAN; }
+      });
+      if (reserved) this.#unreserve(writes.length);
       this.#removeRange(entry);
     }
   }
+
 
   /** Puts a write pointer's pages back as they were before it. */
   #undo(p: PointerState): void {
