@@ -149,7 +149,7 @@ async function command(memory: MirroredMemory, c: Record<string, unknown>): Prom
     case 'read': return { data: Buffer.from(await memory.read(str('block'), int('offset'), int('length'))).toString('base64') };
     case 'blocks': return { blocks: memory.blocks().map((b) => ({ ...b, policy: b.policy.name })) };
     case 'sense': return { sense: memory.mirror.sense() };
-    case 'promote': memory.mirror.promote(); return { sense: memory.mirror.sense() };
+    case 'promote': await memory.mirror.promote(); return { sense: memory.mirror.sense() };
     case 'resync': await memory.mirror.resync(); return { sense: memory.mirror.sense() };
     case 'verify': return { verify: await memory.mirror.verify() };
     case 'close': return {};

@@ -50,6 +50,7 @@ export class TwinpageError extends Error {
   static badFrame(message: string, cause?: unknown) { return new TwinpageError('BAD_FRAME', message, cause === undefined ? undefined : { cause }); }
 
   // --- transports: the connection between the nodes ---------------------------------
+  static splitBrain(message: string) { return new TwinpageError('SPLIT_BRAIN', message); }
   static authFailed(message: string, cause?: unknown) { return new TwinpageError('AUTH_FAILED', message, cause === undefined ? undefined : { cause }); }
 }
 
@@ -78,5 +79,6 @@ export type TwinpageErrorCode =
   | 'UNKNOWN_BLOCK'
   | 'OUT_OF_RANGE'
   | 'POINTER_RELEASED'
+  | 'SPLIT_BRAIN'
   | 'BAD_FRAME'
   | 'AUTH_FAILED';

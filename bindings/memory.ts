@@ -477,6 +477,33 @@ export class Memory implements PointerHost {
     return this.#sb.nodeId;
   }
 
+  /** Metadata the layers above keep in the superblock (the mirror's generations). */
+  get meta(): Readonly<Record<string, unknown>> {
+    return this.#sb.meta;
+  }
+
+  /** Merges `patch` into the superblock metadata, durably (both slots). */
+  setMeta(patch: Record<string, unknown>): Promise<void> {
+    this.#open();
+    return this.#meta(() => this.#writeSuperblock({ meta: { ...this.#sb.meta, ...patch } }));
+  }
+
+  /**
+   * Writes the superblock with `change` to the slot after the current one,
+   * then to the other, flushing each: both agree before anything relies on
+   * the change, and a slot damaged later leaves a good one.
+   */
+  async #writeSuperblock(change: Partial<Superblock>): Promise<void> {
+    const hash = (b: Uint8Array) => this.core.checksum(b);
+    let sb: Superblock = { ...this.#sb, ...change };
+    for (let i = 0; i < 2; i++) {
+      sb = { ...sb, sequence: sb.sequence + 1 };
+      await this.#super.write((sb.sequence % 2) * SUPERBLOCK_SIZE, encodeSuperblock(sb, hash));
+      await this.#super.flush();
+    }
+    this.#sb = sb;
+  }
+
   /** Checks a pointer's range; its block and pages. */
   #pointerSpan(id: string, offset: number, length: number): { block: Block; first: number; last: number; count: number } {
     this.#open();
@@ -1042,14 +1069,8 @@ export class Memory implements PointerHost {
     // Switch: the slot after the current one names the new journal. Then the
     // other slot too, so that both agree before the old journal goes and a
     // later damaged slot leaves a good one naming a journal that exists.
-    let sb: Superblock = this.#sb;
-    for (let i = 0; i < 2; i++) {
-      sb = { ...sb, sequence: sb.sequence + 1, walEpoch: epoch };
-      await this.#super.write((sb.sequence % 2) * SUPERBLOCK_SIZE, encodeSuperblock(sb, hash));
-      await this.#super.flush();
-    }
+    await this.#writeSuperblock({ walEpoch: epoch });
     const old = this.#journal as Journal | undefined;
-    this.#sb = sb;
     this.#journal = journal;
     if (old) {
       await old.settle();

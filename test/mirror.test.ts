@@ -81,7 +81,7 @@ t('without its partner the primary goes on degraded and remembers the pages; the
   assert.is(mp.sense().health, 'degraded');
   assert.equal(mp.laggingPages(), [b.base + 1, b.base + 2]);
   // Failover: the secondary holds every acknowledged write and takes writes.
-  ms.promote();
+  await ms.promote();
   assert.is(ms.role, 'primary');
   assert.equal(await s.read(b.id, 0, 4096), pattern(4096, 3));
   await s.write(b.id, 0, pattern(100, 5));
@@ -175,6 +175,51 @@ t('faults on the link (drops, duplicates, reordering, delays, a partition): afte
     mp.close(); ms.close();
     await p.close(); await s.close();
   }
+});
+
+t('split brain: both sides written while parted are detected, nothing is merged; discarding one side resolves it', async () => {
+  let [ta, tb] = inProcessPair();
+  const pStore = new MemoryStore();
+  const sStore = new MemoryStore();
+  const p = await openMemory({ store: pStore, ...opts });
+  const s = await openMemory({ store: sStore, ...opts });
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const b = await p.allocate(4096, { policy: 'disk' });
+  await p.write(b.id, 0, pattern(4096, 1));
+  // Parted: the secondary is promoted and both take writes.
+  ta.close();
+  await new Promise((r) => setTimeout(r, 5));
+  await ms.promote();
+  await p.write(b.id, 0, pattern(100, 2));
+  await s.write(b.id, 2048, pattern(100, 3));
+  [ta, tb] = inProcessPair();
+  mp.attach(ta);
+  ms.attach(tb);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.is(mp.sense().health, 'split-brain');
+  assert.is(ms.sense().health, 'split-brain');
+  // Nothing merged: each keeps its own writes.
+  assert.equal(await p.read(b.id, 0, 100), pattern(100, 2));
+  assert.equal(await p.read(b.id, 2048, 100), pattern(4096, 1).subarray(2048, 2148));
+  assert.equal(await s.read(b.id, 2048, 100), pattern(100, 3));
+  assert.equal(await s.read(b.id, 0, 100), pattern(4096, 1).subarray(0, 100));
+  // Resolve: discard the old primary's changes; it rejoins as secondary and is resynced.
+  mp.close();
+  await p.close();
+  const p2 = await openMemory({ store: pStore, ...opts });
+  const mp2 = new Mirror(p2, { role: 'secondary', splitBrain: 'discard-local' });
+  [ta, tb] = inProcessPair();
+  mp2.attach(ta);
+  ms.attach(tb);
+  for (let i = 0; i < 100 && (await p2.read(b.id, 0, 100)).some((v, k) => v !== pattern(4096, 1)[k]); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal((await ms.verify()).differences, []);
+  assert.equal(await p2.read(b.id, 0, 4096), await s.read(b.id, 0, 4096));
+  assert.is(mp2.sense().generation, ms.sense().generation);
+  mp2.close(); ms.close();
+  await p2.close(); await s.close();
 });
 
 t('over TCP on loopback with a shared secret', async () => {

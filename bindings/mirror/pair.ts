@@ -44,6 +44,13 @@ export interface MirrorOptions {
   timeoutMs?: number;
   /** Called as a resync goes, with pages sent and pages to send. */
   onResyncProgress?: (progress: { done: number; total: number }) => void;
+  /**
+   * What to do when both nodes changed since they parted (split brain):
+   * `refuse` keeps both as they are and reports it; `discard-local` makes
+   * this node give up its changes and take the partner's.
+   * @default 'refuse'
+   */
+  splitBrain?: 'refuse' | 'discard-local';
 }
 
 /** What `verify()` found. */
@@ -57,7 +64,10 @@ export interface VerifyReport {
 /** What `sense()` reports. */
 export interface MirrorState {
   role: Role;
-  health: 'ok' | 'degraded';
+  health: 'ok' | 'degraded' | 'split-brain';
+  /** This node's generation id, and the ones before it, newest first. */
+  generation: string;
+  history: string[];
   connected: boolean;
   /** Frames sent and not yet acknowledged at disk level. */
   inFlight: number;
@@ -77,7 +87,11 @@ export class Mirror {
   #transport: Transport | null = null;
   readonly #heartbeatMs: number;
   readonly #timeoutMs: number;
-  #generation = 1n;
+  /** The generation id (16 hex digits): a new one at every promotion. */
+  #generation: string;
+  #history: string[];
+  #splitBrain: string | null = null;
+  readonly #splitPolicy: 'refuse' | 'discard-local';
   // sending (primary)
   #sent = 0;
   #acked = [0, 0, 0];
@@ -110,6 +124,19 @@ export class Mirror {
     this.#heartbeatMs = positive(options.heartbeatMs, 1000, 'mirror.heartbeatMs');
     this.#timeoutMs = positive(options.timeoutMs, 5000, 'mirror.timeoutMs');
     this.#onProgress = options.onResyncProgress;
+    this.#splitPolicy = options.splitBrain ?? 'refuse';
+    if (this.#splitPolicy !== 'refuse' && this.#splitPolicy !== 'discard-local') throw TwinpageError.invalidArgument(`mirror.splitBrain must be 'refuse' or 'discard-local'`);
+    const stored = memory.meta.mirror as { generation?: unknown; history?: unknown } | undefined;
+    if (stored && typeof stored.generation === 'string' && Array.isArray(stored.history)) {
+      this.#generation = stored.generation;
+      this.#history = stored.history.filter((h): h is string => typeof h === 'string');
+    } else {
+      // A node never paired has no generation yet: a primary starts one, a
+      // secondary takes its partner's.
+      this.#generation = this.#role === 'primary' ? newGeneration() : NO_GENERATION;
+      this.#history = [];
+      memory.setMeta({ mirror: { generation: this.#generation, history: this.#history } }).catch(() => {});
+    }
     if (this.#role === 'primary') this.#attachOutbox();
   }
 
@@ -125,6 +152,7 @@ export class Mirror {
       this.#lost();
     }
     this.#transport = transport;
+    this.#splitBrain = null;
     this.memory.discardIncoming();
     this.#heardAt = Date.now();
     // Frames still arriving from an earlier connection are not this one's.
@@ -138,7 +166,7 @@ export class Mirror {
     this.#inflight.length = 0;
     this.#sent = 0;
     this.#acked = [0, 0, 0];
-    this.#send({ type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32), generations: { generation: this.#generation.toString(16) } });
+    this.#send({ type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32), generations: { generation: this.#generation, history: this.#history, role: this.#role } });
     if (this.#role === 'primary') {
       this.#startHeartbeat();
       if (this.#lagging.size || this.#laggingBlocks.size) this.resync().catch(() => {});
@@ -156,6 +184,11 @@ export class Mirror {
   }
 
   async #resync(): Promise<void> {
+    // Rounds, until nothing lags: more may be found while one runs.
+    while ((this.#lagging.size || this.#laggingBlocks.size) && this.#transport && !this.#degraded) await this.#resyncRound();
+  }
+
+  async #resyncRound(): Promise<void> {
     const m = this.memory;
     const blocks = new Map(m.blocks().map((b) => [b.id, b]));
     const ids = [...this.#laggingBlocks];
@@ -240,19 +273,31 @@ export class Mirror {
     return reply;
   }
 
-  /** Makes this node the primary (failover): it serves writes from now on. */
-  promote(): void {
+  /**
+   * Makes this node the primary (failover): it serves writes from now on,
+   * under a new generation (kept durably), so that the old primary, when it
+   * comes back, is known to be behind.
+   */
+  async promote(): Promise<void> {
     if (this.#role === 'primary') return;
+    await this.#setGeneration(newGeneration(), [this.#generation, ...this.#history].slice(0, 32));
     this.#role = 'primary';
-    this.#generation += 1n;
     this.#attachOutbox();
     if (this.#transport) this.#startHeartbeat();
+  }
+
+  async #setGeneration(generation: string, history: string[]): Promise<void> {
+    await this.memory.setMeta({ mirror: { generation, history } });
+    this.#generation = generation;
+    this.#history = history;
   }
 
   sense(): MirrorState {
     return {
       role: this.#role,
-      health: this.#degraded || !this.#transport ? 'degraded' : 'ok',
+      health: this.#splitBrain ? 'split-brain' : this.#degraded || !this.#transport ? 'degraded' : 'ok',
+      generation: this.#generation,
+      history: [...this.#history],
       connected: !!this.#transport && !this.#transport.closed,
       inFlight: this.#sent - this.#acked[AckLevel.DISK],
       lagPages: this.#lagging.size,
@@ -368,7 +413,11 @@ export class Mirror {
     const m = frame.message as Message;
     switch (m.type) {
       case MessageType.HELLO:
-        if (m.pageSize !== this.memory.pageSize) this.#fail(TwinpageError.invalidArgument(`the partner uses ${m.pageSize}-byte pages, this node ${this.memory.pageSize}`));
+        if (m.pageSize !== this.memory.pageSize) {
+          this.#fail(TwinpageError.invalidArgument(`the partner uses ${m.pageSize}-byte pages, this node ${this.memory.pageSize}`));
+          return;
+        }
+        this.#compareGenerations(m.nodeId, m.generations);
         return;
       case MessageType.ACK:
         this.#onAck(m.applied, m.level);
@@ -379,8 +428,8 @@ export class Mirror {
         const s = this.sense();
         this.#send({
           type: MessageType.SENSE_REPLY, replyTo: frame.sequence, role: this.#role, nodeId: this.#nodeId(),
-          generation: this.#generation.toString(16).padStart(16, '0'), history: [], lastApplied: this.#applied,
-          health: s.health, lagPages: s.lagPages,
+          generation: this.#generation, history: this.#history.slice(0, 16), lastApplied: this.#applied,
+          health: s.health === 'ok' ? 'ok' : 'degraded', lagPages: s.lagPages,
         });
         return;
       }
@@ -475,6 +524,70 @@ export class Mirror {
     });
   }
 
+  // --- generations: who is behind, or split brain ----------------------------------------------
+
+  /**
+   * Decides at handshake: same generation, in sync; the partner's current
+   * generation in this node's history, the partner is behind (a primary
+   * resyncs it by comparing checksums); this node's in the partner's, this
+   * node is behind (a secondary takes the partner's generation and is
+   * resynced); neither, both changed since they parted: split brain,
+   * refused unless `splitBrain: 'discard-local'`. Nothing is merged.
+   */
+  #compareGenerations(peerId: string, g: Record<string, unknown>): void {
+    const peerGen = typeof g.generation === 'string' ? g.generation : '';
+    const peerHistory = Array.isArray(g.history) ? g.history.filter((h): h is string => typeof h === 'string') : [];
+    if (g.role === 'primary' && this.#role === 'primary') {
+      this.#refuseSplitBrain(peerId, peerGen, 'both nodes act as primary');
+      return;
+    }
+    if (peerGen === this.#generation) return;
+    const peerBehind = peerGen === NO_GENERATION || this.#history.includes(peerGen);
+    const selfBehind = this.#generation === NO_GENERATION || peerHistory.includes(this.#generation);
+    if (selfBehind && this.#role === 'secondary') {
+      void this.#setGeneration(peerGen, peerHistory);
+      return;
+    }
+    if (peerBehind && this.#role === 'primary') {
+      this.resyncByChecksums().catch(() => {});
+      return;
+    }
+    if (!peerBehind && !selfBehind && this.#role === 'secondary' && this.#splitPolicy === 'discard-local') {
+      // This node gives up its changes: it takes the partner's generation and is resynced.
+      void this.#setGeneration(peerGen, peerHistory);
+      return;
+    }
+    const what = peerBehind || selfBehind
+      ? `the ${selfBehind ? 'primary' : 'secondary'} is behind its partner`
+      : 'both nodes changed since they parted';
+    this.#refuseSplitBrain(peerId, peerGen, what);
+  }
+
+  #refuseSplitBrain(peerId: string, peerGen: string, what: string): void {
+    this.#splitBrain = `split brain: ${what} (this node ${this.memory.nodeId} generation ${this.#generation}, partner ${peerId} generation ${peerGen}). ` +
+      `Nothing was merged and both keep their data. Choose the node whose changes to discard and restart it as secondary ` +
+      `with the mirror option splitBrain: 'discard-local'; the other, as primary, then resyncs it.`;
+    this.#fail(TwinpageError.splitBrain(this.#splitBrain));
+  }
+
+  /**
+   * Resyncs a partner that is behind without a record of what it missed:
+   * compares every page's checksum (verify) and sends what differs, and
+   * whole blocks it lacks.
+   */
+  async resyncByChecksums(): Promise<void> {
+    const report = await this.verify();
+    const blocks = new Map(this.memory.blocks().map((b) => [b.id, b]));
+    for (const d of report.differences) {
+      if (d.page >= 0) { this.#lagging.add(d.page); continue; }
+      const b = blocks.get(d.blockId);
+      if (!b) continue;
+      this.#laggingBlocks.add(b.id);
+      for (let p = b.base; p < b.base + b.pages; p++) this.#lagging.add(p);
+    }
+    await this.resync();
+  }
+
   // --- helpers ---------------------------------------------------------------------------------
 
   readonly #hash = (b: Uint8Array) => this.memory.core.checksum(b);
@@ -486,7 +599,7 @@ export class Mirror {
   }
 
   #sendOn(t: Transport, m: Message, seq: number): Promise<void> {
-    return t.send(encodeFrame(m, { sequence: seq, generation: this.#generation }, this.#hash));
+    return t.send(encodeFrame(m, { sequence: seq, generation: BigInt(`0x${this.#generation}`) }, this.#hash));
   }
 
   #fail(err: unknown): void {
@@ -501,6 +614,17 @@ export class Mirror {
   #nodeId(): string {
     return this.memory.nodeId;
   }
+}
+
+/** The generation of a node that never held data of a pair. */
+const NO_GENERATION = '0000000000000000';
+
+/** A random generation id: 16 hex digits, never all zero. */
+function newGeneration(): string {
+  const b = new Uint8Array(8);
+  crypto.getRandomValues(b);
+  b[0] |= 1;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 function positive(value: unknown, fallback: number, name: string): number {
