@@ -796,14 +796,18 @@ export class Memory implements PointerHost {
     const pages = this.core.pages;
     // The messages of this release, copied now: the frames change after it.
     const outgoing = this.outbox ? this.#releaseMessages(p, changed, sums, lsn) : null;
-    if (block.policy.writeMode === 'write-back') {
+    // The frames' new images: checksums, sequence, dirty in the given state.
+    const settle = (state: number) => {
       for (const i of changed) {
         const f = p.frames[i];
         this.#sum[f] = sums[i];
         this.#lsn[f] = lsn;
-        this.#state[f] = UNLOGGED;
+        this.#state[f] = state;
         pages.setDirty(f, true);
       }
+    };
+    if (block.policy.writeMode === 'write-back') {
+      settle(UNLOGGED);
       if (outgoing) await this.#emit(outgoing, block.policy.durability);
       return;
     }
@@ -819,13 +823,7 @@ export class Memory implements PointerHost {
       await this.#journal.recover();
       throw err;
     }
-    for (const i of changed) {
-      const f = p.frames[i];
-      this.#sum[f] = sums[i];
-      this.#lsn[f] = lsn;
-      this.#state[f] = LOGGED;
-      pages.setDirty(f, true);
-    }
+    settle(LOGGED);
     if (outgoing) await this.#emit(outgoing, block.policy.durability);
   }
 

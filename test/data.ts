@@ -1,16 +1,7 @@
 // Deterministic data shared by the tests: a seeded PRNG and byte patterns.
 
-/** mulberry32 */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32) giving numbers in [0, 1). */
+export { mulberry32 as rng } from '../bindings/mirror/faulty.js';
 
 /** `n` bytes that depend on `seed` (never all zero for n >= 16). */
 export function pattern(n: number, seed: number): Uint8Array {

@@ -26,9 +26,8 @@ async function same(a: Memory, b: Memory) {
   assert.is(b.blocks().length, a.blocks().length);
 }
 
-const t = suite('mirrored pair');
-
-t('a disk-durable write is on the partner when it resolves', async () => {
+/** Two fresh nodes, a primary and a secondary, linked in process. */
+async function connectedPair() {
   const [ta, tb] = inProcessPair();
   const p = await node();
   const s = await node();
@@ -36,6 +35,13 @@ t('a disk-durable write is on the partner when it resolves', async () => {
   const ms = new Mirror(s, { role: 'secondary' });
   mp.attach(ta);
   ms.attach(tb);
+  return { ta, tb, p, s, mp, ms };
+}
+
+const t = suite('mirrored pair');
+
+t('a disk-durable write is on the partner when it resolves', async () => {
+  const { ta, p, s, mp, ms } = await connectedPair();
   const b = await p.allocate(3000, { policy: 'disk' });
   assert.ok(s.blocks().some((x) => x.id === b.id), 'the allocation reached the partner before allocate resolved');
   await p.write(b.id, 10, pattern(2900, 1));
@@ -47,13 +53,7 @@ t('a disk-durable write is on the partner when it resolves', async () => {
 });
 
 t('memory and async durabilities; many concurrent writes keep their order per page', async () => {
-  const [ta, tb] = inProcessPair();
-  const p = await node();
-  const s = await node();
-  const mp = new Mirror(p, { role: 'primary' });
-  const ms = new Mirror(s, { role: 'secondary' });
-  mp.attach(ta);
-  ms.attach(tb);
+  const { ta, p, s, mp, ms } = await connectedPair();
   const m = await p.allocate(6000, { policy: 'memory' });
   const a = await p.allocate(20000, { policy: 'async' });
   await Promise.all(Array.from({ length: 40 }, (_, i) => p.write(i % 2 ? m.id : a.id, (i * 97) % 4000, pattern(1500, i))));
@@ -66,13 +66,7 @@ t('memory and async durabilities; many concurrent writes keep their order per pa
 });
 
 t('without its partner the primary goes on degraded and remembers the pages; the secondary is promoted', async () => {
-  const [ta, tb] = inProcessPair();
-  const p = await node();
-  const s = await node();
-  const mp = new Mirror(p, { role: 'primary' });
-  const ms = new Mirror(s, { role: 'secondary' });
-  mp.attach(ta);
-  ms.attach(tb);
+  const { ta, p, s, mp, ms } = await connectedPair();
   const b = await p.allocate(4096, { policy: 'disk' });
   await p.write(b.id, 0, pattern(4096, 3));
   ta.close();
@@ -126,13 +120,7 @@ t('a reconnected partner is resynced: blocks, frees and pages it missed; verify 
 });
 
 t('verify reports pages that differ', async () => {
-  const [ta, tb] = inProcessPair();
-  const p = await node();
-  const s = await node();
-  const mp = new Mirror(p, { role: 'primary' });
-  const ms = new Mirror(s, { role: 'secondary' });
-  mp.attach(ta);
-  ms.attach(tb);
+  const { ta, p, s, mp, ms } = await connectedPair();
   const b = await p.allocate(2048, { policy: 'disk' });
   await p.write(b.id, 0, pattern(2048, 1));
   // Change the secondary's copy behind the mirror's back.
