@@ -63,6 +63,9 @@ export class Journal {
     if (this.#failed) return Promise.reject(this.#failed);
     if (this.#nextCommit) return this.#nextCommit;
     const next = this.#committing.then(async () => {
+      // Let the appends already under way in this turn of the event loop
+      // join this flush rather than wait for the next one.
+      await nextTurn();
       this.#nextCommit = null;
       if (this.#failed) throw this.#failed;
       const parts = this.#pending;
@@ -104,6 +107,11 @@ export class Journal {
     await this.#committing;
   }
 }
+
+/** Resolves on a later turn of the event loop (after pending promise work). */
+const nextTurn: () => Promise<void> = typeof setImmediate === 'function'
+  ? () => new Promise((resolve) => setImmediate(resolve))
+  : () => new Promise((resolve) => setTimeout(resolve, 0));
 
 function concat(parts: Uint8Array[], length: number): Uint8Array {
   if (parts.length === 1) return parts[0];
