@@ -306,11 +306,9 @@ export class Memory implements PointerHost {
       if (base < 0) throw TwinpageError.noSpace(`no free run of ${pages} pages (${this.#space.freePages} pages free in all)`);
       const block: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#nextLsn++ };
       try {
-        this.#journal.append({ type: RecordType.Alloc, lsn: block.generation, epoch: this.#journal.epoch, block: { ...block, policy: policyToRecord(policy) } });
-        await this.#journal.commit();
+        await this.#logAlloc(block);
       } catch (err) {
         this.#space.release(base, pages);
-        await this.#journal.recover();
         throw err;
       }
       this.#blocks.set(block.id, block);
@@ -328,13 +326,7 @@ export class Memory implements PointerHost {
       await this.#waitTurn(entry);
       if (this.#blocks.get(id) !== block) throw TwinpageError.unknownBlock(`block ${id} was freed meanwhile`);
       await this.#meta(async () => {
-        try {
-          this.#journal.append({ type: RecordType.Free, lsn: this.#nextLsn++, epoch: this.#journal.epoch, id });
-          await this.#journal.commit();
-        } catch (err) {
-          await this.#journal.recover();
-          throw err;
-        }
+        await this.#log({ type: RecordType.Free, lsn: this.#nextLsn++, epoch: this.#journal.epoch, id });
         this.#blocks.delete(id);
         // Drop the block's cached pages, so that a block later given this run
         // never finds them. A frame being evicted (I/O in flight) is waited for.
@@ -724,13 +716,7 @@ export class Memory implements PointerHost {
         images: part.map((f) => this.core.frameView(f)),
       };
       const was = part.map((f) => this.#lsn[f]);
-      try {
-        this.#journal.append(record);
-        await this.#journal.commit();
-      } catch (err) {
-        await this.#journal.recover();
-        throw err;
-      }
+      await this.#log(record);
       part.forEach((f, k) => {
         if (this.#state[f] === UNLOGGED && this.#lsn[f] === was[k]) {
           this.#state[f] = LOGGED;
@@ -816,13 +802,7 @@ export class Memory implements PointerHost {
       pages: changed.map((i) => ({ page: p.first + i, checksum: sums[i] })),
       images: changed.map((i) => this.core.frameView(p.frames[i])),
     };
-    try {
-      this.#journal.append(record);
-      await this.#journal.commit();
-    } catch (err) {
-      await this.#journal.recover();
-      throw err;
-    }
+    await this.#log(record);
     settle(LOGGED);
     if (outgoing) await this.#emit(outgoing, block.policy.durability);
   }
@@ -835,6 +815,27 @@ export class Memory implements PointerHost {
     }));
     out.push({ type: MessageType.RELEASE_POINTER, blockId: p.blockId, offset: p.offset, length: p.length, lsn, pages: changed.length });
     return out;
+  }
+
+  /**
+   * Appends one record to the journal and waits for its flush. On failure
+   * the journal is cut back to its last durable end (this record and any
+   * that shared the flush are gone) and the error is thrown: callers undo
+   * their in-memory changes.
+   */
+  async #log(record: JournalRecord): Promise<void> {
+    try {
+      this.#journal.append(record);
+      await this.#journal.commit();
+    } catch (err) {
+      await this.#journal.recover();
+      throw err;
+    }
+  }
+
+  /** Journals a block's creation (ALLOCATE_MEMORY applied here). */
+  #logAlloc(block: Block): Promise<void> {
+    return this.#log({ type: RecordType.Alloc, lsn: block.generation, epoch: this.#journal.epoch, block: { ...block, policy: policyToRecord(block.policy) } });
   }
 
   /** Hands applied changes to the mirror, if one is attached. */
@@ -868,11 +869,9 @@ export class Memory implements PointerHost {
           }
           const block: Block = { id: msg.blockId, base: msg.base, pages: msg.pages, length: msg.length, policy, generation: this.#nextLsn++ };
           try {
-            this.#journal.append({ type: RecordType.Alloc, lsn: block.generation, epoch: this.#journal.epoch, block: { ...block, policy: policyToRecord(policy) } });
-            await this.#journal.commit();
+            await this.#logAlloc(block);
           } catch (err) {
             this.#space.release(msg.base, msg.pages);
-            await this.#journal.recover();
             throw err;
           }
           this.#blocks.set(block.id, block);
@@ -944,17 +943,11 @@ export class Memory implements PointerHost {
         held.push({ frame, fresh: staged });
       }
       const lsn = this.#nextLsn++;
-      try {
-        this.#journal.append({
-          type: RecordType.Pages, lsn, epoch: this.#journal.epoch,
-          pages: writes.map((w) => ({ page: w.page, checksum: w.checksum })),
-          images: writes.map((w) => w.data!),
-        });
-        await this.#journal.commit();
-      } catch (err) {
-        await this.#journal.recover();
-        throw err;
-      }
+      await this.#log({
+        type: RecordType.Pages, lsn, epoch: this.#journal.epoch,
+        pages: writes.map((w) => ({ page: w.page, checksum: w.checksum })),
+        images: writes.map((w) => w.data!),
+      });
       committed = true;
       writes.forEach((w, i) => {
         const f = held[i].frame;

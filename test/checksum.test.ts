@@ -10,20 +10,7 @@ import { xxhash3 } from 'hash-wasm';
 import { Core, TwinpageError } from '../bindings/index.js';
 import { instantiateCore } from '../bindings/core/wasm.js';
 import { rng } from './data.js';
-
-/** Runs `fn`, returning its value or the error code it threw (never another kind of error). */
-function outcome<T>(fn: () => T): T | { code: string } {
-  try {
-    return fn();
-  } catch (err) {
-    if (!(err instanceof TwinpageError)) throw err;
-    return { code: err.code };
-  }
-}
-
-function throwsCode(fn: () => unknown, code: string) {
-  assert.equal(outcome(fn), { code }, `expected ${code}`);
-}
+import { outcome, throwsCode } from './helpers.js';
 
 const hex = (sum: bigint) => sum.toString(16).padStart(16, '0');
 

@@ -3,20 +3,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Core, TwinpageError, type RangeMode } from '../bindings/index.js';
 import { ConflictTableModel, type ConflictTableLike } from './conflict-model.js';
-
-/** Runs `fn`, returning its value or the error code it threw (never another kind of error). */
-function outcome<T>(fn: () => T): T | { code: string } {
-  try {
-    return fn();
-  } catch (err) {
-    if (!(err instanceof TwinpageError)) throw err;
-    return { code: err.code };
-  }
-}
-
-function throwsCode(fn: () => unknown, code: string) {
-  assert.equal(outcome(fn), { code }, `expected ${code}`);
-}
+import { outcome, throwsCode } from './helpers.js';
 
 const MAX = 0xFFFFFFFF;
 const newCore = (capacity: number, tables = 1) =>

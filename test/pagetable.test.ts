@@ -3,21 +3,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Core, TwinpageError } from '../bindings/index.js';
 import { PageTableModel, type PageTableLike } from './pagetable-model.js';
-
-/** Runs `fn`, returning its value or the error code it threw (never another kind of error). */
-function outcome<T>(fn: () => T): T | { code: string } {
-  try {
-    return fn();
-  } catch (err) {
-    if (!(err instanceof TwinpageError)) throw err;
-    return { code: err.code };
-  }
-}
-
-function throwsCode(fn: () => unknown, code: string) {
-  const r = outcome(fn);
-  assert.equal(r, { code }, `expected ${code}`);
-}
+import { outcome, throwsCode } from './helpers.js';
 
 const wasmTable = async (frames: number) => (await Core.create({ frames, pageSize: 512 })).pages;
 const modelTable = async (frames: number) => new PageTableModel(frames);
