@@ -18,7 +18,7 @@ export type { SchedulerOptions, Operation, SchedulerStats } from './sched/schedu
 export { MessageType, encodeFrame, decodeFrame, FrameReader } from './messages.js';
 export type { Message, Request, Reply, Frame } from './messages.js';
 export { Mirror } from './mirror/pair.js';
-export type { MirrorOptions, MirrorState, VerifyReport, Role } from './mirror/pair.js';
+export type { MirrorOptions, MirrorState, MirrorStats, VerifyReport, Role } from './mirror/pair.js';
 export type { Transport, TransportOptions } from './mirror/transport.js';
 export { inProcessPair } from './mirror/transport.js';
 export { messagePortTransport } from './mirror/message-port.js';
@@ -48,7 +48,7 @@ export async function openMemory(options: OpenOptions): Promise<Memory | Mirrore
   const mirror = new Mirror(memory, options.mirror);
   const close = memory.close.bind(memory);
   Object.defineProperty(memory, 'mirror', { value: mirror, enumerable: true });
-  Object.defineProperty(memory, 'close', { value: async () => { mirror.close(); await close(); } });
+  Object.defineProperty(memory, 'close', { value: async () => { await mirror.close(); await close(); } });
   if (options.mirror.transport) mirror.attach(options.mirror.transport);
   return memory as MirroredMemory;
 }

@@ -4,28 +4,40 @@
 //
 //   primary                                        secondary
 //   Memory ──outbox──▶ Mirror ══ frames ══▶ Mirror ──applyRemote──▶ Memory
-//                        ▲                    │
-//                        └──── ACK(seq, level) ┘   level: 1 memory, 2 disk
+//     │ intent           ▲                    │
+//     ▼                  └──── ACK(seq, level) ┘   level: 1 memory, 2 disk
+//   superblock: generation, history, out-of-sync pages, write-intent extents
 //
 // A release resolves on the primary once the partner's ACK covers its last
 // frame at the block's durability (`disk`: the partner's journal flushed;
 // `memory`: received; `async`: sent). Without a partner the primary goes on
 // (degraded) and remembers the pages it changed, for a resync.
 //
-// This is the first cut of the pair: in-order streaming, acks, heartbeats,
-// degraded mode with an in-memory page set, and promotion. Persisted
-// bitmaps, write-intent extents, generations deciding sync direction, resync
-// and verify come next.
+// What each node keeps in its superblock (meta.mirror), so that a restart
+// knows what may differ from the partner without comparing everything:
+//   - `lag`: runs of pages that may differ (changed while the partner could
+//     not acknowledge them; or, on a node that rejoins, pages it must take
+//     from the partner), saved on changes of the write intents, every
+//     second while it changes, and at close;
+//   - `intents`: the write-intent extents (DRBD's activity log): before a
+//     primary writes a page here, its extent is recorded as hot. After a
+//     crash (`clean` false) every page of a hot extent counts as differing:
+//     the crash may have left writes here the partner never saw.
+// On reconnection each node sends these (and its block ids) in its HELLO; the
+// primary resyncs their union, in address order. Only a node that has no
+// such record falls back to comparing every page's checksum.
 
 import { TwinpageError } from '../errors.js';
 import type { Memory, ReadPointer } from '../memory.js';
 import { policyToRecord } from '../policies.js';
-import type { Durability } from '../policies.js';
+import type { CopyMethod, Durability, Policy } from '../policies.js';
+import type { Device } from '../storage/device.js';
 import {
   AckLevel, MessageType, decodeFrame, encodeFrame,
   type Frame, type Message, type Request,
 } from '../messages.js';
 import type { Transport } from './transport.js';
+import { SlotRing, checkLocation, sharedExchange, storageExchange, type PageExchange } from './exchange.js';
 
 export type Role = 'primary' | 'secondary';
 
@@ -51,6 +63,48 @@ export interface MirrorOptions {
    * @default 'refuse'
    */
   splitBrain?: 'refuse' | 'discard-local';
+  /**
+   * How pages travel to the partner, for blocks whose policy says `auto`:
+   * `message` (in the frame), `shared` (through the transport's
+   * SharedArrayBuffer: the frame carries its location), `storage` (through
+   * `exchange`, a device both nodes open), or `auto`: `shared` when the
+   * transport has a SharedArrayBuffer, else `storage` when an exchange is
+   * given, else `message`. A method the connection lacks, or a full
+   * exchange, falls back to `message`; `stats()` counts pages by method.
+   * @default 'auto'
+   */
+  copy?: CopyMethod;
+  /** For the `storage` copy method: a device the partner opens too, and how many bytes of it to use (both halves). */
+  exchange?: { device: Device; bytes: number };
+  /**
+   * `auto`: a secondary that loses its primary (silent for `timeoutMs`, or
+   * the connection gone) promotes itself. Only safe where the link cannot
+   * fail while both nodes live (else both serve writes: a split brain, which
+   * is detected and refused when they meet again). @default 'manual'
+   */
+  failover?: 'manual' | 'auto';
+  /** Called when this node promoted itself (automatic failover). */
+  onFailover?: () => void;
+  /**
+   * Pages per write-intent extent, and how many extents may be hot before
+   * the least recently used one is retired. @default 128, 64
+   */
+  extentPages?: number;
+  intentExtents?: number;
+}
+
+/** Pages sent and received by copy method, and resync totals. */
+export interface MirrorStats {
+  /** The method `auto` picks on the current connection. */
+  copy: 'message' | 'shared' | 'storage';
+  /** Pages sent, by how their bytes travelled. */
+  pages: Record<'message' | 'shared' | 'storage', number>;
+  /** Pages sent by resyncs since this node opened, and by the last resync. */
+  resyncedPages: number;
+  lastResync: { pages: number; ms: number } | null;
+  /** Write-intent extents hot now, and pages per extent. */
+  intents: number;
+  extentPages: number;
 }
 
 /** What `verify()` found. */
@@ -75,6 +129,8 @@ export interface MirrorState {
   lagPages: number;
   /** Highest sequence applied here from the partner. */
   lastApplied: number;
+  /** Write-intent extents hot now (a primary's). */
+  intents: number;
 }
 
 interface AckWaiter { seq: number; level: number; resolve: () => void; at: number }
@@ -116,6 +172,36 @@ export class Mirror {
   #applied = 0;
   #queue: Promise<void> = Promise.resolve();
   readonly #inflight: Array<{ seq: number; done: Promise<void>; finished: boolean }> = [];
+  /** Pages of a partner's release under way, per block, leaving `#lagging` once it is applied. */
+  readonly #staged = new Map<string, number[]>();
+  // copy methods
+  readonly #copy: CopyMethod;
+  readonly #storage: PageExchange | null;
+  #shared: PageExchange | null = null;
+  /** This node's half of each exchange (known once the partner's HELLO came), and its rings. */
+  #half: 0 | 1 | null = null;
+  #sharedRing: SlotRing | null = null;
+  #storageRing: SlotRing | null = null;
+  readonly #copied = { message: 0, shared: 0, storage: 0 };
+  #resyncedPages = 0;
+  #lastResync: { pages: number; ms: number } | null = null;
+  // failover
+  readonly #failover: 'manual' | 'auto';
+  readonly #onFailover: MirrorOptions['onFailover'];
+  #watchdog: ReturnType<typeof setInterval> | null = null;
+  // what is kept in the superblock
+  readonly #extentPages: number;
+  readonly #maxIntents: number;
+  /** Hot write-intent extents, least recently used first; with writes under way that are not yet in the outbox. */
+  readonly #intents = new Map<number, number>();
+  /** Extents recorded in memory whose superblock write is under way. */
+  readonly #intentsSaving = new Map<number, Promise<void>>();
+  /** False when the superblock had no out-of-sync record (a node of an older version): a resync compares checksums. */
+  #lagKnown = true;
+  #saveQueued: Promise<void> | null = null;
+  #saveChain: Promise<void> = Promise.resolve();
+  #saveTimer: ReturnType<typeof setTimeout> | null = null;
+  #closed = false;
 
   constructor(memory: Memory, options: MirrorOptions) {
     if (options?.role !== 'primary' && options?.role !== 'secondary') throw TwinpageError.invalidArgument(`mirror.role must be 'primary' or 'secondary'`);
@@ -126,24 +212,59 @@ export class Mirror {
     this.#onProgress = options.onResyncProgress;
     this.#splitPolicy = options.splitBrain ?? 'refuse';
     if (this.#splitPolicy !== 'refuse' && this.#splitPolicy !== 'discard-local') throw TwinpageError.invalidArgument(`mirror.splitBrain must be 'refuse' or 'discard-local'`);
-    const stored = memory.meta.mirror as { generation?: unknown; history?: unknown } | undefined;
+    this.#copy = options.copy ?? 'auto';
+    if (!['auto', 'message', 'shared', 'storage'].includes(this.#copy)) throw TwinpageError.invalidArgument(`mirror.copy must be 'auto', 'message', 'shared' or 'storage'`);
+    if (options.exchange !== undefined) {
+      const x = options.exchange;
+      if (x === null || typeof x !== 'object' || typeof x.device?.write !== 'function') throw TwinpageError.invalidArgument('mirror.exchange must be { device, bytes }');
+      this.#storage = storageExchange(x.device, positive(x.bytes, 0, 'mirror.exchange.bytes'));
+    } else {
+      this.#storage = null;
+    }
+    this.#failover = options.failover ?? 'manual';
+    if (this.#failover !== 'manual' && this.#failover !== 'auto') throw TwinpageError.invalidArgument(`mirror.failover must be 'manual' or 'auto'`);
+    this.#onFailover = options.onFailover;
+    this.#extentPages = positive(options.extentPages, 128, 'mirror.extentPages');
+    this.#maxIntents = positive(options.intentExtents, 64, 'mirror.intentExtents');
+    const stored = memory.meta.mirror as StoredMirror | undefined;
     if (stored && typeof stored.generation === 'string' && Array.isArray(stored.history)) {
       this.#generation = stored.generation;
       this.#history = stored.history.filter((h): h is string => typeof h === 'string');
+      this.#restore(stored);
     } else {
       // A node never paired has no generation yet: a primary starts one, a
       // secondary takes its partner's.
       this.#generation = this.#role === 'primary' ? newGeneration() : NO_GENERATION;
       this.#history = [];
-      memory.setMeta({ mirror: { generation: this.#generation, history: this.#history } }).catch(() => {});
     }
+    // From now on the superblock says "not closed cleanly" until close().
+    this.#save().catch(() => {});
     if (this.#role === 'primary') this.#attachOutbox();
+  }
+
+  /** Takes what the superblock says may differ from the partner. */
+  #restore(stored: StoredMirror): void {
+    if (!Array.isArray(stored.lag)) {
+      this.#lagKnown = false;
+      return;
+    }
+    this.#addRuns(runsFrom(stored.lag));
+    if (Array.isArray(stored.blocks)) for (const id of stored.blocks) if (typeof id === 'string') this.#laggingBlocks.add(id);
+    if (stored.clean === false && Array.isArray(stored.intents)) {
+      // A crash: writes to the hot extents may have reached this node and not the partner.
+      const per = positive(stored.extentPages, 128, 'stored extentPages');
+      const hot = new Set(stored.intents.filter((e): e is number => Number.isSafeInteger(e) && (e as number) >= 0));
+      for (const b of this.memory.blocks()) {
+        for (let p = b.base; p < b.base + b.pages; p++) if (hot.has(Math.floor(p / per))) this.#lagging.add(p);
+      }
+    }
   }
 
   get role(): Role { return this.#role; }
 
   /** Connects to the partner over `transport` (replacing any earlier one). */
   attach(transport: Transport): void {
+    if (this.#closed) throw TwinpageError.closed('this mirror is closed');
     const old = this.#transport;
     if (old) {
       // What the old connection did not acknowledge is resynced on this one.
@@ -154,6 +275,7 @@ export class Mirror {
     this.#transport = transport;
     this.#splitBrain = null;
     this.memory.discardIncoming();
+    this.#staged.clear();
     this.#heardAt = Date.now();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
@@ -166,11 +288,22 @@ export class Mirror {
     this.#inflight.length = 0;
     this.#sent = 0;
     this.#acked = [0, 0, 0];
-    this.#send({ type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32), generations: { generation: this.#generation, history: this.#history, role: this.#role } });
-    if (this.#role === 'primary') {
-      this.#startHeartbeat();
-      if (this.#lagging.size || this.#laggingBlocks.size) this.resync().catch(() => {});
-    }
+    // Exchange slots are this connection's: known free once the partner's HELLO tells its id.
+    this.#shared = transport.shared ? sharedExchange(transport.shared) : null;
+    this.#half = null;
+    this.#sharedRing = this.#storageRing = null;
+    const blocks = this.memory.blocks();
+    this.#send({
+      type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32),
+      generations: {
+        generation: this.#generation, history: this.#history, role: this.#role,
+        // What may differ here from the partner, and the blocks held: the primary resyncs from them.
+        outOfSync: this.#lagKnown ? toRuns(this.#lagging) : null,
+        blocks: blocks.length <= MAX_HELLO_BLOCKS ? blocks.map((b) => b.id) : null,
+      },
+    });
+    if (this.#role === 'primary') this.#startHeartbeat();
+    else this.#startWatchdog();
   }
 
   /**
@@ -184,20 +317,27 @@ export class Mirror {
   }
 
   async #resync(): Promise<void> {
+    const start = Date.now();
+    const before = this.#resyncedPages;
     // Rounds, until nothing lags: more may be found while one runs.
-    while ((this.#lagging.size || this.#laggingBlocks.size) && this.#transport && !this.#degraded) await this.#resyncRound();
+    while ((this.#lagging.size || this.#laggingBlocks.size) && this.#transport && !this.#transport.closed && !this.#degraded && this.#role === 'primary' && !this.#closed) {
+      await this.#resyncRound();
+    }
+    this.#lastResync = { pages: this.#resyncedPages - before, ms: Date.now() - start };
+    this.#saveSoon();
   }
 
   async #resyncRound(): Promise<void> {
     const m = this.memory;
     const blocks = new Map(m.blocks().map((b) => [b.id, b]));
-    const ids = [...this.#laggingBlocks];
+    // Blocks gone here are freed there first, so their pages are free for blocks it lacks.
+    const ids = [...this.#laggingBlocks].sort((a, b) => Number(blocks.has(a)) - Number(blocks.has(b)));
     this.#laggingBlocks.clear();
     for (const id of ids) {
       const b = blocks.get(id);
       await this.#outbox([b
         ? { type: MessageType.ALLOCATE_MEMORY, blockId: b.id, base: b.base, pages: b.pages, length: b.length, generation: b.generation, policy: policyToRecord(b.policy) }
-        : { type: MessageType.RELEASE_MEMORY, blockId: id }], 'disk');
+        : { type: MessageType.RELEASE_MEMORY, blockId: id }], RESYNC_POLICY);
     }
     const pages = [...this.#lagging].sort((a, b) => a - b);
     const owner = (page: number) => [...blocks.values()].find((b) => page >= b.base && page < b.base + b.pages);
@@ -206,9 +346,10 @@ export class Mirror {
     for (let i = 0; i < pages.length;) {
       const block = owner(pages[i]);
       if (!block) { this.#lagging.delete(pages[i]); i++; done++; continue; }
-      // A run of lagging pages of one block, at most 64.
+      // A run of lagging pages of one block, at most 64 (and half what a pointer may hold here).
+      const most = Math.max(1, Math.min(64, m.maxPointerPages >> 1));
       let j = i + 1;
-      while (j < pages.length && j - i < 64 && pages[j] === pages[j - 1] + 1 && pages[j] < block.base + block.pages) j++;
+      while (j < pages.length && j - i < most && pages[j] === pages[j - 1] + 1 && pages[j] < block.base + block.pages) j++;
       const first = pages[i];
       const count = j - i;
       const offset = (first - block.base) * ps;
@@ -222,7 +363,8 @@ export class Mirror {
       }
       messages.push({ type: MessageType.RELEASE_POINTER, blockId: block.id, offset, length, lsn: 0, pages: count });
       for (let k = i; k < j; k++) this.#lagging.delete(pages[k]);
-      await this.#outbox(messages, 'disk');
+      await this.#outbox(messages, RESYNC_POLICY);
+      this.#resyncedPages += count;
       done += count;
       this.#onProgress?.({ done, total: pages.length });
       i = j;
@@ -245,6 +387,7 @@ export class Mirror {
    * with checksums) and reports the differences.
    */
   async verify(): Promise<VerifyReport> {
+    if (!this.#transport || this.#transport.closed) throw TwinpageError.closed('no partner connected: nothing to verify against');
     const report: VerifyReport = { blocks: 0, pages: 0, differences: [] };
     for (const b of this.memory.blocks()) {
       const mine = (await this.memory.header(b.id, { checksums: true })).checksums!;
@@ -280,6 +423,15 @@ export class Mirror {
    */
   async promote(): Promise<void> {
     if (this.#role === 'primary') return;
+    this.#stopTimers();
+    // The partner is taken for failed: its connection ends here, so writes
+    // go on degraded at once instead of waiting for acknowledgements that
+    // will not come. If it lives, it meets this node's new generation when
+    // it reconnects, and is refused (split brain) or rejoins as secondary.
+    const t = this.#transport;
+    this.#transport = null;
+    t?.close(TwinpageError.closed('this node was promoted: the old primary is taken for failed'));
+    this.#degraded = true;
     await this.#setGeneration(newGeneration(), [this.#generation, ...this.#history].slice(0, 32));
     this.#role = 'primary';
     this.#attachOutbox();
@@ -287,9 +439,9 @@ export class Mirror {
   }
 
   async #setGeneration(generation: string, history: string[]): Promise<void> {
-    await this.memory.setMeta({ mirror: { generation, history } });
     this.#generation = generation;
     this.#history = history;
+    await this.#save();
   }
 
   sense(): MirrorState {
@@ -302,6 +454,19 @@ export class Mirror {
       inFlight: this.#sent - this.#acked[AckLevel.DISK],
       lagPages: this.#lagging.size,
       lastApplied: this.#applied,
+      intents: this.#intents.size,
+    };
+  }
+
+  /** Pages sent by copy method, resync totals and write intents. */
+  stats(): MirrorStats {
+    return {
+      copy: this.#choose('auto'),
+      pages: { ...this.#copied },
+      resyncedPages: this.#resyncedPages,
+      lastResync: this.#lastResync && { ...this.#lastResync },
+      intents: this.#intents.size,
+      extentPages: this.#extentPages,
     };
   }
 
@@ -310,47 +475,198 @@ export class Mirror {
     return [...this.#lagging].sort((a, b) => a - b);
   }
 
-  close(): void {
-    if (this.#heartbeat) clearInterval(this.#heartbeat);
-    this.#heartbeat = null;
+  /**
+   * Leaves the pair: closes the connection, releases writers waiting for
+   * acknowledgements, and records in the superblock, as a clean close, the
+   * pages the partner may lack. Call before closing the memory.
+   */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#stopTimers();
     if (this.memory.outbox === this.#outbox) this.memory.outbox = null;
+    if (this.memory.intent === this.#intent) this.memory.intent = null;
     const t = this.#transport;
     this.#transport = null;
     t?.close();
+    if (this.#role === 'primary') this.#lost();
     this.#releaseWaiters();
+    // Queued on the memory's own chain now, so it runs before the memory closes.
+    return this.memory.setMeta({ mirror: this.#record(true) }).catch(() => {});
+  }
+
+  #stopTimers(): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    if (this.#saveTimer) clearTimeout(this.#saveTimer);
+    this.#heartbeat = this.#watchdog = this.#saveTimer = null;
   }
 
   // --- primary: send and wait for acks ----------------------------------------------------
 
-  readonly #outbox = (messages: Request[], durability: Durability): Promise<void> => {
+  readonly #outbox = (messages: Request[], policy: OutboxPolicy): Promise<void> => {
     const t = this.#transport;
-    const pages = messages.flatMap((m) => (m.type === MessageType.WRITE_PAGE ? [m.page] : []));
+    const pages: number[] = [];
+    for (const m of messages) if (m.type === MessageType.WRITE_PAGE) pages.push(m.page);
+    this.#writesDone(pages);
     const block = messages.find((m) => m.type === MessageType.ALLOCATE_MEMORY || m.type === MessageType.RELEASE_MEMORY) as { blockId: string } | undefined;
     if (!t || t.closed || this.#degraded) {
       for (const p of pages) this.#lagging.add(p);
       if (block) this.#laggingBlocks.add(block.blockId);
+      this.#saveSoon();
       return Promise.resolve();
     }
+    const method = pages.length ? this.#choose(policy.copyMethod) : 'message';
+    if (method === 'message') return this.#sendBatch(t, messages, pages, block, policy.durability, null);
+    const ring = method === 'shared' ? this.#sharedRing! : this.#storageRing!;
+    const exchange = method === 'shared' ? this.#shared! : this.#storage!;
+    const puts: Array<void | Promise<void>> = [];
+    const placed = messages.map((m): Request => {
+      if (m.type !== MessageType.WRITE_PAGE || !m.data) return m;
+      const offset = ring.take();
+      if (offset < 0) return m; // the exchange is full: this page rides in the frame
+      puts.push(exchange.put(offset, m.data));
+      return { ...m, copy: method, data: undefined, location: { offset, length: m.data.length } };
+    });
+    if (method === 'shared') return this.#sendBatch(t, placed, pages, block, policy.durability, ring);
+    // Storage: the pages are written to the exchange before the frames that point at them go.
+    return Promise.all(puts).then(
+      () => (this.#transport === t ? this.#sendBatch(t, placed, pages, block, policy.durability, ring) : this.#outbox(messages, policy)),
+      (err) => { this.#fail(err); return this.#outbox(messages, policy); },
+    );
+  };
+
+  /** Sends one change's frames in order; resolves at the durability asked for. */
+  #sendBatch(t: Transport, messages: Request[], pages: number[], block: { blockId: string } | undefined, durability: Durability, ring: SlotRing | null): Promise<void> {
     let last = 0;
     const sends: Promise<void>[] = [];
     for (const m of messages) {
       last = ++this.#sent;
+      if (m.type === MessageType.WRITE_PAGE) this.#copied[m.copy]++;
       sends.push(this.#sendOn(t, m, last));
     }
+    ring?.mark(last);
     if (pages.length) this.#unacked.set(last, pages);
     if (block) this.#unackedBlocks.set(last, block.blockId);
     const level = LEVEL[durability];
     const sent = Promise.all(sends).then(() => undefined, () => undefined);
     if (level < 0 || this.#acked[level] >= last) return sent;
     return new Promise((resolve) => this.#waiters.push({ seq: last, level, resolve, at: Date.now() }));
-  };
+  }
+
+  /** The copy method for a block whose policy asks for `wanted`, on this connection. */
+  #choose(wanted: CopyMethod): 'message' | 'shared' | 'storage' {
+    const want = wanted === 'auto' ? this.#copy : wanted;
+    const shared = this.#sharedRing !== null && this.#sharedRing.slots > 0;
+    const storage = this.#storageRing !== null && this.#storageRing.slots > 0;
+    if (want === 'shared') return shared ? 'shared' : 'message';
+    if (want === 'storage') return storage ? 'storage' : 'message';
+    if (want === 'auto') return shared ? 'shared' : storage ? 'storage' : 'message';
+    return 'message';
+  }
 
   #attachOutbox(): void {
     this.memory.outbox = this.#outbox;
+    this.memory.intent = this.#intent;
+  }
+
+  // --- write intents and the superblock record ------------------------------------------------
+
+  /**
+   * Before a release's pages are written here: makes sure their extents are
+   * recorded as hot in the superblock (one superblock write for any that
+   * were not), retiring the least recently used extents beyond the limit.
+   */
+  readonly #intent = (pages: number[]): Promise<void> | undefined => {
+    let added = false;
+    const waits = new Set<Promise<void>>();
+    for (const p of pages) {
+      const e = Math.floor(p / this.#extentPages);
+      const writing = this.#intents.get(e);
+      if (writing === undefined) added = true;
+      // Most recently used last.
+      this.#intents.delete(e);
+      this.#intents.set(e, (writing ?? 0) + 1);
+      const saving = this.#intentsSaving.get(e);
+      if (saving) waits.add(saving);
+    }
+    if (added) {
+      for (const [e, writing] of this.#intents) {
+        if (this.#intents.size <= this.#maxIntents) break;
+        // An extent with a write between its intent and the outbox stays.
+        if (writing === 0) this.#intents.delete(e);
+      }
+      const save = this.#save();
+      for (const p of pages) {
+        const e = Math.floor(p / this.#extentPages);
+        if (!this.#intentsSaving.has(e)) {
+          this.#intentsSaving.set(e, save);
+          save.finally(() => { if (this.#intentsSaving.get(e) === save) this.#intentsSaving.delete(e); }).catch(() => {});
+        }
+      }
+      waits.add(save);
+    }
+    if (waits.size === 0) return undefined;
+    return Promise.all(waits).then(() => undefined);
+  };
+
+  /** The pages of a release reached the outbox: they are in the unacknowledged or lagging sets now. */
+  #writesDone(pages: number[]): void {
+    for (const p of pages) {
+      const e = Math.floor(p / this.#extentPages);
+      const writing = this.#intents.get(e);
+      if (writing) this.#intents.set(e, writing - 1);
+    }
+  }
+
+  /** What the superblock keeps for the mirror. */
+  #record(clean: boolean): StoredMirror {
+    const lag = new Set(this.#lagging);
+    for (const pages of this.#unacked.values()) for (const p of pages) lag.add(p);
+    return {
+      generation: this.#generation,
+      history: this.#history,
+      lag: this.#lagKnown ? toRuns(lag) : undefined,
+      blocks: [...new Set([...this.#laggingBlocks, ...this.#unackedBlocks.values()])],
+      intents: clean ? [] : [...this.#intents.keys()],
+      extentPages: this.#extentPages,
+      clean,
+    };
+  }
+
+  /**
+   * Writes the record to the superblock; resolves once a write that began
+   * after this call is durable. Calls while one waits to start share it.
+   */
+  #save(): Promise<void> {
+    if (this.#saveQueued) return this.#saveQueued;
+    const run = this.#saveChain.then(() => {
+      this.#saveQueued = null;
+      if (this.#closed) return;
+      return this.memory.setMeta({ mirror: this.#record(false) });
+    });
+    this.#saveQueued = run;
+    this.#saveChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Saves the record within a second (the out-of-sync set changed; nothing waits on it). */
+  #saveSoon(): void {
+    if (this.#saveTimer || this.#closed) return;
+    const timer = setTimeout(() => {
+      this.#saveTimer = null;
+      this.#save().catch(() => {});
+    }, 1000);
+    // Node: a pending save does not keep the process alive (close() saves anyway).
+    (timer as { unref?: () => void }).unref?.();
+    this.#saveTimer = timer;
   }
 
   #onAck(applied: number, level: number): void {
     for (let l = 0; l <= level; l++) this.#acked[l] = Math.max(this.#acked[l], applied);
+    // Shared pages were copied out on arrival; storage pages once applied.
+    this.#sharedRing?.acked(this.#acked[AckLevel.MEMORY]);
+    this.#storageRing?.acked(this.#acked[AckLevel.DISK]);
     if (level >= AckLevel.DISK) {
       for (const seq of this.#unacked.keys()) if (seq <= applied) this.#unacked.delete(seq);
       for (const seq of this.#unackedBlocks.keys()) if (seq <= applied) this.#unackedBlocks.delete(seq);
@@ -370,6 +686,7 @@ export class Mirror {
     for (const id of this.#unackedBlocks.values()) this.#laggingBlocks.add(id);
     this.#unacked.clear();
     this.#unackedBlocks.clear();
+    this.#saveSoon();
     this.#releaseWaiters();
     for (const resolve of this.#pending.values()) resolve({ type: MessageType.ERROR, replyTo: 0, code: 'CLOSED', message: 'the partner is gone' });
     this.#pending.clear();
@@ -399,6 +716,27 @@ export class Mirror {
     }, this.#heartbeatMs);
   }
 
+  /**
+   * A secondary with automatic failover watches its primary: silent for
+   * `timeoutMs` (its heartbeats stopped) or the connection gone, it promotes
+   * itself.
+   */
+  #startWatchdog(): void {
+    if (this.#failover !== 'auto' || this.#watchdog) return;
+    const timer = setInterval(() => {
+      if (this.#role !== 'secondary' || this.#closed) return;
+      const gone = !this.#transport || this.#transport.closed;
+      if (!gone && Date.now() - this.#heardAt <= this.#timeoutMs) return;
+      clearInterval(timer);
+      this.#watchdog = null;
+      const t = this.#transport;
+      this.#transport = null;
+      t?.close(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node takes over`));
+      this.promote().then(() => this.#onFailover?.(), () => {});
+    }, Math.min(this.#heartbeatMs, this.#timeoutMs));
+    this.#watchdog = timer;
+  }
+
   // --- both: frames in --------------------------------------------------------------------------
 
   #receive(bytes: Uint8Array): void {
@@ -417,6 +755,7 @@ export class Mirror {
           this.#fail(TwinpageError.invalidArgument(`the partner uses ${m.pageSize}-byte pages, this node ${this.memory.pageSize}`));
           return;
         }
+        this.#openExchanges(m.nodeId);
         this.#compareGenerations(m.nodeId, m.generations);
         return;
       case MessageType.ACK:
@@ -465,6 +804,17 @@ export class Mirror {
           this.#fail(TwinpageError.badFrame(`frame ${frame.sequence} arrived after ${this.#received}: frames were lost`));
           return;
         }
+        if (m.type === MessageType.WRITE_PAGE && m.copy !== 'message') {
+          let page: Request | Promise<Request>;
+          try {
+            page = this.#copyIn(m);
+          } catch (err) {
+            this.#fail(err);
+            return;
+          }
+          this.#apply(frame.sequence, page);
+          return;
+        }
         this.#apply(frame.sequence, m);
         return;
       default:
@@ -486,17 +836,76 @@ export class Mirror {
    * them; page releases start in order and overlap (their ranges keep
    * conflicting ones in order), so their journal flushes are shared.
    */
-  #apply(seq: number, msg: Request): void {
+  #apply(seq: number, arriving: Request | Promise<Request>): void {
     this.#received = seq;
     this.#queue = this.#queue.then(async () => {
+      let msg: Request;
+      try {
+        msg = await arriving;
+      } catch (err) {
+        this.#fail(err);
+        return;
+      }
       const barrier = msg.type === MessageType.ALLOCATE_MEMORY || msg.type === MessageType.RELEASE_MEMORY;
       if (barrier) await Promise.all(this.#inflight.map((f) => f.done));
       const entry = { seq, done: this.memory.applyRemote(msg), finished: false };
       this.#inflight.push(entry);
-      entry.done.then(() => { entry.finished = true; this.#settle(); }, (err) => this.#fail(err));
+      const staged = this.#stage(msg);
+      entry.done.then(() => {
+        entry.finished = true;
+        if (staged) this.#taken(staged);
+        this.#settle();
+      }, (err) => this.#fail(err));
       if (barrier) await entry.done.catch(() => {});
     });
     this.#scheduleAck(AckLevel.MEMORY);
+  }
+
+  /**
+   * Tracks the pages of a partner's release: returns them once its
+   * RELEASE_POINTER is being applied (they then no longer differ here).
+   */
+  #stage(msg: Request): number[] | null {
+    if (msg.type === MessageType.WRITE_PAGE) {
+      const list = this.#staged.get(msg.blockId);
+      if (list) list.push(msg.page); else this.#staged.set(msg.blockId, [msg.page]);
+      return null;
+    }
+    if (msg.type !== MessageType.RELEASE_POINTER) return null;
+    const pages = this.#staged.get(msg.blockId) ?? [];
+    this.#staged.delete(msg.blockId);
+    return pages;
+  }
+
+  /** Pages applied from the partner: this node holds what the partner holds there. */
+  #taken(pages: number[]): void {
+    if (this.#role !== 'secondary' || this.#lagging.size === 0) return;
+    let changed = false;
+    for (const p of pages) changed = this.#lagging.delete(p) || changed;
+    if (changed) this.#saveSoon();
+  }
+
+  /** The page of a WRITE_PAGE that carries a location, copied out of the exchange. */
+  #copyIn(m: Request & { type: MessageType.WRITE_PAGE }): Request | Promise<Request> {
+    const exchange = m.copy === 'shared' ? this.#shared : this.#storage;
+    if (!exchange || this.#half === null || !m.location) {
+      throw TwinpageError.badFrame(`a '${m.copy}' page arrived, and this node has no ${m.copy} exchange with the partner`);
+    }
+    checkLocation(exchange, (1 - this.#half) as 0 | 1, m.location, this.memory.pageSize);
+    const data = new Uint8Array(m.location.length);
+    const done = exchange.get(m.location.offset, data);
+    const page: Request = { type: MessageType.WRITE_PAGE, blockId: m.blockId, page: m.page, lsn: m.lsn, checksum: m.checksum, copy: 'message', data };
+    return done ? done.then(() => page) : page;
+  }
+
+  /** The partner's id is known: each node takes its half of each exchange. */
+  #openExchanges(peerId: string): void {
+    const self = this.#nodeId();
+    if (peerId === self) return;
+    this.#half = self < peerId ? 0 : 1;
+    const ps = this.memory.pageSize;
+    this.#sharedRing = this.#shared ? new SlotRing(this.#shared.bytes, this.#half, ps) : null;
+    this.#storageRing = this.#storage ? new SlotRing(this.#storage.bytes, this.#half, ps) : null;
   }
 
   /** Acknowledges at disk level every frame whose apply (and all before it) finished. */
@@ -541,7 +950,10 @@ export class Mirror {
       this.#refuseSplitBrain(peerId, peerGen, 'both nodes act as primary');
       return;
     }
-    if (peerGen === this.#generation) return;
+    if (peerGen === this.#generation) {
+      if (this.#role === 'primary') this.#resyncFrom(g, false);
+      return;
+    }
     const peerBehind = peerGen === NO_GENERATION || this.#history.includes(peerGen);
     const selfBehind = this.#generation === NO_GENERATION || peerHistory.includes(this.#generation);
     if (selfBehind && this.#role === 'secondary') {
@@ -549,11 +961,12 @@ export class Mirror {
       return;
     }
     if (peerBehind && this.#role === 'primary') {
-      this.resyncByChecksums().catch(() => {});
+      this.#resyncFrom(g, peerGen === NO_GENERATION);
       return;
     }
     if (!peerBehind && !selfBehind && this.#role === 'secondary' && this.#splitPolicy === 'discard-local') {
       // This node gives up its changes: it takes the partner's generation and is resynced.
+      this.#lagKnown = false;
       void this.#setGeneration(peerGen, peerHistory);
       return;
     }
@@ -561,6 +974,49 @@ export class Mirror {
       ? `the ${selfBehind ? 'primary' : 'secondary'} is behind its partner`
       : 'both nodes changed since they parted';
     this.#refuseSplitBrain(peerId, peerGen, what);
+  }
+
+  /**
+   * A primary meets its partner: resyncs the union of what this node
+   * changed without it and what the partner reports as differing, plus the
+   * blocks one side lacks. With no record on either side (a new partner, a
+   * node of an older version) it compares every page's checksum instead.
+   */
+  #resyncFrom(g: Record<string, unknown>, fresh: boolean): void {
+    const runs = Array.isArray(g.outOfSync) ? runsFrom(g.outOfSync) : null;
+    const peerBlocks = Array.isArray(g.blocks) ? new Set(g.blocks.filter((id): id is string => typeof id === 'string')) : null;
+    if (fresh || runs === null || peerBlocks === null || !this.#lagKnown) {
+      this.resyncByChecksums(peerBlocks).catch(() => {});
+      return;
+    }
+    this.#addRuns(runs);
+    this.#blockDifferences(peerBlocks);
+    if (this.#lagging.size || this.#laggingBlocks.size) {
+      // Kept first: if this node fails mid-resync, it still knows what to send.
+      this.#save().then(() => this.resync()).catch(() => {});
+    }
+  }
+
+  /** Adds runs of pages to the out-of-sync set, only where blocks are (a run may name anything). */
+  #addRuns(runs: Array<[number, number]>): void {
+    for (const b of this.memory.blocks()) {
+      const end = b.base + b.pages;
+      for (const [first, count] of runs) {
+        for (let p = Math.max(first, b.base); p < Math.min(first + count, end); p++) this.#lagging.add(p);
+      }
+    }
+  }
+
+  /** Blocks this node holds and the partner lacks (all their pages), and blocks only the partner holds. */
+  #blockDifferences(peerBlocks: Set<string>): void {
+    const mine = this.memory.blocks();
+    for (const b of mine) {
+      if (peerBlocks.has(b.id)) continue;
+      this.#laggingBlocks.add(b.id);
+      for (let p = b.base; p < b.base + b.pages; p++) this.#lagging.add(p);
+    }
+    const ids = new Set(mine.map((b) => b.id));
+    for (const id of peerBlocks) if (!ids.has(id)) this.#laggingBlocks.add(id);
   }
 
   #refuseSplitBrain(peerId: string, peerGen: string, what: string): void {
@@ -575,7 +1031,7 @@ export class Mirror {
    * compares every page's checksum (verify) and sends what differs, and
    * whole blocks it lacks.
    */
-  async resyncByChecksums(): Promise<void> {
+  async resyncByChecksums(peerBlocks: Set<string> | null = null): Promise<void> {
     const report = await this.verify();
     const blocks = new Map(this.memory.blocks().map((b) => [b.id, b]));
     for (const d of report.differences) {
@@ -585,6 +1041,10 @@ export class Mirror {
       this.#laggingBlocks.add(b.id);
       for (let p = b.base; p < b.base + b.pages; p++) this.#lagging.add(p);
     }
+    if (peerBlocks) this.#blockDifferences(peerBlocks);
+    // The partner now matches this node's record; from here on it is kept.
+    this.#lagKnown = true;
+    await this.#save();
     await this.resync();
   }
 
@@ -614,6 +1074,60 @@ export class Mirror {
   #nodeId(): string {
     return this.memory.nodeId;
   }
+}
+
+/** What the superblock keeps for the mirror (meta.mirror). */
+interface StoredMirror {
+  generation: string;
+  history: string[];
+  /** Pages that may differ from the partner, as [first, count] runs; absent: unknown. */
+  lag?: unknown[];
+  /** Block ids whose allocation or release the partner may lack. */
+  blocks?: unknown[];
+  /** Hot write-intent extents (extent = page / extentPages). */
+  intents?: unknown[];
+  extentPages?: number;
+  /** True when the mirror was closed cleanly (the intents then need no resync). */
+  clean?: boolean;
+}
+
+/** What a resync's releases are sent with. */
+type OutboxPolicy = Pick<Policy, 'durability' | 'copyMethod'>;
+const RESYNC_POLICY: OutboxPolicy = { durability: 'disk', copyMethod: 'auto' };
+
+/** Blocks whose ids go in a HELLO (more: the primary compares checksums). */
+const MAX_HELLO_BLOCKS = 65536;
+/** Out-of-sync runs kept or sent (more: the tail is merged into one run). */
+const MAX_RUNS = 65536;
+
+/** Sorted pages as [first, count] runs. */
+function toRuns(pages: Iterable<number>): Array<[number, number]> {
+  const sorted = [...pages].sort((a, b) => a - b);
+  const runs: Array<[number, number]> = [];
+  for (const p of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && p === last[0] + last[1]) last[1]++;
+    else runs.push([p, 1]);
+  }
+  if (runs.length > MAX_RUNS) {
+    // Too fragmented: one run covers the rest (more is resynced, nothing is missed).
+    const tail = runs.splice(MAX_RUNS - 1);
+    const end = tail[tail.length - 1][0] + tail[tail.length - 1][1];
+    runs.push([tail[0][0], end - tail[0][0]]);
+  }
+  return runs;
+}
+
+/** Runs from a record or a partner, checked: pairs of non-negative integers, skipping anything else. */
+function runsFrom(value: unknown[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const r of value) {
+    if (!Array.isArray(r) || r.length !== 2) continue;
+    const [first, count] = r as unknown[];
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || (first as number) < 0 || (count as number) < 1) continue;
+    out.push([first as number, count as number]);
+  }
+  return out;
 }
 
 /** The generation of a node that never held data of a pair. */

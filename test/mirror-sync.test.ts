@@ -1,0 +1,232 @@
+// The pair's copy methods (message, shared, storage), what each node keeps
+// in its superblock to resync only what differs, and automatic failover.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openMemory, MemoryStore, MemoryDevice, type Memory } from '../bindings/index.js';
+import { Mirror } from '../bindings/mirror/pair.js';
+import { inProcessPair } from '../bindings/mirror/transport.js';
+import { MessageType, encodeFrame } from '../bindings/messages.js';
+import { pattern } from './data.js';
+
+const PS = 512;
+const opts = { pageSize: PS, cacheBytes: 64 * PS, flushIntervalMs: 0 };
+
+async function same(a: Memory, b: Memory) {
+  const ids = (m: Memory) => m.blocks().map((x) => x.id).sort();
+  assert.equal(ids(b), ids(a), 'the same blocks');
+  for (const blk of a.blocks()) assert.equal(await b.read(blk.id, 0, blk.length), await a.read(blk.id, 0, blk.length), `block ${blk.id}`);
+}
+
+/** A copy of a store's bytes as they are now: what a crash would leave. */
+async function snapshot(store: MemoryStore): Promise<MemoryStore> {
+  const copy = new MemoryStore();
+  for (const name of await store.list()) {
+    const from = await store.open(name);
+    const bytes = new Uint8Array(await from.size());
+    await from.read(0, bytes);
+    await (await copy.open(name)).write(0, bytes);
+  }
+  return copy;
+}
+
+/** Waits until `check` holds (a resync runs in the background). */
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const copy = suite('copy methods');
+
+copy('auto picks shared over a transport with a SharedArrayBuffer; pages arrive whole', async () => {
+  const [ta, tb] = inProcessPair({ shared: new SharedArrayBuffer(16 * PS) });
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb } });
+  const b = await p.allocate(40 * PS);
+  // More pages than the exchange's 8 slots per half: some wait for acks or ride in frames.
+  await Promise.all(Array.from({ length: 12 }, (_, i) => p.write(b.id, i * 3 * PS, pattern(3 * PS, i))));
+  await same(p, s);
+  const st = p.mirror.stats();
+  assert.is(st.copy, 'shared');
+  assert.ok(st.pages.shared > 0, `pages went through the shared buffer (${JSON.stringify(st.pages)})`);
+  assert.is(st.pages.shared + st.pages.message, 36);
+  assert.is(st.pages.storage, 0);
+  await p.close(); await s.close();
+});
+
+copy('storage: pages go through a device both nodes reach', async () => {
+  const device = new MemoryDevice('exchange');
+  const [ta, tb] = inProcessPair();
+  const exchange = { device, bytes: 64 * PS };
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, exchange } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, exchange } });
+  const b = await p.allocate(10 * PS);
+  await p.write(b.id, 0, pattern(10 * PS, 7));
+  await same(p, s);
+  assert.is(p.mirror.stats().copy, 'storage');
+  assert.is(p.mirror.stats().pages.storage, 10);
+  await p.close(); await s.close();
+});
+
+copy("a policy's copy method wins; one the connection lacks falls back to message", async () => {
+  const [ta, tb] = inProcessPair();
+  const policies = [{ name: 'shared', maxSize: Infinity, copyMethod: 'shared' as const }];
+  const p = await openMemory({ store: new MemoryStore(), ...opts, policies, mirror: { role: 'primary', transport: ta } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, policies, mirror: { role: 'secondary', transport: tb } });
+  const b = await p.allocate(4 * PS, { policy: 'shared' });
+  await p.write(b.id, 0, pattern(4 * PS, 1));
+  await same(p, s);
+  assert.equal(p.mirror.stats().pages, { message: 4, shared: 0, storage: 0 });
+  await p.close(); await s.close();
+});
+
+copy("a location outside the partner's half is refused with BAD_FRAME; nothing is applied", async () => {
+  const sab = new SharedArrayBuffer(16 * PS);
+  const [ta, tb] = inProcessPair({ shared: sab });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb } });
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta } });
+  const b = await p.allocate(2 * PS);
+  await p.write(b.id, 0, pattern(2 * PS, 3));
+  const before = await s.read(b.id, 0, 2 * PS);
+  // A forged frame naming a slot in the receiver's own half (both halves tried: one is its own).
+  const closed = new Promise<Error | undefined>((resolve) => tb.onClose(resolve));
+  const hash = (x: Uint8Array) => s.core.checksum(x);
+  // Sequence numbers must follow on: send through the primary's transport with the next one.
+  const next = (s.mirror.sense().lastApplied) + 1;
+  const half = p.nodeId < s.nodeId ? 1 : 0; // the secondary's own half
+  const bad = encodeFrame({ type: MessageType.WRITE_PAGE, blockId: b.id, page: b.base, lsn: 9, checksum: 1n, copy: 'shared', location: { offset: half * 8 * PS, length: PS } },
+    { sequence: next, generation: BigInt(`0x${s.mirror.sense().generation}`) }, hash);
+  await ta.send(bad);
+  const err = await closed;
+  assert.is((err as { code?: string })?.code, 'BAD_FRAME');
+  assert.equal(await s.read(b.id, 0, 2 * PS), before, 'nothing changed on the receiver');
+  await p.close(); await s.close();
+});
+
+const sync = suite('out-of-sync record and write intents');
+
+sync('a primary restarted while degraded still knows what its partner lacks', async () => {
+  const ps = new MemoryStore();
+  const ss = new MemoryStore();
+  let [ta, tb] = inProcessPair();
+  let p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: ta } });
+  let s = await openMemory({ store: ss, ...opts, mirror: { role: 'secondary', transport: tb } });
+  const b = await p.allocate(200 * PS);
+  await p.write(b.id, 0, pattern(200 * PS, 1));
+  // The partner goes; three pages change without it; the primary restarts.
+  await s.close();
+  await p.write(b.id, 5 * PS, pattern(PS, 2));
+  await p.write(b.id, 150 * PS + 10, pattern(PS, 3)); // two pages
+  assert.is(p.mirror.sense().lagPages, 3);
+  await p.close();
+  p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary' } });
+  assert.is(p.mirror.sense().lagPages, 3, 'the record survived the restart');
+  [ta, tb] = inProcessPair();
+  s = await openMemory({ store: ss, ...opts, mirror: { role: 'secondary' } });
+  s.mirror.attach(tb);
+  p.mirror.attach(ta);
+  await until(() => p.mirror.sense().lagPages === 0 && p.mirror.stats().lastResync !== null, 'the resync');
+  assert.is(p.mirror.stats().resyncedPages, 3, 'only the three pages were sent');
+  await same(p, s);
+  const v = await p.mirror.verify();
+  assert.is(v.differences.length, 0);
+  await p.close(); await s.close();
+});
+
+sync('after a crash, every page of the hot write-intent extents is resynced, and no more', async () => {
+  const ps = new MemoryStore();
+  const ss = new MemoryStore();
+  const mirror = { extentPages: 16, intentExtents: 4 };
+  let [ta, tb] = inProcessPair();
+  const p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
+  const s = await openMemory({ store: ss, ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
+  const b = await p.allocate(256 * PS);
+  // Writes across 16 extents; only the last 4 stay hot.
+  for (let e = 0; e < 16; e++) await p.write(b.id, e * 16 * PS, pattern(PS, e));
+  assert.is(p.mirror.stats().intents, 4);
+  const hotExtents = new Set([12, 13, 14, 15].map((e) => Math.floor((b.base + e * 16) / 16)));
+  let expected = 0;
+  for (let q = b.base; q < b.base + b.pages; q++) if (hotExtents.has(Math.floor(q / 16))) expected++;
+  // A "crash": the store is taken as it is, without close (the superblock says not clean).
+  const crashed = await snapshot(ps);
+  const p2 = await openMemory({ store: crashed, ...opts, mirror: { role: 'primary', ...mirror } });
+  const hot = p2.mirror.sense().lagPages;
+  assert.is(hot, expected, 'the pages of the 4 hot extents count as differing');
+  assert.ok(expected > 0 && expected <= 64);
+  await p.close();
+  [ta, tb] = inProcessPair();
+  s.mirror.attach(tb);
+  p2.mirror.attach(ta);
+  await until(() => p2.mirror.stats().lastResync !== null && p2.mirror.sense().lagPages === 0, 'the resync');
+  assert.is(p2.mirror.stats().resyncedPages, expected);
+  await same(p2, s);
+  await p2.close(); await s.close();
+});
+
+sync('blocks only the rejoining node holds are freed there; blocks it lacks are sent', async () => {
+  const ps = new MemoryStore();
+  const ss = new MemoryStore();
+  let [ta, tb] = inProcessPair();
+  const a = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: ta } });
+  const bNode = await openMemory({ store: ss, ...opts, mirror: { role: 'secondary', transport: tb } });
+  const keep = await a.allocate(8 * PS);
+  await a.write(keep.id, 0, pattern(8 * PS, 1));
+  // Parted: A (still primary, then "crashes") allocates a block B never sees.
+  await a.mirror.close();
+  const extra = await a.allocate(4 * PS);
+  await a.write(extra.id, 0, pattern(4 * PS, 2));
+  const aStore = await snapshot(ps);
+  await a.close();
+  // B takes over and allocates its own block.
+  await bNode.mirror.promote();
+  const mine = await bNode.allocate(6 * PS);
+  await bNode.write(mine.id, 0, pattern(6 * PS, 3));
+  await bNode.write(keep.id, PS, pattern(PS, 4));
+  // A comes back as secondary.
+  const a2 = await openMemory({ store: aStore, ...opts, mirror: { role: 'secondary' } });
+  [ta, tb] = inProcessPair();
+  a2.mirror.attach(ta);
+  bNode.mirror.attach(tb);
+  await until(() => bNode.mirror.stats().lastResync !== null && bNode.mirror.sense().lagPages === 0 && a2.blocks().length === 2, 'the resync');
+  assert.not.ok(a2.blocks().some((x) => x.id === extra.id), "the block only A held is gone");
+  await same(bNode, a2);
+  assert.is(a2.mirror.sense().generation, bNode.mirror.sense().generation);
+  assert.is((await bNode.mirror.verify()).differences.length, 0);
+  await a2.close(); await bNode.close();
+});
+
+const fo = suite('automatic failover');
+
+fo('a secondary with failover auto promotes itself when its primary goes silent', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 100 } });
+  let failedOver = false;
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, heartbeatMs: 20, timeoutMs: 100, failover: 'auto', onFailover: () => { failedOver = true; } } });
+  const b = await p.allocate(2 * PS);
+  await p.write(b.id, 0, pattern(2 * PS, 5));
+  // Heartbeats keep it secondary while the primary lives.
+  await new Promise((r) => setTimeout(r, 250));
+  assert.is(s.mirror.role, 'secondary');
+  await p.close();
+  await until(() => failedOver, 'the failover', 2000);
+  assert.is(s.mirror.role, 'primary');
+  await s.write(b.id, 0, pattern(PS, 6));
+  assert.equal(await s.read(b.id, PS, PS), pattern(2 * PS, 5).subarray(PS));
+  await s.close();
+});
+
+fo('with failover manual (the default) it stays secondary', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 100 } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, heartbeatMs: 20, timeoutMs: 100 } });
+  await p.close();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(s.mirror.role, 'secondary');
+  await s.close();
+});
+
+copy.run();
+sync.run();
+fo.run();
