@@ -117,7 +117,19 @@ interface Waiter { n: number; resolve: () => void }
  * it applies, in order; the mirror attaches here (memory.ts never imports
  * the mirror). Resolves once the partner holds the change at `durability`.
  */
-export type Outbox = (messages: Request[], durability: Durability) => Promise<void>;
+/**
+ * Where the mirror takes this memory's changes: the messages of one change,
+ * with the durability and copy method of the block's policy. Resolves when
+ * the partner holds them at that durability.
+ */
+export type Outbox = (messages: Request[], policy: Pick<Policy, 'durability' | 'copyMethod'>) => Promise<void>;
+
+/**
+ * Called before a release's pages are written here, with the pages it
+ * changes (sorted): the mirror records them as a write intent, so that after
+ * a crash it knows which pages may differ from the partner's.
+ */
+export type WriteIntent = (pages: number[]) => Promise<void> | undefined;
 
 
 export class Memory implements PointerHost {
@@ -159,6 +171,8 @@ export class Memory implements PointerHost {
   #closed = false;
   /** Set by the mirror: every change applied here goes out through it. */
   outbox: Outbox | null = null;
+  /** Set by the mirror of a primary: awaited before a release's pages are written here. */
+  intent: WriteIntent | null = null;
   /** A partner's WRITE_PAGEs waiting for their RELEASE_POINTER, per block. */
   readonly #incoming = new Map<string, WritePage[]>();
 
@@ -312,7 +326,7 @@ export class Memory implements PointerHost {
         throw err;
       }
       this.#blocks.set(block.id, block);
-      await this.#emit([{ type: MessageType.ALLOCATE_MEMORY, blockId: block.id, base, pages, length: size, generation: block.generation, policy: policyToRecord(policy) }], policy.durability);
+      await this.#emit([{ type: MessageType.ALLOCATE_MEMORY, blockId: block.id, base, pages, length: size, generation: block.generation, policy: policyToRecord(policy) }], policy);
       return { ...block };
     });
   }
@@ -338,7 +352,7 @@ export class Memory implements PointerHost {
           }
         }
         this.#space.release(block.base, block.pages);
-        await this.#emit([{ type: MessageType.RELEASE_MEMORY, blockId: id }], block.policy.durability);
+        await this.#emit([{ type: MessageType.RELEASE_MEMORY, blockId: id }], block.policy);
       });
     } finally {
       this.#removeRange(entry);
@@ -782,6 +796,9 @@ export class Memory implements PointerHost {
     const pages = this.core.pages;
     // The messages of this release, copied now: the frames change after it.
     const outgoing = this.outbox ? this.#releaseMessages(p, changed, sums, lsn) : null;
+    // The mirror's write intent is durable before these pages are written here.
+    const intent = this.intent?.(changed.map((i) => p.first + i));
+    if (intent) await intent;
     // The frames' new images: checksums, sequence, dirty in the given state.
     const settle = (state: number) => {
       for (const i of changed) {
@@ -794,7 +811,7 @@ export class Memory implements PointerHost {
     };
     if (block.policy.writeMode === 'write-back') {
       settle(UNLOGGED);
-      if (outgoing) await this.#emit(outgoing, block.policy.durability);
+      if (outgoing) await this.#emit(outgoing, block.policy);
       return;
     }
     const record: JournalRecord = {
@@ -804,7 +821,7 @@ export class Memory implements PointerHost {
     };
     await this.#log(record);
     settle(LOGGED);
-    if (outgoing) await this.#emit(outgoing, block.policy.durability);
+    if (outgoing) await this.#emit(outgoing, block.policy);
   }
 
   /** WRITE_PAGE for each changed page, then RELEASE_POINTER: one release as messages. */
@@ -839,8 +856,8 @@ export class Memory implements PointerHost {
   }
 
   /** Hands applied changes to the mirror, if one is attached. */
-  async #emit(messages: Request[], durability: Durability): Promise<void> {
-    if (this.outbox) await this.outbox(messages, durability);
+  async #emit(messages: Request[], policy: Policy): Promise<void> {
+    if (this.outbox) await this.outbox(messages, policy);
   }
 
   // --- a partner's changes -----------------------------------------------------------------
@@ -885,7 +902,7 @@ export class Memory implements PointerHost {
       case MessageType.WRITE_PAGE: {
         const block = this.#block(msg.blockId);
         if (msg.copy !== 'message' || !msg.data || msg.data.length !== this.pageSize) {
-          throw TwinpageError.invalidArgument(`WRITE_PAGE for block ${msg.blockId}: copy '${msg.copy}' is not supported here yet; pages travel as 'message'`);
+          throw TwinpageError.invalidArgument(`WRITE_PAGE for block ${msg.blockId}: its page must arrive as 'message' data (the mirror copies 'shared' and 'storage' pages in before applying)`);
         }
         if (msg.page < block.base || msg.page >= block.base + block.pages) {
           throw TwinpageError.outOfRange(`WRITE_PAGE: page ${msg.page} is outside block ${msg.blockId}`);
@@ -1148,6 +1165,11 @@ export class Memory implements PointerHost {
     return run;
   }
 
+  /** The most pages one pointer may hold here (bounded by the cache). */
+  get maxPointerPages(): number {
+    return this.#maxPointerPages();
+  }
+
   #maxPointerPages(): number {
     return Math.min(this.core.frameCount, MAX_RECORD_PAGES);
   }
@@ -1179,6 +1201,26 @@ export class Memory implements PointerHost {
 
 // --- store resolution ----------------------------------------------------------------------
 
+type FolderStores = (dir: string) => Promise<Store>;
+let folderStores: FolderStores | undefined;
+
+/** Node's entry (node.ts) hands over its file stores, so that no bundle has to find storage/file.js. */
+export function useFolderStores(open: FolderStores): void {
+  folderStores = open;
+}
+
+/**
+ * index.js imported directly in Node: load the file stores. The specifier is
+ * a variable so that bundlers for browsers do not follow it into node:fs.
+ */
+async function loadFolderStores(): Promise<FolderStores> {
+  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+  if (!node) throw TwinpageError.invalidArgument('store: a folder path needs Node; in a browser give a Store (openOpfsStore, MemoryStore)');
+  const file = './storage/file.js';
+  const { openFileStore } = await import(/* webpackIgnore: true */ /* @vite-ignore */ file) as typeof import('./storage/file.js');
+  return openFileStore;
+}
+
 async function resolveStore(spec: MemoryOptions['store']): Promise<Store> {
   if (Array.isArray(spec)) {
     if (spec.length === 0) throw TwinpageError.invalidArgument('store: an empty list');
@@ -1187,8 +1229,7 @@ async function resolveStore(spec: MemoryOptions['store']): Promise<Store> {
   }
   if (typeof spec === 'string') {
     if (spec === '') throw TwinpageError.invalidArgument('store: an empty folder name');
-    const { openFileStore } = await import('./storage/file.js');
-    return openFileStore(spec);
+    return (folderStores ??= await loadFolderStores())(spec);
   }
   if (spec && typeof spec === 'object' && typeof (spec as Store).open === 'function') return spec as Store;
   throw TwinpageError.invalidArgument('store must be a folder path, a Store, or a list of them');

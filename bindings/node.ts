@@ -1,6 +1,9 @@
 // twinpage for Node: everything in index.ts, plus what needs Node's
 // modules (data folders, TCP). Browsers and bundlers get index.ts.
 export * from './index.js';
+import { useFolderStores } from './memory.js';
+import { openFileStore } from './storage/file.js';
+useFolderStores(openFileStore);
 export { FileDevice, FileStore, openFileStore, mapFsError } from './storage/file.js';
 export { listenTcp, connectTcp } from './mirror/tcp.js';
 export type { ListenTcpOptions, ConnectTcpOptions, TcpListener } from './mirror/tcp.js';

@@ -1,4 +1,3 @@
-import { instantiate } from '@assemblyscript/loader';
 import { WASM_BASE64 } from './wasm-bytes.js';
 import type { CoreExports } from './exports.js';
 
@@ -18,15 +17,11 @@ export function coreModule(): Promise<WebAssembly.Module> {
 }
 
 /**
- * A fresh core instance: each has its own linear memory. The loader wraps
- * every export in a `(...args) => f(...args)` closure that costs more than a
- * page-table probe; the bindings call the functions it keeps as `.original`.
+ * A fresh core instance: each has its own linear memory. The core imports
+ * nothing (asconfig: no abort), so its raw exports are used as they are, with
+ * no loader: nothing for a browser or bundler to resolve.
  */
 export async function instantiateCore(): Promise<CoreExports> {
-  const { exports } = await instantiate(await coreModule(), {});
-  const direct: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(exports)) {
-    direct[name] = (value as { original?: unknown } | undefined)?.original ?? value;
-  }
-  return direct as unknown as CoreExports;
+  const instance = await WebAssembly.instantiate(await coreModule(), {});
+  return instance.exports as unknown as CoreExports;
 }
