@@ -1,0 +1,285 @@
+// `twinpage inspect`: what a data folder holds, read offline and read-only:
+// the superblock, the mirror's generations, the blocks (the journal's block
+// table), and what may differ from the partner (lagging pages, write-intent
+// extents). Nothing is written: files are opened 'r', and the journal is read
+// the way recovery reads it, without applying anything.
+
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { Core } from '../core/index.js';
+import { TwinpageError } from '../errors.js';
+import type { Device } from '../storage/device.js';
+import { mapFsError } from '../storage/file.js';
+import {
+  FORMAT_VERSION, RecordType, SUPERBLOCK_SIZE, decodeSuperblock, type BlockRecord, type Superblock,
+} from '../storage/format.js';
+import { replayJournal } from '../storage/journal.js';
+import { bytes, controlPath, flag, out, parseOptions, required, runsText, table, type Command } from './args.js';
+
+const synopsis = 'usage: twinpage inspect --dir DIR [--json] [--verbose]';
+
+const help = `Shows what the data folder DIR holds, without a running node and without
+changing a byte of it: the superblock (format version, page size, node id,
+created, sequence), the mirror's generations, the blocks (id, base page, pages,
+length, policy) and what may differ from the partner (lagging page runs and
+hot write-intent extents). Exits 1 when DIR is not a readable twinpage store.
+
+  --dir      the data folder
+  --json     print everything as JSON
+  --verbose  print stack traces of errors`;
+
+/** A file opened read-only, as a device: writes are refused. */
+class ReadOnlyFile implements Device {
+  readonly name: string;
+  readonly #fh: FileHandle;
+  readonly #path: string;
+
+  private constructor(name: string, path: string, fh: FileHandle) {
+    this.name = name;
+    this.#path = path;
+    this.#fh = fh;
+  }
+
+  static async open(name: string, path: string): Promise<ReadOnlyFile> {
+    try {
+      return new ReadOnlyFile(name, path, await open(path, 'r'));
+    } catch (err) {
+      throw mapFsError(err, `open ${path}`);
+    }
+  }
+
+  async read(position: number, into: Uint8Array): Promise<number> {
+    let done = 0;
+    try {
+      while (done < into.length) {
+        const { bytesRead } = await this.#fh.read(into, done, into.length - done, position + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } catch (err) {
+      throw mapFsError(err, `read ${this.#path}`);
+    }
+    into.fill(0, done);
+    return done;
+  }
+
+  async size(): Promise<number> {
+    return (await this.#fh.stat()).size;
+  }
+
+  write(): Promise<void> { return Promise.reject(TwinpageError.ioError(`${this.#path} is open read-only`)); }
+  flush(): Promise<void> { return Promise.resolve(); }
+  truncate(): Promise<void> { return this.write(); }
+  async close(): Promise<void> { await this.#fh.close().catch(() => {}); }
+}
+
+export interface InspectReport {
+  dir: string;
+  files: Array<{ name: string; bytes: number }>;
+  /** A node answers on the folder's control socket: the files may be behind it. */
+  live: boolean;
+  superblock: {
+    version: number; pageSize: number; nodeId: string; created: string; createdMs: number;
+    sequence: number; walEpoch: number;
+    slots: Array<{ slot: number; valid: boolean; sequence: number | null }>;
+    meta: Record<string, unknown>;
+  };
+  generations: { generation: string; history: string[]; clean: boolean | null } | null;
+  /** The active journal; `tail` says what follows its last valid record: nothing, zeros (room written ahead), or a torn record (dropped at the next open). */
+  journal: { name: string; bytes: number; records: number; pageRecords: number; end: number; tail: 'none' | 'zeros' | 'torn'; lastLsn: number } | null;
+  blocks: Array<{ id: string; base: number; pages: number; length: number; generation: number; policy: Record<string, unknown> }>;
+  outOfSync: {
+    /** Runs [firstPage, count] of pages that may differ from the partner; null when the store keeps no record. */
+    lag: Array<[number, number]> | null;
+    lagPages: number;
+    /** Blocks allocated or freed that the partner may not know of. */
+    blocks: string[];
+    /** Hot write-intent extents, and pages per extent. */
+    intents: number[];
+    extentPages: number | null;
+  };
+  problems: string[];
+}
+
+export async function inspectFolder(dir: string): Promise<InspectReport> {
+  let entries;
+  try {
+    if (!(await stat(dir)).isDirectory()) throw TwinpageError.invalidArgument(`${dir} is not a folder`);
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    throw mapFsError(err, `read the folder ${dir}`);
+  }
+  const files: InspectReport['files'] = [];
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!e.isFile()) continue;
+    files.push({ name: e.name, bytes: (await stat(join(dir, e.name))).size });
+  }
+  if (!files.some((f) => f.name === 'super')) throw TwinpageError.notFound(`${dir} holds no twinpage store (no 'super' file)`);
+
+  const core = await Core.create({ pageSize: 4096, frames: 1, ioBytes: (1 << 20) + (64 << 10) });
+  const hash = (b: Uint8Array) => core.checksum(b);
+  const problems: string[] = [];
+
+  const superFile = await ReadOnlyFile.open('super', join(dir, 'super'));
+  const raw = new Uint8Array(2 * SUPERBLOCK_SIZE);
+  try { await superFile.read(0, raw); } finally { await superFile.close(); }
+  const decoded = [0, 1].map((i) => decodeSuperblock(raw.subarray(i * SUPERBLOCK_SIZE, (i + 1) * SUPERBLOCK_SIZE), hash));
+  const slots = decoded.map((s, slot) => ({ slot, valid: s !== null, sequence: s?.sequence ?? null }));
+  const valid = decoded.filter((s): s is Superblock => s !== null).sort((a, b) => b.sequence - a.sequence);
+  if (valid.length === 0) throw TwinpageError.corrupt(`${dir}: both superblock slots fail their checksums (damaged, or not a twinpage store)`);
+  for (const s of slots) if (!s.valid) problems.push(`superblock slot ${s.slot} is blank, torn or corrupt (the other one is in charge)`);
+  const sb = valid[0];
+
+  let journal: InspectReport['journal'] = null;
+  const blocks = new Map<string, BlockRecord & { generation: number }>();
+  if (sb.version !== FORMAT_VERSION) {
+    problems.push(`format version ${sb.version}: this twinpage reads version ${FORMAT_VERSION}; the journal was not read`);
+  } else if (sb.walEpoch > 0) {
+    const name = `wal.${sb.walEpoch}`;
+    const file = files.find((f) => f.name === name);
+    if (!file) problems.push(`the superblock names journal ${name}, which is missing`);
+    else {
+      const device = await ReadOnlyFile.open(name, join(dir, name));
+      let pageRecords = 0;
+      try {
+        const r = await replayJournal(device, sb.walEpoch, sb.pageSize, hash, (rec) => {
+          if (rec.type === RecordType.Alloc) blocks.set(rec.block.id, { ...rec.block, generation: rec.lsn });
+          else if (rec.type === RecordType.Free) blocks.delete(rec.id);
+          else if (rec.type === RecordType.Pages) pageRecords++;
+        });
+        let tail: 'none' | 'zeros' | 'torn' = 'none';
+        if (r.tornTail) {
+          const next = new Uint8Array(Math.min(1 << 16, file.bytes - r.end));
+          await device.read(r.end, next);
+          tail = next.every((x) => x === 0) ? 'zeros' : 'torn';
+        }
+        journal = { name, bytes: file.bytes, records: r.records, pageRecords, end: r.end, tail, lastLsn: r.lastLsn };
+        if (r.records === 0) problems.push(`journal ${name} has no valid epoch record`);
+      } catch (err) {
+        problems.push(`journal ${name}: ${(err as Error).message}`);
+      } finally {
+        await device.close();
+      }
+    }
+  }
+
+  const m = (sb.meta.mirror ?? null) as Record<string, unknown> | null;
+  const generations = m && typeof m.generation === 'string'
+    ? {
+      generation: m.generation,
+      history: Array.isArray(m.history) ? m.history.filter((h): h is string => typeof h === 'string') : [],
+      clean: typeof m.clean === 'boolean' ? m.clean : null,
+    }
+    : null;
+  const lag = m && Array.isArray(m.lag)
+    ? (m.lag as unknown[]).filter((r): r is [number, number] => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isSafeInteger(x) && x >= 0))
+    : null;
+  const intents = m && Array.isArray(m.intents) ? (m.intents as unknown[]).filter((e): e is number => Number.isSafeInteger(e) && (e as number) >= 0) : [];
+  const outOfSync = {
+    lag,
+    lagPages: (lag ?? []).reduce((n, [, c]) => n + c, 0),
+    blocks: m && Array.isArray(m.blocks) ? (m.blocks as unknown[]).filter((b): b is string => typeof b === 'string') : [],
+    intents,
+    extentPages: m && Number.isSafeInteger(m.extentPages) ? m.extentPages as number : null,
+  };
+
+  return {
+    dir, files, live: await answers(controlPath(dir)),
+    superblock: {
+      version: sb.version, pageSize: sb.pageSize, nodeId: sb.nodeId,
+      created: new Date(sb.created).toISOString(), createdMs: sb.created,
+      sequence: sb.sequence, walEpoch: sb.walEpoch, slots, meta: sb.meta,
+    },
+    generations,
+    journal,
+    blocks: [...blocks.values()].sort((a, b) => a.base - b.base)
+      .map((b) => ({ id: b.id, base: b.base, pages: b.pages, length: b.length, generation: b.generation, policy: b.policy })),
+    outOfSync,
+    problems,
+  };
+}
+
+/** True when something listens on the control socket (a node serves the folder). */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const done = (live: boolean) => { clearTimeout(timer); s.destroy(); resolve(live); };
+    const timer = setTimeout(() => done(false), 500);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+export function inspectText(r: InspectReport): string {
+  const s = r.superblock;
+  const lines: string[] = [];
+  lines.push(`data folder ${r.dir}`);
+  lines.push(`  files: ${r.files.map((f) => `${f.name} ${bytes(f.bytes)}`).join(', ')}`);
+  if (r.live) lines.push('  a node is serving this folder now: the files may be behind what it holds');
+  lines.push('', 'superblock');
+  lines.push(table([
+    ['format version', String(s.version)],
+    ['page size', `${s.pageSize} bytes`],
+    ['node id', s.nodeId],
+    ['created', s.created],
+    ['sequence', `${s.sequence} (${s.slots.map((x) => `slot ${x.slot}: ${x.valid ? `sequence ${x.sequence}` : 'invalid'}`).join(', ')})`],
+    ['journal', s.walEpoch ? `wal.${s.walEpoch}` : 'none yet'],
+  ]));
+  lines.push('', 'generations');
+  if (!r.generations) lines.push('  none (this node was never part of a pair)');
+  else {
+    lines.push(table([
+      ['generation', r.generations.generation || 'none yet (a secondary that never met its primary)'],
+      ['history', r.generations.history.length ? r.generations.history.join(', ') : 'none'],
+      ['closed cleanly', r.generations.clean === null ? 'unknown' : r.generations.clean ? 'yes' : 'no (the node stopped without closing)'],
+    ]));
+  }
+  const j = r.journal;
+  const tail = { none: '', zeros: ', then zeros written ahead', torn: ', then a torn record (dropped at the next open)' };
+  lines.push('', `blocks: ${r.blocks.length}${j ? ` (journal ${j.name}: ${plural(j.records, 'record')} up to byte ${j.end}, ${j.pageRecords} of page images${tail[j.tail]})` : ''}`);
+  if (r.blocks.length) {
+    const rows = [['id', 'base', 'pages', 'length', 'policy'], ...r.blocks.map((b) => [
+      b.id, String(b.base), String(b.pages), String(b.length), policyText(b.policy),
+    ])];
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+    for (const row of rows) lines.push('  ' + row.map((c, i) => (i === 4 ? c : i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+  }
+  const o = r.outOfSync;
+  lines.push('', 'out of sync with the partner');
+  const extent = o.extentPages ?? 128;
+  lines.push(table([
+    ['lagging pages', o.lag === null ? (r.generations ? 'unknown (no record: a resync compares every checksum)' : 'none') : o.lagPages ? `${o.lagPages} in ${o.lag.length} runs: ${runsText(o.lag)}` : 'none'],
+    ['lagging blocks', o.blocks.length ? o.blocks.join(', ') : 'none'],
+    ['write intents', o.intents.length
+      ? `${o.intents.length} hot extents of ${extent} pages: ${o.intents.slice(0, 20).map((e) => `${e} (pages ${e * extent}-${(e + 1) * extent - 1})`).join(', ')}${o.intents.length > 20 ? ' …' : ''}`
+      : 'none'],
+  ]));
+  if (r.problems.length) {
+    lines.push('', 'problems');
+    for (const p of r.problems) lines.push(`  ${p}`);
+  }
+  return lines.join('\n');
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+function policyText(p: Record<string, unknown>): string {
+  const details = [p.durability, p.writeMode].filter((x) => typeof x === 'string').join(', ');
+  return `${String(p.name ?? '?')}${details ? ` (${details})` : ''}`;
+}
+
+export const inspectCommand: Command = {
+  name: 'inspect',
+  summary: 'show what a data folder holds: superblock, generations, blocks, lag (offline)',
+  synopsis,
+  help,
+  async run(argv) {
+    const o = parseOptions(argv, { '--dir': 'value', '--json': 'flag' });
+    const report = await inspectFolder(required(o, '--dir'));
+    out(flag(o, '--json') ? JSON.stringify(report, null, 2) : inspectText(report));
+    return report.problems.some((p) => !p.startsWith('superblock slot')) ? 1 : 0;
+  },
+};
