@@ -66,7 +66,7 @@ test('twinpage --help lists every command; no command is exit 2', async () => {
 
 test("every command's --help exits 0 and names its options", async () => {
   const options: Record<string, string[]> = {
-    serve: ['--dir', '--role', '--listen', '--peer', '--secret-file', '--page-size', '--cache-mb', '--copy', '--exchange', '--exchange-mb', '--no-stdin', '--verbose'],
+    serve: ['--dir', '--role', '--listen', '--peer', '--secret-file', '--page-size', '--cache-mb', '--copy', '--exchange', '--exchange-mb', '--extent-pages', '--intent-extents', '--no-stdin', '--verbose'],
     status: ['--dir', '--json', '--timeout', '--verbose'],
     verify: ['--dir', '--json', '--timeout', '--verbose'],
     inspect: ['--dir', '--json', '--verbose'],

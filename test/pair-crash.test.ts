@@ -4,7 +4,10 @@
 // must hold every acknowledged byte, the write in flight all old or all new;
 // the old primary restarts as secondary, is resynced, and verify is clean.
 // Killed secondary: the primary goes on, the restarted secondary rejoins,
-// is resynced, and verify() finds no difference.
+// is resynced, and verify() finds no difference. A rejoining old primary is
+// resynced from its write-intent extents, not by a full copy: the pages sent
+// are bounded by what its superblock names (small extents here, so the
+// bound is below the block's size).
 // PAIR_ROUNDS sets the number of rounds (default 20).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,17 +15,21 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeProcess } from './pair-process.js';
+import { inspectFolder } from '../bindings/cli/inspect.js';
 import { pattern, rng } from './data.js';
 
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 20);
 const SIZE = 256 * 1024;
+const PAGE = 4096;
+/** Write intents of 8 pages, at most 2 hot: a crashed primary names at most about 3 of the block's 8 extents. */
+const INTENTS = ['--extent-pages', '8', '--intent-extents', '2'];
 
 async function startPair(dir: string, port = 0) {
   const secret = join(dir, 'secret');
   await writeFile(secret, 'a shared secret for this test\n');
-  const secondary = new NodeProcess(['--dir', join(dir, 'b'), '--role', 'secondary', '--listen', `127.0.0.1:${port}`, '--secret-file', secret, '--cache-mb', '4']);
+  const secondary = new NodeProcess(['--dir', join(dir, 'b'), '--role', 'secondary', '--listen', `127.0.0.1:${port}`, '--secret-file', secret, '--cache-mb', '4', ...INTENTS]);
   const listening = await secondary.event('listening');
-  const primary = new NodeProcess(['--dir', join(dir, 'a'), '--role', 'primary', '--peer', `127.0.0.1:${listening.port}`, '--secret-file', secret, '--cache-mb', '4']);
+  const primary = new NodeProcess(['--dir', join(dir, 'a'), '--role', 'primary', '--peer', `127.0.0.1:${listening.port}`, '--secret-file', secret, '--cache-mb', '4', ...INTENTS]);
   await primary.event('connected');
   await secondary.event('connected');
   return { primary, secondary, port: listening.port as number, secret };
@@ -33,6 +40,8 @@ interface Write { at: number; len: number; seed: number }
 test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, async () => {
   const random = rng(424242);
   let acked = 0;
+  let resynced = 0;
+  let bound = 0;
   for (let round = 0; round < ROUNDS; round++) {
     const dir = await mkdtemp(join(tmpdir(), 'twinpage-pair-'));
     const { primary, secondary, port, secret } = await startPair(dir);
@@ -75,8 +84,17 @@ test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, 
       const diff = got.findIndex((v, i) => v !== model[i]);
       assert.is(diff, -1, `round ${round}: the promoted secondary differs at byte ${diff}`);
       // The old primary comes back as secondary: its generation is behind,
-      // so the new primary compares checksums and resends what differs.
-      const rejoined = new NodeProcess(['--dir', join(dir, 'a'), '--role', 'secondary', '--peer', `127.0.0.1:${port}`, '--secret-file', secret, '--cache-mb', '4']);
+      // and its superblock names what may differ (its hot write-intent
+      // extents, as it crashed); the new primary resends those pages.
+      const a = await inspectFolder(join(dir, 'a'));
+      assert.is(a.generations?.clean, false, 'the killed primary did not close cleanly');
+      const base = (alloc.block as { base: number }).base;
+      const mayDiffer = new Set<number>();
+      const per = a.outOfSync.extentPages!;
+      for (const e of a.outOfSync.intents) for (let q = e * per; q < (e + 1) * per; q++) if (q >= base && q < base + SIZE / PAGE) mayDiffer.add(q);
+      for (const [first, count] of a.outOfSync.lag ?? []) for (let q = first; q < first + count; q++) mayDiffer.add(q);
+      assert.ok(mayDiffer.size < SIZE / PAGE, `round ${round}: the write intents name ${mayDiffer.size} of ${SIZE / PAGE} pages`);
+      const rejoined = new NodeProcess(['--dir', join(dir, 'a'), '--role', 'secondary', '--peer', `127.0.0.1:${port}`, '--secret-file', secret, '--cache-mb', '4', ...INTENTS]);
       await rejoined.event('connected');
       let clean = false;
       for (let i = 0; i < 100 && !clean; i++) {
@@ -86,6 +104,11 @@ test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, 
         if (!clean) await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(clean, `round ${round}: the rejoined old primary matches after resync`);
+      // The new primary wrote nothing alone, so what it resent is bounded by the old primary's record.
+      const st = (await secondary.send({ cmd: 'status' })).status as { stats: { resyncedPages: number } };
+      assert.ok(st.stats.resyncedPages <= mayDiffer.size, `round ${round}: ${st.stats.resyncedPages} pages resynced, the write intents name ${mayDiffer.size}`);
+      resynced += st.stats.resyncedPages;
+      bound += mayDiffer.size;
       const back = await rejoined.send({ cmd: 'read', block: id, offset: 0, length: SIZE });
       assert.is(new Uint8Array(Buffer.from(back.data as string, 'base64')).findIndex((v, i) => v !== model[i]), -1, `round ${round}: the rejoined node holds the new primary's data`);
       await rejoined.close();
@@ -112,7 +135,7 @@ test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, 
     }
     await rm(dir, { recursive: true, force: true });
   }
-  console.log(`  pair campaign: ${ROUNDS} kills, ${acked} acknowledged writes checked`);
+  console.log(`  pair campaign: ${ROUNDS} kills, ${acked} acknowledged writes checked; rejoins resynced ${resynced} pages, write intents named ${bound}`);
 });
 
 test.run();

@@ -28,7 +28,7 @@ import {
 const synopsis = `usage: twinpage serve --dir DIR --role primary|secondary (--listen HOST:PORT | --peer HOST:PORT)
                       --secret-file FILE [--page-size BYTES] [--cache-mb MB]
                       [--copy auto|message|storage] [--exchange FILE] [--exchange-mb MB]
-                      [--no-stdin] [--verbose]`;
+                      [--extent-pages N] [--intent-extents N] [--no-stdin] [--verbose]`;
 
 const help = `Runs one node of a mirrored pair over TCP. It takes commands as JSON lines on
 standard input and answers each on standard output, with events as
@@ -47,6 +47,10 @@ The same commands are taken on the control socket DIR/control.sock, where
                  frames) or storage (through the --exchange file)
   --exchange     a file both nodes open, for the storage copy method
   --exchange-mb  MiB of the exchange file to use, both halves (default 16)
+  --extent-pages pages per write-intent extent (default 128)
+  --intent-extents
+                 write-intent extents kept hot (default 64): after a crash, a
+                 rejoining node resyncs at most these extents' pages
   --no-stdin     ignore standard input; run until SIGINT, SIGTERM or a close
                  command on the control socket (for running in the background)
   --verbose      print stack traces of errors
@@ -62,13 +66,14 @@ interface ServeArgs {
   dir: string; role: 'primary' | 'secondary'; listen?: [string, number]; peer?: [string, number];
   secretFile: string; pageSize?: number; cacheMb: number;
   copy?: 'auto' | 'message' | 'storage'; exchange?: string; exchangeMb: number; stdin: boolean;
+  extentPages?: number; intentExtents?: number;
 }
 
 function parse(argv: string[]): ServeArgs {
   const o = parseOptions(argv, {
     '--dir': 'value', '--role': 'value', '--listen': 'value', '--peer': 'value', '--secret-file': 'value',
     '--page-size': 'value', '--cache-mb': 'value', '--copy': 'value', '--exchange': 'value', '--exchange-mb': 'value',
-    '--no-stdin': 'flag',
+    '--extent-pages': 'value', '--intent-extents': 'value', '--no-stdin': 'flag',
   });
   const role = choice(o, '--role', ['primary', 'secondary'] as const);
   if (!role) throw new UsageError('--role is required (primary or secondary)');
@@ -85,6 +90,7 @@ function parse(argv: string[]): ServeArgs {
     dir, role, secretFile, listen: hostPort(o, '--listen'), peer: hostPort(o, '--peer'),
     pageSize, cacheMb: int(o, '--cache-mb', 1, 1 << 16) ?? 64,
     copy, exchange, exchangeMb: int(o, '--exchange-mb', 1, 1 << 16) ?? 16, stdin: !flag(o, '--no-stdin'),
+    extentPages: int(o, '--extent-pages', 1, 1 << 20), intentExtents: int(o, '--intent-extents', 1, 1 << 16),
   };
 }
 
@@ -105,6 +111,7 @@ async function serve(args: ServeArgs): Promise<void> {
   const mirrorOptions: MirrorOptions = {
     role: args.role, heartbeatMs: 200, timeoutMs: 2000,
     onResyncProgress: ({ done, total }) => say({ event: 'resync', done, total }),
+    extentPages: args.extentPages, intentExtents: args.intentExtents,
   };
   let exchange: FileDevice | null = null;
   if (args.exchange) {
@@ -251,7 +258,7 @@ async function command(memory: MirroredMemory, c: Record<string, unknown>): Prom
 
 /** What `twinpage status` shows: the mirror's sense() and the node around it. */
 function status(memory: MirroredMemory): Record<string, unknown> {
-  const mirror = memory.mirror as MirroredMemory['mirror'] & { stats?: () => unknown };
+  const mirror = memory.mirror;
   const blocks = memory.blocks();
   return {
     nodeId: memory.nodeId,
@@ -259,7 +266,7 @@ function status(memory: MirroredMemory): Record<string, unknown> {
     dir: (memory.store as { dir?: string }).dir ?? null,
     pageSize: memory.pageSize,
     sense: mirror.sense(),
-    stats: typeof mirror.stats === 'function' ? mirror.stats() : null,
+    stats: mirror.stats(),
     blocks: blocks.length,
     blockBytes: blocks.reduce((n, b) => n + b.length, 0),
     space: memory.space(),
