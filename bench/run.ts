@@ -7,7 +7,10 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   },
   memory: async () => (await import('./memory.js')).run(),
   sched: async () => (await import('./sched.js')).run(),
-  mirror: async () => (await import('./mirror.js')).run(),
+  mirror: async () => {
+    await (await import('./mirror.js')).run();
+    await (await import('./failover.js')).run();
+  },
 };
 
 const asked = process.argv.slice(2);
