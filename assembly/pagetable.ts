@@ -98,10 +98,14 @@ let sortB: usize = 0;
 export function pageTableSetup(frames: u32, scratch: u32): bool {
   frameCount = frames;
   scratchCount = scratch;
-  let cap: u32 = 64;
-  while (cap < frames * 4) cap <<= 1;
-  slotMask = cap - 1;
-  rowShift = 32 - (ctz(cap) - 4);
+  // Every column (COLUMNS interleaved probe sequences) gets more rows than
+  // there are frames, so none can fill up: a probe always meets an empty
+  // slot, whatever pages are mapped (a full column would loop forever).
+  let cap: u64 = 64;
+  while (cap < (<u64>frames + 1) * COLUMNS) cap <<= 1;
+  if (cap > 0x80000000) return false;
+  slotMask = <u32>cap - 1;
+  rowShift = 32 - (<u32>ctz(cap) - 4);
   metaBase = reserve(<u64>frames * META_SIZE, 16);
   slotBase = reserve(<u64>cap * 8, 8);
   freeBase = reserve(<u64>frames * 4, 4);

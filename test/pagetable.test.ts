@@ -317,4 +317,27 @@ raw('random arguments to every export: a status or a result, and the structures 
   assert.is(mapped, t.mapped);
 });
 
+raw('pages that all probe the same column: lookups and inserts still end', async () => {
+  // Each of the 16 interleaved columns must have more slots than there are
+  // frames: with fewer, a column full of mapped pages made a lookup of a
+  // missing page that probes it loop forever (found by the fuzz test above).
+  const core = await Core.create({ frames: 8, pageSize: 512 });
+  const column = (page: number) => {
+    const h = Math.imul(page >>> 4, 0x9E3779B1);
+    return (page ^ (h >>> 16)) & 15;
+  };
+  const same: number[] = [];
+  for (let page = 0; same.length < 9; page += 16) if (column(page) === 3) same.push(page);
+  for (const page of same.slice(0, 8)) core.pages.insert(page);
+  assert.is(core.pages.lookup(same[8]), -1, 'a missing page of the full column is not found');
+  assert.ok(core.exports.pageLookup(same[8]) < 0, 'the raw export ends too');
+  for (const page of same.slice(0, 8)) assert.ok(core.pages.lookup(page) >= 0);
+  // Evict one and map the ninth through the same column.
+  const f = core.pages.remove(same[0]);
+  assert.ok(f >= 0);
+  core.pages.insert(same[8]);
+  assert.ok(core.pages.lookup(same[8]) >= 0);
+  assert.is(core.pages.lookup(same[0]), -1);
+});
+
 raw.run();
