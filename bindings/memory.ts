@@ -120,9 +120,12 @@ interface Waiter { n: number; resolve: () => void }
 /**
  * Where the mirror takes this memory's changes: the messages of one change,
  * with the durability and copy method of the block's policy. Resolves when
- * the partner holds them at that durability.
+ * the partner holds them at that durability. `local`, when given, is this
+ * node's own journal commit of the change, running meanwhile (the messages
+ * go to the partner in parallel with it): if it fails, the change is undone
+ * here and the partner may hold it, so its pages differ.
  */
-export type Outbox = (messages: Request[], policy: Pick<Policy, 'durability' | 'copyMethod'>) => Promise<void>;
+export type Outbox = (messages: Request[], policy: Pick<Policy, 'durability' | 'copyMethod'>, local?: Promise<void>) => Promise<void>;
 
 /**
  * Called before a release's pages are written here, with the pages it
@@ -819,9 +822,20 @@ export class Memory implements PointerHost {
       pages: changed.map((i) => ({ page: p.first + i, checksum: sums[i] })),
       images: changed.map((i) => this.core.frameView(p.frames[i])),
     };
-    await this.#log(record);
-    settle(LOGGED);
-    if (outgoing) await this.#emit(outgoing, block.policy);
+    const logged = this.#log(record).then(() => settle(LOGGED));
+    if (outgoing) {
+      // The partner gets the change while this node's journal flushes it (the
+      // messages hold their own copies of the pages): the release waits for
+      // both, so the flush and the round trip overlap instead of adding up.
+      const sent = this.#emit(outgoing, block.policy, logged);
+      try {
+        await logged;
+      } finally {
+        await sent;
+      }
+    } else {
+      await logged;
+    }
   }
 
   /** WRITE_PAGE for each changed page, then RELEASE_POINTER: one release as messages. */
@@ -856,8 +870,8 @@ export class Memory implements PointerHost {
   }
 
   /** Hands applied changes to the mirror, if one is attached. */
-  async #emit(messages: Request[], policy: Policy): Promise<void> {
-    if (this.outbox) await this.outbox(messages, policy);
+  async #emit(messages: Request[], policy: Policy, local?: Promise<void>): Promise<void> {
+    if (this.outbox) await this.outbox(messages, policy, local);
   }
 
   // --- a partner's changes -----------------------------------------------------------------

@@ -504,11 +504,12 @@ export class Mirror {
 
   // --- primary: send and wait for acks ----------------------------------------------------
 
-  readonly #outbox = (messages: Request[], policy: OutboxPolicy): Promise<void> => {
+  readonly #outbox = (messages: Request[], policy: OutboxPolicy, local?: Promise<void>): Promise<void> => {
     const t = this.#transport;
     const pages: number[] = [];
     for (const m of messages) if (m.type === MessageType.WRITE_PAGE) pages.push(m.page);
     this.#writesDone(pages);
+    if (local) local.catch(() => this.#localFailed(pages));
     const block = messages.find((m) => m.type === MessageType.ALLOCATE_MEMORY || m.type === MessageType.RELEASE_MEMORY) as { blockId: string } | undefined;
     if (!t || t.closed || this.#degraded) {
       for (const p of pages) this.#lagging.add(p);
@@ -535,6 +536,18 @@ export class Mirror {
       (err) => { this.#fail(err); return this.#outbox(messages, policy); },
     );
   };
+
+  /**
+   * This node's journal commit of a change sent in parallel with it failed:
+   * the change is undone here, and the partner may hold it. Its pages differ
+   * now: they are resynced (the partner takes this node's contents back).
+   */
+  #localFailed(pages: number[]): void {
+    if (pages.length === 0 || this.#closed) return;
+    for (const p of pages) this.#lagging.add(p);
+    this.#saveSoon();
+    if (this.#role === 'primary' && this.#transport && !this.#transport.closed && !this.#degraded) this.resync().catch(() => {});
+  }
 
   /** Sends one change's frames in order; resolves at the durability asked for. */
   #sendBatch(t: Transport, messages: Request[], pages: number[], block: { blockId: string } | undefined, durability: Durability, ring: SlotRing | null): Promise<void> {
