@@ -134,6 +134,13 @@ export type Outbox = (messages: Request[], policy: Pick<Policy, 'durability' | '
  */
 export type WriteIntent = (pages: number[]) => Promise<void> | undefined;
 
+/**
+ * Asked for a page that fails its checksum on every local copy: the page's
+ * bytes from elsewhere (the partner), or null. Used only when they match the
+ * checksum this node recorded for the page.
+ */
+export type PageRepair = (blockId: string, page: number) => Promise<Uint8Array | null>;
+
 
 export class Memory implements PointerHost {
   readonly pageSize: number;
@@ -176,6 +183,10 @@ export class Memory implements PointerHost {
   outbox: Outbox | null = null;
   /** Set by the mirror of a primary: awaited before a release's pages are written here. */
   intent: WriteIntent | null = null;
+  /** Set by the mirror: fetches a page that fails its checksum here from the partner. */
+  repair: PageRepair | null = null;
+  /** Pages read back whole from the partner after failing their checksum here. */
+  repairedFromPartner = 0;
   /** A partner's WRITE_PAGEs waiting for their RELEASE_POINTER, per block. */
   readonly #incoming = new Map<string, WritePage[]>();
 
@@ -620,14 +631,35 @@ export class Memory implements PointerHost {
       this.#lsn[frame] = 0;
       return;
     }
-    const ok = await this.#pageStore.readPage(page, view, (bytes) =>
+    let ok = await this.#pageStore.readPage(page, view, (bytes) =>
       (bytes === view ? this.core.checksumFrame(frame) : this.core.checksum(bytes)) === sum.checksum);
+    if (!ok && this.repair) ok = await this.#repairFromPartner(page, frame, block, sum);
     if (!ok) {
       view.fill(0);
       throw TwinpageError.corrupt(`page ${page - block.base} of block ${block.id} fails its checksum on every copy; it is not returned`);
     }
     this.#sum[frame] = sum.checksum;
     this.#lsn[frame] = sum.lsn;
+  }
+
+  /**
+   * Read repair: a page failing its checksum on every local copy is asked of
+   * the partner; bytes matching the checksum recorded here go into the frame
+   * and over the bad copy in the page store.
+   */
+  async #repairFromPartner(page: number, frame: number, block: Block, sum: { checksum: bigint; lsn: number }): Promise<boolean> {
+    let good: Uint8Array | null;
+    try {
+      good = await this.repair!(block.id, page);
+    } catch {
+      return false;
+    }
+    if (!good || good.length !== this.pageSize || this.core.checksum(good) !== sum.checksum) return false;
+    this.core.frameView(frame).set(good);
+    this.core.checksumFrame(frame);
+    await this.#pageStore.writePages([{ page, image: good, checksum: sum.checksum, lsn: sum.lsn }]);
+    this.repairedFromPartner++;
+    return true;
   }
 
   /**

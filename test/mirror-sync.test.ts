@@ -197,6 +197,44 @@ sync('blocks only the rejoining node holds are freed there; blocks it lacks are 
   await a2.close(); await bNode.close();
 });
 
+const repair = suite('read repair from the partner');
+
+repair('a page failing its checksum here is read back from the partner and rewritten', async () => {
+  const ps = new MemoryStore();
+  const [ta, tb] = inProcessPair();
+  const small = { ...opts, cacheBytes: 8 * PS };
+  const p = await openMemory({ store: ps, ...small, mirror: { role: 'primary', transport: ta } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb } });
+  const b = await p.allocate(32 * PS);
+  await p.write(b.id, 0, pattern(32 * PS, 11));
+  await p.flush();
+  // Page 3 of the block, in the primary's page file (evicted from its small cache), is damaged.
+  const pagesDevice = await ps.open('pages');
+  const at = (b.base + 3) * PS + 100;
+  await pagesDevice.write(at, Uint8Array.of(0xDE, 0xAD, 0xBE, 0xEF));
+  assert.equal(await p.read(b.id, 3 * PS, PS), pattern(32 * PS, 11).subarray(3 * PS, 4 * PS), 'the good bytes, from the partner');
+  assert.is(p.mirror.stats().readRepairs, 1);
+  assert.is(p.repairedFromPartner, 1);
+  const fixed = new Uint8Array(4);
+  await pagesDevice.read(at, fixed);
+  assert.equal(fixed, pattern(32 * PS, 11).subarray(3 * PS + 100, 3 * PS + 104), 'the bad copy was rewritten');
+  await p.close(); await s.close();
+});
+
+repair('without a partner the read fails with CORRUPT and returns nothing', async () => {
+  const ps = new MemoryStore();
+  const p = await openMemory({ store: ps, ...opts, cacheBytes: 8 * PS, mirror: { role: 'primary' } });
+  const b = await p.allocate(32 * PS);
+  await p.write(b.id, 0, pattern(32 * PS, 12));
+  await p.flush();
+  await (await ps.open('pages')).write((b.base + 2) * PS, Uint8Array.of(1, 2, 3));
+  let code = '';
+  try { await p.read(b.id, 2 * PS, PS); } catch (err) { code = (err as { code: string }).code; }
+  assert.is(code, 'CORRUPT');
+  assert.is(p.mirror.stats().readRepairs, 0);
+  await p.close();
+});
+
 const fo = suite('automatic failover');
 
 fo('a secondary with failover auto promotes itself when its primary goes silent', async () => {
@@ -229,4 +267,5 @@ fo('with failover manual (the default) it stays secondary', async () => {
 
 copy.run();
 sync.run();
+repair.run();
 fo.run();

@@ -105,6 +105,8 @@ export interface MirrorStats {
   /** Write-intent extents hot now, and pages per extent. */
   intents: number;
   extentPages: number;
+  /** Pages that failed their checksum here and were read back from the partner. */
+  readRepairs: number;
 }
 
 /** What `verify()` found. */
@@ -202,6 +204,11 @@ export class Mirror {
   #saveChain: Promise<void> = Promise.resolve();
   #saveTimer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
+  // read repair
+  /** Pages a partner sent in answer to this node's ALLOCATE_READs, by "block:page", until the reply comes. */
+  readonly #readPages = new Map<string, Uint8Array>();
+  #readsPending = 0;
+  #repairs = 0;
 
   constructor(memory: Memory, options: MirrorOptions) {
     if (options?.role !== 'primary' && options?.role !== 'secondary') throw TwinpageError.invalidArgument(`mirror.role must be 'primary' or 'secondary'`);
@@ -239,6 +246,7 @@ export class Mirror {
     }
     // From now on the superblock says "not closed cleanly" until close().
     this.#save().catch(() => {});
+    memory.repair = this.#repair;
     if (this.#role === 'primary') this.#attachOutbox();
   }
 
@@ -467,6 +475,7 @@ export class Mirror {
       lastResync: this.#lastResync && { ...this.#lastResync },
       intents: this.#intents.size,
       extentPages: this.#extentPages,
+      readRepairs: this.#repairs,
     };
   }
 
@@ -486,6 +495,7 @@ export class Mirror {
     this.#stopTimers();
     if (this.memory.outbox === this.#outbox) this.memory.outbox = null;
     if (this.memory.intent === this.#intent) this.memory.intent = null;
+    if (this.memory.repair === this.#repair) this.memory.repair = null;
     const t = this.#transport;
     this.#transport = null;
     t?.close();
@@ -802,10 +812,23 @@ export class Mirror {
         if (m.replyTo !== 0 && this.#pending.has(m.replyTo)) break;
         this.#transport?.close(new TwinpageError('IO_ERROR', `the partner reported ${m.code}: ${m.message}`));
         return;
+      case MessageType.ALLOCATE_READ: {
+        const seq = frame.sequence;
+        this.#received = Math.max(this.#received, seq);
+        this.#answerRead(seq, m).catch(() => {});
+        return;
+      }
+      case MessageType.ALLOCATE_READ_REPLY:
+        break;
       case MessageType.ALLOCATE_MEMORY:
       case MessageType.RELEASE_MEMORY:
       case MessageType.WRITE_PAGE:
       case MessageType.RELEASE_POINTER:
+        if (m.type === MessageType.WRITE_PAGE && frame.sequence === 0) {
+          // Not the stream: a page answering this node's ALLOCATE_READ (read repair).
+          this.#takeReadPage(m);
+          return;
+        }
         if (this.#role !== 'secondary') {
           this.#fail(TwinpageError.invalidArgument('both nodes act as primary (split brain): refusing the partner\'s changes'));
           return;
@@ -839,6 +862,67 @@ export class Mirror {
     if (resolve) {
       this.#pending.delete(replyTo);
       resolve(m);
+    }
+  }
+
+  // --- read repair -----------------------------------------------------------------------------
+
+  /**
+   * The memory's read repair: asks the partner for one page of a block
+   * (ALLOCATE_READ); it answers with the page as a WRITE_PAGE outside the
+   * stream (sequence 0), then ALLOCATE_READ_REPLY. Null when there is no
+   * partner or it cannot read the page either.
+   */
+  readonly #repair = async (blockId: string, page: number): Promise<Uint8Array | null> => {
+    const b = this.memory.blocks().find((x) => x.id === blockId);
+    const t = this.#transport;
+    if (!b || !t || t.closed || page < b.base || page >= b.base + b.pages) return null;
+    const ps = this.memory.pageSize;
+    const key = `${blockId}:${page}`;
+    this.#readsPending++;
+    try {
+      const reply = await this.#request({ type: MessageType.ALLOCATE_READ, blockId, offset: (page - b.base) * ps, length: ps });
+      const data = this.#readPages.get(key) ?? null;
+      if (reply.type !== MessageType.ALLOCATE_READ_REPLY || reply.status !== 'ok' || !data) return null;
+      this.#repairs++;
+      return data;
+    } finally {
+      this.#readPages.delete(key);
+      if (--this.#readsPending === 0) this.#readPages.clear();
+    }
+  };
+
+  /** A page answering a read of this node's: kept (checked) while a read waits, else dropped. */
+  #takeReadPage(m: Request & { type: MessageType.WRITE_PAGE }): void {
+    if (this.#readsPending === 0 || m.copy !== 'message' || !m.data) return;
+    if (this.memory.core.checksum(m.data) !== m.checksum) return;
+    if (this.#readPages.size >= 64) return;
+    this.#readPages.set(`${m.blockId}:${m.page}`, m.data.slice());
+  }
+
+  /** Answers a partner's ALLOCATE_READ: the range's whole pages, then the reply. */
+  async #answerRead(seq: number, m: Request & { type: MessageType.ALLOCATE_READ }): Promise<void> {
+    const ps = this.memory.pageSize;
+    try {
+      const b = this.memory.blocks().find((x) => x.id === m.blockId);
+      if (!b) throw TwinpageError.unknownBlock(`block ${m.blockId} is not here`);
+      if (m.offset % ps !== 0 || m.length % ps !== 0 || m.length === 0 || m.length > 64 * ps) {
+        throw TwinpageError.invalidArgument('a read of the partner must be whole pages, at most 64');
+      }
+      const length = Math.min(m.length, b.length - m.offset);
+      if (length <= 0) throw TwinpageError.outOfRange(`offset ${m.offset} is past the end of block ${m.blockId}`);
+      const ptr = await this.memory.acquireRead(m.blockId, m.offset, length);
+      let pages: Request[];
+      try {
+        pages = this.#pageImages(ptr, m.blockId, b.base + m.offset / ps, Math.ceil(length / ps));
+      } finally {
+        await ptr.release();
+      }
+      for (const p of pages) this.#send(p);
+      this.#send({ type: MessageType.ALLOCATE_READ_REPLY, replyTo: seq, status: 'ok' });
+    } catch (err) {
+      const e = err as TwinpageError;
+      this.#send({ type: MessageType.ALLOCATE_READ_REPLY, replyTo: seq, status: 'failed', error: { code: e.code ?? 'IO_ERROR', message: String(e.message) } });
     }
   }
 
