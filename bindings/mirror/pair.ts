@@ -515,11 +515,17 @@ export class Mirror {
   // --- primary: send and wait for acks ----------------------------------------------------
 
   readonly #outbox = (messages: Request[], policy: OutboxPolicy, local?: Promise<void>): Promise<void> => {
-    const t = this.#transport;
     const pages: number[] = [];
     for (const m of messages) if (m.type === MessageType.WRITE_PAGE) pages.push(m.page);
-    this.#writesDone(pages);
+    // A release's pages have left the window between their write intent and here.
+    if (policy !== RESYNC_POLICY) this.#writesDone(pages);
     if (local) local.catch(() => this.#localFailed(pages));
+    return this.#route(messages, pages, policy);
+  };
+
+  /** Sends one change by the copy method its policy asks for, or records it as lagging without a partner. */
+  #route(messages: Request[], pages: number[], policy: OutboxPolicy): Promise<void> {
+    const t = this.#transport;
     const block = messages.find((m) => m.type === MessageType.ALLOCATE_MEMORY || m.type === MessageType.RELEASE_MEMORY) as { blockId: string } | undefined;
     if (!t || t.closed || this.#degraded) {
       for (const p of pages) this.#lagging.add(p);
@@ -542,10 +548,10 @@ export class Mirror {
     if (method === 'shared') return this.#sendBatch(t, placed, pages, block, policy.durability, ring);
     // Storage: the pages are written to the exchange before the frames that point at them go.
     return Promise.all(puts).then(
-      () => (this.#transport === t ? this.#sendBatch(t, placed, pages, block, policy.durability, ring) : this.#outbox(messages, policy)),
-      (err) => { this.#fail(err); return this.#outbox(messages, policy); },
+      () => (this.#transport === t ? this.#sendBatch(t, placed, pages, block, policy.durability, ring) : this.#route(messages, pages, policy)),
+      (err) => { this.#fail(err); return this.#route(messages, pages, policy); },
     );
-  };
+  }
 
   /**
    * This node's journal commit of a change sent in parallel with it failed:
