@@ -52,6 +52,8 @@ export class TwinpageError extends Error {
   // --- transports: the connection between the nodes ---------------------------------
   static splitBrain(message: string) { return new TwinpageError('SPLIT_BRAIN', message); }
   static authFailed(message: string, cause?: unknown) { return new TwinpageError('AUTH_FAILED', message, cause === undefined ? undefined : { cause }); }
+  /** A node that does not hold all of its partner's data yet (being resynced) was asked to serve. */
+  static inconsistent(message: string) { return new TwinpageError('INCONSISTENT', message); }
 }
 
 export type TwinpageErrorCode =
@@ -81,4 +83,5 @@ export type TwinpageErrorCode =
   | 'POINTER_RELEASED'
   | 'SPLIT_BRAIN'
   | 'BAD_FRAME'
-  | 'AUTH_FAILED';
+  | 'AUTH_FAILED'
+  | 'INCONSISTENT';

@@ -48,7 +48,14 @@ export async function openMemory(options: OpenOptions): Promise<Memory | Mirrore
   const mirror = new Mirror(memory, options.mirror);
   const close = memory.close.bind(memory);
   Object.defineProperty(memory, 'mirror', { value: mirror, enumerable: true });
-  Object.defineProperty(memory, 'close', { value: async () => { await mirror.close(); await close(); } });
+  Object.defineProperty(memory, 'close', {
+    value: async () => {
+      // Refused while pointers are held: the mirror stays, and keeps recording.
+      if (memory.pointersHeld > 0) return close();
+      await mirror.close();
+      await close();
+    },
+  });
   if (options.mirror.transport) mirror.attach(options.mirror.transport);
   return memory as MirroredMemory;
 }

@@ -1211,6 +1211,11 @@ export class Memory implements PointerHost {
     return run;
   }
 
+  /** Pointers held or being acquired (close() is refused while there are any). */
+  get pointersHeld(): number {
+    return this.#pointers;
+  }
+
   /** The most pages one pointer may hold here (bounded by the cache). */
   get maxPointerPages(): number {
     return this.#maxPointerPages();

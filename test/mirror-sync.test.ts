@@ -255,6 +255,71 @@ fo('a secondary with failover auto promotes itself when its primary goes silent'
   await s.close();
 });
 
+fo('a secondary that dropped the link itself (it could not apply a change) does not take over', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 200 } });
+  let promoted = false;
+  // The secondary has less address space: the allocation fails there and it ends the connection.
+  const s = await openMemory({ store: new MemoryStore(), ...opts, capacityBytes: 16 * PS, mirror: { role: 'secondary', transport: tb, failover: 'auto', heartbeatMs: 20, timeoutMs: 200, onFailover: () => { promoted = true; } } });
+  await p.allocate(32 * PS);
+  await new Promise((r) => setTimeout(r, 400));
+  assert.is(s.mirror.role, 'secondary');
+  assert.not.ok(promoted);
+  assert.is(p.mirror.sense().health, 'degraded');
+  await p.close(); await s.close();
+});
+
+fo('a secondary still being resynced refuses promotion (INCONSISTENT) and does not fail over; once synced it may', async () => {
+  const aStore = new MemoryStore();
+  const a = await openMemory({ store: aStore, ...opts, mirror: { role: 'primary' } });
+  const blk = await a.allocate(32 * PS);
+  await a.write(blk.id, 0, pattern(32 * PS, 3));
+  let [ta, tb] = inProcessPair();
+  let failedOver = false;
+  const b = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', failover: 'auto', heartbeatMs: 20, timeoutMs: 100, onFailover: () => { failedOver = true; } } });
+  b.mirror.attach(tb);
+  a.mirror.attach(ta);
+  // The primary goes right after the handshake, before its resync sent anything.
+  await Promise.resolve();
+  await a.mirror.close();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(b.mirror.sense().inconsistent, 'it took the generation of a primary it has no data of');
+  assert.is(b.blocks().length, 0);
+  assert.not.ok(failedOver, 'no automatic failover onto a node without the data');
+  let code = '';
+  try { await b.mirror.promote(); } catch (err) { code = (err as { code: string }).code; }
+  assert.is(code, 'INCONSISTENT');
+  assert.is(b.mirror.role, 'secondary');
+  // The primary comes back; the resync completes; now it may be promoted.
+  await a.close();
+  const a2 = await openMemory({ store: aStore, ...opts, mirror: { role: 'primary' } });
+  [ta, tb] = inProcessPair();
+  b.mirror.attach(tb);
+  a2.mirror.attach(ta);
+  await until(() => !b.mirror.sense().inconsistent, 'the end of the resync');
+  await same(a2, b);
+  await a2.close();
+  await b.mirror.promote();
+  assert.is(b.mirror.role, 'primary');
+  await b.close();
+});
+
+fo('requests of a secondary settle when it is promoted or closed', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb } });
+  const b = await p.allocate(4 * PS);
+  await p.write(b.id, 0, pattern(4 * PS, 1));
+  await until(() => !s.mirror.sense().inconsistent, 'the first sync');
+  // The primary stops answering (its end no longer reads frames).
+  p.mirror.memory.outbox = null;
+  const verifying = s.mirror.verify().then(() => 'resolved', (err) => (err as { code?: string }).code ?? 'rejected');
+  ta.onFrame(() => {});
+  await s.mirror.promote();
+  assert.ok(['resolved', 'CLOSED'].includes(await verifying));
+  await p.close(); await s.close();
+});
+
 fo('with failover manual (the default) it stays secondary', async () => {
   const [ta, tb] = inProcessPair();
   const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 100 } });

@@ -133,6 +133,8 @@ export interface MirrorState {
   lastApplied: number;
   /** Write-intent extents hot now (a primary's). */
   intents: number;
+  /** Being resynced from the partner: does not hold all of its data yet, and may not be promoted. */
+  inconsistent: boolean;
 }
 
 interface AckWaiter { seq: number; level: number; resolve: () => void; at: number }
@@ -204,10 +206,17 @@ export class Mirror {
   #saveChain: Promise<void> = Promise.resolve();
   #saveTimer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
+  /** The primary closed the link or it failed under us (not dropped by this node): automatic failover may act. */
+  #primaryLost = false;
+  /** A secondary that took its partner's generation and is not yet wholly resynced (kept in the superblock). */
+  #inconsistent = false;
+  /** The partner's HELLO on this connection arrived (a second one only reports a finished resync). */
+  #helloSeen = false;
   // read repair
   /** Pages a partner sent in answer to this node's ALLOCATE_READs, by "block:page", until the reply comes. */
   readonly #readPages = new Map<string, Uint8Array>();
   #readsPending = 0;
+  #answering = 0;
   #repairs = 0;
 
   constructor(memory: Memory, options: MirrorOptions) {
@@ -252,12 +261,19 @@ export class Mirror {
 
   /** Takes what the superblock says may differ from the partner. */
   #restore(stored: StoredMirror): void {
+    this.#inconsistent = stored.inconsistent === true;
     if (!Array.isArray(stored.lag)) {
       this.#lagKnown = false;
       return;
     }
     this.#addRuns(runsFrom(stored.lag));
     if (Array.isArray(stored.blocks)) for (const id of stored.blocks) if (typeof id === 'string') this.#laggingBlocks.add(id);
+    if (stored.clean === false && this.memory.blocks().some((b) => b.policy.writeMode === 'write-back')) {
+      // Write-back pages the partner acknowledged may never have reached this
+      // node's disk: after a crash only a comparison of checksums finds them.
+      this.#lagKnown = false;
+      return;
+    }
     if (stored.clean === false && Array.isArray(stored.intents)) {
       // A crash: writes to the hot extents may have reached this node and not the partner.
       const per = positive(stored.extentPages, 128, 'stored extentPages');
@@ -287,7 +303,14 @@ export class Mirror {
     this.#heardAt = Date.now();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
-    transport.onClose(() => { if (this.#transport === transport) this.#lost(); });
+    transport.onClose(() => {
+      if (this.#transport !== transport) return;
+      this.#transport = null;
+      if (this.#role === 'secondary') this.#primaryLost = true;
+      this.#lost();
+    });
+    this.#primaryLost = false;
+    this.#helloSeen = false;
     this.#degraded = false;
     // A new connection numbers its frames afresh; applies still running from
     // the old one finish on their own and are not acknowledged on this one.
@@ -307,6 +330,7 @@ export class Mirror {
         generation: this.#generation, history: this.#history, role: this.#role,
         // What may differ here from the partner, and the blocks held: the primary resyncs from them.
         outOfSync: this.#lagKnown ? toRuns(this.#lagging) : null,
+        inconsistent: this.#inconsistent,
         blocks: blocks.length <= MAX_HELLO_BLOCKS ? blocks.map((b) => b.id) : null,
       },
     });
@@ -333,6 +357,14 @@ export class Mirror {
     }
     this.#lastResync = { pages: this.#resyncedPages - before, ms: Date.now() - start };
     this.#saveSoon();
+    const t = this.#transport;
+    if (t && !t.closed && !this.#degraded && this.#role === 'primary' && !this.#lagging.size && !this.#laggingBlocks.size) {
+      // The partner holds everything now: it may be promoted again.
+      this.#send({
+        type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32),
+        generations: { generation: this.#generation, history: this.#history, role: this.#role, synced: true },
+      });
+    }
   }
 
   async #resyncRound(): Promise<void> {
@@ -362,16 +394,17 @@ export class Mirror {
       const count = j - i;
       const offset = (first - block.base) * ps;
       const length = Math.min(count * ps, block.length - offset);
+      // The read pointer is held until the pages are on their way: a write to
+      // them waits, so its frames follow these (never a stale image after a newer one).
       const ptr = await m.acquireRead(block.id, offset, length);
-      let messages: Request[];
       try {
-        messages = this.#pageImages(ptr, block.id, first, count);
+        const messages = this.#pageImages(ptr, block.id, first, count);
+        messages.push({ type: MessageType.RELEASE_POINTER, blockId: block.id, offset, length, lsn: 0, pages: count });
+        for (let k = i; k < j; k++) this.#lagging.delete(pages[k]);
+        await this.#outbox(messages, RESYNC_POLICY);
       } finally {
         await ptr.release();
       }
-      messages.push({ type: MessageType.RELEASE_POINTER, blockId: block.id, offset, length, lsn: 0, pages: count });
-      for (let k = i; k < j; k++) this.#lagging.delete(pages[k]);
-      await this.#outbox(messages, RESYNC_POLICY);
       this.#resyncedPages += count;
       done += count;
       this.#onProgress?.({ done, total: pages.length });
@@ -418,10 +451,23 @@ export class Mirror {
     const t = this.#transport;
     if (!t || t.closed) return Promise.reject(TwinpageError.closed('no partner connected'));
     const seq = ++this.#sent;
-    const reply = new Promise<Message>((resolve) => this.#pending.set(seq, resolve));
+    const reply = new Promise<Message>((resolve) => {
+      // A reply lost on the way (or a partner that never answers) does not hang the caller.
+      const timer = setTimeout(() => {
+        if (this.#pending.delete(seq)) resolve({ type: MessageType.ERROR, replyTo: seq, code: 'TIMEOUT', message: `no reply from the partner in ${2 * this.#timeoutMs} ms` });
+      }, 2 * this.#timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+      this.#pending.set(seq, (msg) => { clearTimeout(timer); resolve(msg); });
+    });
     this.#sendOn(t, m, seq).catch(() => {});
-    // A request is acknowledged like any frame; count it as applied at once.
     return reply;
+  }
+
+  /** Requests waiting for a reply get CLOSED: the connection they went on is gone. */
+  #settlePending(): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const resolve of pending) resolve({ type: MessageType.ERROR, replyTo: 0, code: 'CLOSED', message: 'the partner is gone' });
   }
 
   /**
@@ -429,8 +475,12 @@ export class Mirror {
    * under a new generation (kept durably), so that the old primary, when it
    * comes back, is known to be behind.
    */
-  async promote(): Promise<void> {
+  async promote(options: { force?: boolean } = {}): Promise<void> {
     if (this.#role === 'primary') return;
+    if (this.#inconsistent && options?.force !== true) {
+      throw TwinpageError.inconsistent(`this node is being resynced from its partner and does not hold all of its data yet: ` +
+        `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
+    }
     this.#stopTimers();
     // The partner is taken for failed: its connection ends here, so writes
     // go on degraded at once instead of waiting for acknowledgements that
@@ -439,7 +489,9 @@ export class Mirror {
     const t = this.#transport;
     this.#transport = null;
     t?.close(TwinpageError.closed('this node was promoted: the old primary is taken for failed'));
+    this.#settlePending();
     this.#degraded = true;
+    this.#inconsistent = false;
     await this.#setGeneration(newGeneration(), [this.#generation, ...this.#history].slice(0, 32));
     this.#role = 'primary';
     this.#attachOutbox();
@@ -463,6 +515,7 @@ export class Mirror {
       lagPages: this.#lagging.size,
       lastApplied: this.#applied,
       intents: this.#intents.size,
+      inconsistent: this.#inconsistent,
     };
   }
 
@@ -501,6 +554,7 @@ export class Mirror {
     t?.close();
     if (this.#role === 'primary') this.#lost();
     this.#releaseWaiters();
+    this.#settlePending();
     // Queued on the memory's own chain now, so it runs before the memory closes.
     return this.memory.setMeta({ mirror: this.#record(true) }).catch(() => {});
   }
@@ -517,9 +571,13 @@ export class Mirror {
   readonly #outbox = (messages: Request[], policy: OutboxPolicy, local?: Promise<void>): Promise<void> => {
     const pages: number[] = [];
     for (const m of messages) if (m.type === MessageType.WRITE_PAGE) pages.push(m.page);
-    // A release's pages have left the window between their write intent and here.
-    if (policy !== RESYNC_POLICY) this.#writesDone(pages);
-    if (local) local.catch(() => this.#localFailed(pages));
+    // A release's pages leave the window between their write intent and the
+    // record once this node's own commit is done (they are then in the
+    // unacknowledged or lagging sets, or durable on both nodes).
+    if (policy !== RESYNC_POLICY) {
+      if (local) local.then(() => this.#writesDone(pages), () => { this.#writesDone(pages); this.#localFailed(pages); });
+      else this.#writesDone(pages);
+    }
     return this.#route(messages, pages, policy);
   };
 
@@ -660,6 +718,7 @@ export class Mirror {
       intents: clean ? [] : [...this.#intents.keys()],
       extentPages: this.#extentPages,
       clean,
+      inconsistent: this.#inconsistent,
     };
   }
 
@@ -717,8 +776,7 @@ export class Mirror {
     this.#unackedBlocks.clear();
     this.#saveSoon();
     this.#releaseWaiters();
-    for (const resolve of this.#pending.values()) resolve({ type: MessageType.ERROR, replyTo: 0, code: 'CLOSED', message: 'the partner is gone' });
-    this.#pending.clear();
+    this.#settlePending();
   }
 
   #releaseWaiters(): void {
@@ -753,12 +811,14 @@ export class Mirror {
   #startWatchdog(): void {
     if (this.#failover !== 'auto' || this.#watchdog) return;
     const timer = setInterval(() => {
-      if (this.#role !== 'secondary' || this.#closed) return;
-      const gone = !this.#transport || this.#transport.closed;
-      if (!gone && Date.now() - this.#heardAt <= this.#timeoutMs) return;
+      if (this.#role !== 'secondary' || this.#closed || this.#inconsistent) return;
+      // Only a primary that went silent or closed the link: not a link this
+      // node dropped itself (a bad frame, a failed apply, a split brain).
+      const t = this.#transport;
+      const silent = t !== null && !t.closed && Date.now() - this.#heardAt > this.#timeoutMs;
+      if (!silent && !(t === null && this.#primaryLost)) return;
       clearInterval(timer);
       this.#watchdog = null;
-      const t = this.#transport;
       this.#transport = null;
       t?.close(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node takes over`));
       this.promote().then(() => this.#onFailover?.(), () => {});
@@ -784,6 +844,15 @@ export class Mirror {
           this.#fail(TwinpageError.invalidArgument(`the partner uses ${m.pageSize}-byte pages, this node ${this.memory.pageSize}`));
           return;
         }
+        if (this.#helloSeen) {
+          // A second HELLO on a connection only reports a finished resync.
+          if (this.#role === 'secondary' && this.#inconsistent && m.generations.synced === true && m.generations.generation === this.#generation) {
+            this.#inconsistent = false;
+            this.#save().catch(() => {});
+          }
+          return;
+        }
+        this.#helloSeen = true;
         this.#openExchanges(m.nodeId);
         this.#compareGenerations(m.nodeId, m.generations);
         return;
@@ -880,6 +949,8 @@ export class Mirror {
    * partner or it cannot read the page either.
    */
   readonly #repair = async (blockId: string, page: number): Promise<Uint8Array | null> => {
+    // A page this node reads to answer the partner's own repair is not asked back (both bad: CORRUPT, not a deadlock).
+    if (this.#answering > 0) return null;
     const b = this.memory.blocks().find((x) => x.id === blockId);
     const t = this.#transport;
     if (!b || !t || t.closed || page < b.base || page >= b.base + b.pages) return null;
@@ -909,6 +980,7 @@ export class Mirror {
   /** Answers a partner's ALLOCATE_READ: the range's whole pages, then the reply. */
   async #answerRead(seq: number, m: Request & { type: MessageType.ALLOCATE_READ }): Promise<void> {
     const ps = this.memory.pageSize;
+    this.#answering++;
     try {
       const b = this.memory.blocks().find((x) => x.id === m.blockId);
       if (!b) throw TwinpageError.unknownBlock(`block ${m.blockId} is not here`);
@@ -929,6 +1001,8 @@ export class Mirror {
     } catch (err) {
       const e = err as TwinpageError;
       this.#send({ type: MessageType.ALLOCATE_READ_REPLY, replyTo: seq, status: 'failed', error: { code: e.code ?? 'IO_ERROR', message: String(e.message) } });
+    } finally {
+      this.#answering--;
     }
   }
 
@@ -1060,7 +1134,9 @@ export class Mirror {
     const peerBehind = peerGen === NO_GENERATION || this.#history.includes(peerGen);
     const selfBehind = this.#generation === NO_GENERATION || peerHistory.includes(this.#generation);
     if (selfBehind && this.#role === 'secondary') {
-      void this.#setGeneration(peerGen, peerHistory);
+      // Until the primary says its resync is done, this node may not be promoted.
+      this.#inconsistent = true;
+      this.#setGeneration(peerGen, peerHistory).catch((err) => this.#fail(err));
       return;
     }
     if (peerBehind && this.#role === 'primary') {
@@ -1070,7 +1146,8 @@ export class Mirror {
     if (!peerBehind && !selfBehind && this.#role === 'secondary' && this.#splitPolicy === 'discard-local') {
       // This node gives up its changes: it takes the partner's generation and is resynced.
       this.#lagKnown = false;
-      void this.#setGeneration(peerGen, peerHistory);
+      this.#inconsistent = true;
+      this.#setGeneration(peerGen, peerHistory).catch((err) => this.#fail(err));
       return;
     }
     const what = peerBehind || selfBehind
@@ -1088,7 +1165,7 @@ export class Mirror {
   #resyncFrom(g: Record<string, unknown>, fresh: boolean): void {
     const runs = Array.isArray(g.outOfSync) ? runsFrom(g.outOfSync) : null;
     const peerBlocks = Array.isArray(g.blocks) ? new Set(g.blocks.filter((id): id is string => typeof id === 'string')) : null;
-    if (fresh || runs === null || peerBlocks === null || !this.#lagKnown) {
+    if (fresh || g.inconsistent === true || runs === null || peerBlocks === null || !this.#lagKnown) {
       this.resyncByChecksums(peerBlocks).catch(() => {});
       return;
     }
@@ -1102,10 +1179,18 @@ export class Mirror {
 
   /** Adds runs of pages to the out-of-sync set, only where blocks are (a run may name anything). */
   #addRuns(runs: Array<[number, number]>): void {
-    for (const b of this.memory.blocks()) {
-      const end = b.base + b.pages;
-      for (const [first, count] of runs) {
-        for (let p = Math.max(first, b.base); p < Math.min(first + count, end); p++) this.#lagging.add(p);
+    const blocks = this.memory.blocks().sort((a, b) => a.base - b.base);
+    for (const [first, count] of runs.slice(0, MAX_RUNS)) {
+      // The first block ending after `first` (blocks do not overlap), then on while they start before the run ends.
+      let lo = 0;
+      let hi = blocks.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (blocks[mid].base + blocks[mid].pages <= first) lo = mid + 1; else hi = mid;
+      }
+      for (let k = lo; k < blocks.length && blocks[k].base < first + count; k++) {
+        const b = blocks[k];
+        for (let p = Math.max(first, b.base); p < Math.min(first + count, b.base + b.pages); p++) this.#lagging.add(p);
       }
     }
   }
@@ -1172,6 +1257,7 @@ export class Mirror {
     this.#transport = null;
     t?.close(e);
     if (this.#role === 'primary') this.#lost();
+    else this.#settlePending();
   }
 
   #nodeId(): string {
@@ -1192,6 +1278,8 @@ interface StoredMirror {
   extentPages?: number;
   /** True when the mirror was closed cleanly (the intents then need no resync). */
   clean?: boolean;
+  /** A secondary being resynced: it may not be promoted until the resync ends. */
+  inconsistent?: boolean;
 }
 
 /** What a resync's releases are sent with. */
