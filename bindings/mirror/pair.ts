@@ -375,9 +375,9 @@ export class Mirror {
     this.#laggingBlocks.clear();
     for (const id of ids) {
       const b = blocks.get(id);
-      await this.#outbox([b
+      await this.#route([b
         ? { type: MessageType.ALLOCATE_MEMORY, blockId: b.id, base: b.base, pages: b.pages, length: b.length, generation: b.generation, policy: policyToRecord(b.policy) }
-        : { type: MessageType.RELEASE_MEMORY, blockId: id }], RESYNC_POLICY);
+        : { type: MessageType.RELEASE_MEMORY, blockId: id }], [], RESYNC_POLICY);
     }
     const pages = [...this.#lagging].sort((a, b) => a - b);
     const owner = (page: number) => [...blocks.values()].find((b) => page >= b.base && page < b.base + b.pages);
@@ -401,7 +401,7 @@ export class Mirror {
         const messages = this.#pageImages(ptr, block.id, first, count);
         messages.push({ type: MessageType.RELEASE_POINTER, blockId: block.id, offset, length, lsn: 0, pages: count });
         for (let k = i; k < j; k++) this.#lagging.delete(pages[k]);
-        await this.#outbox(messages, RESYNC_POLICY);
+        await this.#route(messages, pages.slice(i, j), RESYNC_POLICY);
       } finally {
         await ptr.release();
       }
@@ -568,16 +568,15 @@ export class Mirror {
 
   // --- primary: send and wait for acks ----------------------------------------------------
 
+  /** The memory's changes come in here (resyncs go straight to #route). */
   readonly #outbox = (messages: Request[], policy: OutboxPolicy, local?: Promise<void>): Promise<void> => {
     const pages: number[] = [];
     for (const m of messages) if (m.type === MessageType.WRITE_PAGE) pages.push(m.page);
     // A release's pages leave the window between their write intent and the
     // record once this node's own commit is done (they are then in the
     // unacknowledged or lagging sets, or durable on both nodes).
-    if (policy !== RESYNC_POLICY) {
-      if (local) local.then(() => this.#writesDone(pages), () => { this.#writesDone(pages); this.#localFailed(pages); });
-      else this.#writesDone(pages);
-    }
+    if (local) local.then(() => this.#writesDone(pages), () => { this.#writesDone(pages); this.#localFailed(pages); });
+    else this.#writesDone(pages);
     return this.#route(messages, pages, policy);
   };
 
