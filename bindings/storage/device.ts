@@ -73,3 +73,32 @@ export function checkAccess(position: unknown, bytes: unknown, what: 'into' | 'd
     throw TwinpageError.invalidArgument(`position + ${what}.length must be a safe integer, got ${String(position)} + ${(bytes as Uint8Array).length}`);
   }
 }
+
+/**
+ * Fills `into` from `position` through `step` (one platform read at
+ * `offset` of `into`, returning the bytes read; 0 at the end of the device),
+ * zeroes what lies past the end, and returns the bytes really stored there.
+ * Failures are the caller's to map.
+ */
+export async function readFully(position: number, into: Uint8Array, step: (offset: number) => number | Promise<number>): Promise<number> {
+  checkAccess(position, into, 'into');
+  let done = 0;
+  while (done < into.length) {
+    const n = await step(done);
+    if (n === 0) break; // the end of the device
+    done += n;
+  }
+  into.fill(0, done);
+  return done;
+}
+
+/** Writes all of `data` at `position` through `step` (one platform write at `offset` of `data`, returning the bytes written). */
+export async function writeFully(position: number, data: Uint8Array, step: (offset: number) => number | Promise<number>, what: string): Promise<void> {
+  checkAccess(position, data, 'data');
+  let done = 0;
+  while (done < data.length) {
+    const n = await step(done);
+    if (n === 0) throw TwinpageError.ioError(`write ${what}: no progress at ${position + done}`);
+    done += n;
+  }
+}

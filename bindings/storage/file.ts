@@ -8,7 +8,7 @@
 import { open, mkdir, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TwinpageError } from '../errors.js';
-import { checkAccess, checkName, checkPosition, type Device, type Store } from './device.js';
+import { checkName, checkPosition, readFully, writeFully, type Device, type Store } from './device.js';
 
 /**
  * Turns a Node fs error into a TwinpageError, keeping it as `cause`:
@@ -60,31 +60,17 @@ export class FileDevice implements Device {
 
   async read(position: number, into: Uint8Array): Promise<number> {
     const fh = this.#handle();
-    checkAccess(position, into, 'into');
-    let done = 0;
     try {
-      while (done < into.length) {
-        const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
-        if (bytesRead === 0) break; // the end of the file
-        done += bytesRead;
-      }
+      return await readFully(position, into, async (at) => (await fh.read(into, at, into.length - at, position + at)).bytesRead);
     } catch (err) {
       throw mapFsError(err, `read ${this.path}`);
     }
-    into.fill(0, done);
-    return done;
   }
 
   async write(position: number, data: Uint8Array): Promise<void> {
     const fh = this.#handle();
-    checkAccess(position, data, 'data');
-    let done = 0;
     try {
-      while (done < data.length) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
-        if (bytesWritten === 0) throw TwinpageError.ioError(`write ${this.path}: no progress at ${position + done}`);
-        done += bytesWritten;
-      }
+      await writeFully(position, data, async (at) => (await fh.write(data, at, data.length - at, position + at)).bytesWritten, this.path);
     } catch (err) {
       throw mapFsError(err, `write ${this.path}`);
     }

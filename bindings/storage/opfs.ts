@@ -6,7 +6,7 @@
 // lib does not carry all of them (FileSystemSyncAccessHandle is worker-only).
 
 import { TwinpageError } from '../errors.js';
-import { checkAccess, checkName, checkPosition, type Device, type Store } from './device.js';
+import { checkName, checkPosition, readFully, writeFully, type Device, type Store } from './device.js';
 
 /** The parts of a FileSystemSyncAccessHandle used here. */
 export interface OpfsSyncAccessHandle {
@@ -60,31 +60,17 @@ export class OpfsDevice implements Device {
 
   async read(position: number, into: Uint8Array): Promise<number> {
     const h = this.#handle();
-    checkAccess(position, into, 'into');
-    let done = 0;
     try {
-      while (done < into.length) {
-        const n = h.read(into.subarray(done), { at: position + done });
-        if (n === 0) break; // the end of the file
-        done += n;
-      }
+      return await readFully(position, into, (at) => h.read(into.subarray(at), { at: position + at }));
     } catch (err) {
       throw mapOpfsError(err, `read ${this.name}`);
     }
-    into.fill(0, done);
-    return done;
   }
 
   async write(position: number, data: Uint8Array): Promise<void> {
     const h = this.#handle();
-    checkAccess(position, data, 'data');
-    let done = 0;
     try {
-      while (done < data.length) {
-        const n = h.write(data.subarray(done), { at: position + done });
-        if (n === 0) throw TwinpageError.ioError(`write ${this.name}: no progress at ${position + done}`);
-        done += n;
-      }
+      await writeFully(position, data, (at) => h.write(data.subarray(at), { at: position + at }), this.name);
     } catch (err) {
       throw mapOpfsError(err, `write ${this.name}`);
     }
