@@ -233,13 +233,18 @@ function hashLong(p: usize, len: usize): u64 {
   let acc3 = i64x2(<i64>PRIME64_5, <i64>PRIME32_1);
 
   // Full blocks, then the stripes of the last (partial) block, then the
-  // last stripe, which ends at the input's end and may overlap the others.
+  // last stripe, which ends at the input's end and may overlap the others
+  // (it takes its own secret): blocks + 2 runs of stripes through one loop.
   let blocks = (len - 1) / BLOCK_LEN;
   let tail = ((len - 1) - blocks * BLOCK_LEN) / STRIPE_LEN;
   let q = p;
-  for (let b: usize = 0; b <= blocks; b++) {
-    let stripes = b < blocks ? STRIPES_PER_BLOCK : tail;
+  for (let b: usize = 0; b <= blocks + 1; b++) {
+    let stripes: usize = b < blocks ? STRIPES_PER_BLOCK : b == blocks ? tail : 1;
     let s = SECRET;
+    if (b > blocks) {
+      q = p + len - STRIPE_LEN;
+      s = SECRET + SECRET_LAST_STRIPE;
+    }
     let end = q + stripes * STRIPE_LEN;
     while (q < end) {
       // acc[i] += lo32(x) * hi32(x), acc[i ^ 1] += d[i] (see the header).
@@ -269,26 +274,6 @@ function hashLong(p: usize, len: usize): u64 {
       acc2 = scramble(acc2, k + 32);
       acc3 = scramble(acc3, k + 48);
     }
-  }
-  {
-    let last = p + len - STRIPE_LEN;
-    let s = SECRET + SECRET_LAST_STRIPE;
-    let d0 = v128.load(last);
-    let d1 = v128.load(last, 16);
-    let d2 = v128.load(last, 32);
-    let d3 = v128.load(last, 48);
-    let x0 = v128.xor(d0, v128.load(s));
-    let x1 = v128.xor(d1, v128.load(s, 16));
-    let x2 = v128.xor(d2, v128.load(s, 32));
-    let x3 = v128.xor(d3, v128.load(s, 48));
-    let l01 = i32x4.shuffle(x0, x1, 0, 2, 4, 6);
-    let h01 = i32x4.shuffle(x0, x1, 1, 3, 5, 7);
-    let l23 = i32x4.shuffle(x2, x3, 0, 2, 4, 6);
-    let h23 = i32x4.shuffle(x2, x3, 1, 3, 5, 7);
-    acc0 = i64x2.add(acc0, i64x2.add(i64x2.shuffle(d0, d0, 1, 0), i64x2.extmul_low_i32x4_u(l01, h01)));
-    acc1 = i64x2.add(acc1, i64x2.add(i64x2.shuffle(d1, d1, 1, 0), i64x2.extmul_high_i32x4_u(l01, h01)));
-    acc2 = i64x2.add(acc2, i64x2.add(i64x2.shuffle(d2, d2, 1, 0), i64x2.extmul_low_i32x4_u(l23, h23)));
-    acc3 = i64x2.add(acc3, i64x2.add(i64x2.shuffle(d3, d3, 1, 0), i64x2.extmul_high_i32x4_u(l23, h23)));
   }
 
   // Merge the eight accumulators, pairwise, against the secret from byte 11.
