@@ -324,18 +324,22 @@ export class Mirror {
     this.#half = null;
     this.#sharedRing = this.#storageRing = null;
     const blocks = this.memory.blocks();
-    this.#send({
-      type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32),
-      generations: {
-        generation: this.#generation, history: this.#history, role: this.#role,
-        // What may differ here from the partner, and the blocks held: the primary resyncs from them.
-        outOfSync: this.#lagKnown ? toRuns(this.#lagging) : null,
-        inconsistent: this.#inconsistent,
-        blocks: blocks.length <= MAX_HELLO_BLOCKS ? blocks.map((b) => b.id) : null,
-      },
+    this.#hello({
+      // What may differ here from the partner, and the blocks held: the primary resyncs from them.
+      outOfSync: this.#lagKnown ? toRuns(this.#lagging) : null,
+      inconsistent: this.#inconsistent,
+      blocks: blocks.length <= MAX_HELLO_BLOCKS ? blocks.map((b) => b.id) : null,
     });
     if (this.#role === 'primary') this.#startHeartbeat();
     else this.#startWatchdog();
+  }
+
+  /** A HELLO with this node's generations and `extra` (the first on a connection; a later one reports a finished resync). */
+  #hello(extra: Record<string, unknown>): void {
+    this.#send({
+      type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32),
+      generations: { generation: this.#generation, history: this.#history, role: this.#role, ...extra },
+    });
   }
 
   /**
@@ -360,10 +364,7 @@ export class Mirror {
     const t = this.#transport;
     if (t && !t.closed && !this.#degraded && this.#role === 'primary' && !this.#lagging.size && !this.#laggingBlocks.size) {
       // The partner holds everything now: it may be promoted again.
-      this.#send({
-        type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.#nodeId(), nonce: new Uint8Array(32),
-        generations: { generation: this.#generation, history: this.#history, role: this.#role, synced: true },
-      });
+      this.#hello({ synced: true });
     }
   }
 
