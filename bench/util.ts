@@ -60,4 +60,4 @@ export function expectEqual(what: string, actual: unknown, expected: unknown): v
 }
 
 /** A deterministic PRNG (mulberry32) so every run benchmarks the same data. */
-export { mulberry32 as rng } from '../bindings/mirror/faulty.js';
+export { mulberry32 as rng } from '../bindings/mirror/transports/faulty.js';

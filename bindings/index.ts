@@ -2,7 +2,7 @@
 // mirror are put together; the layers below never import the mirror.
 import { Memory, type MemoryOptions } from './memory.js';
 import { Mirror, type MirrorOptions } from './mirror/pair.js';
-import type { Transport } from './mirror/transport.js';
+import type { Transport } from './mirror/transports/transport.js';
 
 export { TwinpageError } from './errors.js';
 export type { TwinpageErrorCode } from './errors.js';
@@ -19,11 +19,11 @@ export { MessageType, encodeFrame, decodeFrame, FrameReader } from './messages.j
 export type { Message, Request, Reply, Frame } from './messages.js';
 export { Mirror } from './mirror/pair.js';
 export type { MirrorOptions, MirrorState, MirrorStats, VerifyReport, Role } from './mirror/pair.js';
-export type { Transport, TransportOptions } from './mirror/transport.js';
-export { inProcessPair } from './mirror/transport.js';
-export { messagePortTransport } from './mirror/message-port.js';
-export { withFaults } from './mirror/faulty.js';
-export type { FaultPlan, FaultyTransport } from './mirror/faulty.js';
+export type { Transport, TransportOptions } from './mirror/transports/transport.js';
+export { inProcessPair } from './mirror/transports/transport.js';
+export { messagePortTransport } from './mirror/transports/message-port.js';
+export { withFaults } from './mirror/transports/faulty.js';
+export type { FaultPlan, FaultyTransport } from './mirror/transports/faulty.js';
 
 /** Options of `openMemory`: a memory, and optionally its mirror. */
 export interface OpenOptions extends MemoryOptions {

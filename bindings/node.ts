@@ -5,5 +5,5 @@ import { useFolderStores } from './memory.js';
 import { openFileStore } from './storage/file.js';
 useFolderStores(openFileStore);
 export { FileDevice, FileStore, openFileStore, mapFsError } from './storage/file.js';
-export { listenTcp, connectTcp } from './mirror/tcp.js';
-export type { ListenTcpOptions, ConnectTcpOptions, TcpListener } from './mirror/tcp.js';
+export { listenTcp, connectTcp } from './mirror/transports/tcp.js';
+export type { ListenTcpOptions, ConnectTcpOptions, TcpListener } from './mirror/transports/tcp.js';

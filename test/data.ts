@@ -1,7 +1,7 @@
 // Deterministic data shared by the tests: a seeded PRNG and byte patterns.
 
 /** A seeded PRNG (mulberry32) giving numbers in [0, 1). */
-export { mulberry32 as rng } from '../bindings/mirror/faulty.js';
+export { mulberry32 as rng } from '../bindings/mirror/transports/faulty.js';
 
 /** `n` bytes that depend on `seed` (never all zero for n >= 16). */
 export function pattern(n: number, seed: number): Uint8Array {

@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openMemory, MemoryStore, MemoryDevice, type Memory } from '../bindings/index.js';
 import { Mirror } from '../bindings/mirror/pair.js';
-import { inProcessPair } from '../bindings/mirror/transport.js';
+import { inProcessPair } from '../bindings/mirror/transports/transport.js';
 import { MessageType, encodeFrame } from '../bindings/messages.js';
 import { pattern } from './data.js';
 

@@ -5,9 +5,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openMemory, MemoryStore, type Memory } from '../bindings/index.js';
 import { Mirror } from '../bindings/mirror/pair.js';
-import { inProcessPair } from '../bindings/mirror/transport.js';
-import { listenTcp, connectTcp } from '../bindings/mirror/tcp.js';
-import { withFaults } from '../bindings/mirror/faulty.js';
+import { inProcessPair } from '../bindings/mirror/transports/transport.js';
+import { listenTcp, connectTcp } from '../bindings/mirror/transports/tcp.js';
+import { withFaults } from '../bindings/mirror/transports/faulty.js';
 import { pattern, rng } from './data.js';
 
 const policies = [

@@ -13,13 +13,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TwinpageError } from '../bindings/errors.js';
-import { inProcessPair, type Transport } from '../bindings/mirror/transport.js';
-import { messagePortTransport, type MessagePortLike } from '../bindings/mirror/message-port.js';
+import { inProcessPair, type Transport } from '../bindings/mirror/transports/transport.js';
+import { messagePortTransport, type MessagePortLike } from '../bindings/mirror/transports/message-port.js';
 import {
   listenTcp, connectTcp, encodeFrame, encodeHello, decodeHello, authProof, FrameReader, NONCE_BYTES,
   type ListenTcpOptions, type TcpListener,
-} from '../bindings/mirror/tcp.js';
-import { withFaults, mulberry32 } from '../bindings/mirror/faulty.js';
+} from '../bindings/mirror/transports/tcp.js';
+import { withFaults, mulberry32 } from '../bindings/mirror/transports/faulty.js';
 
 // --- helpers --------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ mp('a worker echoes thousands of frames in order; both ends address the same Sha
       Atomics.store(new Int32Array(t.shared), 0, 42);
       t.onFrame((f) => { t.send(f).catch(() => {}); });
     });`;
-  const url = new URL('../bindings/mirror/message-port.js', import.meta.url).href;
+  const url = new URL('../bindings/mirror/transports/message-port.js', import.meta.url).href;
   const worker = new Worker(source, { eval: true, workerData: { url, port: port2, shared }, transferList: [port2 as never] });
   const exited = once(worker, 'exit');
   const t = messagePortTransport(port1, { shared, highWaterMark: 128 << 10 });

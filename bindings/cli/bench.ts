@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openMemory, TwinpageError, type Memory, type MirroredMemory } from '../index.js';
-import { connectTcp } from '../mirror/tcp.js';
+import { connectTcp } from '../mirror/transports/tcp.js';
 import { mapFsError } from '../storage/file.js';
 import { NodeProcess } from './node-process.js';
 import { flag, out, parseOptions, positive, str, type Command } from './args.js';

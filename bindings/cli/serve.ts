@@ -19,7 +19,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { openMemory, TwinpageError, type MirroredMemory, type MirrorOptions } from '../index.js';
-import { connectTcp, listenTcp } from '../mirror/tcp.js';
+import { connectTcp, listenTcp } from '../mirror/transports/tcp.js';
 import { FileDevice, mapFsError } from '../storage/file.js';
 import {
   UsageError, choice, controlPath, flag, hostPort, int, parseOptions, required, str, type Command,

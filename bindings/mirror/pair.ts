@@ -36,7 +36,7 @@ import {
   AckLevel, MessageType, decodeFrame, encodeFrame,
   type Frame, type Message, type Request,
 } from '../messages.js';
-import type { Transport } from './transport.js';
+import type { Transport } from './transports/transport.js';
 import { SlotRing, checkLocation, sharedExchange, storageExchange, type PageExchange } from './exchange.js';
 
 export type Role = 'primary' | 'secondary';

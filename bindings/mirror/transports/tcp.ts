@@ -37,7 +37,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { TwinpageError } from '../errors.js';
+import { TwinpageError } from '../../errors.js';
 import { TransportBase, positiveIntegerOption, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, type Transport, type TransportOptions } from './transport.js';
 
 /** The handshake protocol version this build speaks. */

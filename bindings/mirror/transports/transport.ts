@@ -14,7 +14,7 @@
  *                   (send() waits while over)          (held until a handler is set)
  * ```
  */
-import { TwinpageError } from '../errors.js';
+import { TwinpageError } from '../../errors.js';
 
 /** One end of the connection between the two nodes of a pair. */
 export interface Transport {

@@ -11,7 +11,7 @@
  *                  partition? drop? duplicate? reorder (hold until the next frame)? delay (order kept)?
  * ```
  */
-import { TwinpageError } from '../errors.js';
+import { TwinpageError } from '../../errors.js';
 import type { Transport } from './transport.js';
 
 /** What goes wrong, as probabilities per frame (0 to 1). */

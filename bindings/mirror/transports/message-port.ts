@@ -17,7 +17,7 @@
  * handler took, so a receiver without a handler holds at most about a
  * high-water mark of frames.
  */
-import { TwinpageError } from '../errors.js';
+import { TwinpageError } from '../../errors.js';
 import { TransportBase, type Transport, type TransportOptions } from './transport.js';
 
 /** What this transport uses of a MessagePort (Node's `worker_threads` or the browser's). */
