@@ -1,6 +1,6 @@
 // twinpage: the public API. This file (and cli.ts) is where a node and its
 // mirror are put together; the layers below never import the mirror.
-import { Memory, type MemoryOptions } from './memory.js';
+import { Memory, type MemoryInit, type MemoryOptions } from './memory/memory.js';
 import { Mirror, type MirrorOptions } from './mirror/pair.js';
 import type { Transport } from './mirror/transports/transport.js';
 
@@ -8,8 +8,8 @@ export { TwinpageError } from './errors.js';
 export type { TwinpageErrorCode } from './errors.js';
 export { Core, PageTable, ConflictTable } from './core/index.js';
 export type { CoreOptions, FrameState, Victim, PageTableCounters, RangeMode } from './core/index.js';
-export { Memory, ReadPointer, WritePointer } from './memory.js';
-export type { MemoryOptions, Block, SpaceReport, Outbox } from './memory.js';
+export { Memory, ReadPointer, WritePointer } from './memory/memory.js';
+export type { MemoryOptions, Block, SpaceReport, MemoryLink, Change, PageWrite, LinkPolicy, Attachment } from './memory/memory.js';
 export { DEFAULT_POLICY } from './policies.js';
 export type { Policy, PolicyInput, Durability, WriteMode, CopyMethod } from './policies.js';
 export * from './storage/index.js';
@@ -31,9 +31,38 @@ export interface OpenOptions extends MemoryOptions {
   mirror?: MirrorOptions & { transport?: Transport };
 }
 
-/** A memory with its mirror. */
-export interface MirroredMemory extends Memory {
-  readonly mirror: Mirror;
+/** A memory paired with a partner through its mirror. */
+export class MirroredMemory extends Memory {
+  #mirror: Mirror | null = null;
+
+  /** The pair: role, health, resync, verify, failover. */
+  get mirror(): Mirror {
+    return this.#mirror!;
+  }
+
+  /** Opens a memory and pairs it (`options.mirror` is required). */
+  static async openPaired(options: OpenOptions & { mirror: NonNullable<OpenOptions['mirror']> }): Promise<MirroredMemory> {
+    const memory = await Memory.openWith(options, (init: MemoryInit) => new MirroredMemory(init));
+    try {
+      memory.#mirror = new Mirror(memory, options.mirror);
+    } catch (err) {
+      await memory.close().catch(() => {});
+      throw err;
+    }
+    if (options.mirror.transport) memory.#mirror.attach(options.mirror.transport);
+    return memory;
+  }
+
+  /**
+   * Leaves the pair (recording what the partner lacks), then flushes and
+   * closes. Refused with BUSY while pointers are held: the mirror stays,
+   * and keeps recording.
+   */
+  override async close(): Promise<void> {
+    if (this.pointersHeld > 0) return super.close();
+    await this.#mirror?.close();
+    await super.close();
+  }
 }
 
 /**
@@ -43,19 +72,6 @@ export interface MirroredMemory extends Memory {
 export async function openMemory(options: OpenOptions & { mirror: NonNullable<OpenOptions['mirror']> }): Promise<MirroredMemory>;
 export async function openMemory(options: OpenOptions): Promise<Memory>;
 export async function openMemory(options: OpenOptions): Promise<Memory | MirroredMemory> {
-  const memory = await Memory.open(options);
-  if (!options.mirror) return memory;
-  const mirror = new Mirror(memory, options.mirror);
-  const close = memory.close.bind(memory);
-  Object.defineProperty(memory, 'mirror', { value: mirror, enumerable: true });
-  Object.defineProperty(memory, 'close', {
-    value: async () => {
-      // Refused while pointers are held: the mirror stays, and keeps recording.
-      if (memory.pointersHeld > 0) return close();
-      await mirror.close();
-      await close();
-    },
-  });
-  if (options.mirror.transport) mirror.attach(options.mirror.transport);
-  return memory as MirroredMemory;
+  if (options?.mirror) return MirroredMemory.openPaired(options as OpenOptions & { mirror: NonNullable<OpenOptions['mirror']> });
+  return Memory.open(options);
 }

@@ -1,7 +1,7 @@
 // twinpage for Node: everything in index.ts, plus what needs Node's
 // modules (data folders, TCP). Browsers and bundlers get index.ts.
 export * from './index.js';
-import { useFolderStores } from './memory.js';
+import { useFolderStores } from './storage/resolve.js';
 import { openFileStore } from './storage/file.js';
 useFolderStores(openFileStore);
 export { FileDevice, FileStore, openFileStore, mapFsError } from './storage/file.js';

@@ -1,11 +1,15 @@
-// The one message stream: a memory hands every change to its outbox as
-// paging synchronization messages, and a second memory applying them
-// through applyRemote ends up holding the same blocks and bytes.
+// The one message stream: a memory hands every change to its link, the
+// change travels as paging synchronization messages, and a second memory
+// applying them (Memory.apply, the same commit path) ends up holding the
+// same blocks and bytes.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { openMemory, MemoryStore, TwinpageError, type Memory } from '../bindings/index.js';
 import { MessageType, type Request } from '../bindings/messages.js';
+import type { Change, MemoryLink } from '../bindings/memory/memory.js';
+import { changeMessages } from '../bindings/mirror/changes.js';
+import { IncomingChanges } from '../bindings/mirror/apply.js';
 import { pattern } from './data.js';
 
 const opts = { pageSize: 512, cacheBytes: 16 * 512, flushIntervalMs: 0 };
@@ -15,13 +19,26 @@ async function pair() {
   const secondaryStore = new MemoryStore();
   const secondary = await openMemory({ store: secondaryStore, ...opts });
   const sent: Request[] = [];
-  primary.outbox = async (messages) => {
-    for (const m of messages) {
-      sent.push(m);
-      await secondary.applyRemote(m);
-    }
+  const incoming = new IncomingChanges();
+  /** Applies one message on the secondary: a change it completes goes through Memory.apply. */
+  const applyRemote = async (m: Request) => {
+    const change = incoming.take(m);
+    if (change) await secondary.apply(change);
   };
-  return { primary, secondary, secondaryStore, sent };
+  let deliver = true;
+  const link: MemoryLink = {
+    sends: true,
+    async send(change: Change) {
+      for (const m of changeMessages(change)) {
+        sent.push(m);
+        if (deliver) await applyRemote(m);
+      }
+    },
+    repair: async () => null,
+    intents: { extentPages: 128, maxExtents: 64 },
+  };
+  primary.attach(link);
+  return { primary, secondary, secondaryStore, sent, applyRemote, stopDelivery: () => { deliver = false; } };
 }
 
 async function sameContents(a: Memory, b: Memory): Promise<void> {
@@ -30,7 +47,7 @@ async function sameContents(a: Memory, b: Memory): Promise<void> {
   for (const blk of blocks) assert.equal(await b.read(blk.id, 0, blk.length), await a.read(blk.id, 0, blk.length), `block ${blk.id}`);
 }
 
-const t = suite('outbox and applyRemote');
+const t = suite('the link and Memory.apply');
 
 t('allocations, writes and frees travel as messages and apply the same way', async () => {
   const { primary, secondary, sent } = await pair();
@@ -51,23 +68,23 @@ t('allocations, writes and frees travel as messages and apply the same way', asy
 });
 
 t('pages take effect only with their RELEASE_POINTER; a short release is refused', async () => {
-  const { primary, secondary, sent } = await pair();
+  const { primary, secondary, sent, applyRemote, stopDelivery } = await pair();
   const a = await primary.allocate(2048);
   await primary.write(a.id, 0, pattern(2048, 4));
   const before = await secondary.read(a.id, 0, 2048);
   // Replay a release's pages without its RELEASE_POINTER: nothing changes.
-  primary.outbox = async (messages) => { sent.push(...messages); };
+  stopDelivery();
   await primary.write(a.id, 0, pattern(2048, 5));
   const pages = sent.filter((m) => m.type === MessageType.WRITE_PAGE).slice(-4);
-  for (const m of pages) await secondary.applyRemote(m);
+  for (const m of pages) await applyRemote(m);
   assert.equal(await secondary.read(a.id, 0, 2048), before, 'WRITE_PAGEs alone change nothing');
   const release = sent[sent.length - 1];
   assert.is(release.type, MessageType.RELEASE_POINTER);
-  await secondary.applyRemote(release);
+  await applyRemote(release);
   assert.equal(await secondary.read(a.id, 0, 2048), pattern(2048, 5));
   // A RELEASE_POINTER naming more pages than arrived is refused, and changes nothing.
   try {
-    await secondary.applyRemote({ ...(release as Extract<Request, { type: MessageType.RELEASE_POINTER }>), pages: 3 });
+    await applyRemote({ ...(release as Extract<Request, { type: MessageType.RELEASE_POINTER }>), pages: 3 });
     assert.unreachable();
   } catch (err) {
     assert.ok(err instanceof TwinpageError && err.code === 'INVALID_ARGUMENT');

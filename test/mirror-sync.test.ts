@@ -312,7 +312,6 @@ fo('requests of a secondary settle when it is promoted or closed', async () => {
   await p.write(b.id, 0, pattern(4 * PS, 1));
   await until(() => !s.mirror.sense().inconsistent, 'the first sync');
   // The primary stops answering (its end no longer reads frames).
-  p.mirror.memory.outbox = null;
   const verifying = s.mirror.verify().then(() => 'resolved', (err) => (err as { code?: string }).code ?? 'rejected');
   ta.onFrame(() => {});
   await s.mirror.promote();

@@ -74,6 +74,21 @@ export function encodeSuperblock(sb: Superblock, hash: Hash): Uint8Array {
   return out;
 }
 
+/**
+ * The page size a superblock slot of `raw` (both slots, as read) claims, if
+ * either slot looks like a superblock; read before the checksum can be
+ * computed (the core that computes it is laid out for the page size).
+ */
+export function sniffPageSize(raw: Uint8Array): number | null {
+  const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  for (const at of [0, SUPERBLOCK_SIZE]) {
+    if (at + 16 > raw.length || v.getBigUint64(at, true) !== SUPER_MAGIC) continue;
+    const ps = v.getUint32(at + 12, true);
+    if (ps >= 512 && ps <= 1 << 20 && (ps & (ps - 1)) === 0) return ps;
+  }
+  return null;
+}
+
 /** The superblock in `slot`, or null when the slot is blank, torn or corrupt. */
 export function decodeSuperblock(slot: Uint8Array, hash: Hash): Superblock | null {
   if (slot.length !== SUPERBLOCK_SIZE) return null;

@@ -1,0 +1,419 @@
+// The frame cache: pages of blocks held in the core's frames. Staging reads a
+// page from the page store into a frame (verified against its checksum, read
+// back from the partner when every local copy is bad); destaging writes dirty
+// frames back, adjacent pages coalesced, in address order, through the task
+// groups; eviction picks a CLOCK victim, writing it back first when dirty.
+// Frames are reserved by pointers before they stage, so a pointer never waits
+// for frames another pointer holds forever.
+//
+// Beside the core's flags, each frame has a state (clean, dirty and not yet
+// journaled, dirty and journaled), the checksum of its image and the journal
+// sequence (LSN) that wrote it.
+
+import type { Core } from '../core/index.js';
+import { TwinpageError } from '../errors.js';
+import type { Scheduler } from '../sched/scheduler.js';
+import { MAX_RECORD_PAGES, RecordType, type JournalRecord } from '../storage/format.js';
+import type { PageImage, PageStore } from '../storage/pagestore.js';
+import type { Block } from './blocks.js';
+import type { PointerState } from './pointer.js';
+import type { Wal } from './wal.js';
+
+/** Frame states kept beside the core's dirty flag. */
+export const CLEAN = 0, UNLOGGED = 1, LOGGED = 2;
+
+/**
+ * Asked for a page that fails its checksum on every local copy: the page's
+ * bytes from elsewhere (the partner), or null. Used only when they match the
+ * checksum this node recorded for the page.
+ */
+export type PageRepair = (blockId: string, page: number) => Promise<Uint8Array | null>;
+
+interface Waiter { n: number; resolve: () => void }
+
+export class FrameCache {
+  readonly #core: Core;
+  readonly #pageStore: PageStore;
+  readonly #sched: Scheduler;
+  readonly #wal: Wal;
+  readonly #repair: () => PageRepair | null;
+  readonly pageSize: number;
+  /** Checksum of an all-zero page (never-written pages read as zeros). */
+  readonly zeroSum: bigint;
+  readonly #state: Uint8Array;
+  readonly #sum: BigUint64Array;
+  readonly #lsn: Float64Array;
+  readonly #loading = new Map<number, Promise<void>>();
+  readonly #evictions = new Set<Promise<void>>();
+  /** Frames reserved by pointers being acquired or held. */
+  #reserved = 0;
+  readonly #reserveQueue: Waiter[] = [];
+  #frameWaiters: Array<() => void> = [];
+  /** Pages read back whole from the partner after failing their checksum here. */
+  repairedFromPartner = 0;
+
+  constructor(core: Core, pageStore: PageStore, sched: Scheduler, wal: Wal, repair: () => PageRepair | null) {
+    this.#core = core;
+    this.#pageStore = pageStore;
+    this.#sched = sched;
+    this.#wal = wal;
+    this.#repair = repair;
+    this.pageSize = core.pageSize;
+    const frames = core.frameCount;
+    this.#state = new Uint8Array(frames);
+    this.#sum = new BigUint64Array(frames);
+    this.#lsn = new Float64Array(frames);
+    this.zeroSum = core.checksum(new Uint8Array(this.pageSize));
+  }
+
+  // --- what frames hold ---------------------------------------------------------------
+
+  /** The checksum of frame `f`'s image (as last committed or staged). */
+  sum(f: number): bigint { return this.#sum[f]; }
+  /** The journal sequence that wrote frame `f`'s image (0: never written). */
+  lsn(f: number): number { return this.#lsn[f]; }
+  /** Whether `page` is being staged (its frame's bytes are not there yet). */
+  loading(page: number): boolean { return this.#loading.has(page); }
+
+  /**
+   * The frames of a commit take their new images: checksums, sequence,
+   * dirty in `state` (UNLOGGED: write-back, not yet journaled; LOGGED).
+   */
+  settle(frames: ArrayLike<number>, sums: ArrayLike<bigint>, lsn: number, state: number): void {
+    const pages = this.#core.pages;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i];
+      this.#sum[f] = sums[i];
+      this.#lsn[f] = lsn;
+      this.#state[f] = state;
+      pages.setDirty(f, true);
+    }
+  }
+
+  /** Drops `page` from its frame (pinned by the caller, who unpins it): storage has the truth. */
+  discard(page: number, frame: number): void {
+    this.#core.pages.remove(page);
+    this.#state[frame] = CLEAN;
+  }
+
+  /** Puts a write pointer's pages back as they were before it. */
+  undo(p: PointerState): void {
+    p.frames.forEach((f, i) => {
+      const before = p.undo[i];
+      if (before) {
+        this.#core.frameView(f).set(before);
+      } else {
+        // Staged for overwrite, never read: drop it, storage has the truth.
+        this.#core.pages.unpin(f);
+        this.discard(p.first + i, f);
+        p.frames[i] = -1;
+      }
+    });
+  }
+
+  /** Drops every cached page of a freed block, so a block later given its run never finds them. */
+  async dropBlock(block: Pick<Block, 'base' | 'pages'>): Promise<void> {
+    const pages = this.#core.pages;
+    for (let p = block.base; p < block.base + block.pages; p++) {
+      for (let f = pages.lookup(p); f >= 0; f = pages.lookup(p)) {
+        // A frame being evicted (I/O in flight) is waited for.
+        if (pages.frame(f).io) { await Promise.all([...this.#evictions]); continue; }
+        this.discard(p, f);
+      }
+    }
+  }
+
+  /**
+   * The frames of `[first, first + count)` when every page is cached and
+   * loaded, else null; used by the synchronous read path.
+   */
+  cachedRun(first: number, count: number): Int32Array | null {
+    const pages = this.#core.pages;
+    const frames = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      const f = pages.lookup(first + i);
+      if (f < 0 || this.#loading.has(first + i)) return null;
+      frames[i] = f;
+    }
+    return frames;
+  }
+
+  // --- reservations ---------------------------------------------------------------------
+
+  /** Whether `n` frames can be reserved at once (nobody waits before). */
+  canReserve(n: number): boolean {
+    return this.#reserveQueue.length === 0 && this.#reserved + n <= this.#core.frameCount;
+  }
+
+  /** Reserves `n` frames, waiting in arrival order. */
+  async reserve(n: number): Promise<void> {
+    if (this.canReserve(n)) {
+      this.#reserved += n;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#reserveQueue.push({ n, resolve }));
+  }
+
+  /** Reserves `n` frames now (the caller checked `canReserve`). */
+  reserveNow(n: number): void {
+    this.#reserved += n;
+  }
+
+  unreserve(n: number): void {
+    this.#reserved -= n;
+    while (this.#reserveQueue.length && this.#reserved + this.#reserveQueue[0].n <= this.#core.frameCount) {
+      const w = this.#reserveQueue.shift()!;
+      this.#reserved += w.n;
+      w.resolve();
+    }
+  }
+
+  unpin(frame: number): void {
+    if (frame < 0) return;
+    this.#core.pages.unpin(frame);
+    this.wakeFrames();
+  }
+
+  wakeFrames(): void {
+    const waiters = this.#frameWaiters;
+    this.#frameWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // --- staging ----------------------------------------------------------------------------
+
+  /**
+   * Brings `page` into a frame and pins it. `whole` pages of a write that
+   * overwrites them are not read (they start as zeros). Returns the frame and
+   * whether it was staged now (rather than found cached).
+   */
+  async stage(page: number, block: Block, exclusive: boolean, whole: boolean): Promise<{ frame: number; staged: boolean }> {
+    const pages = this.#core.pages;
+    for (;;) {
+      const found = pages.lookup(page);
+      if (found >= 0) {
+        const loading = this.#loading.get(page);
+        if (loading) { await loading.catch(() => {}); continue; }
+        pages.pin(found, exclusive);
+        return { frame: found, staged: false };
+      }
+      // Mapping, pinning and announcing the load happen in one synchronous
+      // step, so nobody finds the page mapped but not yet loaded.
+      let load: Promise<void> | null = null;
+      const frame = await this.#freeFrame(page, block.policy.cachePriority, (f) => {
+        pages.pin(f, exclusive);
+        this.#state[f] = CLEAN;
+        if (whole) {
+          this.#core.frameView(f).fill(0);
+          this.#sum[f] = this.zeroSum;
+          this.#lsn[f] = 0;
+        } else {
+          load = this.#load(page, f, block);
+          this.#loading.set(page, load);
+        }
+      });
+      if (frame < 0) continue; // someone else mapped the page meanwhile
+      if (load) {
+        try {
+          await load;
+        } catch (err) {
+          pages.unpin(frame);
+          pages.remove(page);
+          this.wakeFrames();
+          throw err;
+        } finally {
+          this.#loading.delete(page);
+        }
+      }
+      return { frame, staged: true };
+    }
+  }
+
+  /** Stages a page (through the page's task group). */
+  #load(page: number, frame: number, block: Block): Promise<void> {
+    return this.#sched.submit({ first: page, last: page, mode: 'shared', run: () => this.#loadNow(page, frame, block) });
+  }
+
+  /** Reads a page from the page store into its frame, verifying its checksum. */
+  async #loadNow(page: number, frame: number, block: Block): Promise<void> {
+    const view = this.#core.frameView(frame);
+    const sum = await this.#pageStore.readSum(page);
+    if (sum.lsn === 0 || sum.lsn < block.generation) {
+      view.fill(0);
+      this.#sum[frame] = this.zeroSum;
+      this.#lsn[frame] = 0;
+      return;
+    }
+    let ok = await this.#pageStore.readPage(page, view, (bytes) =>
+      (bytes === view ? this.#core.checksumFrame(frame) : this.#core.checksum(bytes)) === sum.checksum);
+    if (!ok) ok = await this.#repairFromPartner(page, frame, block, sum);
+    if (!ok) {
+      view.fill(0);
+      throw TwinpageError.corrupt(`page ${page - block.base} of block ${block.id} fails its checksum on every copy; it is not returned`);
+    }
+    this.#sum[frame] = sum.checksum;
+    this.#lsn[frame] = sum.lsn;
+  }
+
+  /**
+   * Read repair: a page failing its checksum on every local copy is asked of
+   * the partner; bytes matching the checksum recorded here go into the frame
+   * and over the bad copy in the page store.
+   */
+  async #repairFromPartner(page: number, frame: number, block: Block, sum: { checksum: bigint; lsn: number }): Promise<boolean> {
+    const repair = this.#repair();
+    if (!repair) return false;
+    let good: Uint8Array | null;
+    try {
+      good = await repair(block.id, page);
+    } catch {
+      return false;
+    }
+    if (!good || good.length !== this.pageSize || this.#core.checksum(good) !== sum.checksum) return false;
+    this.#core.frameView(frame).set(good);
+    this.#core.checksumFrame(frame);
+    await this.#pageStore.writePages([{ page, image: good, checksum: sum.checksum, lsn: sum.lsn }]);
+    this.repairedFromPartner++;
+    return true;
+  }
+
+  // --- eviction and destaging ---------------------------------------------------------------
+
+  /**
+   * A frame mapped to `page`: a free one, or a CLOCK victim written back
+   * first. Returns -1 when `page` got mapped by someone else meanwhile.
+   */
+  async #freeFrame(page: number, priority: number, claim: (frame: number) => void): Promise<number> {
+    const pages = this.#core.pages;
+    for (;;) {
+      if (pages.lookup(page) >= 0) return -1;
+      if (pages.totals().free > 0) {
+        const f = pages.insert(page, priority);
+        claim(f);
+        return f;
+      }
+      const v = pages.victim();
+      if (!v) {
+        await new Promise<void>((resolve) => this.#frameWaiters.push(resolve));
+        continue;
+      }
+      if (v.dirty) {
+        pages.setIo(v.frame, true);
+        const done = this.writeBack([v.frame]).finally(() => {
+          pages.setIo(v.frame, false);
+          this.#evictions.delete(done);
+        });
+        this.#evictions.add(done);
+        await done;
+        continue; // the frame may have been re-dirtied or pinned: choose again
+      }
+      if (pages.lookup(page) >= 0) return -1;
+      this.#state[v.frame] = CLEAN;
+      pages.remap(v.frame, page, priority);
+      claim(v.frame);
+      return v.frame;
+    }
+  }
+
+  /** Evictions writing back right now. */
+  settleEvictions(): Promise<unknown> {
+    return Promise.all([...this.#evictions]);
+  }
+
+  /**
+   * Writes every dirty frame not already being written back (a checkpoint),
+   * then waits for evictions that were writing meanwhile: once the journal
+   * they were logged in goes, the page file is their only copy.
+   */
+  async destageAll(): Promise<void> {
+    await this.settleEvictions();
+    const pages = this.#core.pages;
+    const dirty = [...pages.dirtyFrames()].filter((f) => !pages.frame(f).io);
+    for (const f of dirty) pages.setIo(f, true);
+    try {
+      if (dirty.length) await this.writeBack(dirty);
+    } finally {
+      for (const f of dirty) pages.setIo(f, false);
+      this.wakeFrames();
+    }
+    await this.settleEvictions();
+  }
+
+  /**
+   * Writes dirty frames to the page store (journaling write-back ones
+   * first), then marks them clean if nobody changed them meanwhile.
+   */
+  async writeBack(frames: number[]): Promise<void> {
+    const pages = this.#core.pages;
+    const unlogged = frames.filter((f) => this.#state[f] === UNLOGGED);
+    if (unlogged.length) await this.logFrames(unlogged);
+    const images: PageImage[] = [];
+    for (const f of frames) {
+      if (this.#state[f] !== LOGGED) continue;
+      images.push({ page: pages.frame(f).page, image: this.#core.frameView(f).slice(), checksum: this.#sum[f], lsn: this.#lsn[f] });
+    }
+    await this.writePages(images);
+    for (const img of images) {
+      const f = pages.lookup(img.page);
+      if (f >= 0 && this.#lsn[f] === img.lsn && this.#state[f] === LOGGED) {
+        pages.setDirty(f, false);
+        this.#state[f] = CLEAN;
+      }
+    }
+  }
+
+  /**
+   * Destages page images through their task groups: each run of adjacent
+   * pages is one operation (split per stripe), in page order.
+   */
+  async writePages(images: PageImage[]): Promise<void> {
+    images.sort((a, b) => a.page - b.page);
+    const runs: Promise<void>[] = [];
+    for (let i = 0; i < images.length;) {
+      let j = i + 1;
+      while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
+      const run = images.slice(i, j);
+      runs.push(this.#sched.submit({
+        first: run[0].page, last: run[run.length - 1].page, mode: 'exclusive',
+        run: (first, last) => this.#pageStore.writePages(run.filter((p) => p.page >= first && p.page <= last)),
+      }));
+      i = j;
+    }
+    await Promise.all(runs);
+  }
+
+  /** Dirty write-back frames nobody holds: what the flusher journals. */
+  unloggedIdle(): number[] {
+    const pages = this.#core.pages;
+    return [...pages.dirtyFrames()].filter((f) => this.#state[f] === UNLOGGED && pages.frame(f).pins === 0);
+  }
+
+  /**
+   * Journals the current images of write-back frames and waits for the
+   * flush. Frames under a write pointer are skipped: their bytes are in flux
+   * and their release commits them.
+   */
+  async logFrames(candidates: number[]): Promise<void> {
+    const pages = this.#core.pages;
+    for (let i = 0; i < candidates.length; i += MAX_RECORD_PAGES) {
+      // Checked and copied (by append) in one synchronous step.
+      const part = candidates.slice(i, i + MAX_RECORD_PAGES)
+        .filter((f) => this.#state[f] === UNLOGGED && !pages.frame(f).exclusive);
+      if (part.length === 0) continue;
+      const lsn = this.#wal.takeLsn();
+      const record: JournalRecord = {
+        type: RecordType.Pages, lsn, epoch: this.#wal.epoch,
+        pages: part.map((f) => ({ page: pages.frame(f).page, checksum: this.#sum[f] })),
+        images: part.map((f) => this.#core.frameView(f)),
+      };
+      const was = part.map((f) => this.#lsn[f]);
+      await this.#wal.log(record);
+      part.forEach((f, k) => {
+        if (this.#state[f] === UNLOGGED && this.#lsn[f] === was[k]) {
+          this.#state[f] = LOGGED;
+          this.#lsn[f] = lsn;
+        }
+      });
+    }
+  }
+}

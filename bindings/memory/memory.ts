@@ -1,0 +1,596 @@
+// One node's memory manager: blocks in a paged virtual address space, cached
+// in the core's frames and backed by a store (format in storage/format.ts).
+// This file composes the rooms of memory/:
+//
+//   blocks.ts      the block table and the address space
+//   ranges.ts      the ranges pointers hold (a conflict table, arrival order)
+//   cache.ts       the frame cache: staging, destaging, eviction
+//   commit.ts      the one commit path (a local release and a partner's)
+//   wal.ts         the journal in use and its sequence numbers
+//   checkpoint.ts  checkpoints and the background flusher
+//   recovery.ts    opening a store and replaying its journal
+//   metadata.ts    the superblock record
+//   replica.ts     what the superblock keeps about the partner, with
+//   intents.ts     write intents (the activity log) and
+//   out-of-sync.ts the pages and blocks the partner may lack
+//   link.ts        how a mirror attaches (the memory never imports it)
+//   pointer.ts     read and write pointers
+//
+// Durability: a write pointer's release appends its changed pages to the
+// write-ahead journal as one record and, for write-through policies, waits
+// for the journal's flush; the page file is brought up to date later, by
+// eviction and by checkpoints (flush(), close(), a growing journal). A crash
+// at any moment leaves either the old or the new contents of a released
+// range, and reopening replays the journal.
+
+import { Core } from '../core/index.js';
+import { TwinpageError } from '../errors.js';
+import type { PolicyList } from '../policies.js';
+import { Scheduler, type SchedulerStats } from '../sched/scheduler.js';
+import type { Device, Store } from '../storage/device.js';
+import { MAX_RECORD_PAGES } from '../storage/format.js';
+import { PageStore } from '../storage/pagestore.js';
+import { resolveStore } from '../storage/resolve.js';
+import { BlockTable, type Block } from './blocks.js';
+import { FrameCache } from './cache.js';
+import { Checkpointer } from './checkpoint.js';
+import { Committer } from './commit.js';
+import type { Change, LinkPolicy, MemoryLink, PageWrite } from './link.js';
+import { Metadata } from './metadata.js';
+import { resolveMemoryOptions, type MemoryOptions } from './options.js';
+import { ReadPointer, WritePointer, type PointerHost, type PointerState } from './pointer.js';
+import { RangeLocks } from './ranges.js';
+import { loadSuperblock, readSuperblockSlots, replay } from './recovery.js';
+import { ReplicaRecord, type StoredReplica } from './replica.js';
+import { Wal } from './wal.js';
+
+export type { Block } from './blocks.js';
+export type { MemoryOptions } from './options.js';
+export type { Change, LinkPolicy, MemoryLink, PageWrite } from './link.js';
+export { ReadPointer, WritePointer } from './pointer.js';
+
+const MAX_PAGE = 0xFFFFFFFE;
+const RESOLVED = Promise.resolve();
+const POINTER_TABLE_CAPACITY = 4096;
+
+/** `space()`: bytes of address space, storage and cache. */
+export interface SpaceReport {
+  addressSpace: { total: number; free: number };
+  storage: { total: number; free: number };
+  cache: { total: number; free: number; dirty: number };
+}
+
+/** A mirror attached to a memory: its replica record, and how to detach. */
+export interface Attachment {
+  /** What the superblock keeps about the partner (loaded on attach). */
+  readonly replica: ReplicaRecord;
+  /** Detaches the link: changes stop going out, repairs stop being asked. */
+  detach(): void;
+}
+
+/** What the constructor is handed by `open` (subclasses pass it through). */
+export interface MemoryInit {
+  core: Core;
+  store: Store;
+  policies: PolicyList;
+  pageStore: PageStore;
+  metadata: Metadata;
+  capacityPages: number;
+  checkpointBytes: number;
+  tasksPerGroup: number;
+  stripePages: number;
+}
+
+export class Memory implements PointerHost {
+  readonly pageSize: number;
+  readonly core: Core;
+  readonly store: Store;
+  readonly policies: PolicyList;
+  readonly #pageStore: PageStore;
+  /** Every page-store operation goes through the task groups. */
+  readonly #sched: Scheduler;
+  readonly #metadata: Metadata;
+  readonly #blocks: BlockTable;
+  readonly #wal = new Wal();
+  readonly #ranges: RangeLocks;
+  readonly #cache: FrameCache;
+  readonly #committer: Committer;
+  readonly #checkpoints: Checkpointer;
+  #link: MemoryLink | null = null;
+  #replica: ReplicaRecord | null = null;
+  #pointers = 0;
+  /** allocate, free, superblock writes and checkpoints take turns on this chain. */
+  #serialChain: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  protected constructor(init: MemoryInit) {
+    this.core = init.core;
+    this.pageSize = init.core.pageSize;
+    this.store = init.store;
+    this.policies = init.policies;
+    this.#pageStore = init.pageStore;
+    this.#metadata = init.metadata;
+    this.#sched = new Scheduler(init.core.conflicts.slice(1), { tasks: init.tasksPerGroup, stripePages: init.stripePages });
+    this.#blocks = new BlockTable(init.capacityPages);
+    this.#ranges = new RangeLocks(init.core.conflicts[0]);
+    this.#cache = new FrameCache(init.core, init.pageStore, this.#sched, this.#wal, () => this.#link?.repair ?? null);
+    this.#committer = new Committer({
+      core: init.core, cache: this.#cache, wal: this.#wal, ranges: this.#ranges, blocks: this.#blocks,
+      link: () => (this.#link && this.#replica ? { link: this.#link, intents: this.#replica.intents } : null),
+      maxPointerPages: () => this.#maxPointerPages(),
+    });
+    const hash = (b: Uint8Array) => this.core.checksum(b);
+    this.#checkpoints = new Checkpointer({
+      store: init.store, pageSize: this.pageSize, hash, cache: this.#cache, sched: this.#sched, pageStore: init.pageStore,
+      wal: this.#wal, metadata: init.metadata, ranges: this.#ranges, blocks: this.#blocks,
+      serial: (fn) => this.#serial(fn), checkpointBytes: init.checkpointBytes,
+    });
+  }
+
+  // --- open -------------------------------------------------------------------------
+
+  /** Opens (or creates) a memory. */
+  static async open(options: MemoryOptions): Promise<Memory> {
+    return Memory.openWith(options, (init) => new Memory(init));
+  }
+
+  /** Opens a memory made by `make` (a subclass's constructor). */
+  protected static async openWith<M extends Memory>(options: MemoryOptions, make: (init: MemoryInit) => M): Promise<M> {
+    const o = resolveMemoryOptions(options);
+    const store = await resolveStore(o.store);
+    const superDevice = await store.open('super');
+    const opened: Device[] = [superDevice];
+    try {
+      const read = await readSuperblockSlots(store, superDevice);
+      const pageSize = read.pageSize ?? o.pageSize ?? 4096;
+      if (o.pageSize !== undefined && o.pageSize !== pageSize) {
+        throw TwinpageError.invalidArgument(`pageSize: this store was created with ${pageSize}-byte pages, not ${o.pageSize}`);
+      }
+      const frames = Math.floor(o.cacheBytes / pageSize);
+      if (frames < 1) throw TwinpageError.invalidArgument(`cacheBytes must hold at least one ${pageSize}-byte page`);
+      const core = await Core.create({ pageSize, frames, ioBytes: (1 << 20) + (64 << 10), conflictTables: 1 + o.taskGroups, conflictCapacity: POINTER_TABLE_CAPACITY });
+      const hash = (b: Uint8Array) => core.checksum(b);
+      const sb = loadSuperblock(read, pageSize, hash);
+      const capacityPages = Math.min(MAX_PAGE + 1, Math.floor((o.capacityBytes ?? (MAX_PAGE + 1) * pageSize) / pageSize));
+      const pagesDevice = await store.open('pages');
+      opened.push(pagesDevice);
+      const sumsDevice = await store.open('sums');
+      opened.push(sumsDevice);
+      const memory = make({
+        core, store, policies: o.policies, pageStore: new PageStore(pagesDevice, sumsDevice, pageSize),
+        metadata: new Metadata(superDevice, sb, hash), capacityPages, checkpointBytes: o.checkpointBytes,
+        tasksPerGroup: o.tasksPerGroup, stripePages: o.stripePages,
+      });
+      if (!read.fresh) await replay(store, sb.walEpoch, pageSize, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
+      if (memory.#wal.hasJournal) opened.push(memory.#wal.journal.device);
+      await memory.#checkpoints.run();
+      if (o.flushIntervalMs > 0) memory.#checkpoints.startFlusher(o.flushIntervalMs);
+      return memory;
+    } catch (err) {
+      await Promise.all(opened.map((d) => d.close().catch(() => {})));
+      throw err;
+    }
+  }
+
+  // --- the mirror's way in ---------------------------------------------------------------
+
+  /**
+   * Attaches a mirror: the changes this memory commits for its callers go
+   * out through `link` (when it `sends`), and pages failing their checksum
+   * here are asked of it. Loads the replica record. One link at a time.
+   */
+  attach(link: MemoryLink): Attachment {
+    this.#open();
+    if (this.#link) throw TwinpageError.busy('a mirror is attached to this memory already');
+    this.#link = link;
+    this.#replica ??= new ReplicaRecord(this.#metadata.meta.mirror, [...this.#blocks.values()], link.intents,
+      (record: StoredReplica) => this.setMeta({ mirror: record }));
+    return {
+      replica: this.#replica,
+      detach: () => { if (this.#link === link) this.#link = null; },
+    };
+  }
+
+  /**
+   * Applies a change the partner made, through the same block table,
+   * journal, cache and commit path as local changes. A release's pages take
+   * effect together. Resolves once the change is durable here.
+   */
+  async apply(change: Change): Promise<void> {
+    this.#open();
+    switch (change.type) {
+      case 'allocate': return this.#applyAllocate(change.block);
+      case 'free':
+        if (!this.#blocks.has(change.blockId)) return; // freed already (a resync repeats it)
+        return this.#free(change.blockId, false);
+      case 'release': return this.#applyRelease(change);
+    }
+  }
+
+  async #applyAllocate(b: Block): Promise<void> {
+    const known = this.#blocks.find(b.id);
+    if (known) {
+      // A resync repeats what may have arrived already: the same block is no change.
+      if (known.base === b.base && known.pages === b.pages && known.length === b.length) return;
+      throw TwinpageError.alreadyExists(`block ${b.id} exists here already, elsewhere`);
+    }
+    await this.#serial(async () => {
+      if (!this.#blocks.takeRunAt(b.base, b.pages)) {
+        throw TwinpageError.noSpace(`pages [${b.base}, ${b.base + b.pages}) of block ${b.id} are not free here`);
+      }
+      const block: Block = { ...b, generation: this.#wal.takeLsn() };
+      try {
+        await this.#wal.logAlloc(block);
+      } catch (err) {
+        this.#blocks.releaseRun(b.base, b.pages);
+        throw err;
+      }
+      this.#blocks.add(block);
+    });
+  }
+
+  async #applyRelease(r: Extract<Change, { type: 'release' }>): Promise<void> {
+    const block = this.#blocks.get(r.blockId);
+    for (const w of r.pages) this.#checkPageWrite(block, w);
+    if (r.pages.length === 0) return;
+    const writes = [...r.pages].sort((a, b) => a.page - b.page);
+    await this.#committer.commitRemote(block, r.offset, r.length, writes);
+  }
+
+  /** A partner's page: whole, inside its block, matching its checksum. */
+  #checkPageWrite(block: Block, w: PageWrite): void {
+    if (!(w.data instanceof Uint8Array) || w.data.length !== this.pageSize) {
+      throw TwinpageError.invalidArgument(`a page of block ${block.id} must arrive as ${this.pageSize} bytes`);
+    }
+    if (w.page < block.base || w.page >= block.base + block.pages) {
+      throw TwinpageError.outOfRange(`page ${w.page} is outside block ${block.id}`);
+    }
+    if (this.core.checksum(w.data) !== w.checksum) throw TwinpageError.corrupt(`page ${w.page} fails its checksum`);
+  }
+
+  // --- blocks ------------------------------------------------------------------------
+
+  /** Allocates a block of `size` bytes; resolves once its header is durable (ALLOCATE_MEMORY). */
+  async allocate(size: number, options: { policy?: string } = {}): Promise<Block> {
+    this.#open();
+    if (!Number.isSafeInteger(size) || size < 1) throw TwinpageError.invalidArgument(`size must be a positive integer, got ${String(size)}`);
+    const policy = this.policies.choose(size, options?.policy);
+    const pages = Math.ceil(size / this.pageSize);
+    const capacity = this.#blocks.capacityPages;
+    if (pages > capacity) throw TwinpageError.noSpace(`${size} bytes exceed the capacity of ${capacity * this.pageSize} bytes`);
+    return this.#serial(async () => {
+      const base = this.#blocks.takeRun(pages);
+      if (base < 0) throw TwinpageError.noSpace(`no free run of ${pages} pages (${this.#blocks.freePages} pages free in all)`);
+      const block: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#wal.takeLsn() };
+      try {
+        await this.#wal.logAlloc(block);
+      } catch (err) {
+        this.#blocks.releaseRun(base, pages);
+        throw err;
+      }
+      this.#blocks.add(block);
+      await this.#send({ type: 'allocate', block: { ...block } }, policy);
+      return { ...block };
+    });
+  }
+
+  /** Frees a block once no pointer holds any of it (RELEASE_MEMORY). */
+  free(id: string): Promise<void> {
+    this.#open();
+    return this.#free(id, true);
+  }
+
+  async #free(id: string, send: boolean): Promise<void> {
+    const block = this.#blocks.get(id);
+    const entry = this.#ranges.insert(block.base, block.base + block.pages - 1, true);
+    try {
+      await this.#ranges.waitTurn(entry);
+      if (!this.#blocks.holds(block)) throw TwinpageError.unknownBlock(`block ${id} was freed meanwhile`);
+      await this.#serial(async () => {
+        await this.#wal.logFree(id);
+        this.#blocks.delete(id);
+        await this.#cache.dropBlock(block);
+        this.#blocks.releaseRun(block.base, block.pages);
+        if (send) await this.#send({ type: 'free', blockId: id }, block.policy);
+      });
+    } finally {
+      this.#ranges.remove(entry);
+    }
+  }
+
+  /** Hands a block-table change to the mirror's link, if one sends. */
+  async #send(change: Change, policy: LinkPolicy): Promise<void> {
+    const link = this.#link;
+    if (link?.sends) await link.send(change, policy);
+  }
+
+  /** A block's header (READ_HEADER); with `checksums`, each page's current checksum too. */
+  async header(id: string, options: { checksums?: boolean } = {}): Promise<Block & { checksums?: bigint[] }> {
+    this.#open();
+    const block = this.#blocks.get(id);
+    if (!options?.checksums) return { ...block };
+    let sums: Array<{ checksum: bigint; lsn: number }> = [];
+    await this.#sched.submit({
+      first: block.base, last: block.base + block.pages - 1, mode: 'shared',
+      run: async () => { if (sums.length === 0) sums = await this.#pageStore.readSums(block.base, block.pages); },
+    });
+    const cache = this.#cache;
+    const checksums = sums.map((s, i) => {
+      const f = this.core.pages.lookup(block.base + i);
+      if (f >= 0 && !cache.loading(block.base + i)) return cache.sum(f);
+      return s.lsn === 0 || s.lsn < block.generation ? cache.zeroSum : s.checksum;
+    });
+    return { ...block, checksums };
+  }
+
+  /** Every block's header. */
+  blocks(): Block[] {
+    this.#open();
+    return [...this.#blocks.values()].map((b) => ({ ...b }));
+  }
+
+  /** Address space, storage and cache: total and free bytes (SPACE_REQUEST). */
+  space(): SpaceReport {
+    this.#open();
+    const ps = this.pageSize;
+    const t = this.core.pages.totals();
+    const capacity = this.#blocks.capacityPages * ps;
+    const freeAddr = this.#blocks.freePages * ps;
+    return {
+      addressSpace: { total: capacity, free: freeAddr },
+      storage: { total: capacity, free: freeAddr },
+      cache: { total: this.core.frameCount * ps, free: t.free * ps, dirty: t.dirty * ps },
+    };
+  }
+
+  // --- pointers -------------------------------------------------------------------------
+
+  /** A shared read-only pointer on [offset, offset + length) of a block (ALLOCATE_READ). */
+  async acquireRead(id: string, offset: number, length: number): Promise<ReadPointer> {
+    return this.tryAcquireRead(id, offset, length) ?? new ReadPointer(this, await this.#acquire(id, offset, length, false, false));
+  }
+
+  /**
+   * The synchronous fast path of `acquireRead`: a read pointer at once when
+   * every page of the range is cached and nothing is in the way (no writer
+   * holding or waiting for an overlapping range, frames to spare), else null
+   * (then `acquireRead` waits for its turn and stages what is missing).
+   */
+  tryAcquireRead(id: string, offset: number, length: number): ReadPointer | null {
+    const { first, last, count } = this.#pointerSpan(id, offset, length);
+    const cache = this.#cache;
+    if (!cache.canReserve(count) || !this.#ranges.freeForShared(first, last)) return null;
+    const frames = cache.cachedRun(first, count);
+    if (!frames) return null;
+    // No exclusive range overlaps, so no frame here holds an exclusive pin.
+    const pages = this.core.pages;
+    if (count === 1) pages.pin(frames[0]); else pages.pinAll(frames);
+    const entry = this.#ranges.insert(first, last, false);
+    cache.reserveNow(count);
+    this.#pointers++;
+    return new ReadPointer(this, { blockId: id, offset, length, exclusive: false, first, frames, entry, undo: [], released: false });
+  }
+
+  /**
+   * An exclusive write pointer (ALLOCATE_WRITE). With `overwrite`, pages the
+   * range covers whole are not read from storage: the caller promises to
+   * write every byte.
+   */
+  async acquireWrite(id: string, offset: number, length: number, options: { overwrite?: boolean } = {}): Promise<WritePointer> {
+    return new WritePointer(this, await this.#acquire(id, offset, length, true, options?.overwrite === true));
+  }
+
+  /** Reads bytes of a block (in cache-sized pieces when larger than the cache). */
+  async read(id: string, offset: number, length: number): Promise<Uint8Array> {
+    this.#open();
+    this.#checkRange(this.#blocks.get(id), offset, length);
+    const out = new Uint8Array(length);
+    const chunk = this.#chunkBytes();
+    for (let at = 0; at < length; at += chunk) {
+      const n = Math.min(chunk, length - at);
+      const p = await this.acquireRead(id, offset + at, n);
+      try { out.set(p.read(), at); } finally { await p.release(); }
+    }
+    return out;
+  }
+
+  /**
+   * Writes bytes into a block and resolves at the block's durability. Writes
+   * larger than the cache commit in cache-sized pieces, each atomic.
+   */
+  async write(id: string, offset: number, data: Uint8Array): Promise<void> {
+    this.#open();
+    if (!(data instanceof Uint8Array)) throw TwinpageError.invalidArgument('data must be a Uint8Array');
+    this.#checkRange(this.#blocks.get(id), offset, data.length);
+    const chunk = this.#chunkBytes();
+    for (let at = 0; at < data.length; at += chunk) {
+      const n = Math.min(chunk, data.length - at);
+      const p = await this.acquireWrite(id, offset + at, n, { overwrite: true });
+      try {
+        p.write(0, data.subarray(at, at + n));
+      } catch (err) {
+        await p.abort();
+        throw err;
+      }
+      await p.release();
+    }
+  }
+
+  frameView(frame: number): Uint8Array {
+    return this.core.frameView(frame);
+  }
+
+  /** This node's id (a GUID, kept in the superblock). */
+  get nodeId(): string {
+    return this.#metadata.nodeId;
+  }
+
+  /** Metadata the layers above keep in the superblock (the mirror's generations). */
+  get meta(): Readonly<Record<string, unknown>> {
+    return this.#metadata.meta;
+  }
+
+  /** Merges `patch` into the superblock metadata, durably (both slots). */
+  setMeta(patch: Record<string, unknown>): Promise<void> {
+    this.#open();
+    return this.#serial(() => this.#metadata.write({ meta: { ...this.#metadata.meta, ...patch } }));
+  }
+
+  /** Checks a pointer's range; its block and pages. */
+  #pointerSpan(id: string, offset: number, length: number): { block: Block; first: number; last: number; count: number } {
+    this.#open();
+    const block = this.#blocks.get(id);
+    this.#checkRange(block, offset, length);
+    if (length === 0) throw TwinpageError.invalidArgument('length must be at least 1');
+    const first = block.base + Math.floor(offset / this.pageSize);
+    const last = block.base + Math.floor((offset + length - 1) / this.pageSize);
+    const count = last - first + 1;
+    if (count > this.#maxPointerPages()) {
+      throw TwinpageError.tooLarge(`the range spans ${count} pages; a pointer may hold at most ${this.#maxPointerPages()} (the cache has ${this.core.frameCount} frames)`);
+    }
+    return { block, first, last, count };
+  }
+
+  async #acquire(id: string, offset: number, length: number, exclusive: boolean, overwrite: boolean): Promise<PointerState> {
+    const { block, first, last, count } = this.#pointerSpan(id, offset, length);
+    const ps = this.pageSize;
+    const cache = this.#cache;
+    const entry = this.#ranges.insert(first, last, exclusive);
+    this.#pointers++;
+    let reserved = false;
+    const frames = new Int32Array(count).fill(-1);
+    try {
+      await this.#ranges.waitTurn(entry);
+      if (!this.#blocks.holds(block)) throw TwinpageError.unknownBlock(`block ${id} was freed while waiting`);
+      await cache.reserve(count);
+      reserved = true;
+      const undo: Array<Uint8Array | null> = [];
+      for (let i = 0; i < count; i++) {
+        const page = first + i;
+        const whole = overwrite && (i > 0 || offset % ps === 0) && (i < count - 1 || (offset + length) % ps === 0);
+        const { frame, staged } = await cache.stage(page, block, exclusive, whole);
+        frames[i] = frame;
+        if (exclusive) undo.push(staged && whole ? null : this.core.frameView(frame).slice());
+      }
+      return { blockId: id, offset, length, exclusive, first, frames, entry, undo, released: false };
+    } catch (err) {
+      for (const f of frames) if (f >= 0) cache.unpin(f);
+      if (reserved) cache.unreserve(count);
+      this.#ranges.remove(entry);
+      this.#pointers--;
+      throw err;
+    }
+  }
+
+  /**
+   * PointerHost: ends a pointer, committing a write pointer's pages unless
+   * `commit` is false. A read pointer is released before this returns.
+   */
+  releasePointer(p: PointerState, commit: boolean): Promise<void> {
+    if (!p.exclusive) {
+      p.released = true;
+      this.#endPointer(p);
+      return RESOLVED;
+    }
+    return this.#releaseWrite(p, commit);
+  }
+
+  async #releaseWrite(p: PointerState, commit: boolean): Promise<void> {
+    p.released = true;
+    let failure: unknown = null;
+    try {
+      if (commit) {
+        try {
+          await this.#committer.commitPointer(p);
+        } catch (err) {
+          failure = err;
+          this.#cache.undo(p);
+        }
+      } else {
+        this.#cache.undo(p);
+      }
+    } finally {
+      this.#endPointer(p);
+    }
+    if (failure) throw failure;
+    this.#checkpoints.maybe();
+  }
+
+  /** Unpins a pointer's frames, gives back its reservation and its range. */
+  #endPointer(p: PointerState): void {
+    for (const f of p.frames) this.#cache.unpin(f);
+    this.#cache.unreserve(p.frames.length);
+    this.#ranges.remove(p.entry);
+    this.#pointers--;
+  }
+
+  // --- flush and close -------------------------------------------------------------------
+
+  /** Makes every write durable and brings the page file up to date (destage). */
+  async flush(): Promise<void> {
+    this.#open();
+    await this.#checkpoints.run();
+  }
+
+  /** Flushes, then closes the store. Refused while pointers are held. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#pointers > 0) throw TwinpageError.busy(`${this.#pointers} pointer(s) still held or waiting; release them before close()`);
+    this.#checkpoints.stopFlusher();
+    await this.#checkpoints.run();
+    this.#closed = true;
+    await this.#wal.journal.device.close();
+    await this.#pageStore.close();
+    await this.#metadata.close();
+  }
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  /** Runs `fn` after every allocate, free, superblock write and checkpoint before it. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serialChain.then(fn, fn);
+    this.#serialChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Pointers held or being acquired (close() is refused while there are any). */
+  get pointersHeld(): number {
+    return this.#pointers;
+  }
+
+  /** The most pages one pointer may hold here (bounded by the cache). */
+  get maxPointerPages(): number {
+    return this.#maxPointerPages();
+  }
+
+  /** Pages read back whole from the partner after failing their checksum here. */
+  get repairedFromPartner(): number {
+    return this.#cache.repairedFromPartner;
+  }
+
+  /** Counters of the task groups that run this memory's storage operations. */
+  schedulerStats(): SchedulerStats {
+    return this.#sched.stats();
+  }
+
+  #maxPointerPages(): number {
+    return Math.min(this.core.frameCount, MAX_RECORD_PAGES);
+  }
+
+  #chunkBytes(): number {
+    // Leave room for a page of misalignment at each end.
+    return Math.max(1, this.#maxPointerPages() - 2) * this.pageSize;
+  }
+
+  #checkRange(block: Block, offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw TwinpageError.invalidArgument(`offset must be a non-negative integer, got ${String(offset)}`);
+    if (!Number.isSafeInteger(length) || length < 0) throw TwinpageError.invalidArgument(`length must be a non-negative integer, got ${String(length)}`);
+    if (offset + length > block.length) {
+      throw TwinpageError.outOfRange(`bytes [${offset}, ${offset + length}) are outside block ${block.id} of ${block.length} bytes`);
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw TwinpageError.closed('this memory is closed');
+  }
+}

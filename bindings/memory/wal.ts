@@ -1,0 +1,82 @@
+// The memory's write-ahead log: the journal of the current epoch (replaced
+// at each checkpoint) and the sequence numbers (LSNs) it hands out. A record
+// is appended and flushed by group commit (storage/journal.ts); a failed
+// flush cuts the journal back to its last durable end and the caller undoes
+// its in-memory change.
+
+import { policyToRecord } from '../policies.js';
+import type { Journal } from '../storage/journal.js';
+import { RecordType, type JournalRecord } from '../storage/format.js';
+import type { Block } from './blocks.js';
+
+export class Wal {
+  #journal: Journal | null = null;
+  #nextLsn = 1;
+
+  /** The journal records go to (none before the first checkpoint of a new store). */
+  get journal(): Journal {
+    if (!this.#journal) throw new Error('twinpage: no journal yet');
+    return this.#journal;
+  }
+
+  get hasJournal(): boolean {
+    return this.#journal !== null;
+  }
+
+  /** Switches to a new epoch's journal (checkpoint); returns the old one. */
+  swap(journal: Journal): Journal | null {
+    const old = this.#journal;
+    this.#journal = journal;
+    return old;
+  }
+
+  /** The next sequence number, taken. */
+  takeLsn(): number {
+    return this.#nextLsn++;
+  }
+
+  /** The sequence the next change will get (without taking it). */
+  get nextLsn(): number {
+    return this.#nextLsn;
+  }
+
+  /** Replay saw `lsn`: later changes get higher ones. */
+  saw(lsn: number): void {
+    this.#nextLsn = Math.max(this.#nextLsn, lsn + 1);
+  }
+
+  /** Bytes in the current journal. */
+  get size(): number {
+    return this.#journal?.size ?? 0;
+  }
+
+  get epoch(): number {
+    return this.journal.epoch;
+  }
+
+  /**
+   * Appends one record and waits for its flush. On failure the journal is
+   * cut back to its last durable end (this record and any that shared the
+   * flush are gone) and the error is thrown: callers undo their changes.
+   */
+  async log(record: JournalRecord): Promise<void> {
+    const journal = this.journal;
+    try {
+      journal.append(record);
+      await journal.commit();
+    } catch (err) {
+      await journal.recover();
+      throw err;
+    }
+  }
+
+  /** Journals a block's creation. */
+  logAlloc(block: Block): Promise<void> {
+    return this.log({ type: RecordType.Alloc, lsn: block.generation, epoch: this.epoch, block: { ...block, policy: policyToRecord(block.policy) } });
+  }
+
+  /** Journals a block's release. */
+  logFree(id: string): Promise<void> {
+    return this.log({ type: RecordType.Free, lsn: this.takeLsn(), epoch: this.epoch, id });
+  }
+}

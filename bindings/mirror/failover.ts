@@ -1,0 +1,91 @@
+// Failure detection and automatic failover. A primary senses its partner
+// every `heartbeatMs` (SENSE_REQUEST); a partner silent for `timeoutMs`, or
+// one that leaves writers waiting that long for acknowledgements (frames lost
+// on the way), is down: the primary drops the connection and goes on
+// degraded. A secondary with `failover: 'auto'` watches its primary: silent
+// for `timeoutMs`, or gone (the primary closed the link or it failed under
+// it, not a link this node dropped itself), it promotes itself.
+
+import { TwinpageError } from '../errors.js';
+
+export interface FailoverHooks {
+  /** Sends a heartbeat. */
+  sense(): void;
+  /** When the oldest writer still waiting for an acknowledgement began to wait, or null. */
+  oldestWait(): number | null;
+  /** Drops the connection (the partner is down). */
+  drop(reason: TwinpageError): void;
+  /** Whether automatic failover may act now: a consistent secondary, open, whose primary went silent or closed the link. */
+  primaryGone(silentFor: (ms: number) => boolean): boolean;
+  /** Takes over as primary. */
+  promote(): Promise<void>;
+  onFailover?: () => void;
+}
+
+export class Failover {
+  readonly #heartbeatMs: number;
+  readonly #timeoutMs: number;
+  readonly #auto: boolean;
+  readonly #hooks: FailoverHooks;
+  #heartbeat: ReturnType<typeof setInterval> | null = null;
+  #watchdog: ReturnType<typeof setInterval> | null = null;
+  /** When the partner was last heard. */
+  #heardAt = 0;
+
+  constructor(options: { heartbeatMs: number; timeoutMs: number; auto: boolean }, hooks: FailoverHooks) {
+    this.#heartbeatMs = options.heartbeatMs;
+    this.#timeoutMs = options.timeoutMs;
+    this.#auto = options.auto;
+    this.#hooks = hooks;
+  }
+
+  /** A frame came from the partner. */
+  heard(): void {
+    this.#heardAt = Date.now();
+  }
+
+  /** Whether the partner has been silent longer than the timeout. */
+  silent(): boolean {
+    return Date.now() - this.#heardAt > this.#timeoutMs;
+  }
+
+  /** A primary's heartbeat, on a new connection. */
+  startHeartbeat(): void {
+    this.stopHeartbeat();
+    this.#heartbeat = setInterval(() => {
+      const now = Date.now();
+      const silent = now - this.#heardAt > this.#timeoutMs;
+      const oldest = this.#hooks.oldestWait();
+      const stalled = oldest !== null && now - oldest > this.#timeoutMs;
+      if (silent || stalled) {
+        this.#hooks.drop(TwinpageError.closed(silent ? `the partner was silent for ${this.#timeoutMs} ms` : `no acknowledgement for ${this.#timeoutMs} ms`));
+        return;
+      }
+      this.#hooks.sense();
+    }, this.#heartbeatMs);
+  }
+
+  stopHeartbeat(): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+  }
+
+  /** A secondary's watch on its primary, with automatic failover. */
+  startWatchdog(): void {
+    if (!this.#auto || this.#watchdog) return;
+    const timer = setInterval(() => {
+      if (!this.#hooks.primaryGone(() => this.silent())) return;
+      clearInterval(timer);
+      this.#watchdog = null;
+      this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node takes over`));
+      this.#hooks.promote().then(() => this.#hooks.onFailover?.(), () => {});
+    }, Math.min(this.#heartbeatMs, this.#timeoutMs));
+    this.#watchdog = timer;
+  }
+
+  stop(): void {
+    this.stopHeartbeat();
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    this.#watchdog = null;
+  }
+}

@@ -1,0 +1,98 @@
+// The options of a mirror, checked once, with their defaults.
+
+import { TwinpageError } from '../errors.js';
+import { choiceOption, functionOption, intOption } from '../options.js';
+import type { CopyMethod } from '../policies.js';
+import type { Device } from '../storage/device.js';
+
+export type Role = 'primary' | 'secondary';
+export type SplitBrainPolicy = 'refuse' | 'discard-local';
+
+/** Options of a Mirror. */
+export interface MirrorOptions {
+  role: Role;
+  /**
+   * How often the primary senses the partner (SENSE_REQUEST, the heartbeat), in ms.
+   * @default 1000
+   */
+  heartbeatMs?: number;
+  /**
+   * A partner silent this long is down: the primary goes on degraded.
+   * @default 5000
+   */
+  timeoutMs?: number;
+  /** Called as a resync goes, with pages sent and pages to send. */
+  onResyncProgress?: (progress: { done: number; total: number }) => void;
+  /**
+   * What to do when both nodes changed since they parted (split brain):
+   * `refuse` keeps both as they are and reports it; `discard-local` makes
+   * this node give up its changes and take the partner's.
+   * @default 'refuse'
+   */
+  splitBrain?: SplitBrainPolicy;
+  /**
+   * How pages travel to the partner, for blocks whose policy says `auto`:
+   * `message` (in the frame), `shared` (through the transport's
+   * SharedArrayBuffer: the frame carries its location), `storage` (through
+   * `exchange`, a device both nodes open), or `auto`: `shared` when the
+   * transport has a SharedArrayBuffer, else `storage` when an exchange is
+   * given, else `message`. A method the connection lacks, or a full
+   * exchange, falls back to `message`; `stats()` counts pages by method.
+   * @default 'auto'
+   */
+  copy?: CopyMethod;
+  /** For the `storage` copy method: a device the partner opens too, and how many bytes of it to use (both halves). */
+  exchange?: { device: Device; bytes: number };
+  /**
+   * `auto`: a secondary that loses its primary (silent for `timeoutMs`, or
+   * the connection gone) promotes itself. Only safe where the link cannot
+   * fail while both nodes live (else both serve writes: a split brain, which
+   * is detected and refused when they meet again). @default 'manual'
+   */
+  failover?: 'manual' | 'auto';
+  /** Called when this node promoted itself (automatic failover). */
+  onFailover?: () => void;
+  /**
+   * Pages per write-intent extent, and how many extents may be hot before
+   * the least recently used one is retired. @default 128, 64
+   */
+  extentPages?: number;
+  intentExtents?: number;
+}
+
+export interface ResolvedMirrorOptions {
+  role: Role;
+  heartbeatMs: number;
+  timeoutMs: number;
+  onResyncProgress: MirrorOptions['onResyncProgress'];
+  splitBrain: SplitBrainPolicy;
+  copy: CopyMethod;
+  exchange: { device: Device; bytes: number } | null;
+  failover: 'manual' | 'auto';
+  onFailover: MirrorOptions['onFailover'];
+  extentPages: number;
+  intentExtents: number;
+}
+
+export function resolveMirrorOptions(options: MirrorOptions): ResolvedMirrorOptions {
+  if (options?.role !== 'primary' && options?.role !== 'secondary') throw TwinpageError.invalidArgument(`mirror.role must be 'primary' or 'secondary'`);
+  let exchange: ResolvedMirrorOptions['exchange'] = null;
+  if (options.exchange !== undefined) {
+    const x = options.exchange;
+    if (x === null || typeof x !== 'object' || typeof x.device?.write !== 'function') throw TwinpageError.invalidArgument('mirror.exchange must be { device, bytes }');
+    exchange = { device: x.device, bytes: intOption('mirror.exchange.bytes', x.bytes, 0) };
+  }
+  return {
+    role: options.role,
+    heartbeatMs: intOption('mirror.heartbeatMs', options.heartbeatMs, 1000),
+    timeoutMs: intOption('mirror.timeoutMs', options.timeoutMs, 5000),
+    onResyncProgress: functionOption('mirror.onResyncProgress', options.onResyncProgress),
+    splitBrain: choiceOption('mirror.splitBrain', options.splitBrain, ['refuse', 'discard-local'] as const, 'refuse'),
+    copy: choiceOption('mirror.copy', options.copy, ['auto', 'message', 'shared', 'storage'] as const, 'auto'),
+    exchange,
+    failover: choiceOption('mirror.failover', options.failover, ['manual', 'auto'] as const, 'manual'),
+    onFailover: functionOption('mirror.onFailover', options.onFailover),
+    extentPages: intOption('mirror.extentPages', options.extentPages, 128),
+    intentExtents: intOption('mirror.intentExtents', options.intentExtents, 64),
+  };
+}
