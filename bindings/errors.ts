@@ -25,7 +25,7 @@ export class TwinpageError extends Error {
   static frameOutOfRange(message: string) { return new TwinpageError('FRAME_OUT_OF_RANGE', message); }
   static frameNotMapped(message: string) { return new TwinpageError('FRAME_NOT_MAPPED', message); }
   static invalidPage(message: string) { return new TwinpageError('INVALID_PAGE', message); }
-  static notFound(message: string) { return new TwinpageError('NOT_FOUND', message); }
+  static notFound(message: string, cause?: unknown) { return new TwinpageError('NOT_FOUND', message, cause === undefined ? undefined : { cause }); }
   static alreadyExists(message: string) { return new TwinpageError('ALREADY_EXISTS', message); }
   static full(message: string) { return new TwinpageError('FULL', message); }
   static busy(message: string) { return new TwinpageError('BUSY', message); }
@@ -36,7 +36,7 @@ export class TwinpageError extends Error {
 
   // --- storage ---------------------------------------------------------------
   static closed(message: string) { return new TwinpageError('CLOSED', message); }
-  static noSpace(message: string) { return new TwinpageError('NO_SPACE', message); }
+  static noSpace(message: string, cause?: unknown) { return new TwinpageError('NO_SPACE', message, cause === undefined ? undefined : { cause }); }
   static ioError(message: string, cause?: unknown) { return new TwinpageError('IO_ERROR', message, { cause }); }
   static corrupt(message: string) { return new TwinpageError('CORRUPT', message); }
   static unsupportedFormat(message: string) { return new TwinpageError('UNSUPPORTED_FORMAT', message); }
@@ -54,34 +54,58 @@ export class TwinpageError extends Error {
   static authFailed(message: string, cause?: unknown) { return new TwinpageError('AUTH_FAILED', message, cause === undefined ? undefined : { cause }); }
   /** A node that does not hold all of its partner's data yet (being resynced) was asked to serve. */
   static inconsistent(message: string) { return new TwinpageError('INCONSISTENT', message); }
+  /** The partner did not answer a request in time. */
+  static timeout(message: string) { return new TwinpageError('TIMEOUT', message); }
+
+  /**
+   * An error named by a code that came from elsewhere (a partner's ERROR
+   * frame, a node's reply on its control socket): kept when it is one of
+   * ours, else IO_ERROR with the code in the message.
+   */
+  static fromCode(code: unknown, message: string): TwinpageError {
+    if (typeof code === 'string' && (CODES as readonly string[]).includes(code)) return new TwinpageError(code as TwinpageErrorCode, message);
+    return TwinpageError.ioError(typeof code === 'string' ? `${code}: ${message}` : message);
+  }
+
+  /** `err` as a TwinpageError: itself when it is one, else IO_ERROR with its message and `err` as cause. */
+  static from(err: unknown): TwinpageError {
+    if (err instanceof TwinpageError) return err;
+    return TwinpageError.ioError(String((err as Error)?.message ?? err), err);
+  }
 }
 
-export type TwinpageErrorCode =
-  | 'INVALID_ARGUMENT'
-  | 'TOO_LARGE'
-  | 'OUT_OF_BOUNDS'
-  | 'CORE_NOT_READY'
-  | 'ALREADY_INITIALIZED'
-  | 'FRAME_OUT_OF_RANGE'
-  | 'FRAME_NOT_MAPPED'
-  | 'INVALID_PAGE'
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'FULL'
-  | 'BUSY'
-  | 'PIN_CONFLICT'
-  | 'PIN_UNDERFLOW'
-  | 'NO_VICTIM'
-  | 'TABLE_OUT_OF_RANGE'
-  | 'CLOSED'
-  | 'NO_SPACE'
-  | 'IO_ERROR'
-  | 'CORRUPT'
-  | 'UNSUPPORTED_FORMAT'
-  | 'UNKNOWN_BLOCK'
-  | 'OUT_OF_RANGE'
-  | 'POINTER_RELEASED'
-  | 'SPLIT_BRAIN'
-  | 'BAD_FRAME'
-  | 'AUTH_FAILED'
-  | 'INCONSISTENT';
+/** Every code, stable across versions. */
+export const CODES = [
+  'INVALID_ARGUMENT',
+  'TOO_LARGE',
+  'OUT_OF_BOUNDS',
+  'CORE_NOT_READY',
+  'ALREADY_INITIALIZED',
+  'FRAME_OUT_OF_RANGE',
+  'FRAME_NOT_MAPPED',
+  'INVALID_PAGE',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'FULL',
+  'BUSY',
+  'PIN_CONFLICT',
+  'PIN_UNDERFLOW',
+  'NO_VICTIM',
+  'TABLE_OUT_OF_RANGE',
+  'CLOSED',
+  'NO_SPACE',
+  'IO_ERROR',
+  'CORRUPT',
+  'UNSUPPORTED_FORMAT',
+  'UNKNOWN_BLOCK',
+  'OUT_OF_RANGE',
+  'POINTER_RELEASED',
+  'SPLIT_BRAIN',
+  'BAD_FRAME',
+  'AUTH_FAILED',
+  'INCONSISTENT',
+  'TIMEOUT',
+] as const;
+
+/** Every code a TwinpageError may carry. */
+export type TwinpageErrorCode = (typeof CODES)[number];

@@ -154,7 +154,7 @@ export function askNode(dir: string, cmd: Record<string, unknown>, timeoutMs: nu
       if (err) reject(err);
       else resolvePromise(reply!);
     };
-    const timer = setTimeout(() => finish(new TwinpageError('BUSY', `the node serving ${dir} did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    const timer = setTimeout(() => finish(TwinpageError.busy(`the node serving ${dir} did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(JSON.stringify({ id: 1, ...cmd }) + '\n'));
     socket.on('data', (chunk: string) => {
@@ -169,7 +169,7 @@ export function askNode(dir: string, cmd: Record<string, unknown>, timeoutMs: nu
         return;
       }
       if (reply.ok === false) {
-        finish(new TwinpageError((reply.code as never) ?? 'IO_ERROR', String(reply.error ?? 'the node refused the command')));
+        finish(TwinpageError.fromCode(reply.code ?? 'IO_ERROR', String(reply.error ?? 'the node refused the command')));
       } else finish(null, reply);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {

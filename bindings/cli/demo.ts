@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { NodeProcess, type NodeEvent, type Reply } from './node-process.js';
+import { UsageError, flag, int, parseOptions, positive, str } from './args.js';
 
 const USAGE = `usage: npm start -- [options]      (or: twinpage demo [options])
 
@@ -44,52 +45,30 @@ difference, 1 otherwise (or on an error), 2 on bad arguments.`;
 const SLOT = 4096;
 const MAGIC = 0x54505744; // 'TPWD'
 
-class UsageError extends Error {}
-
 export interface DemoOptions {
   seconds: number; sizeMiB: number; writers: number; pageSize: number;
   dir: string | null; keep: boolean; json: boolean; quiet: boolean;
 }
 
 function parse(argv: string[]): DemoOptions | 'help' {
-  const o: DemoOptions = { seconds: 5, sizeMiB: 16, writers: 4, pageSize: 4096, dir: null, keep: false, json: false, quiet: false };
-  const value = (i: number, flag: string) => {
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value`);
-    return v;
+  if (argv.includes('-h')) return 'help';
+  const o = parseOptions(argv, {
+    '--seconds': 'value', '--size': 'value', '--writers': 'value', '--page-size': 'value', '--dir': 'value',
+    '--keep': 'flag', '--json': 'flag', '--quiet': 'flag',
+  });
+  if (flag(o, '--help')) return 'help';
+  const pageSize = int(o, '--page-size', 512, 1 << 20) ?? 4096;
+  if ((pageSize & (pageSize - 1)) !== 0) throw new UsageError(`--page-size must be a power of two, got ${pageSize}`);
+  return {
+    seconds: positive(o, '--seconds', 3600) ?? 5,
+    sizeMiB: int(o, '--size', 1, 1024) ?? 16,
+    writers: int(o, '--writers', 1, 64) ?? 4,
+    pageSize,
+    dir: str(o, '--dir') ?? null,
+    keep: flag(o, '--keep'),
+    json: flag(o, '--json'),
+    quiet: flag(o, '--quiet'),
   };
-  const whole = (v: string, flag: string, min: number, max: number) => {
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got ${v}`);
-    return Number(v);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const arg = () => { if (inline !== undefined) return inline; const v = value(i, flag); i++; return v; };
-    switch (flag) {
-      case '--help': case '-h': return 'help';
-      case '--json': o.json = true; break;
-      case '--quiet': o.quiet = true; break;
-      case '--keep': o.keep = true; break;
-      case '--dir': o.dir = arg(); break;
-      case '--seconds': {
-        const v = arg();
-        if (!/^\d+(\.\d+)?$/.test(v) || Number(v) <= 0 || Number(v) > 3600) throw new UsageError(`--seconds must be a number above 0 and at most 3600, got ${v}`);
-        o.seconds = Number(v);
-        break;
-      }
-      case '--size': o.sizeMiB = whole(arg(), '--size', 1, 1024); break;
-      case '--writers': o.writers = whole(arg(), '--writers', 1, 64); break;
-      case '--page-size': {
-        const v = whole(arg(), '--page-size', 512, 1 << 20);
-        if ((v & (v - 1)) !== 0) throw new UsageError(`--page-size must be a power of two, got ${v}`);
-        o.pageSize = v;
-        break;
-      }
-      default: throw new UsageError(a.startsWith('-') ? `unknown option ${a}` : `unexpected argument ${a}`);
-    }
-  }
-  return o;
 }
 
 // --- output: narration, progress bars, the summary --------------------------------------------

@@ -125,7 +125,8 @@ export class ReplicaRecord {
     if (this.#timer || this.#closed) return;
     const timer = setTimeout(() => {
       this.#timer = null;
-      this.save().catch(() => {});
+      // A failed write (the superblock's device failing) is tried again a second later.
+      this.save().catch(() => this.saveSoon());
     }, 1000);
     // Node: a pending save does not keep the process alive (close() saves anyway).
     (timer as { unref?: () => void }).unref?.();

@@ -9,8 +9,8 @@
 import { TwinpageError } from '../errors.js';
 
 export interface FailoverHooks {
-  /** Sends a heartbeat. */
-  sense(): void;
+  /** A heartbeat: sense the partner (and take up work that failed before, such as a resync). */
+  beat(): void;
   /** When the oldest writer still waiting for an acknowledgement began to wait, or null. */
   oldestWait(): number | null;
   /** Drops the connection (the partner is down). */
@@ -61,7 +61,7 @@ export class Failover {
         this.#hooks.drop(TwinpageError.closed(silent ? `the partner was silent for ${this.#timeoutMs} ms` : `no acknowledgement for ${this.#timeoutMs} ms`));
         return;
       }
-      this.#hooks.sense();
+      this.#hooks.beat();
     }, this.#heartbeatMs);
   }
 

@@ -78,6 +78,8 @@ export interface MirrorState {
   intents: number;
   /** Being resynced from the partner: does not hold all of its data yet, and may not be promoted. */
   inconsistent: boolean;
+  /** The last failure of work the mirror does in the background (a resync, saving its record), with when (ms since the epoch). */
+  lastError: { code: string; message: string; at: number } | null;
 }
 
 type Handler = (m: Message, frame: Frame) => void;
@@ -104,6 +106,8 @@ export class Mirror {
   /** The primary closed the link or it failed under us (not dropped by this node): automatic failover may act. */
   #primaryLost = false;
   #closed = false;
+  /** The last failure of background work (a resync, a superblock write), for sense(). */
+  #lastError: { code: string; message: string; at: number } | null = null;
   readonly #copied: Record<Method, number> = { message: 0, shared: 0, storage: 0 };
   readonly #handlers: Partial<Record<MessageType, Handler>>;
 
@@ -135,9 +139,14 @@ export class Mirror {
       verify: () => this.verify(),
       synced: () => this.#hello({ synced: true }),
       onProgress: this.#o.onResyncProgress,
+      report: (err) => this.#report(err),
     });
     this.#failover = new Failover({ heartbeatMs: this.#o.heartbeatMs, timeoutMs: this.#o.timeoutMs, auto: this.#o.failover === 'auto' }, {
-      sense: () => this.#post({ type: MessageType.SENSE_REQUEST }),
+      beat: () => {
+        this.#post({ type: MessageType.SENSE_REQUEST });
+        // Pages out of sync while connected: a resync that failed (or was cut short) goes again.
+        if (!this.#replica.outOfSync.empty && !this.#resync.running) this.resync().catch((err) => this.#report(err));
+      },
       oldestWait: () => this.#stream?.oldestWait() ?? null,
       drop: (reason) => this.#drop(reason),
       primaryGone: (silent) => {
@@ -152,7 +161,7 @@ export class Mirror {
     });
     this.#handlers = this.#dispatchTable();
     // From now on the superblock says "not closed cleanly" until close().
-    replica.save().catch(() => {});
+    replica.save().catch((err) => this.#report(err));
   }
 
   get role(): Role { return this.#role; }
@@ -239,7 +248,7 @@ export class Mirror {
 
   /** A frame could not be taken: the connection ends with the error (told to the partner first). */
   #fail(err: unknown): void {
-    const e = err instanceof TwinpageError ? err : new TwinpageError('IO_ERROR', String((err as Error)?.message ?? err));
+    const e = TwinpageError.from(err);
     this.#post({ type: MessageType.ERROR, replyTo: 0, code: e.code, message: e.message });
     const t = this.#transport;
     this.#transport = null;
@@ -317,6 +326,7 @@ export class Mirror {
       lastApplied: this.#applier?.applied ?? 0,
       intents: r.intents.size,
       inconsistent: r.inconsistent,
+      lastError: this.#lastError && { ...this.#lastError },
     };
   }
 
@@ -372,7 +382,7 @@ export class Mirror {
     if (pages.length === 0 || this.#closed) return;
     this.#replica.outOfSync.addAll(pages);
     this.#replica.saveSoon();
-    if (this.#role === 'primary' && this.#transport && !this.#transport.closed && !this.#degraded) this.resync().catch(() => {});
+    if (this.#role === 'primary' && this.#transport && !this.#transport.closed && !this.#degraded) this.resync().catch((err) => this.#report(err));
   }
 
   /** Sends one change by the copy method its policy asks for, or records it as lagging without a partner. */
@@ -447,7 +457,7 @@ export class Mirror {
       [MessageType.ERROR]: (m) => {
         const e = m as MessageOf<MessageType.ERROR>;
         if (e.replyTo !== 0 && this.#stream?.awaits(e.replyTo)) { this.#stream.reply(e.replyTo, m); return; }
-        this.#transport?.close(new TwinpageError('IO_ERROR', `the partner reported ${e.code}: ${e.message}`));
+        this.#transport?.close(TwinpageError.ioError(`the partner reported ${e.code}: ${e.message}`));
       },
       [MessageType.ALLOCATE_MEMORY]: stream,
       [MessageType.RELEASE_MEMORY]: stream,
@@ -467,7 +477,7 @@ export class Mirror {
       // A second HELLO on a connection only reports a finished resync.
       if (this.#role === 'secondary' && r.inconsistent && peer.synced && peer.generation === r.generation) {
         r.inconsistent = false;
-        r.save().catch(() => {});
+        r.save().catch((err) => this.#report(err));
       }
       return;
     }
@@ -551,6 +561,12 @@ export class Mirror {
   }
 
   // --- helpers ---------------------------------------------------------------------------------
+
+  /** Background work failed: kept for sense(); what it was doing is tried again (resync) or saved later (the record). */
+  #report(err: unknown): void {
+    const e = TwinpageError.from(err);
+    this.#lastError = { code: e.code, message: e.message, at: Date.now() };
+  }
 
   readonly #hash = (b: Uint8Array) => this.memory.core.checksum(b);
 

@@ -30,6 +30,8 @@ export interface ResyncHooks {
   /** Tells the partner it holds everything now. */
   synced(): void;
   onProgress?: (progress: { done: number; total: number }) => void;
+  /** A resync (or saving what it must send) failed: said, and tried again on a later heartbeat. */
+  report(err: unknown): void;
 }
 
 export class Resync {
@@ -45,6 +47,10 @@ export class Resync {
     this.#memory = memory;
     this.#replica = replica;
     this.#hooks = hooks;
+  }
+
+  get running(): boolean {
+    return this.#running !== null;
   }
 
   /** Sends the partner what it lacks now; resolves once it holds it all. Calls while one runs share it. */
@@ -119,14 +125,14 @@ export class Resync {
     const peerBlocks = peer.blocks ? new Set(peer.blocks) : null;
     const oos = this.#replica.outOfSync;
     if (fresh || peer.inconsistent || runs === null || peerBlocks === null || !oos.known) {
-      this.byChecksums(peerBlocks).catch(() => {});
+      this.byChecksums(peerBlocks).catch((err) => this.#hooks.report(err));
       return;
     }
     oos.addRuns(runs, this.#memory.blocks());
     this.#blockDifferences(peerBlocks);
     if (!oos.empty) {
       // Kept first: if this node fails mid-resync, it still knows what to send.
-      this.#replica.save().then(() => this.run()).catch(() => {});
+      this.#replica.save().then(() => this.run()).catch((err) => this.#hooks.report(err));
     }
   }
 

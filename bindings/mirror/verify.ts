@@ -43,6 +43,10 @@ export class Verifier {
       const mine = (await this.#memory.header(b.id, { checksums: true })).checksums!;
       const reply = await stream.request({ type: MessageType.READ_HEADER, blockId: b.id, checksums: true });
       report.blocks++;
+      if (reply.type === MessageType.ERROR && reply.code !== 'UNKNOWN_BLOCK') {
+        // Not an answer about the block (a timeout, the partner gone, its I/O failing): verify cannot tell.
+        throw TwinpageError.fromCode(reply.code, `verify of block ${b.id}: ${reply.message}`);
+      }
       if (reply.type !== MessageType.READ_HEADER_REPLY || !reply.checksums) {
         report.differences.push({ blockId: b.id, page: -1 });
         continue;

@@ -19,8 +19,8 @@ export function mapFsError(err: unknown, what: string): TwinpageError {
   if (err instanceof TwinpageError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const message = `${what}: ${(err as Error | null)?.message ?? String(err)}`;
-  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return new TwinpageError('NO_SPACE', message, { cause: err });
-  if (code === 'ENOENT') return new TwinpageError('NOT_FOUND', message, { cause: err });
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return TwinpageError.noSpace(message, err);
+  if (code === 'ENOENT') return TwinpageError.notFound(message, err);
   return TwinpageError.ioError(message, err);
 }
 

@@ -38,8 +38,8 @@ export function mapOpfsError(err: unknown, what: string): TwinpageError {
   if (err instanceof TwinpageError) return err;
   const name = (err as { name?: unknown } | null)?.name;
   const message = `${what}: ${(err as Error | null)?.message ?? String(err)}`;
-  if (name === 'QuotaExceededError') return new TwinpageError('NO_SPACE', message, { cause: err });
-  if (name === 'NotFoundError') return new TwinpageError('NOT_FOUND', message, { cause: err });
+  if (name === 'QuotaExceededError') return TwinpageError.noSpace(message, err);
+  if (name === 'NotFoundError') return TwinpageError.notFound(message, err);
   return TwinpageError.ioError(message, err);
 }
 

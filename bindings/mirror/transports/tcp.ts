@@ -38,7 +38,8 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TwinpageError } from '../../errors.js';
-import { TransportBase, positiveIntegerOption, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, type Transport, type TransportOptions } from './transport.js';
+import { intOption } from '../../options.js';
+import { TransportBase, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, type Transport, type TransportOptions } from './transport.js';
 
 /** The handshake protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -133,9 +134,9 @@ function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: b
     nodeId,
     nodeIdBytes,
     tls: options.tls,
-    authTimeoutMs: positiveIntegerOption('authTimeoutMs', options.authTimeoutMs, 5000),
-    highWaterMark: positiveIntegerOption('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK),
-    maxFrame: positiveIntegerOption('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME),
+    authTimeoutMs: intOption('authTimeoutMs', options.authTimeoutMs, 5000),
+    highWaterMark: intOption('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK),
+    maxFrame: intOption('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME),
   };
 }
 

@@ -15,6 +15,7 @@
  * ```
  */
 import { TwinpageError } from '../../errors.js';
+import { intOption } from '../../options.js';
 
 /** One end of the connection between the two nodes of a pair. */
 export interface Transport {
@@ -64,15 +65,6 @@ export const DEFAULT_MAX_FRAME = 4 << 20;
 export const defer: (fn: () => void) => void =
   typeof setImmediate === 'function' ? (fn) => { setImmediate(fn); } : (fn) => { setTimeout(fn, 0); };
 
-/** Checks a positive integer option, naming it in the error. @internal */
-export function positiveIntegerOption(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw TwinpageError.invalidArgument(`${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
-
 type Waiter = { resolve: () => void; reject: (err: Error) => void };
 
 /**
@@ -105,8 +97,8 @@ export abstract class TransportBase implements Transport {
 
   constructor(options: TransportOptions = {}) {
     if (options === null || typeof options !== 'object') throw TwinpageError.invalidArgument('options must be an object');
-    this.highWaterMark = positiveIntegerOption('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK);
-    this.maxFrame = positiveIntegerOption('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME);
+    this.highWaterMark = intOption('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK);
+    this.maxFrame = intOption('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME);
   }
 
   get closed(): boolean { return this.#closed; }
