@@ -54,6 +54,10 @@ export class TwinpageError extends Error {
   static authFailed(message: string, cause?: unknown) { return new TwinpageError('AUTH_FAILED', message, cause === undefined ? undefined : { cause }); }
   /** A node that does not hold all of its partner's data yet (being resynced) was asked to serve. */
   static inconsistent(message: string) { return new TwinpageError('INCONSISTENT', message); }
+  /** A secondary's own callers asked to change it: only its primary's stream does. */
+  static notPrimary(message: string) { return new TwinpageError('NOT_PRIMARY', message); }
+  /** The partner's handshake was refused (split brain, unrelated data, a primary behind): nothing changed. */
+  static refused(message: string) { return new TwinpageError('REFUSED', message); }
   /** The partner did not answer a request in time. */
   static timeout(message: string) { return new TwinpageError('TIMEOUT', message); }
 
@@ -105,6 +109,8 @@ export const CODES = [
   'AUTH_FAILED',
   'INCONSISTENT',
   'TIMEOUT',
+  'NOT_PRIMARY',
+  'REFUSED',
 ] as const;
 
 /** Every code a TwinpageError may carry. */

@@ -79,11 +79,14 @@ export enum MessageType {
   ALLOCATE_READ_REPLY = 0x88,
   ALLOCATE_WRITE_REPLY = 0x89,
   RELEASE_POINTER_REPLY = 0x8A,
-  // transport
+  // transport: the handshake, acknowledgements, errors, and what the
+  // handshake streams (out-of-sync runs, block lists)
   HELLO = 0x40,
-  AUTH = 0x41,
   ACK = 0x42,
   ERROR = 0x43,
+  OUT_OF_SYNC = 0x44,
+  BLOCK_LIST = 0x45,
+  BLOCK_IDS = 0x46,
 }
 
 /** Durability reached, in an ACK: `RECEIVED` < `MEMORY` < `DISK`. */
@@ -112,13 +115,16 @@ export interface ErrorInfo {
 
 /**
  * How much address space, storage and cache the partner has free; with
- * `reservePages` > 0, also reserve room for an allocation of that many pages.
+ * `reservePages` > 0, also reserve the run `[base, base + reservePages)` for
+ * an allocation (the ALLOCATE_MEMORY that follows takes it).
  *
- *   0              4
- *   | reservePages |
- *   | u32          |
+ *   0              4      8
+ *   | reservePages | base |
+ *   | u32          | u32  |
+ *
+ * `base + reservePages` <= 2^32.
  */
-export interface SpaceRequest { type: MessageType.SPACE_REQUEST; reservePages: number }
+export interface SpaceRequest { type: MessageType.SPACE_REQUEST; reservePages: number; base: number }
 
 /**
  * The fields of a block header, shared by ALLOCATE_MEMORY and READ_HEADER_REPLY.
@@ -332,13 +338,19 @@ export interface SenseReply {
 // --- transport ---------------------------------------------------------------------
 
 /**
- * First frame each way on a connection.
+ * First frame each way on a connection (and again when the sender's role or
+ * flags change, e.g. a finished resync or a demotion): who the sender is,
+ * its generations and what it holds. Authentication is the transport's.
  *
- *   0          4          8        24      56        60
- *   | protocol | pageSize | nodeId | nonce | jsonLen | generations json |
- *   | u32      | u32      | guid   | 32 B  | u32     |                  |
+ *   0          4          8        24     25      26       27  28        36       44            52        60       68      76      80
+ *   | protocol | pageSize | nodeId | role | flags | policy | 0 | current | bitmap | primarySince | changes | blocks | epoch | count | history |
+ *   | u32      | u32      | guid   | enum | u8    | enum   |   | big64   | big64  | u64          | u64     | u64    | u64   | u32   | count x big64 |
  *
- * protocol >= 1; pageSize a power of two from 512 to 1 MiB.
+ * role: primary, secondary. flags: bit 0 inconsistent, 1 outOfSyncKnown,
+ * 2 synced, 3 crashed, 4 discardLocal (other bits zero). policy: the
+ * sender's split-brain policy. Generation ids read as 16 lowercase hex digits;
+ * `bitmap` is all zeros when the sender records nothing. At most 64 history
+ * entries.
  */
 export interface Hello {
   type: MessageType.HELLO;
@@ -347,19 +359,64 @@ export interface Hello {
   /** The sender's page size; both nodes must agree. */
   pageSize: number;
   nodeId: string;
-  /** 32 random bytes: the challenge the partner's AUTH proves against. */
-  nonce: Uint8Array;
-  /** Generation id and history summary, for the layers above (e.g. { generation, history }). */
-  generations: JsonObject;
+  role: 'primary' | 'secondary';
+  flags: HelloFlags;
+  splitBrain: SplitBrainPolicy;
+  /** Current generation id. */
+  current: string;
+  /** The generation when the sender started recording what its partner lacks (all zeros: none). */
+  bitmap: string;
+  /** When the sender last became primary (ms since the epoch; 0: never). */
+  primarySince: number;
+  /** Pages the sender records as out of sync. */
+  changes: number;
+  /** Blocks the sender holds. */
+  blocks: number;
+  /** The pair's epoch the sender knows (fencing). */
+  epoch: number;
+  /** Earlier generation ids, newest first. */
+  history: string[];
 }
 
+export interface HelloFlags {
+  /** Being resynced: does not hold all of its partner's data. */
+  inconsistent: boolean;
+  /** Its out-of-sync record is known (else the partner compares every checksum). */
+  outOfSyncKnown: boolean;
+  /** Sent by a primary whose resync of the partner just finished. */
+  synced: boolean;
+  /** It did not close cleanly last time (its block list is compared). */
+  crashed: boolean;
+  /** It gives up its changes in a split brain (`twinpage discard`). */
+  discardLocal: boolean;
+}
+
+export type SplitBrainPolicy = 'refuse' | 'discard-local' | 'discard-younger-primary' | 'discard-least-changes' | 'discard-zero-changes';
+
 /**
- * Proof of the shared secret: HMAC over the partner's nonce.
+ * Part of the sender's out-of-sync record, streamed after its HELLO: runs of
+ * pages that may differ from the partner. The last part has `last` set.
  *
- *   0       32
- *   | proof |
+ *   0      1       5
+ *   | last | count | runs: count x (first u32, pages u32) |
+ *   | bool | u32   |                                      |
+ *
+ * Each run has at least one page and ends by page 2^32.
  */
-export interface Auth { type: MessageType.AUTH; proof: Uint8Array }
+export interface OutOfSync { type: MessageType.OUT_OF_SYNC; last: boolean; runs: Array<[number, number]> }
+
+/** Asks for the partner's block ids (answered by BLOCK_IDS with `replyTo`). Empty body. */
+export interface BlockList { type: MessageType.BLOCK_LIST }
+
+/**
+ * Part of a node's block ids: streamed after its HELLO (`replyTo` 0) or
+ * answering a BLOCK_LIST. The last part has `last` set.
+ *
+ *   0         8      9       13
+ *   | replyTo | last | count | ids: count x guid |
+ *   | u64     | bool | u32   |                   |
+ */
+export interface BlockIds { type: MessageType.BLOCK_IDS; replyTo: number; last: boolean; ids: string[] }
 
 /**
  * Cumulative acknowledgement: every frame up to sequence `applied` reached
@@ -386,7 +443,7 @@ export type Request =
   | WritePage | SenseRequest | AllocateRead | AllocateWrite | ReleasePointer;
 export type Reply =
   | SpaceReply | StatusReply | LockReply | ReadHeaderReply | SenseReply;
-export type TransportMessage = Hello | Auth | Ack | ErrorMessage;
+export type TransportMessage = Hello | Ack | ErrorMessage | OutOfSync | BlockList | BlockIds;
 /** Anything a frame carries. */
 export type Message = Request | Reply | TransportMessage;
 /** The message of type `T`. */
@@ -454,8 +511,11 @@ const NIL_GUID = '00000000-0000-0000-0000-000000000000';
 const GENERATION = /^[0-9a-f]{16}$/;
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const NONCE_SIZE = 32;
-const PROOF_SIZE = 32;
+export const SPLIT_BRAIN_POLICIES: readonly SplitBrainPolicy[] = ['refuse', 'discard-local', 'discard-younger-primary', 'discard-least-changes', 'discard-zero-changes'];
+const HELLO_ROLES: readonly Hello['role'][] = ['primary', 'secondary'];
+const HELLO_FLAGS: ReadonlyArray<keyof HelloFlags> = ['inconsistent', 'outOfSyncKnown', 'synced', 'crashed', 'discardLocal'];
+/** Most history entries a HELLO carries. */
+export const MAX_HELLO_HISTORY = 64;
 const TWO_32 = 0x1_0000_0000;
 const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
@@ -607,6 +667,8 @@ function encodeBody(w: Writer, m: Message): void {
   switch (m.type) {
     case MessageType.SPACE_REQUEST:
       w.u32(m.reservePages, 'reservePages');
+      w.u32(m.base, 'base');
+      if (m.base + m.reservePages > TWO_32) w.bad('base', 'such that base + reservePages <= 2^32', m.base);
       return;
     case MessageType.ALLOCATE_MEMORY:
       encodeBlockHeader(w, m);
@@ -708,11 +770,45 @@ function encodeBody(w: Writer, m: Message): void {
       w.u32(m.pageSize, 'pageSize');
       if (!validPageSize(m.pageSize)) w.bad('pageSize', 'a power of two from 512 to 1 MiB', m.pageSize);
       w.guid(m.nodeId, 'nodeId');
-      w.fixed(m.nonce, NONCE_SIZE, 'nonce');
-      w.json(m.generations, 'generations');
+      w.enum(m.role, HELLO_ROLES, 'role');
+      if (m.flags === null || typeof m.flags !== 'object') w.bad('flags', 'an object of booleans', m.flags);
+      w.u8(HELLO_FLAGS.reduce((bits, f, i) => {
+        const v = m.flags[f];
+        if (typeof v !== 'boolean') w.bad(`flags.${f}`, 'a boolean', v);
+        return v ? bits | (1 << i) : bits;
+      }, 0));
+      w.enum(m.splitBrain, SPLIT_BRAIN_POLICIES, 'splitBrain');
+      w.u8(0);
+      w.generation(m.current, 'current');
+      w.generation(m.bitmap, 'bitmap');
+      w.u64(m.primarySince, 'primarySince');
+      w.u64(m.changes, 'changes');
+      w.u64(m.blocks, 'blocks');
+      w.u64(m.epoch, 'epoch');
+      if (!Array.isArray(m.history) || m.history.length > MAX_HELLO_HISTORY) w.bad('history', `an array of at most ${MAX_HELLO_HISTORY} generation ids`, m.history);
+      w.u32(m.history.length, 'history.length');
+      for (let i = 0; i < m.history.length; i++) w.generation(m.history[i], `history[${i}]`);
       return;
-    case MessageType.AUTH:
-      w.fixed(m.proof, PROOF_SIZE, 'proof');
+    case MessageType.OUT_OF_SYNC:
+      w.enum(m.last, BOOLS, 'last');
+      if (!Array.isArray(m.runs)) w.bad('runs', 'an array of [first, pages] runs', m.runs);
+      w.u32(m.runs.length, 'runs.length');
+      for (let i = 0; i < m.runs.length; i++) {
+        const run = m.runs[i];
+        if (!Array.isArray(run) || run.length !== 2) w.bad(`runs[${i}]`, 'a [first, pages] pair', run);
+        w.u32(run[0], `runs[${i}][0]`);
+        w.u32(run[1], `runs[${i}][1]`);
+        if (run[1] < 1 || run[0] + run[1] > TWO_32) w.bad(`runs[${i}][1]`, 'at least 1, with first + pages <= 2^32', run[1]);
+      }
+      return;
+    case MessageType.BLOCK_LIST:
+      return;
+    case MessageType.BLOCK_IDS:
+      w.u64(m.replyTo, 'replyTo');
+      w.enum(m.last, BOOLS, 'last');
+      if (!Array.isArray(m.ids)) w.bad('ids', 'an array of GUIDs', m.ids);
+      w.u32(m.ids.length, 'ids.length');
+      for (let i = 0; i < m.ids.length; i++) w.guid(m.ids[i], `ids[${i}]`);
       return;
     case MessageType.ACK:
       w.u64(m.applied, 'applied');
@@ -931,8 +1027,12 @@ function decodeBlockHeader(r: Reader, pageSize: number | undefined): BlockHeader
 
 function decodeBody(type: MessageType, r: Reader, pageSize: number | undefined): Message {
   switch (type) {
-    case MessageType.SPACE_REQUEST:
-      return { type, reservePages: r.u32('reservePages') };
+    case MessageType.SPACE_REQUEST: {
+      const reservePages = r.u32('reservePages');
+      const base = r.u32('base');
+      if (base + reservePages > TWO_32) r.bad('base', `is ${base}: base + reservePages is past 2^32`);
+      return { type, reservePages, base };
+    }
     case MessageType.ALLOCATE_MEMORY:
       return { type, ...decodeBlockHeader(r, pageSize) };
     case MessageType.RELEASE_MEMORY:
@@ -1024,11 +1124,49 @@ function decodeBody(type: MessageType, r: Reader, pageSize: number | undefined):
       const pageSize = r.u32('pageSize');
       if (!validPageSize(pageSize)) r.bad('pageSize', `is ${pageSize}, not a power of two from 512 to 1 MiB`);
       const nodeId = r.guid('nodeId');
-      const nonce = r.raw(NONCE_SIZE, 'nonce');
-      return { type, protocol, pageSize, nodeId, nonce, generations: r.json('generations') };
+      const role = r.enum(HELLO_ROLES, 'role');
+      const bits = r.u8('flags');
+      if (bits >> HELLO_FLAGS.length) r.bad('flags', `has unknown bits 0x${bits.toString(16)}`);
+      const flags = Object.fromEntries(HELLO_FLAGS.map((f, i) => [f, (bits & (1 << i)) !== 0])) as unknown as HelloFlags;
+      const splitBrain = r.enum(SPLIT_BRAIN_POLICIES, 'splitBrain');
+      r.zero(1, 'padding');
+      const current = r.generation('current');
+      const bitmap = r.generation('bitmap');
+      const primarySince = r.u64('primarySince');
+      const changes = r.u64('changes');
+      const blocks = r.u64('blocks');
+      const epoch = r.u64('epoch');
+      const count = r.u32('history.length');
+      if (count > MAX_HELLO_HISTORY) r.bad('history', `has ${count} entries, more than ${MAX_HELLO_HISTORY}`);
+      if (r.left !== count * 8) r.bad('history', `has ${r.left} bytes for ${count} generation ids`);
+      const history = new Array<string>(count);
+      for (let i = 0; i < count; i++) history[i] = r.generation('history');
+      return { type, protocol, pageSize, nodeId, role, flags, splitBrain, current, bitmap, primarySince, changes, blocks, epoch, history };
     }
-    case MessageType.AUTH:
-      return { type, proof: r.raw(PROOF_SIZE, 'proof') };
+    case MessageType.OUT_OF_SYNC: {
+      const last = r.enum(BOOLS, 'last');
+      const count = r.u32('runs.length');
+      if (r.left !== count * 8) r.bad('runs', `has ${r.left} bytes for ${count} runs`);
+      const runs = new Array<[number, number]>(count);
+      for (let i = 0; i < count; i++) {
+        const first = r.u32('runs.first');
+        const pages = r.u32('runs.pages');
+        if (pages < 1 || first + pages > TWO_32) r.bad('runs', `run ${i} [${first}, +${pages}) is empty or ends past 2^32`);
+        runs[i] = [first, pages];
+      }
+      return { type, last, runs };
+    }
+    case MessageType.BLOCK_LIST:
+      return { type };
+    case MessageType.BLOCK_IDS: {
+      const replyTo = r.u64('replyTo');
+      const last = r.enum(BOOLS, 'last');
+      const count = r.u32('ids.length');
+      if (r.left !== count * 16) r.bad('ids', `has ${r.left} bytes for ${count} ids`);
+      const ids = new Array<string>(count);
+      for (let i = 0; i < count; i++) ids[i] = r.guid('ids');
+      return { type, replyTo, last, ids };
+    }
     case MessageType.ACK:
       return { type, applied: r.u64('applied'), level: r.enum(ACK_LEVELS, 'level') };
     case MessageType.ERROR: {

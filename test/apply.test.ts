@@ -27,7 +27,8 @@ async function pair() {
   };
   let deliver = true;
   const link: MemoryLink = {
-    sends: true,
+    primary: true,
+    reserve: async () => true,
     async send(change: Change) {
       for (const m of changeMessages(change)) {
         sent.push(m);

@@ -211,9 +211,9 @@ api('policies chosen by size; write-back pages are durable after flush', async (
   assert.is(b.policy.name, 'big');
   assert.is((await m.allocate(10, { policy: 'big' })).policy.name, 'big');
   await m.write(a.id, 0, pattern(1000, 7));
-  assert.ok(m.space().cache.dirty > 0, 'write-back leaves dirty pages');
+  assert.ok((await m.space()).cache.dirty > 0, 'write-back leaves dirty pages');
   await m.flush();
-  assert.is(m.space().cache.dirty, 0);
+  assert.is((await m.space()).cache.dirty, 0);
   await m.close();
   m = await openMemory({ store, ...small, policies });
   assert.equal(await m.read(a.id, 0, 1000), pattern(1000, 7));

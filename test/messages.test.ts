@@ -102,7 +102,7 @@ const statusReply = <T extends MessageType>(type: T) => fc.oneof(
 const withType = <T extends MessageType, R>(type: T, arb: fc.Arbitrary<R>) => arb.map((r) => ({ type, ...r }));
 
 const ARBITRARIES: { [T in MessageType]: fc.Arbitrary<MessageOf<T>> } = {
-  [MessageType.SPACE_REQUEST]: withType(MessageType.SPACE_REQUEST, fc.record({ reservePages: u32 })),
+  [MessageType.SPACE_REQUEST]: withType(MessageType.SPACE_REQUEST, u32.chain((reservePages) => fc.integer({ min: 0, max: 0x100000000 - reservePages }).map((base) => ({ reservePages, base })))),
   [MessageType.ALLOCATE_MEMORY]: withType(MessageType.ALLOCATE_MEMORY, blockHeader(0xFFFFFFFF)),
   [MessageType.RELEASE_MEMORY]: withType(MessageType.RELEASE_MEMORY, fc.record({ blockId: guid })),
   [MessageType.LOCK_REQUEST]: withType(MessageType.LOCK_REQUEST, fc.tuple(guid, range, fc.constantFrom('shared' as const, 'exclusive' as const))
@@ -134,9 +134,19 @@ const ARBITRARIES: { [T in MessageType]: fc.Arbitrary<MessageOf<T>> } = {
   [MessageType.ALLOCATE_WRITE_REPLY]: statusReply(MessageType.ALLOCATE_WRITE_REPLY),
   [MessageType.RELEASE_POINTER_REPLY]: statusReply(MessageType.RELEASE_POINTER_REPLY),
   [MessageType.HELLO]: withType(MessageType.HELLO, fc.record({
-    protocol: u32.filter((p) => p >= 1), pageSize: fc.integer({ min: 9, max: 20 }).map((k) => 2 ** k), nodeId: guid, nonce: bytes(32), generations: json,
+    protocol: u32.filter((p) => p >= 1), pageSize: fc.integer({ min: 9, max: 20 }).map((k) => 2 ** k), nodeId: guid,
+    role: fc.constantFrom('primary' as const, 'secondary' as const),
+    flags: fc.record({ inconsistent: fc.boolean(), outOfSyncKnown: fc.boolean(), synced: fc.boolean(), crashed: fc.boolean(), discardLocal: fc.boolean() }),
+    splitBrain: fc.constantFrom('refuse' as const, 'discard-local' as const, 'discard-younger-primary' as const, 'discard-least-changes' as const, 'discard-zero-changes' as const),
+    current: generationId, bitmap: generationId, primarySince: safe, changes: safe, blocks: safe, epoch: safe,
+    history: fc.array(generationId, { maxLength: 64 }),
   })),
-  [MessageType.AUTH]: withType(MessageType.AUTH, fc.record({ proof: bytes(32) })),
+  [MessageType.OUT_OF_SYNC]: withType(MessageType.OUT_OF_SYNC, fc.record({
+    last: fc.boolean(),
+    runs: fc.array(fc.integer({ min: 1, max: 0xFFFFFFFF }).chain((pages) => fc.integer({ min: 0, max: 0x100000000 - pages }).map((first) => [first, pages] as [number, number])), { maxLength: 8 }),
+  })),
+  [MessageType.BLOCK_LIST]: fc.constant({ type: MessageType.BLOCK_LIST as const }),
+  [MessageType.BLOCK_IDS]: withType(MessageType.BLOCK_IDS, fc.record({ replyTo: safe, last: fc.boolean(), ids: fc.array(guid, { maxLength: 8 }) })),
   [MessageType.ACK]: withType(MessageType.ACK, fc.record({ applied: safe, level: fc.constantFrom(0 as const, 1 as const, 2 as const) })),
   [MessageType.ERROR]: withType(MessageType.ERROR, fc.record({ replyTo: safe, code, message: text })),
 } as never;
@@ -146,7 +156,7 @@ const header = fc.record({ sequence: safe, generation: big64 });
 
 // --- round trips ----------------------------------------------------------------------
 
-test('the message types: ten requests, a reply for each, four transport frames', () => {
+test('the message types: ten requests, a reply for each, six transport frames', () => {
   const requests = MESSAGE_TYPES.filter(isRequest);
   assert.equal(requests.map(messageName), [
     'SPACE_REQUEST', 'ALLOCATE_MEMORY', 'RELEASE_MEMORY', 'LOCK_REQUEST', 'READ_HEADER',
@@ -157,7 +167,7 @@ test('the message types: ten requests, a reply for each, four transport frames',
     assert.ok(MESSAGE_TYPES.includes(reply) && isReply(reply), messageName(reply));
     assert.is(reply, t | 0x80);
   }
-  assert.is(MESSAGE_TYPES.length, 24);
+  assert.is(MESSAGE_TYPES.length, 26);
   assert.is(messageName(0x7f), '0x7f');
 });
 
@@ -278,22 +288,32 @@ test('bodies: UTF-8 and JSON', () => {
   rejects(err([0xC0, 0xAF]), /not valid UTF-8/); // overlong
   rejects(forge(MessageType.ERROR, cat(new Uint8Array(8), u32le(3), [0x42, 0x41, 0x44], u32le(10), [0x68])), /ERROR\.message needs 10 bytes, the body has 1 left/);
   rejects(forge(MessageType.ERROR, cat(new Uint8Array(8), u32le(0xFFFFFFFF))), /needs 4294967295 bytes/);
-  const hello = (json: string) => {
+  // JSON travels in a block header's policy: ALLOCATE_MEMORY's last field.
+  const alloc = (json: string) => {
     const j = new TextEncoder().encode(json);
-    return forge(MessageType.HELLO, cat(u32le(1), u32le(4096), guidBytes('0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'), new Uint8Array(32), u32le(j.length), j));
+    return forge(MessageType.ALLOCATE_MEMORY, cat(guidBytes('0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'), u32le(0), u32le(1), new Uint8Array(8), new Uint8Array(8), u32le(j.length), j));
   };
-  assert.equal((decodeFrame(hello('{"generation":"01","n":[1,2]}'), hash, LIMITS).message as MessageOf<MessageType.HELLO>).generations, { generation: '01', n: [1, 2] });
-  rejects(hello('{"a":'), /HELLO\.generations is not valid JSON/);
-  rejects(hello('[1,2]'), /is not a JSON object/);
-  rejects(hello('null'), /is not a JSON object/);
-  rejects(hello('{"a": 1}'), /not JSON as JSON\.stringify writes it/);
-  rejects(hello('{"a":1,"a":2}'), /not JSON as JSON\.stringify writes it/);
-  rejects(hello('{"a":1.0}'), /not JSON as JSON\.stringify writes it/);
-  rejects(hello('{"b":1,"1":2}'), /not JSON as JSON\.stringify writes it/);
-  rejects(hello(`{"a":${'['.repeat(200000)}${']'.repeat(200000)}}`), /BAD_FRAME|not/, { maxBody: 1 << 19 });
-  const hdr = bodyOf(hello('{}'));
-  hdr[4] = 0x01;
-  rejects(forge(MessageType.HELLO, hdr), /HELLO\.pageSize is 4097/);
+  assert.equal((decodeFrame(alloc('{"generation":"01","n":[1,2]}'), hash, LIMITS).message as MessageOf<MessageType.ALLOCATE_MEMORY>).policy, { generation: '01', n: [1, 2] });
+  rejects(alloc('{"a":'), /ALLOCATE_MEMORY\.policy is not valid JSON/);
+  rejects(alloc('[1,2]'), /is not a JSON object/);
+  rejects(alloc('null'), /is not a JSON object/);
+  rejects(alloc('{"a": 1}'), /not JSON as JSON\.stringify writes it/);
+  rejects(alloc('{"a":1,"a":2}'), /not JSON as JSON\.stringify writes it/);
+  rejects(alloc('{"a":1.0}'), /not JSON as JSON\.stringify writes it/);
+  rejects(alloc('{"b":1,"1":2}'), /not JSON as JSON\.stringify writes it/);
+  rejects(alloc(`{"a":${'['.repeat(200000)}${']'.repeat(200000)}}`), /BAD_FRAME|not/, { maxBody: 1 << 19 });
+  // HELLO: typed fields, each checked.
+  const hello = (fields: { pageSize?: number; flags?: number; policy?: number; pad?: number; count?: number; extra?: number }) => forge(MessageType.HELLO, cat(
+    u32le(2), u32le(fields.pageSize ?? 4096), guidBytes('0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'),
+    [1, fields.flags ?? 0, fields.policy ?? 0, fields.pad ?? 0], new Uint8Array(48), u32le(fields.count ?? 0), new Uint8Array(fields.extra ?? 0)));
+  const h = decodeFrame(hello({ flags: 0b10011 }), hash, LIMITS).message as MessageOf<MessageType.HELLO>;
+  assert.equal([h.role, h.flags, h.splitBrain, h.current, h.history], ['secondary', { inconsistent: true, outOfSyncKnown: true, synced: false, crashed: false, discardLocal: true }, 'refuse', '0000000000000000', []]);
+  rejects(hello({ pageSize: 4097 }), /HELLO\.pageSize is 4097/);
+  rejects(hello({ flags: 0x20 }), /HELLO\.flags has unknown bits 0x20/);
+  rejects(hello({ policy: 5 }), /HELLO\.splitBrain is 5/);
+  rejects(hello({ pad: 1 }), /HELLO\.padding must be zero/);
+  rejects(hello({ count: 2, extra: 8 }), /HELLO\.history has 8 bytes for 2 generation ids/);
+  rejects(hello({ count: 65, extra: 65 * 8 }), /HELLO\.history has 65 entries/);
 });
 
 test('bodies: block headers, checksum lists and histories must fit', () => {
@@ -336,8 +356,16 @@ test('the encoder refuses what the decoder would refuse, naming the field', () =
   throwsCode(enc({ type: MessageType.READ_HEADER_REPLY, replyTo: 1, blockId: id, base: 0, pages: 2, length: 1, generation: 1, policy: {}, checksums: [1n] }), 'INVALID_ARGUMENT', /checksums/);
   throwsCode(enc({ type: MessageType.ALLOCATE_MEMORY, blockId: id, base: 0, pages: 1, length: 1, generation: 1, policy: { n: 1n } }), 'INVALID_ARGUMENT', /policy cannot be written as JSON/);
   throwsCode(enc({ type: MessageType.ALLOCATE_MEMORY, blockId: id, base: 0, pages: 1, length: 1, generation: 1, policy: [] }), 'INVALID_ARGUMENT', /policy must be a JSON object/);
-  throwsCode(enc({ type: MessageType.HELLO, protocol: 1, pageSize: 1000, nodeId: id, nonce: new Uint8Array(32), generations: {} }), 'INVALID_ARGUMENT', /HELLO\.pageSize/);
-  throwsCode(enc({ type: MessageType.AUTH, proof: new Uint8Array(31) }), 'INVALID_ARGUMENT', /AUTH\.proof/);
+  const hello = {
+    type: MessageType.HELLO, protocol: 2, pageSize: 4096, nodeId: id, role: 'primary', splitBrain: 'refuse',
+    flags: { inconsistent: false, outOfSyncKnown: true, synced: false, crashed: false, discardLocal: false },
+    current: '0000000000000001', bitmap: '0000000000000000', primarySince: 0, changes: 0, blocks: 0, epoch: 0, history: [],
+  } as const;
+  throwsCode(enc({ ...hello, pageSize: 1000 }), 'INVALID_ARGUMENT', /HELLO\.pageSize/);
+  throwsCode(enc({ ...hello, flags: { ...hello.flags, synced: 1 as never } }), 'INVALID_ARGUMENT', /HELLO\.flags\.synced/);
+  throwsCode(enc({ ...hello, history: Array(65).fill('0000000000000001') }), 'INVALID_ARGUMENT', /HELLO\.history/);
+  throwsCode(enc({ type: MessageType.OUT_OF_SYNC, last: true, runs: [[0xFFFFFFFF, 2]] }), 'INVALID_ARGUMENT', /OUT_OF_SYNC\.runs\[0\]\[1\]/);
+  throwsCode(enc({ type: MessageType.SPACE_REQUEST, reservePages: 2, base: 0xFFFFFFFF }), 'INVALID_ARGUMENT', /SPACE_REQUEST\.base/);
   throwsCode(enc({ type: 0x55 }), 'INVALID_ARGUMENT', /not a message type/);
   throwsCode(enc({}), 'INVALID_ARGUMENT', /not a message type/);
   throwsCode(enc(null), 'INVALID_ARGUMENT', /message must be an object/);
@@ -514,7 +542,7 @@ test('FrameReader: an oversized declared length throws at the header, before the
   throwsCode(() => r.push(new Uint8Array(1)), 'BAD_FRAME', /already failed/);
 
   const just = new FrameReader({ maxBody: 4096 });
-  const over = forge(MessageType.AUTH, new Uint8Array(0), { bodyLength: 4097 }).subarray(0, FRAME_HEADER_SIZE);
+  const over = forge(MessageType.BLOCK_LIST, new Uint8Array(0), { bodyLength: 4097 }).subarray(0, FRAME_HEADER_SIZE);
   throwsCode(() => just.push(cat(stream[0], over)), 'BAD_FRAME', /body of 4097 bytes/);
 
   const garbage = new FrameReader(LIMITS);

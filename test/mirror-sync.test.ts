@@ -259,9 +259,15 @@ fo('a secondary that dropped the link itself (it could not apply a change) does 
   const [ta, tb] = inProcessPair();
   const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 200 } });
   let promoted = false;
-  // The secondary has less address space: the allocation fails there and it ends the connection.
-  const s = await openMemory({ store: new MemoryStore(), ...opts, capacityBytes: 16 * PS, mirror: { role: 'secondary', transport: tb, failover: 'auto', heartbeatMs: 20, timeoutMs: 200, onFailover: () => { promoted = true; } } });
-  await p.allocate(32 * PS);
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, failover: 'auto', heartbeatMs: 20, timeoutMs: 200, onFailover: () => { promoted = true; } } });
+  const b = await p.allocate(4 * PS);
+  await p.write(b.id, 0, pattern(4 * PS, 1));
+  // A release the secondary cannot apply (a block it does not hold), next in the
+  // stream: it ends the connection itself.
+  const hash = (x: Uint8Array) => s.core.checksum(x);
+  const next = s.mirror.sense().lastApplied + 1;
+  await ta.send(encodeFrame({ type: MessageType.RELEASE_POINTER, blockId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', offset: 0, length: PS, lsn: 9, pages: 0 },
+    { sequence: next, generation: BigInt(`0x${s.mirror.sense().generation}`) }, hash));
   await new Promise((r) => setTimeout(r, 400));
   assert.is(s.mirror.role, 'secondary');
   assert.not.ok(promoted);

@@ -120,14 +120,20 @@ t('a reconnected partner is resynced: blocks, frees and pages it missed; verify 
 });
 
 t('verify reports pages that differ', async () => {
-  const { ta, p, s, mp, ms } = await connectedPair();
+  const { p, s, mp, ms } = await connectedPair();
   const b = await p.allocate(2048, { policy: 'disk' });
   await p.write(b.id, 0, pattern(2048, 1));
-  // Change the secondary's copy behind the mirror's back.
+  // Change the secondary's copy behind the mirror's back: a secondary refuses
+  // its own callers' writes, so its mirror is closed first and a new one attached.
+  await ms.close();
   await s.write(b.id, 600, pattern(10, 2));
+  const ms2 = new Mirror(s, { role: 'secondary' });
+  const [ta2, tb2] = inProcessPair();
+  ms2.attach(tb2);
+  mp.attach(ta2);
   const report = await mp.verify();
   assert.equal(report.differences, [{ blockId: b.id, page: b.base + 1 }]);
-  mp.close(); ms.close();
+  mp.close(); ms2.close();
   await p.close(); await s.close();
 });
 

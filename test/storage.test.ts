@@ -473,7 +473,7 @@ mirror('a mirrored store whose open fails on one store throws and leaves no hand
     kind: 'spy',
     open: async (n) => (opened = await good.open(n)),
     exists: (n) => good.exists(n), remove: (n) => good.remove(n), rename: (a, b) => good.rename(a, b),
-    list: () => good.list(), sync: () => good.sync(),
+    list: () => good.list(), sync: () => good.sync(), space: () => good.space(),
   };
   const failing: Store = { ...spy, open: async () => { throw TwinpageError.ioError('no disk'); } };
   assert.is(await code(new MirroredStore([spy, failing]).open('x')), 'IO_ERROR');

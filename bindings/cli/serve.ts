@@ -19,6 +19,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { openMemory, TwinpageError, type MirroredMemory, type MirrorOptions } from '../index.js';
+import { SPLIT_BRAIN_POLICIES, type SplitBrainPolicy } from '../messages.js';
 import { connectTcp, listenTcp } from '../mirror/transports/tcp.js';
 import { FileDevice, mapFsError } from '../storage/file.js';
 import {
@@ -28,6 +29,7 @@ import {
 const synopsis = `usage: twinpage serve --dir DIR --role primary|secondary (--listen HOST:PORT | --peer HOST:PORT)
                       --secret-file FILE [--page-size BYTES] [--cache-mb MB]
                       [--copy auto|message|storage] [--exchange FILE] [--exchange-mb MB]
+                      [--split-brain POLICY]
                       [--extent-pages N] [--intent-extents N] [--no-stdin] [--verbose]`;
 
 const help = `Runs one node of a mirrored pair over TCP. It takes commands as JSON lines on
@@ -47,6 +49,11 @@ The same commands are taken on the control socket DIR/control.sock, where
                  frames) or storage (through the --exchange file)
   --exchange     a file both nodes open, for the storage copy method
   --exchange-mb  MiB of the exchange file to use, both halves (default 16)
+  --split-brain  what to do when both nodes changed since they parted: refuse
+                 (default: both keep their data, the connection is refused),
+                 discard-local (this node gives up its changes), or, set the
+                 same on both nodes, discard-younger-primary,
+                 discard-least-changes, discard-zero-changes
   --extent-pages pages per write-intent extent (default 128)
   --intent-extents
                  write-intent extents kept hot (default 64): after a crash, a
@@ -59,21 +66,22 @@ Commands (one JSON object per line, with an optional "id" echoed in the reply):
   {"cmd":"allocate","size":N,"policy"?:NAME}   {"cmd":"free","block":ID}
   {"cmd":"write","block":ID,"offset":N,"data":BASE64}
   {"cmd":"read","block":ID,"offset":N,"length":N}
-  {"cmd":"blocks"}  {"cmd":"sense"}  {"cmd":"status"}  {"cmd":"promote"}
-  {"cmd":"resync"}  {"cmd":"verify"}  {"cmd":"close"}`;
+  {"cmd":"blocks"}  {"cmd":"sense"}  {"cmd":"status"}  {"cmd":"promote","force"?:true}
+  {"cmd":"demote"}  {"cmd":"discard"}  {"cmd":"resync"}  {"cmd":"verify","repair"?:true}
+  {"cmd":"close"}`;
 
 interface ServeArgs {
   dir: string; role: 'primary' | 'secondary'; listen?: [string, number]; peer?: [string, number];
   secretFile: string; pageSize?: number; cacheMb: number;
   copy?: 'auto' | 'message' | 'storage'; exchange?: string; exchangeMb: number; stdin: boolean;
-  extentPages?: number; intentExtents?: number;
+  extentPages?: number; intentExtents?: number; splitBrain?: SplitBrainPolicy;
 }
 
 function parse(argv: string[]): ServeArgs {
   const o = parseOptions(argv, {
     '--dir': 'value', '--role': 'value', '--listen': 'value', '--peer': 'value', '--secret-file': 'value',
     '--page-size': 'value', '--cache-mb': 'value', '--copy': 'value', '--exchange': 'value', '--exchange-mb': 'value',
-    '--extent-pages': 'value', '--intent-extents': 'value', '--no-stdin': 'flag',
+    '--extent-pages': 'value', '--intent-extents': 'value', '--no-stdin': 'flag', '--split-brain': 'value',
   });
   const role = choice(o, '--role', ['primary', 'secondary'] as const);
   if (!role) throw new UsageError('--role is required (primary or secondary)');
@@ -91,6 +99,7 @@ function parse(argv: string[]): ServeArgs {
     pageSize, cacheMb: int(o, '--cache-mb', 1, 1 << 16) ?? 64,
     copy, exchange, exchangeMb: int(o, '--exchange-mb', 1, 1 << 16) ?? 16, stdin: !flag(o, '--no-stdin'),
     extentPages: int(o, '--extent-pages', 1, 1 << 20), intentExtents: int(o, '--intent-extents', 1, 1 << 16),
+    splitBrain: choice(o, '--split-brain', SPLIT_BRAIN_POLICIES),
   };
 }
 
@@ -111,7 +120,7 @@ async function serve(args: ServeArgs): Promise<void> {
   const mirrorOptions: MirrorOptions = {
     role: args.role, heartbeatMs: 200, timeoutMs: 2000,
     onResyncProgress: ({ done, total }) => say({ event: 'resync', done, total }),
-    extentPages: args.extentPages, intentExtents: args.intentExtents,
+    extentPages: args.extentPages, intentExtents: args.intentExtents, splitBrain: args.splitBrain,
   };
   let exchange: FileDevice | null = null;
   if (args.exchange) {
@@ -247,17 +256,23 @@ async function command(memory: MirroredMemory, c: Record<string, unknown>): Prom
     case 'read': return { data: Buffer.from(await memory.read(str('block'), int('offset'), int('length'))).toString('base64') };
     case 'blocks': return { blocks: memory.blocks().map((b) => ({ ...b, policy: b.policy.name })) };
     case 'sense': return { sense: memory.mirror.sense() };
-    case 'status': return { status: status(memory) };
-    case 'promote': await memory.mirror.promote(); return { sense: memory.mirror.sense() };
+    case 'status': return { status: await status(memory) };
+    case 'promote': await memory.mirror.promote({ force: c.force === true }); return { sense: memory.mirror.sense() };
+    case 'demote': await memory.mirror.demote(); return { sense: memory.mirror.sense() };
+    case 'discard':
+      // Its changes are given up at the next handshake, as a secondary.
+      await memory.mirror.demote();
+      await memory.mirror.discardLocalChanges();
+      return { sense: memory.mirror.sense() };
     case 'resync': await memory.mirror.resync(); return { sense: memory.mirror.sense() };
-    case 'verify': return { verify: await memory.mirror.verify() };
+    case 'verify': return { verify: await memory.mirror.verify({ repair: c.repair === true }) };
     case 'close': return {};
     default: throw TwinpageError.invalidArgument(`unknown command ${JSON.stringify(c.cmd)}`);
   }
 }
 
 /** What `twinpage status` shows: the mirror's sense() and the node around it. */
-function status(memory: MirroredMemory): Record<string, unknown> {
+async function status(memory: MirroredMemory): Promise<Record<string, unknown>> {
   const mirror = memory.mirror;
   const blocks = memory.blocks();
   return {
@@ -269,7 +284,7 @@ function status(memory: MirroredMemory): Record<string, unknown> {
     stats: mirror.stats(),
     blocks: blocks.length,
     blockBytes: blocks.reduce((n, b) => n + b.length, 0),
-    space: memory.space(),
+    space: await memory.space(),
   };
 }
 

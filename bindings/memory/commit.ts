@@ -126,7 +126,7 @@ export class Committer {
     const { block, pages, frames, sums, images } = r;
     const lsn = this.#wal.takeLsn();
     const attached = r.send ? this.#link() : null;
-    const sending = attached?.link.sends ? attached : null;
+    const sending = attached?.link.primary ? attached : null;
     // The change as it goes to the partner, copied now: the frames change after it.
     const outgoing: Change | null = sending && {
       type: 'release', blockId: block.id, offset: r.offset, length: r.length, lsn,

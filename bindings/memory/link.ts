@@ -27,8 +27,12 @@ export type Change =
 export type LinkPolicy = Pick<Policy, 'durability' | 'copyMethod'>;
 
 export interface MemoryLink {
-  /** Whether this memory's changes go to the partner (a primary's), with write intents recorded first. */
-  readonly sends: boolean;
+  /**
+   * Whether this node is the primary: its callers' changes are committed and
+   * sent to the partner, write intents recorded first. A secondary's memory
+   * refuses its callers' changes (NOT_PRIMARY) and is changed only by `apply`.
+   */
+  readonly primary: boolean;
   /**
    * Takes a change this memory committed for its caller, and resolves once
    * the partner holds it at `policy.durability`. `local`, when given, is this
@@ -36,6 +40,13 @@ export interface MemoryLink {
    * the change is undone here and the partner may hold it (its pages differ).
    */
   send(change: Change, policy: LinkPolicy, local?: Promise<void>): Promise<void>;
+  /**
+   * Before an allocation is journaled here: asks the partner to reserve the
+   * run `[base, base + pages)`. False when it refuses (no room): the
+   * allocation then fails with NO_SPACE and nothing changes on either node.
+   * True at once without a partner (the allocation is recorded for a resync).
+   */
+  reserve(base: number, pages: number): Promise<boolean>;
   /** Fetches a page that fails its checksum on every local copy from the partner. */
   readonly repair: PageRepair;
   /** The write-intent extents to keep (a primary records them before writing pages here). */

@@ -56,7 +56,8 @@ const POINTER_TABLE_CAPACITY = 4096;
 /** `space()`: bytes of address space, storage and cache. */
 export interface SpaceReport {
   addressSpace: { total: number; free: number };
-  storage: { total: number; free: number };
+  /** The storage under the store (null where the platform cannot tell). */
+  storage: { total: number; free: number } | null;
   cache: { total: number; free: number; dirty: number };
 }
 
@@ -97,6 +98,11 @@ export class Memory implements PointerHost {
   readonly #committer: Committer;
   readonly #checkpoints: Checkpointer;
   #link: MemoryLink | null = null;
+  /** Runs reserved for the partner's allocations (SPACE_REQUEST), by base: pages. */
+  readonly #reservations = new Map<number, number>();
+  /** Write pointers held or being acquired, and who waits for none to be. */
+  #writers = 0;
+  #writersIdle: Array<() => void> = [];
   #replica: ReplicaRecord | null = null;
   #pointers = 0;
   /** allocate, free, superblock writes and checkpoints take turns on this chain. */
@@ -176,8 +182,9 @@ export class Memory implements PointerHost {
 
   /**
    * Attaches a mirror: the changes this memory commits for its callers go
-   * out through `link` (when it `sends`), and pages failing their checksum
-   * here are asked of it. Loads the replica record. One link at a time.
+   * out through `link` while it is the primary (a secondary's callers may
+   * only read), and pages failing their checksum here are asked of it.
+   * Loads the replica record. One link at a time.
    */
   attach(link: MemoryLink): Attachment {
     this.#open();
@@ -215,7 +222,9 @@ export class Memory implements PointerHost {
       throw TwinpageError.alreadyExists(`block ${b.id} exists here already, elsewhere`);
     }
     await this.#serial(async () => {
-      if (!this.#blocks.takeRunAt(b.base, b.pages)) {
+      const reserved = this.#reservations.get(b.base) === b.pages;
+      if (reserved) this.#reservations.delete(b.base);
+      else if (!this.#blocks.takeRunAt(b.base, b.pages)) {
         throw TwinpageError.noSpace(`pages [${b.base}, ${b.base + b.pages}) of block ${b.id} are not free here`);
       }
       const block: Block = { ...b, generation: this.#wal.takeLsn() };
@@ -248,6 +257,34 @@ export class Memory implements PointerHost {
     if (this.core.checksum(w.data) !== w.checksum) throw TwinpageError.corrupt(`page ${w.page} fails its checksum`);
   }
 
+  /**
+   * Reserves `[base, base + pages)` for an allocation the partner is about to
+   * send (SPACE_REQUEST): false when any of it is taken here. The
+   * ALLOCATE_MEMORY for that run takes the reservation.
+   */
+  reserveRun(base: number, pages: number): boolean {
+    this.#open();
+    if (this.#reservations.has(base) || !this.#blocks.takeRunAt(base, pages)) return false;
+    this.#reservations.set(base, pages);
+    return true;
+  }
+
+  /** Gives back every reservation not taken (the partner that asked for them is gone). */
+  releaseReservations(): void {
+    for (const [base, pages] of this.#reservations) this.#blocks.releaseRun(base, pages);
+    this.#reservations.clear();
+  }
+
+  /**
+   * Resolves once no change of this memory's callers is under way: no write
+   * pointer held or being acquired, no allocate or free running (a demotion
+   * waits for this after refusing new ones).
+   */
+  async drainWrites(): Promise<void> {
+    await this.#serial(async () => {});
+    while (this.#writers > 0) await new Promise<void>((resolve) => this.#writersIdle.push(resolve));
+  }
+
   // --- blocks ------------------------------------------------------------------------
 
   /** Allocates a block of `size` bytes; resolves once its header is durable (ALLOCATE_MEMORY). */
@@ -258,9 +295,20 @@ export class Memory implements PointerHost {
     const pages = Math.ceil(size / this.pageSize);
     const capacity = this.#blocks.capacityPages;
     if (pages > capacity) throw TwinpageError.noSpace(`${size} bytes exceed the capacity of ${capacity * this.pageSize} bytes`);
+    this.#writable('allocate');
     return this.#serial(async () => {
+      this.#writable('allocate');
       const base = this.#blocks.takeRun(pages);
       if (base < 0) throw TwinpageError.noSpace(`no free run of ${pages} pages (${this.#blocks.freePages} pages free in all)`);
+      // The partner reserves the same run first: if it cannot, nothing changes on either node.
+      const link = this.#link;
+      let granted = false;
+      try {
+        granted = link?.primary ? await link.reserve(base, pages) : true;
+      } finally {
+        if (!granted) this.#blocks.releaseRun(base, pages);
+      }
+      if (!granted) throw TwinpageError.noSpace(`the partner has no room for ${pages} pages at page ${base}: nothing was allocated on either node`);
       const block: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#wal.takeLsn() };
       try {
         await this.#wal.logAlloc(block);
@@ -275,8 +323,9 @@ export class Memory implements PointerHost {
   }
 
   /** Frees a block once no pointer holds any of it (RELEASE_MEMORY). */
-  free(id: string): Promise<void> {
+  async free(id: string): Promise<void> {
     this.#open();
+    this.#writable('free');
     return this.#free(id, true);
   }
 
@@ -298,10 +347,17 @@ export class Memory implements PointerHost {
     }
   }
 
-  /** Hands a block-table change to the mirror's link, if one sends. */
+  /** Hands a block-table change to the mirror's link, if one is attached (a primary's). */
   async #send(change: Change, policy: LinkPolicy): Promise<void> {
     const link = this.#link;
-    if (link?.sends) await link.send(change, policy);
+    if (link?.primary) await link.send(change, policy);
+  }
+
+  /** Refuses a change from this memory's own caller on a secondary. */
+  #writable(what: string): void {
+    if (this.#link && !this.#link.primary) {
+      throw TwinpageError.notPrimary(`${what}: this node is a secondary; only its primary changes it (reads are allowed)`);
+    }
   }
 
   /** A block's header (READ_HEADER); with `checksums`, each page's current checksum too. */
@@ -323,22 +379,30 @@ export class Memory implements PointerHost {
     return { ...block, checksums };
   }
 
+  /** How many blocks this memory holds. */
+  get blockCount(): number {
+    return this.#blocks.size;
+  }
+
   /** Every block's header. */
   blocks(): Block[] {
     this.#open();
     return [...this.#blocks.values()].map((b) => ({ ...b }));
   }
 
-  /** Address space, storage and cache: total and free bytes (SPACE_REQUEST). */
-  space(): SpaceReport {
+  /**
+   * Address space, storage and cache: total and free bytes (SPACE_REQUEST).
+   * Storage is the device the store lives on (null where the platform
+   * cannot tell); blocks are thin: a block takes storage as it is written.
+   */
+  async space(): Promise<SpaceReport> {
     this.#open();
     const ps = this.pageSize;
     const t = this.core.pages.totals();
-    const capacity = this.#blocks.capacityPages * ps;
-    const freeAddr = this.#blocks.freePages * ps;
+    const storage = await this.store.space();
     return {
-      addressSpace: { total: capacity, free: freeAddr },
-      storage: { total: capacity, free: freeAddr },
+      addressSpace: { total: this.#blocks.capacityPages * ps, free: this.#blocks.freePages * ps },
+      storage,
       cache: { total: this.core.frameCount * ps, free: t.free * ps, dirty: t.dirty * ps },
     };
   }
@@ -377,6 +441,8 @@ export class Memory implements PointerHost {
    * write every byte.
    */
   async acquireWrite(id: string, offset: number, length: number, options: { overwrite?: boolean } = {}): Promise<WritePointer> {
+    this.#open();
+    this.#writable('acquireWrite');
     return new WritePointer(this, await this.#acquire(id, offset, length, true, options?.overwrite === true));
   }
 
@@ -400,6 +466,7 @@ export class Memory implements PointerHost {
    */
   async write(id: string, offset: number, data: Uint8Array): Promise<void> {
     this.#open();
+    this.#writable('write');
     if (!(data instanceof Uint8Array)) throw TwinpageError.invalidArgument('data must be a Uint8Array');
     this.#checkRange(this.#blocks.get(id), offset, data.length);
     const chunk = this.#chunkBytes();
@@ -433,7 +500,7 @@ export class Memory implements PointerHost {
   /** Merges `patch` into the superblock metadata, durably (both slots). */
   setMeta(patch: Record<string, unknown>): Promise<void> {
     this.#open();
-    return this.#serial(() => this.#metadata.write({ meta: { ...this.#metadata.meta, ...patch } }));
+    return this.#metadata.write((sb) => ({ meta: { ...sb.meta, ...patch } }));
   }
 
   /** Checks a pointer's range; its block and pages. */
@@ -457,6 +524,7 @@ export class Memory implements PointerHost {
     const cache = this.#cache;
     const entry = this.#ranges.insert(first, last, exclusive);
     this.#pointers++;
+    if (exclusive) this.#writers++;
     let reserved = false;
     const frames = new Int32Array(count).fill(-1);
     try {
@@ -478,8 +546,16 @@ export class Memory implements PointerHost {
       if (reserved) cache.unreserve(count);
       this.#ranges.remove(entry);
       this.#pointers--;
+      if (exclusive) this.#writerDone();
       throw err;
     }
+  }
+
+  #writerDone(): void {
+    if (--this.#writers > 0) return;
+    const idle = this.#writersIdle;
+    this.#writersIdle = [];
+    for (const w of idle) w();
   }
 
   /**
@@ -522,6 +598,7 @@ export class Memory implements PointerHost {
     this.#cache.unreserve(p.frames.length);
     this.#ranges.remove(p.entry);
     this.#pointers--;
+    if (p.exclusive) this.#writerDone();
   }
 
   // --- flush and close -------------------------------------------------------------------

@@ -1,7 +1,9 @@
 // The node's superblock record: read once at open, rewritten whole, in the
 // slot after the current one and then in the other (each flushed), so both
 // agree before anything relies on a change and a slot damaged later leaves a
-// good one. Layout and checks are the format's (storage/format.ts).
+// good one. Writes take turns here (and only here: a superblock write never
+// waits for anything else). Layout and checks are the format's
+// (storage/format.ts).
 
 import type { Device } from '../storage/device.js';
 import { SUPERBLOCK_SIZE, encodeSuperblock, type Hash, type Superblock } from '../storage/format.js';
@@ -10,6 +12,7 @@ export class Metadata {
   readonly #device: Device;
   readonly #hash: Hash;
   #sb: Superblock;
+  #chain: Promise<unknown> = Promise.resolve();
 
   constructor(device: Device, sb: Superblock, hash: Hash) {
     this.#device = device;
@@ -31,8 +34,14 @@ export class Metadata {
     return this.#sb.meta;
   }
 
-  /** Writes the superblock with `change`, durably (both slots). */
-  async write(change: Partial<Superblock>): Promise<void> {
+  /** Writes the superblock with `change` (or what `change` makes of the current one), durably (both slots). */
+  write(change: Partial<Superblock> | ((sb: Superblock) => Partial<Superblock>)): Promise<void> {
+    const run = this.#chain.then(() => this.#write(typeof change === 'function' ? change(this.#sb) : change));
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  async #write(change: Partial<Superblock>): Promise<void> {
     let sb: Superblock = { ...this.#sb, ...change };
     for (let i = 0; i < 2; i++) {
       sb = { ...sb, sequence: sb.sequence + 1 };

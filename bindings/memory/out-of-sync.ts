@@ -30,6 +30,8 @@ export class OutOfSync {
   /** Lagging blocks. */
   get blockCount(): number { return this.#blocks.size; }
   get empty(): boolean { return this.#pages.size === 0 && this.#blocks.size === 0; }
+  /** Frames sent with changes and not yet acknowledged at disk level. */
+  get unacked(): boolean { return this.#sentPages.size > 0 || this.#sentBlocks.size > 0; }
 
   has(page: number): boolean { return this.#pages.has(page); }
   add(page: number): void { this.#pages.add(page); }
@@ -71,6 +73,8 @@ export class OutOfSync {
   }
 
   addBlock(id: string): void { this.#blocks.add(id); }
+  /** Forgets every lagging page and block (this node holds what the partner holds). */
+  clear(): void { this.#pages.clear(); this.#blocks.clear(); this.#known = true; }
   /** Takes the lagging block ids, leaving none. */
   takeBlocks(): string[] {
     const ids = [...this.#blocks];

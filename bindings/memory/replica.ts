@@ -1,7 +1,9 @@
 // The replica record: what this node keeps in its superblock about its
 // partner (meta.mirror), so that a restart knows what may differ without
 // comparing everything:
-//   - the generation id and history (decided by the mirror's handshake);
+//   - the generations (current, bitmap, history) the mirror's handshake
+//     compares, when this node last became primary, whether its current
+//     generation is known to the partner, and a pending `discard`;
 //   - the out-of-sync record (out-of-sync.ts): runs of pages and block ids
 //     the partner may lack, saved when write intents change, every second
 //     while it changes, and at close;
@@ -18,8 +20,17 @@ import { OutOfSync, runsFrom } from './out-of-sync.js';
 
 /** The record as stored (meta.mirror). */
 export interface StoredReplica {
+  /** The current generation. */
   generation: string;
   history: string[];
+  /** The generation when this node started recording what the partner lacks (absent: none). */
+  bitmapGeneration?: string;
+  /** When this node last became primary (ms since the epoch). */
+  primarySince?: number;
+  /** The partner knows the current generation (a change it lacks must start a new one first). */
+  shared?: boolean;
+  /** This node gives up its changes at the next split brain (`twinpage discard`). */
+  discardLocal?: boolean;
   /** Pages that may differ from the partner, as [first, count] runs; absent: unknown. */
   lag?: unknown[];
   /** Block ids whose allocation or release the partner may lack. */
@@ -37,8 +48,14 @@ export class ReplicaRecord {
   /** Whether the superblock held a record (a node that was paired before). */
   readonly stored: boolean;
   generation: string | null = null;
+  bitmapGeneration: string | null = null;
   history: string[] = [];
   inconsistent = false;
+  primarySince = 0;
+  shared = false;
+  discardLocal = false;
+  /** The mirror did not close cleanly last time (a crash). */
+  readonly crashed: boolean;
   readonly outOfSync = new OutOfSync();
   readonly intents: ActivityLog;
   readonly #write: (record: StoredReplica) => Promise<void>;
@@ -56,9 +73,15 @@ export class ReplicaRecord {
     this.intents = new ActivityLog(intents, () => this.save());
     const s = stored as StoredReplica | undefined;
     this.stored = !!s && typeof s === 'object' && typeof s.generation === 'string' && Array.isArray(s.history);
+    this.crashed = this.stored && s!.clean === false;
     if (this.stored) {
       this.generation = s!.generation;
       this.history = s!.history.filter((h): h is string => typeof h === 'string');
+      this.bitmapGeneration = typeof s!.bitmapGeneration === 'string' ? s!.bitmapGeneration : null;
+      this.primarySince = Number.isSafeInteger(s!.primarySince) ? s!.primarySince! : 0;
+      // A record of an older version was paired: its generation is the partner's too.
+      this.shared = s!.shared !== false;
+      this.discardLocal = s!.discardLocal === true;
       this.#restore(s!, blocks);
     }
   }
@@ -95,6 +118,10 @@ export class ReplicaRecord {
     return {
       generation: this.generation ?? '',
       history: this.history,
+      bitmapGeneration: this.bitmapGeneration ?? undefined,
+      primarySince: this.primarySince,
+      shared: this.shared,
+      discardLocal: this.discardLocal,
       lag: lag ?? undefined,
       blocks,
       intents: clean ? [] : this.intents.extents(),

@@ -40,6 +40,11 @@ export class Applier {
   get received(): number { return this.#received; }
   get applied(): number { return this.#applied; }
 
+  /** Applies nothing more until `gate` settles (this node's new generation is durable first). */
+  hold(gate: Promise<unknown>): void {
+    this.#queue = this.#queue.then(() => gate.then(() => undefined, () => undefined));
+  }
+
   /** A request took sequence `seq` in the partner's numbering. */
   saw(seq: number): void {
     this.#received = Math.max(this.#received, seq);

@@ -5,8 +5,10 @@ import { choiceOption, functionOption, intOption } from '../options.js';
 import type { CopyMethod } from '../policies.js';
 import type { Device } from '../storage/device.js';
 
+import { SPLIT_BRAIN_POLICIES, type SplitBrainPolicy } from '../messages.js';
+
 export type Role = 'primary' | 'secondary';
-export type SplitBrainPolicy = 'refuse' | 'discard-local';
+export type { SplitBrainPolicy };
 
 /** Options of a Mirror. */
 export interface MirrorOptions {
@@ -24,9 +26,13 @@ export interface MirrorOptions {
   /** Called as a resync goes, with pages sent and pages to send. */
   onResyncProgress?: (progress: { done: number; total: number }) => void;
   /**
-   * What to do when both nodes changed since they parted (split brain):
-   * `refuse` keeps both as they are and reports it; `discard-local` makes
-   * this node give up its changes and take the partner's.
+   * What to do when both nodes changed since they parted (split brain).
+   * Nothing is ever merged: `refuse` keeps both as they are and reports it;
+   * `discard-local` makes this node give up its changes and take the
+   * partner's. Set the same on both nodes, `discard-younger-primary` (the
+   * node promoted last gives up its changes), `discard-least-changes` (the
+   * one with fewer changed pages), `discard-zero-changes` (one that changed
+   * nothing; otherwise refused). The node that gives up must be secondary.
    * @default 'refuse'
    */
   splitBrain?: SplitBrainPolicy;
@@ -87,7 +93,7 @@ export function resolveMirrorOptions(options: MirrorOptions): ResolvedMirrorOpti
     heartbeatMs: intOption('mirror.heartbeatMs', options.heartbeatMs, 1000),
     timeoutMs: intOption('mirror.timeoutMs', options.timeoutMs, 5000),
     onResyncProgress: functionOption('mirror.onResyncProgress', options.onResyncProgress),
-    splitBrain: choiceOption('mirror.splitBrain', options.splitBrain, ['refuse', 'discard-local'] as const, 'refuse'),
+    splitBrain: choiceOption('mirror.splitBrain', options.splitBrain, SPLIT_BRAIN_POLICIES, 'refuse'),
     copy: choiceOption('mirror.copy', options.copy, ['auto', 'message', 'shared', 'storage'] as const, 'auto'),
     exchange,
     failover: choiceOption('mirror.failover', options.failover, ['manual', 'auto'] as const, 'manual'),

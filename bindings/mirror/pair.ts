@@ -10,10 +10,17 @@
 // A release resolves on the primary once the partner's ACK covers its last
 // frame at the block's durability (`disk`: the partner's journal flushed;
 // `memory`: received; `async`: sent). Without a partner the primary goes on
-// (degraded) and records the pages it changed, for a resync.
+// (degraded) and records the pages it changed, for a resync; before the
+// first change the partner lacks it takes a new generation, durably, so the
+// two histories can always be told apart (handshake.ts).
+//
+// Roles: the primary serves its callers' changes; a secondary's memory
+// refuses them (NOT_PRIMARY) and changes only by the stream. `demote()` and
+// `promote()` switch roles with both nodes alive (no resync, no new
+// generation); `promote()` without a live partner is a failover.
 //
 // This file composes the rooms of mirror/ and dispatches incoming frames:
-//   options.ts    the options          handshake.ts  HELLO and the decision
+//   options.ts    the options          handshake.ts  generations, the decision
 //   stream.ts     sequence, acks,      apply.ts      the secondary's side
 //                 requests             resync.ts     what the partner lacks, sent
 //   changes.ts    changes as messages  verify.ts     verify and read repair
@@ -27,22 +34,27 @@ import type { Attachment, Change, LinkPolicy, Memory } from '../memory/memory.js
 import type { ReplicaRecord } from '../memory/replica.js';
 import {
   AckLevel, MessageType, decodeFrame, encodeFrame,
-  type Frame, type Message, type MessageOf, type Request,
+  type Frame, type Hello, type HelloFlags, type Message, type MessageOf, type Request,
 } from '../messages.js';
 import { Applier } from './apply.js';
 import { changeMessages } from './changes.js';
 import { CopyMethods, type Method } from './copy.js';
 import { storageExchange, type PageExchange, type SlotRing } from './exchange.js';
 import { Failover } from './failover.js';
-import { MAX_HELLO_BLOCKS, NO_GENERATION, decide, newGeneration, readHello, type HelloInfo } from './handshake.js';
+import { NO_GENERATION, decide, newGeneration, rotated, settled, taken, type Decision, type Generations, type Side } from './handshake.js';
 import { resolveMirrorOptions, type MirrorOptions, type ResolvedMirrorOptions, type Role } from './options.js';
-import { Resync } from './resync.js';
+import { Resync, type PeerRecord } from './resync.js';
 import { LEVEL, Stream } from './stream.js';
 import type { Transport } from './transports/transport.js';
-import { Verifier, type VerifyReport } from './verify.js';
+import { Verifier, blockIdFrames, type VerifyReport } from './verify.js';
 
 export type { MirrorOptions, Role } from './options.js';
 export type { VerifyReport } from './verify.js';
+
+/** The protocol this build speaks in its HELLO. */
+const PROTOCOL = 2;
+/** Out-of-sync runs per OUT_OF_SYNC frame (8 bytes each: 512 KiB a frame). */
+const RUNS_PER_FRAME = 65536;
 
 /** Pages sent and received by copy method, and resync totals. */
 export interface MirrorStats {
@@ -64,10 +76,14 @@ export interface MirrorStats {
 export interface MirrorState {
   role: Role;
   health: 'ok' | 'degraded' | 'split-brain';
-  /** This node's generation id, and the ones before it, newest first. */
+  /** This node's current generation id, and the ones before it, newest first. */
   generation: string;
   history: string[];
+  /** The generation when this node started recording what its partner lacks (all zeros: none). */
+  bitmapGeneration: string;
   connected: boolean;
+  /** The partner's role, as it last said (null before its first HELLO on this connection). */
+  peerRole: Role | null;
   /** Frames sent and not yet acknowledged at disk level. */
   inFlight: number;
   /** Pages changed while the partner could not acknowledge them. */
@@ -78,16 +94,39 @@ export interface MirrorState {
   intents: number;
   /** Being resynced from the partner: does not hold all of its data yet, and may not be promoted. */
   inconsistent: boolean;
+  /** Why the last handshake was refused (a split brain, unrelated data, a primary behind), or null. */
+  refused: string | null;
   /** The last failure of work the mirror does in the background (a resync, saving its record), with when (ms since the epoch). */
   lastError: { code: string; message: string; at: number } | null;
 }
 
+/** What `verify({ repair: true })` adds: the differences are being resynced from this primary. */
+export interface VerifyOptions {
+  /** Resync what differs, from this node (the primary). @default false */
+  repair?: boolean;
+}
+
 type Handler = (m: Message, frame: Frame) => void;
+
+/** What the partner said on this connection, and its record as it streams in after its HELLO. */
+interface Peer {
+  nodeId: string;
+  hello: Hello;
+  runs: Array<[number, number]>;
+  runsDone: boolean;
+  ids: string[];
+  idsDone: boolean;
+  /** Resolved once both its out-of-sync runs and its block ids have arrived. */
+  record: Promise<PeerRecord>;
+  complete: (r: PeerRecord) => void;
+}
 
 export class Mirror {
   readonly memory: Memory;
   readonly #o: ResolvedMirrorOptions;
   #role: Role;
+  /** A demotion under way: the callers' changes are refused already. */
+  #demoting = false;
   readonly #attachment: Attachment;
   readonly #replica: ReplicaRecord;
   readonly #storage: PageExchange | null;
@@ -99,14 +138,17 @@ export class Mirror {
   #stream: Stream | null = null;
   #applier: Applier | null = null;
   #copy: CopyMethods;
-  /** The partner's HELLO on this connection arrived (a second one only reports a finished resync). */
-  #helloSeen = false;
+  #peer: Peer | null = null;
+  /** Lets the current connection's applier start (the handshake accepted the partner). */
+  #openApplier: () => void = () => {};
   #degraded = false;
-  #splitBrain: string | null = null;
+  #refused: string | null = null;
+  #splitBrain = false;
   /** The primary closed the link or it failed under us (not dropped by this node): automatic failover may act. */
   #primaryLost = false;
   #closed = false;
-  /** The last failure of background work (a resync, a superblock write), for sense(). */
+  /** A new generation being made durable (shared by every change waiting for it). */
+  #rotation: Promise<void> | null = null;
   #lastError: { code: string; message: string; at: number } | null = null;
   readonly #copied: Record<Method, number> = { message: 0, shared: 0, storage: 0 };
   readonly #handlers: Partial<Record<MessageType, Handler>>;
@@ -121,8 +163,9 @@ export class Mirror {
     const mirror = this;
     this.#verifier = new Verifier(memory, () => this.#current());
     this.#attachment = memory.attach({
-      get sends() { return mirror.#role === 'primary'; },
+      get primary() { return mirror.#role === 'primary' && !mirror.#demoting; },
       send: (change, policy, local) => this.#send(change, policy, local),
+      reserve: (base, pages) => this.#reserve(base, pages),
       repair: this.#verifier.repair,
       intents: { extentPages: this.#o.extentPages, maxExtents: this.#o.intentExtents },
     });
@@ -132,12 +175,13 @@ export class Mirror {
       // secondary takes its partner's.
       replica.generation = this.#role === 'primary' ? newGeneration() : NO_GENERATION;
       replica.history = [];
+      if (this.#role === 'primary') replica.primarySince = Date.now();
     }
     this.#resync = new Resync(memory, replica, {
       route: (change, policy) => this.#route(change, policy),
-      canRun: () => !!this.#transport && !this.#transport.closed && !this.#degraded && this.#role === 'primary' && !this.#closed,
-      verify: () => this.verify(),
-      synced: () => this.#hello({ synced: true }),
+      canRun: () => this.#connected() && !this.#degraded && this.#role === 'primary' && !this.#closed,
+      verify: () => this.#verifier.verify(),
+      synced: () => this.#synced(),
       onProgress: this.#o.onResyncProgress,
       report: (err) => this.#report(err),
     });
@@ -145,7 +189,7 @@ export class Mirror {
       beat: () => {
         this.#post({ type: MessageType.SENSE_REQUEST });
         // Pages out of sync while connected: a resync that failed (or was cut short) goes again.
-        if (!this.#replica.outOfSync.empty && !this.#resync.running) this.resync().catch((err) => this.#report(err));
+        if (!this.#replica.outOfSync.empty && !this.#resync.running && this.#peer) this.resync().catch((err) => this.#report(err));
       },
       oldestWait: () => this.#stream?.oldestWait() ?? null,
       drop: (reason) => this.#drop(reason),
@@ -160,7 +204,7 @@ export class Mirror {
       onFailover: this.#o.onFailover,
     });
     this.#handlers = this.#dispatchTable();
-    // From now on the superblock says "not closed cleanly" until close().
+    // From now on the record says "not closed cleanly" until close().
     replica.save().catch((err) => this.#report(err));
   }
 
@@ -179,7 +223,9 @@ export class Mirror {
       this.#lost();
     }
     this.#transport = transport;
-    this.#splitBrain = null;
+    this.#refused = null;
+    this.#splitBrain = false;
+    this.#peer = null;
     this.#failover.heard();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
@@ -190,7 +236,6 @@ export class Mirror {
       this.#lost();
     });
     this.#primaryLost = false;
-    this.#helloSeen = false;
     this.#degraded = false;
     // A new connection numbers its frames afresh; applies still running from
     // the old one finish on their own and are not acknowledged on this one.
@@ -200,18 +245,21 @@ export class Mirror {
       fail: (err) => { if (this.#transport === transport) this.#fail(err); },
       taken: (pages) => this.#taken(pages),
     });
+    // Nothing of the partner's stream is applied before the handshake has
+    // decided (and made its decision durable): a refused partner changes nothing.
+    let open!: () => void;
+    this.#applier.hold(new Promise<void>((resolve) => { open = resolve; }));
+    this.#openApplier = open;
     // Exchange slots are this connection's: known free once the partner's HELLO tells its id.
     this.#copy = new CopyMethods(this.#o.copy, transport.shared, this.#storage, this.memory.pageSize);
-    const blocks = this.memory.blocks();
-    const oos = this.#replica.outOfSync;
-    this.#hello({
-      // What may differ here from the partner, and the blocks held: the primary resyncs from them.
-      outOfSync: oos.known ? oos.runs() : null,
-      inconsistent: this.#replica.inconsistent,
-      blocks: blocks.length <= MAX_HELLO_BLOCKS ? blocks.map((b) => b.id) : null,
-    });
+    this.#hello({});
+    this.#sendRecord(stream);
     if (this.#role === 'primary') this.#failover.startHeartbeat();
     else this.#failover.startWatchdog();
+  }
+
+  #connected(): boolean {
+    return !!this.#transport && !this.#transport.closed;
   }
 
   /** The current connection's stream, while it is open. */
@@ -220,41 +268,116 @@ export class Mirror {
     return t && !t.closed && this.#stream?.transport === t ? this.#stream : null;
   }
 
-  /** A HELLO with this node's generations and `extra` (the first on a connection; a later one reports a finished resync). */
-  #hello(extra: Partial<HelloInfo>): void {
+  /** This node's side of the handshake. */
+  #side(): Side {
+    const r = this.#replica;
+    return {
+      role: this.#role, current: r.generation!, bitmap: r.bitmapGeneration ?? NO_GENERATION, history: r.history,
+      inconsistent: r.inconsistent, changes: r.outOfSync.size, primarySince: r.primarySince,
+      splitBrain: this.#o.splitBrain, discardLocal: r.discardLocal,
+    };
+  }
+
+  /** A HELLO with this node's generations, role and flags (the first on a connection, and again when they change). */
+  #hello(flags: Partial<HelloFlags>): void {
+    const s = this.#side();
     const r = this.#replica;
     this.#post({
-      type: MessageType.HELLO, protocol: 1, pageSize: this.memory.pageSize, nodeId: this.memory.nodeId, nonce: new Uint8Array(32),
-      generations: { generation: r.generation, history: r.history, role: this.#role, ...extra },
+      type: MessageType.HELLO, protocol: PROTOCOL, pageSize: this.memory.pageSize, nodeId: this.memory.nodeId,
+      role: this.#role === 'primary' && !this.#demoting ? 'primary' : 'secondary',
+      flags: {
+        inconsistent: r.inconsistent, outOfSyncKnown: r.outOfSync.known, synced: false, crashed: r.crashed,
+        discardLocal: r.discardLocal, ...flags,
+      },
+      splitBrain: this.#o.splitBrain, current: s.current, bitmap: s.bitmap, primarySince: s.primarySince,
+      changes: s.changes, blocks: this.memory.blockCount, epoch: 0, history: s.history,
     });
+  }
+
+  /** After the first HELLO: this node's out-of-sync runs and block ids, in parts. */
+  #sendRecord(stream: Stream): void {
+    const oos = this.#replica.outOfSync;
+    const runs = oos.known ? oos.runs() : [];
+    for (let i = 0; i === 0 || i < runs.length; i += RUNS_PER_FRAME) {
+      stream.post({ type: MessageType.OUT_OF_SYNC, last: i + RUNS_PER_FRAME >= runs.length, runs: runs.slice(i, i + RUNS_PER_FRAME) });
+    }
+    for (const f of blockIdFrames(this.memory.blocks().map((b) => b.id), 0)) stream.post(f);
   }
 
   /** Drops the connection: the partner is taken for down (a primary goes on degraded). */
   #drop(reason: TwinpageError): void {
     const t = this.#transport;
     this.#transport = null;
-    if (this.#role === 'primary') this.#lost();
+    this.#lost();
     t?.close(reason);
   }
 
-  /** The partner is gone: writes go on locally; what it did not acknowledge will need a resync. */
+  /**
+   * The partner is gone: writes go on locally; what it did not acknowledge
+   * is out of sync. A primary with changes the partner may lack takes a new
+   * generation before the writers waiting on them go on.
+   */
   #lost(): void {
     this.#degraded = true;
     this.#failover.stopHeartbeat();
-    this.#replica.outOfSync.lost();
+    this.memory.releaseReservations();
+    const oos = this.#replica.outOfSync;
+    const unacked = oos.unacked;
+    oos.lost();
+    const stream = this.#stream;
+    stream?.releaseRequests();
+    if (this.#role === 'primary' && unacked) {
+      const rotation = this.#rotate();
+      if (rotation) {
+        rotation.then(() => stream?.releaseWriters(), (err) => stream?.releaseWriters(TwinpageError.from(err)));
+        return;
+      }
+    }
     this.#replica.saveSoon();
-    this.#stream?.release();
+    stream?.release();
   }
 
-  /** A frame could not be taken: the connection ends with the error (told to the partner first). */
-  #fail(err: unknown): void {
+  /**
+   * A frame could not be taken (or the handshake refused the partner): the
+   * connection ends with the error, told to the partner first. `orderly`:
+   * what was sent still reaches it (a refusal it must be able to read).
+   */
+  #fail(err: unknown, orderly = false): void {
     const e = TwinpageError.from(err);
     this.#post({ type: MessageType.ERROR, replyTo: 0, code: e.code, message: e.message });
     const t = this.#transport;
     this.#transport = null;
-    t?.close(e);
-    if (this.#role === 'primary') this.#lost();
-    else this.#stream?.release();
+    if (orderly) t?.close(); else t?.close(e);
+    this.#lost();
+  }
+
+  /**
+   * Before the first change the partner lacks (degraded, or sent and never
+   * acknowledged), while the partner knows this node's current generation:
+   * a new current generation, durably (the old one becomes the bitmap
+   * generation). Null when none is needed.
+   */
+  #rotate(): Promise<void> | null {
+    if (this.#rotation) return this.#rotation;
+    const r = this.#replica;
+    if (!r.shared || this.#role !== 'primary') return null;
+    const g = rotated(this.#generations());
+    this.#setGenerations(g);
+    r.shared = false;
+    this.#rotation = r.save().finally(() => { this.#rotation = null; });
+    return this.#rotation;
+  }
+
+  #generations(): Generations {
+    const r = this.#replica;
+    return { current: r.generation!, bitmap: r.bitmapGeneration ?? NO_GENERATION, history: r.history };
+  }
+
+  #setGenerations(g: Generations): void {
+    const r = this.#replica;
+    r.generation = g.current;
+    r.bitmapGeneration = g.bitmap === NO_GENERATION ? null : g.bitmap;
+    r.history = g.history;
   }
 
   // --- operations ------------------------------------------------------------------------------
@@ -276,41 +399,98 @@ export class Mirror {
     return this.#resync.byChecksums(peerBlocks);
   }
 
-  /** Compares every block's page checksums with the partner's and reports the differences. */
-  verify(): Promise<VerifyReport> {
-    return this.#verifier.verify();
+  /**
+   * Compares the block lists of both nodes and every block's page checksums
+   * with the partner's and reports the differences. With `repair` (on the
+   * primary), what differs is resynced from here; resolves once it is.
+   */
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    if (options?.repair && this.#role !== 'primary') {
+      throw TwinpageError.notPrimary('verify with repair resyncs from the primary: run it there');
+    }
+    const report = await this.#verifier.verify();
+    if (options?.repair && report.differences.length) {
+      this.#resync.mark(report);
+      await this.#replica.save();
+      await this.resync();
+    }
+    return report;
   }
 
   /**
-   * Makes this node the primary (failover): it serves writes from now on,
-   * under a new generation (kept durably), so that the old primary, when it
-   * comes back, is known to be behind.
+   * Makes this node the primary. With a live partner that is secondary (it
+   * was demoted), a switchover: both stay connected and in sync, no new
+   * generation. Otherwise a failover: the partner is taken for failed, its
+   * connection ends, writes go on degraded (a new generation is taken before
+   * the first). A secondary being resynced refuses with INCONSISTENT unless
+   * `force`.
    */
   async promote(options: { force?: boolean } = {}): Promise<void> {
     if (this.#role === 'primary') return;
-    if (this.#replica.inconsistent && options?.force !== true) {
+    const r = this.#replica;
+    if (r.inconsistent && options?.force !== true) {
       throw TwinpageError.inconsistent(`this node is being resynced from its partner and does not hold all of its data yet: ` +
         `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
     }
     this.#failover.stop();
-    // The partner is taken for failed: its connection ends here, so writes
-    // go on degraded at once instead of waiting for acknowledgements that
-    // will not come. If it lives, it meets this node's new generation when
-    // it reconnects, and is refused (split brain) or rejoins as secondary.
+    if (this.#connected() && this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded) {
+      // A switchover: the partner is alive and secondary; the stream turns round.
+      r.primarySince = Date.now();
+      await r.save();
+      this.#role = 'primary';
+      this.#hello({});
+      this.#failover.startHeartbeat();
+      return;
+    }
+    // A failover. If the old primary lives, it meets this node's new
+    // generation when it reconnects, and is refused (split brain) or
+    // rejoins as secondary.
     const t = this.#transport;
     this.#transport = null;
     t?.close(TwinpageError.closed('this node was promoted: the old primary is taken for failed'));
     this.#stream?.release();
+    this.memory.releaseReservations();
     this.#degraded = true;
-    this.#replica.inconsistent = false;
-    await this.#setGeneration(newGeneration(), [this.#replica.generation!, ...this.#replica.history].slice(0, 32));
+    r.inconsistent = false;
+    r.primarySince = Date.now();
     this.#role = 'primary';
+    // Its current generation is the old primary's too: a new one before the first write.
+    const rotation = this.#rotate();
+    await (rotation ?? r.save());
   }
 
-  async #setGeneration(generation: string, history: string[]): Promise<void> {
-    this.#replica.generation = generation;
-    this.#replica.history = history;
+  /**
+   * Makes this primary a secondary with both nodes alive: its callers'
+   * changes are refused from now on, those under way finish and reach the
+   * partner, and the partner can then be promoted with no write lost and no
+   * split brain.
+   */
+  async demote(): Promise<void> {
+    if (this.#role === 'secondary') return;
+    this.#demoting = true;
+    try {
+      await this.memory.drainWrites();
+      const stream = this.#current();
+      if (stream && !this.#degraded) await stream.waitFor(stream.sent, AckLevel.DISK);
+      this.#role = 'secondary';
+    } finally {
+      this.#demoting = false;
+    }
+    this.#failover.stopHeartbeat();
+    this.#failover.startWatchdog();
+    this.#hello({});
+  }
+
+  /**
+   * Gives up this node's changes at the next split brain: it then takes the
+   * partner's data (the resync overwrites what it changed since they
+   * parted). Kept durably until used; a running secondary reconnects.
+   */
+  async discardLocalChanges(): Promise<void> {
+    this.#replica.discardLocal = true;
     await this.#replica.save();
+    // A refused connection is tried again by whoever dialled it; end a live one so the handshake runs anew.
+    if (this.#splitBrain) this.#transport?.close(TwinpageError.closed('this node discards its changes: the handshake runs again'));
   }
 
   sense(): MirrorState {
@@ -320,12 +500,15 @@ export class Mirror {
       health: this.#splitBrain ? 'split-brain' : this.#degraded || !this.#transport ? 'degraded' : 'ok',
       generation: r.generation!,
       history: [...r.history],
-      connected: !!this.#transport && !this.#transport.closed,
+      bitmapGeneration: r.bitmapGeneration ?? NO_GENERATION,
+      connected: this.#connected(),
+      peerRole: this.#peer?.hello.role ?? null,
       inFlight: this.#stream?.inFlight ?? 0,
       lagPages: r.outOfSync.size,
       lastApplied: this.#applier?.applied ?? 0,
       intents: r.intents.size,
       inconsistent: r.inconsistent,
+      refused: this.#refused,
       lastError: this.#lastError && { ...this.#lastError },
     };
   }
@@ -353,18 +536,18 @@ export class Mirror {
    * acknowledgements, and records in the superblock, as a clean close, the
    * pages the partner may lack. Call before closing the memory.
    */
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     this.#failover.stop();
-    this.#attachment.detach();
     const t = this.#transport;
     this.#transport = null;
     t?.close();
-    if (this.#role === 'primary') this.#lost();
-    this.#stream?.release();
+    this.#lost();
+    await this.#rotation?.catch(() => {});
+    this.#attachment.detach();
     // Queued on the memory's own chain now, so it runs before the memory closes.
-    return this.#replica.close().catch(() => {});
+    await this.#replica.close().catch(() => {});
   }
 
   // --- primary: changes out -------------------------------------------------------------------
@@ -382,7 +565,17 @@ export class Mirror {
     if (pages.length === 0 || this.#closed) return;
     this.#replica.outOfSync.addAll(pages);
     this.#replica.saveSoon();
-    if (this.#role === 'primary' && this.#transport && !this.#transport.closed && !this.#degraded) this.resync().catch((err) => this.#report(err));
+    if (this.#role === 'primary' && this.#connected() && !this.#degraded) this.resync().catch((err) => this.#report(err));
+  }
+
+  /** Before an allocation here: the partner reserves the same run (SPACE_REQUEST), or refuses. */
+  async #reserve(base: number, pages: number): Promise<boolean> {
+    const stream = this.#current();
+    if (!stream || this.#degraded) return true; // degraded: allocated alone, the block lists are compared later
+    const reply = await stream.request({ type: MessageType.SPACE_REQUEST, reservePages: pages, base });
+    if (reply.type === MessageType.SPACE_REPLY) return reply.granted;
+    // No answer (the partner went away, or timed out): alone, as degraded.
+    return true;
   }
 
   /** Sends one change by the copy method its policy asks for, or records it as lagging without a partner. */
@@ -395,6 +588,9 @@ export class Mirror {
       const oos = this.#replica.outOfSync;
       oos.addAll(pages);
       if (blockId !== undefined) oos.addBlock(blockId);
+      // The first change the partner lacks waits for the new generation to be durable.
+      const rotation = this.#rotate();
+      if (rotation) return rotation;
       this.#replica.saveSoon();
       return Promise.resolve();
     }
@@ -427,6 +623,16 @@ export class Mirror {
     if (level >= AckLevel.DISK) this.#replica.outOfSync.acked(applied);
   }
 
+  /** The partner holds everything now: the bitmap generation retires, and the partner is told (it stops being inconsistent). */
+  #synced(): void {
+    const g = this.#generations();
+    if (g.bitmap !== NO_GENERATION) {
+      this.#setGenerations(settled(g));
+      this.#replica.save().catch((err) => this.#report(err));
+    }
+    this.#hello({ synced: true });
+  }
+
   // --- frames in ------------------------------------------------------------------------------
 
   #receive(bytes: Uint8Array): void {
@@ -448,16 +654,29 @@ export class Mirror {
     const stream: Handler = (m, f) => this.#takeStream(m as Request, f.sequence);
     return {
       [MessageType.HELLO]: (m) => this.#onHello(m as MessageOf<MessageType.HELLO>),
+      [MessageType.OUT_OF_SYNC]: (m) => this.#onPeerRuns(m as MessageOf<MessageType.OUT_OF_SYNC>),
+      [MessageType.BLOCK_IDS]: (m) => {
+        const ids = m as MessageOf<MessageType.BLOCK_IDS>;
+        if (ids.replyTo !== 0) this.#stream?.reply(ids.replyTo, m); else this.#onPeerIds(ids);
+      },
+      [MessageType.BLOCK_LIST]: (_m, f) => {
+        this.#applier?.saw(f.sequence);
+        for (const part of blockIdFrames(this.memory.blocks().map((b) => b.id), f.sequence)) this.#post(part);
+      },
       [MessageType.ACK]: (m) => { const a = m as MessageOf<MessageType.ACK>; this.#onAck(a.applied, a.level); },
       [MessageType.SENSE_REQUEST]: (_m, f) => this.#onSense(f.sequence),
+      [MessageType.SPACE_REQUEST]: (m, f) => this.#onSpace(f.sequence, m as MessageOf<MessageType.SPACE_REQUEST>),
+      [MessageType.SPACE_REPLY]: reply,
       [MessageType.READ_HEADER]: (m, f) => { this.#applier?.saw(f.sequence); this.#verifier.answerHeader(f.sequence, m as MessageOf<MessageType.READ_HEADER>); },
       [MessageType.READ_HEADER_REPLY]: reply,
-      [MessageType.ALLOCATE_READ]: (m, f) => { this.#applier?.saw(f.sequence); this.#verifier.answerRead(f.sequence, m as MessageOf<MessageType.ALLOCATE_READ>).catch(() => {}); },
+      [MessageType.ALLOCATE_READ]: (m, f) => { this.#applier?.saw(f.sequence); this.#verifier.answerRead(f.sequence, m as MessageOf<MessageType.ALLOCATE_READ>).catch((err) => this.#report(err)); },
       [MessageType.ALLOCATE_READ_REPLY]: reply,
       [MessageType.ERROR]: (m) => {
         const e = m as MessageOf<MessageType.ERROR>;
         if (e.replyTo !== 0 && this.#stream?.awaits(e.replyTo)) { this.#stream.reply(e.replyTo, m); return; }
-        this.#transport?.close(TwinpageError.ioError(`the partner reported ${e.code}: ${e.message}`));
+        // The partner ends the connection with this error (a refused handshake says why here too).
+        if (e.code === 'SPLIT_BRAIN' || e.code === 'REFUSED') { this.#refused = e.message; this.#splitBrain = e.code === 'SPLIT_BRAIN'; }
+        this.#transport?.close(TwinpageError.fromCode(e.code, `the partner reported ${e.code}: ${e.message}`));
       },
       [MessageType.ALLOCATE_MEMORY]: stream,
       [MessageType.RELEASE_MEMORY]: stream,
@@ -466,55 +685,115 @@ export class Mirror {
     };
   }
 
-  #onHello(m: MessageOf<MessageType.HELLO>): void {
+  #onHello(m: Hello): void {
     if (m.pageSize !== this.memory.pageSize) {
       this.#fail(TwinpageError.invalidArgument(`the partner uses ${m.pageSize}-byte pages, this node ${this.memory.pageSize}`));
       return;
     }
-    const peer = readHello(m.generations);
-    const r = this.#replica;
-    if (this.#helloSeen) {
-      // A second HELLO on a connection only reports a finished resync.
-      if (this.#role === 'secondary' && r.inconsistent && peer.synced && peer.generation === r.generation) {
-        r.inconsistent = false;
-        r.save().catch((err) => this.#report(err));
-      }
+    if (m.protocol !== PROTOCOL) {
+      this.#fail(TwinpageError.refused(`the partner speaks pair protocol ${m.protocol}, this node ${PROTOCOL}: run the same twinpage version on both`));
       return;
     }
-    this.#helloSeen = true;
+    const r = this.#replica;
+    if (this.#peer) {
+      // A later HELLO on a connection: the partner's role or flags changed.
+      if (this.#peer.nodeId !== m.nodeId) { this.#fail(TwinpageError.badFrame('the partner changed its node id mid-connection')); return; }
+      this.#peer.hello = m;
+      if (m.role === 'primary' && this.#role === 'primary') {
+        this.#fail(TwinpageError.splitBrain('both nodes act as primary: refusing the partner\'s promotion'));
+        return;
+      }
+      if (m.flags.synced && this.#role === 'secondary' && m.current === r.generation) {
+        // The partner's resync is done: this node holds what it holds.
+        r.inconsistent = false;
+        r.outOfSync.clear();
+        r.save().catch((err) => this.#report(err));
+      }
+      if (m.role === 'primary' && this.#role === 'secondary') this.#failover.startWatchdog();
+      return;
+    }
+    let complete!: (rec: PeerRecord) => void;
+    const record = new Promise<PeerRecord>((resolve) => { complete = resolve; });
+    this.#peer = { nodeId: m.nodeId, hello: m, runs: [], runsDone: false, ids: [], idsDone: false, record, complete };
     this.#copy.open(this.memory.nodeId, m.nodeId);
-    this.#handshake(m.nodeId, peer);
+    const peer: Side = {
+      role: m.role, current: m.current, bitmap: m.bitmap, history: m.history, inconsistent: m.flags.inconsistent,
+      changes: m.changes, primarySince: m.primarySince, splitBrain: m.splitBrain, discardLocal: m.flags.discardLocal,
+    };
+    this.#act(decide(this.#side(), peer), m);
   }
 
-  /** Acts on the handshake's decision (handshake.ts). */
-  #handshake(peerId: string, peer: HelloInfo): void {
+  /** Does what the handshake decided. */
+  #act(d: Decision, m: Hello): void {
     const r = this.#replica;
-    const d = decide({ role: this.#role, generation: r.generation!, history: r.history }, peer, this.#o.splitBrain);
+    const peer = this.#peer!;
     switch (d.kind) {
-      case 'same':
-        if (this.#role === 'primary') this.#resync.fromHandshake(peer, false);
+      case 'refuse':
+        this.#refuse(d, m);
         return;
-      case 'resync-peer':
-        this.#resync.fromHandshake(peer, d.fresh);
-        return;
-      case 'take-peer':
-        // Until the primary says its resync is done, this node may not be promoted.
+      case 'target': {
+        // This node takes the partner's generation; until the partner says
+        // its resync is done it is inconsistent (and may not be promoted).
+        // Nothing of the partner's stream is applied before that is durable.
+        this.#setGenerations(taken(this.#generations(), { current: m.current, bitmap: m.bitmap, history: m.history }));
         r.inconsistent = true;
-        this.#setGeneration(peer.generation, peer.history).catch((err) => this.#fail(err));
+        r.shared = true;
+        r.discardLocal = false;
+        r.save().then(() => this.#openApplier(), (err) => this.#fail(err));
         return;
-      case 'discard-local':
-        // This node gives up its changes: it takes the partner's generation and is resynced.
-        r.outOfSync.forget();
-        r.inconsistent = true;
-        this.#setGeneration(peer.generation, peer.history).catch((err) => this.#fail(err));
+      }
+      case 'source':
+      case 'in-sync': {
+        r.shared = true;
+        if (r.discardLocal) r.discardLocal = false;
+        this.#openApplier();
+        const full = d.kind === 'source' && d.full;
+        if (this.#role !== 'primary') {
+          r.save().catch((err) => this.#report(err));
+          return;
+        }
+        // The partner's record streams in after its HELLO: plan once it is here.
+        // A partner interrupted mid-resync, or one without a record, is compared page by page.
+        const untrusted = m.flags.inconsistent || !m.flags.outOfSyncKnown;
+        peer.record
+          .then((rec) => (this.#peer === peer ? this.#resync.plan(rec, full || untrusted) : undefined))
+          .catch((err) => this.#report(err));
         return;
-      case 'split-brain':
-        this.#splitBrain = `split brain: ${d.what} (this node ${this.memory.nodeId} generation ${r.generation}, partner ${peerId} generation ${peer.generation}). ` +
-          `Nothing was merged and both keep their data. Choose the node whose changes to discard and restart it as secondary ` +
-          `with the mirror option splitBrain: 'discard-local'; the other, as primary, then resyncs it.`;
-        this.#fail(TwinpageError.splitBrain(this.#splitBrain));
-        return;
+      }
     }
+  }
+
+  /** Refuses the handshake: nothing merged, both keep their data; the partner is told why. */
+  #refuse(d: Extract<Decision, { kind: 'refuse' }>, m: Hello): void {
+    const r = this.#replica;
+    const who = `this node ${this.memory.nodeId} (${this.#role}, generation ${r.generation}), partner ${m.nodeId} (${m.role}, generation ${m.current})`;
+    const what = d.splitBrain
+      ? `${d.reason} (${who}). Nothing was merged and both keep their data. Choose the node whose changes to discard: ` +
+        `run 'twinpage discard --dir DIR' on its data folder (or give its mirror splitBrain: 'discard-local'), ` +
+        `make sure it runs as secondary, and it is resynced from the other when they meet again.`
+      : `${d.reason} (${who}). Nothing was changed on either node.`;
+    this.#refused = what;
+    this.#splitBrain = d.splitBrain;
+    this.#fail(d.splitBrain ? TwinpageError.splitBrain(what) : TwinpageError.refused(what), true);
+  }
+
+  #onPeerRuns(m: MessageOf<MessageType.OUT_OF_SYNC>): void {
+    const peer = this.#peer;
+    if (!peer || peer.runsDone) return;
+    peer.runs.push(...m.runs);
+    if (m.last) { peer.runsDone = true; this.#peerComplete(peer); }
+  }
+
+  #onPeerIds(m: MessageOf<MessageType.BLOCK_IDS>): void {
+    const peer = this.#peer;
+    if (!peer || peer.idsDone) return;
+    peer.ids.push(...m.ids);
+    if (m.last) { peer.idsDone = true; this.#peerComplete(peer); }
+  }
+
+  #peerComplete(peer: Peer): void {
+    if (!peer.runsDone || !peer.idsDone) return;
+    peer.complete({ runs: peer.hello.flags.outOfSyncKnown ? peer.runs : null, ids: peer.ids });
   }
 
   #onSense(sequence: number): void {
@@ -529,6 +808,21 @@ export class Mirror {
     });
   }
 
+  /** The partner asks this node (its secondary) to reserve a run for an allocation, and how much room it has. */
+  #onSpace(seq: number, m: MessageOf<MessageType.SPACE_REQUEST>): void {
+    this.#applier?.saw(seq);
+    const granted = this.#role === 'secondary' && (m.reservePages === 0 || this.memory.reserveRun(m.base, m.reservePages));
+    this.memory.space().then((s) => {
+      this.#post({
+        type: MessageType.SPACE_REPLY, replyTo: seq, granted,
+        addressFree: s.addressSpace.free, cacheFree: s.cache.free,
+        storageFree: s.storage ? Math.min(Number.MAX_SAFE_INTEGER, s.storage.free) : 0,
+      });
+    }, (err) => {
+      this.#post({ type: MessageType.ERROR, replyTo: seq, code: TwinpageError.from(err).code, message: String((err as Error).message) });
+    });
+  }
+
   /** A frame of the partner's stream (a change), or a page answering this node's read. */
   #takeStream(m: Request, seq: number): void {
     if (m.type === MessageType.WRITE_PAGE && seq === 0) {
@@ -537,7 +831,7 @@ export class Mirror {
       return;
     }
     if (this.#role !== 'secondary') {
-      this.#fail(TwinpageError.invalidArgument('both nodes act as primary (split brain): refusing the partner\'s changes'));
+      this.#fail(TwinpageError.splitBrain('both nodes act as primary: refusing the partner\'s changes'));
       return;
     }
     const applier = this.#applier!;

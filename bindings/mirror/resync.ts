@@ -2,19 +2,20 @@
 // (blocks gone here are freed there first, so their pages are free for the
 // blocks it lacks), then the out-of-sync pages in address order, in releases
 // of up to 64 pages read through read pointers, with progress; new writes go
-// on meanwhile. It runs in rounds until nothing lags, and says so to the
-// partner (a second HELLO) so a secondary stops being inconsistent.
+// on meanwhile. It runs in rounds until nothing lags, and then says so (the
+// pair retires its bitmap generation and tells the partner, which stops
+// being inconsistent).
 //
-// What to resync is decided here too: at handshake, the union of this
-// node's record and the partner's, plus the blocks one side lacks; without
-// a record on either side, every page's checksum is compared (verify).
+// What to resync is planned here too, from the handshake: the union of this
+// node's out-of-sync record and the partner's, plus the blocks one side
+// lacks (block lists compared); or, when the records cannot be trusted
+// (a node new to the pair, a generation only in a history, a partner
+// interrupted mid-resync), every page's checksum compared (verify).
 
-import type { Block, Memory } from '../memory/memory.js';
+import type { Block, Change, LinkPolicy, Memory } from '../memory/memory.js';
 import type { ReplicaRecord } from '../memory/replica.js';
 import { runsFrom } from '../memory/out-of-sync.js';
 import { pointerPages } from './changes.js';
-import type { Change, LinkPolicy } from '../memory/memory.js';
-import type { HelloInfo } from './handshake.js';
 import type { VerifyReport } from './verify.js';
 
 /** What a resync's changes are sent with. */
@@ -27,11 +28,19 @@ export interface ResyncHooks {
   canRun(): boolean;
   /** Compares every page's checksum with the partner's. */
   verify(): Promise<VerifyReport>;
-  /** Tells the partner it holds everything now. */
+  /** The partner holds everything this node holds. */
   synced(): void;
   onProgress?: (progress: { done: number; total: number }) => void;
   /** A resync (or saving what it must send) failed: said, and tried again on a later heartbeat. */
   report(err: unknown): void;
+}
+
+/** What the partner reported at the handshake. */
+export interface PeerRecord {
+  /** Its out-of-sync runs (null: it has no record). */
+  runs: Array<[number, number]> | null;
+  /** Its block ids. */
+  ids: string[];
 }
 
 export class Resync {
@@ -67,7 +76,6 @@ export class Resync {
     while (!oos.empty && this.#hooks.canRun()) await this.#round();
     this.last = { pages: this.resyncedPages - before, ms: Date.now() - start };
     this.#replica.saveSoon();
-    // The partner holds everything now: it may be promoted again.
     if (this.#hooks.canRun() && oos.empty) this.#hooks.synced();
   }
 
@@ -83,11 +91,10 @@ export class Resync {
     }
     const pages = oos.sorted();
     const sorted = [...blocks.values()].sort((a, b) => a.base - b.base);
-    const owner = (page: number) => ownerOf(sorted, page);
     let done = 0;
     const ps = m.pageSize;
     for (let i = 0; i < pages.length;) {
-      const block = owner(pages[i]);
+      const block = ownerOf(sorted, pages[i]);
       if (!block) { oos.delete(pages[i]); i++; done++; continue; }
       // A run of lagging pages of one block, at most 64 (and half what a pointer may hold here).
       const most = Math.max(1, Math.min(64, m.maxPointerPages >> 1));
@@ -115,61 +122,56 @@ export class Resync {
   }
 
   /**
-   * A primary meets its partner: resyncs the union of what this node
-   * changed without it and what the partner reports as differing, plus the
-   * blocks one side lacks. With no record on either side (a new partner, a
-   * node of an older version) it compares every page's checksum instead.
+   * A primary met its partner and is (or stays) the source: plans what to
+   * send and starts. `full`: the records cannot be trusted, every page's
+   * checksum is compared; else the union of both records and the blocks one
+   * side lacks.
    */
-  fromHandshake(peer: HelloInfo, fresh: boolean): void {
-    const runs = peer.outOfSync ? runsFrom(peer.outOfSync) : null;
-    const peerBlocks = peer.blocks ? new Set(peer.blocks) : null;
+  plan(peer: PeerRecord, full: boolean): Promise<void> {
     const oos = this.#replica.outOfSync;
-    if (fresh || peer.inconsistent || runs === null || peerBlocks === null || !oos.known) {
-      this.byChecksums(peerBlocks).catch((err) => this.#hooks.report(err));
-      return;
-    }
+    const runs = peer.runs ? runsFrom(peer.runs) : null;
+    if (full || runs === null || !oos.known) return this.byChecksums(new Set(peer.ids));
     oos.addRuns(runs, this.#memory.blocks());
-    this.#blockDifferences(peerBlocks);
-    if (!oos.empty) {
-      // Kept first: if this node fails mid-resync, it still knows what to send.
-      this.#replica.save().then(() => this.run()).catch((err) => this.#hooks.report(err));
-    }
+    this.#blockDifferences(new Set(peer.ids));
+    // Kept first: if this node fails mid-resync, it still knows what to send.
+    return this.#replica.save().then(() => this.run());
   }
 
-  /** Blocks this node holds and the partner lacks (all their pages), and blocks only the partner holds. */
+  /** Blocks this node holds and the partner lacks, and blocks only the partner holds: the block-table changes to send. */
   #blockDifferences(peerBlocks: Set<string>): void {
     const oos = this.#replica.outOfSync;
     const mine = this.#memory.blocks();
-    for (const b of mine) {
-      if (peerBlocks.has(b.id)) continue;
-      oos.addBlock(b.id);
-      oos.addBlockPages(b);
-    }
+    for (const b of mine) if (!peerBlocks.has(b.id)) oos.addBlock(b.id);
     const ids = new Set(mine.map((b) => b.id));
     for (const id of peerBlocks) if (!ids.has(id)) oos.addBlock(id);
   }
 
   /**
-   * Resyncs a partner that is behind without a record of what it missed:
-   * compares every page's checksum (verify) and sends what differs, and
-   * whole blocks it lacks.
+   * Resyncs a partner whose record of what it lacks cannot be trusted:
+   * compares every page's checksum (verify) and sends what differs, and the
+   * block-table changes it lacks.
    */
   async byChecksums(peerBlocks: Set<string> | null = null): Promise<void> {
     const report = await this.#hooks.verify();
+    this.mark(report);
+    if (peerBlocks) this.#blockDifferences(peerBlocks);
+    // The partner now matches this node's record; from here on it is kept.
+    this.#replica.outOfSync.learn();
+    await this.#replica.save();
+    await this.run();
+  }
+
+  /** Marks what a verify found as out of sync: differing pages, and blocks one side lacks. */
+  mark(report: VerifyReport): void {
     const oos = this.#replica.outOfSync;
     const blocks = new Map(this.#memory.blocks().map((b) => [b.id, b]));
     for (const d of report.differences) {
       if (d.page >= 0) { oos.add(d.page); continue; }
+      // A block one side lacks: its allocation (or release) and every page of it here.
+      oos.addBlock(d.blockId);
       const b = blocks.get(d.blockId);
-      if (!b) continue;
-      oos.addBlock(b.id);
-      oos.addBlockPages(b);
+      if (b) oos.addBlockPages(b);
     }
-    if (peerBlocks) this.#blockDifferences(peerBlocks);
-    // The partner now matches this node's record; from here on it is kept.
-    oos.learn();
-    await this.#replica.save();
-    await this.run();
   }
 }
 
@@ -184,4 +186,3 @@ function ownerOf(sorted: Block[], page: number): Block | undefined {
   const b = sorted[lo];
   return b && b.base <= page ? b : undefined;
 }
-

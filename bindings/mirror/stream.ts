@@ -10,7 +10,7 @@ import { AckLevel, MessageType, type Message, type Request } from '../messages.j
 import type { Durability } from '../policies.js';
 import type { Transport } from './transports/transport.js';
 
-interface AckWaiter { seq: number; level: number; resolve: () => void; at: number }
+interface AckWaiter { seq: number; level: number; resolve: () => void; reject: (err: Error) => void; at: number }
 
 /** The acknowledgement level a durability waits for (-1: none, resolved once sent). */
 export const LEVEL: Record<Durability, number> = { async: -1, memory: AckLevel.MEMORY, disk: AckLevel.DISK };
@@ -23,8 +23,8 @@ export class Stream {
   /** Highest sequence acknowledged at each level. */
   readonly acked = [0, 0, 0];
   #waiters: AckWaiter[] = [];
-  /** Requests waiting for their reply, by sequence. */
-  readonly #pending = new Map<number, (m: Message) => void>();
+  /** Requests waiting for their reply (or every part of it), by sequence. */
+  readonly #pending = new Map<number, { resolve: (m: Message[]) => void; parts: Message[] | null }>();
 
   constructor(transport: Transport, encode: (m: Message, seq: number) => Uint8Array, timeoutMs: number) {
     this.transport = transport;
@@ -34,6 +34,11 @@ export class Stream {
 
   get open(): boolean {
     return !this.transport.closed;
+  }
+
+  /** The last sequence sent. */
+  get sent(): number {
+    return this.#sent;
   }
 
   /** Frames sent and not yet acknowledged at disk level. */
@@ -61,7 +66,7 @@ export class Stream {
   /** Resolves once frames up to `seq` are acknowledged at `level` (or the connection ends). */
   waitFor(seq: number, level: number): Promise<void> {
     if (this.acked[level] >= seq) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ seq, level, resolve, at: Date.now() }));
+    return new Promise((resolve, reject) => this.#waiters.push({ seq, level, resolve, reject, at: Date.now() }));
   }
 
   /** The partner acknowledged frames up to `applied` at `level` (and so at every lower one). */
@@ -79,16 +84,29 @@ export class Stream {
   }
 
   /** Sends a request that expects a reply, and waits for it (an ERROR reply on timeout or disconnect). */
-  request(m: Request): Promise<Message> {
+  async request(m: Message): Promise<Message> {
+    return (await this.#ask(m, false))[0];
+  }
+
+  /**
+   * Sends a request answered in parts (BLOCK_LIST: BLOCK_IDS until one has
+   * `last`), and waits for all of them; an ERROR (timeout, disconnect) ends them.
+   */
+  requestParts(m: Message): Promise<Message[]> {
+    return this.#ask(m, true);
+  }
+
+  #ask(m: Message, parts: boolean): Promise<Message[]> {
     if (this.transport.closed) return Promise.reject(TwinpageError.closed('no partner connected'));
     const seq = ++this.#sent;
-    const reply = new Promise<Message>((resolve) => {
+    const reply = new Promise<Message[]>((resolve) => {
       // A reply lost on the way (or a partner that never answers) does not hang the caller.
       const timer = setTimeout(() => {
-        if (this.#pending.delete(seq)) resolve({ type: MessageType.ERROR, replyTo: seq, code: 'TIMEOUT', message: `no reply from the partner in ${2 * this.#timeoutMs} ms` });
+        const p = this.#pending.get(seq);
+        if (p && this.#pending.delete(seq)) p.resolve([...(p.parts ?? []), { type: MessageType.ERROR, replyTo: seq, code: 'TIMEOUT', message: `no reply from the partner in ${2 * this.#timeoutMs} ms` }]);
       }, 2 * this.#timeoutMs);
       (timer as { unref?: () => void }).unref?.();
-      this.#pending.set(seq, (msg) => { clearTimeout(timer); resolve(msg); });
+      this.#pending.set(seq, { resolve: (msgs) => { clearTimeout(timer); resolve(msgs); }, parts: parts ? [] : null });
     });
     this.#sendOn(m, seq).catch(() => {});
     return reply;
@@ -99,23 +117,36 @@ export class Stream {
     return this.#pending.has(replyTo);
   }
 
-  /** A reply arrived: its request's waiter gets it. */
+  /** A reply arrived: its request's waiter gets it (a request answered in parts, once the last part came). */
   reply(replyTo: number, m: Message): void {
-    const resolve = this.#pending.get(replyTo);
-    if (resolve) {
-      this.#pending.delete(replyTo);
-      resolve(m);
+    const p = this.#pending.get(replyTo);
+    if (!p) return;
+    if (p.parts) {
+      p.parts.push(m);
+      if (m.type !== MessageType.ERROR && !(m as { last?: boolean }).last) return;
     }
+    this.#pending.delete(replyTo);
+    p.resolve(p.parts ?? [m]);
   }
 
-  /** The connection is gone: writers waiting for acknowledgements go on, requests get CLOSED. */
-  release(): void {
+  /** The connection is gone: writers and requests waiting on it are released (see releaseWriters, releaseRequests). */
+  release(err?: Error): void {
+    this.releaseRequests();
+    this.releaseWriters(err);
+  }
+
+  /** Writers waiting for acknowledgements go on (or, with `err`, fail with it). */
+  releaseWriters(err?: Error): void {
     const waiters = this.#waiters;
     this.#waiters = [];
-    for (const w of waiters) w.resolve();
+    for (const w of waiters) if (err) w.reject(err); else w.resolve();
+  }
+
+  /** Requests waiting for a reply get CLOSED. */
+  releaseRequests(): void {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const resolve of pending) resolve({ type: MessageType.ERROR, replyTo: 0, code: 'CLOSED', message: 'the partner is gone' });
+    for (const p of pending) p.resolve([...(p.parts ?? []), { type: MessageType.ERROR, replyTo: 0, code: 'CLOSED', message: 'the partner is gone' }]);
   }
 
   #sendOn(m: Message, seq: number): Promise<void> {

@@ -1,5 +1,6 @@
-// Verify and read repair: comparing this node's pages with the partner's by
-// checksum (READ_HEADER with checksums, block by block), and reading back
+// Verify and read repair: comparing this node's blocks and pages with the
+// partner's (its block list, BLOCK_LIST; each block's page checksums,
+// READ_HEADER with checksums), and reading back
 // from the partner a page that fails its checksum on every local copy
 // (ALLOCATE_READ, answered by the page as a WRITE_PAGE outside the stream,
 // sequence 0, then ALLOCATE_READ_REPLY). Both ends of both requests live here.
@@ -34,12 +35,23 @@ export class Verifier {
     this.#stream = stream;
   }
 
-  /** Compares every block's page checksums with the partner's and reports the differences. */
+  /**
+   * Compares the block lists of both nodes and every block's page checksums
+   * with the partner's; reports the differences (blocks only one side holds
+   * included, page -1).
+   */
   async verify(): Promise<VerifyReport> {
     const stream = this.#stream();
     if (!stream?.open) throw TwinpageError.closed('no partner connected: nothing to verify against');
     const report: VerifyReport = { blocks: 0, pages: 0, differences: [] };
-    for (const b of this.#memory.blocks()) {
+    const mine = this.#memory.blocks();
+    const here = new Set(mine.map((b) => b.id));
+    for (const id of await this.#partnerBlocks(stream)) {
+      if (here.has(id)) continue;
+      report.blocks++;
+      report.differences.push({ blockId: id, page: -1 });
+    }
+    for (const b of mine) {
       const mine = (await this.#memory.header(b.id, { checksums: true })).checksums!;
       const reply = await stream.request({ type: MessageType.READ_HEADER, blockId: b.id, checksums: true });
       report.blocks++;
@@ -57,6 +69,16 @@ export class Verifier {
       });
     }
     return report;
+  }
+
+  /** The partner's block ids (BLOCK_LIST, answered in parts). */
+  async #partnerBlocks(stream: Stream): Promise<string[]> {
+    const ids: string[] = [];
+    for (const part of await stream.requestParts({ type: MessageType.BLOCK_LIST })) {
+      if (part.type === MessageType.ERROR) throw TwinpageError.fromCode(part.code, `verify: the partner's block list: ${part.message}`);
+      if (part.type === MessageType.BLOCK_IDS) ids.push(...part.ids);
+    }
+    return ids;
   }
 
   /** Answers a partner's READ_HEADER. */
@@ -130,4 +152,16 @@ export class Verifier {
       this.#answering--;
     }
   }
+}
+
+/** Block ids per BLOCK_IDS frame (16 bytes each: 256 KiB a frame). */
+export const IDS_PER_FRAME = 16384;
+
+/** This node's block ids as BLOCK_IDS frames (at least one, the last marked), answering `replyTo` (0: the handshake). */
+export function blockIdFrames(ids: string[], replyTo: number): Array<{ type: MessageType.BLOCK_IDS; replyTo: number; last: boolean; ids: string[] }> {
+  const out = [];
+  for (let i = 0; i === 0 || i < ids.length; i += IDS_PER_FRAME) {
+    out.push({ type: MessageType.BLOCK_IDS as const, replyTo, last: i + IDS_PER_FRAME >= ids.length, ids: ids.slice(i, i + IDS_PER_FRAME) });
+  }
+  return out;
 }

@@ -41,7 +41,16 @@ export interface Store {
   list(): Promise<string[]>;
   /** Makes creations, renames and removals durable (fsync of the folder in Node). */
   sync(): Promise<void>;
+  /**
+   * Bytes of the storage the store lives on: total and free (statfs of the
+   * folder's file system in Node, the origin's quota in browsers); null when
+   * the platform cannot tell.
+   */
+  space(): Promise<StorageSpace | null>;
 }
+
+/** Total and free bytes of the storage under a store. */
+export interface StorageSpace { total: number; free: number }
 
 /** Checks a device name: a plain file name (not empty, no `/`, `\`, NUL, not `.` or `..`). */
 export function checkName(name: unknown, what = 'name'): string {

@@ -5,10 +5,10 @@
 //
 // Browsers never import this file: it is not re-exported by ./index.js.
 
-import { open, mkdir, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, mkdir, readdir, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TwinpageError } from '../errors.js';
-import { checkName, checkPosition, readFully, writeFully, type Device, type Store } from './device.js';
+import { checkName, checkPosition, readFully, writeFully, type Device, type StorageSpace, type Store } from './device.js';
 
 /**
  * Turns a Node fs error into a TwinpageError, keeping it as `cause`:
@@ -164,6 +164,16 @@ export class FileStore implements Store {
       await fh?.close().catch(() => {});
     }
   }
+  /** The file system's total and available bytes (statfs); null where Node cannot tell. */
+  async space(): Promise<StorageSpace | null> {
+    try {
+      const s = await statfs(this.dir);
+      return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
+    } catch {
+      return null;
+    }
+  }
+
 
   #path(name: string, what = 'name'): string {
     return join(this.dir, checkName(name, what));

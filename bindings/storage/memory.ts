@@ -4,7 +4,7 @@
 // No Node imports: this file runs in browsers too.
 
 import { TwinpageError } from '../errors.js';
-import { checkAccess, checkName, checkPosition, type Device, type Store } from './device.js';
+import { checkAccess, checkName, checkPosition, type Device, type StorageSpace, type Store } from './device.js';
 
 export interface MemoryDeviceOptions {
   /**
@@ -147,6 +147,15 @@ export class MemoryStore implements Store {
   async list(): Promise<string[]> { return [...this.#devices.keys()].sort(); }
 
   async sync(): Promise<void> {}
+
+  /** Each device may hold `deviceCapacity` bytes: the room left in the fullest one (Infinity when unbounded). */
+  async space(): Promise<StorageSpace | null> {
+    const total = this.#deviceCapacity;
+    if (total === Infinity) return { total, free: total };
+    let largest = 0;
+    for (const d of this.#devices.values()) largest = Math.max(largest, await d.reopen().size());
+    return { total, free: Math.max(0, total - largest) };
+  }
 }
 
 function checkCapacity(value: unknown, option: string): number {

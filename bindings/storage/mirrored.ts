@@ -12,7 +12,7 @@
 // behind is the caller's business (page checksums and readVerified find it).
 
 import { TwinpageError } from '../errors.js';
-import { checkAccess, checkPosition, type Device, type Store } from './device.js';
+import { checkAccess, checkPosition, type Device, type StorageSpace, type Store } from './device.js';
 
 /** The state of one copy of a mirrored device. */
 export interface CopyHealth {
@@ -225,6 +225,13 @@ export class MirroredStore implements Store {
 
   async sync(): Promise<void> {
     await settleAll(this.stores.map((s) => s.sync()));
+  }
+
+  /** Every copy must hold everything: the smallest total and free room of the stores (null when one cannot tell). */
+  async space(): Promise<StorageSpace | null> {
+    const all = await Promise.all(this.stores.map((s) => s.space()));
+    if (all.some((x) => x === null)) return null;
+    return { total: Math.min(...all.map((x) => x!.total)), free: Math.min(...all.map((x) => x!.free)) };
   }
 }
 

@@ -6,7 +6,7 @@
 // lib does not carry all of them (FileSystemSyncAccessHandle is worker-only).
 
 import { TwinpageError } from '../errors.js';
-import { checkName, checkPosition, readFully, writeFully, type Device, type Store } from './device.js';
+import { checkName, checkPosition, readFully, writeFully, type Device, type StorageSpace, type Store } from './device.js';
 
 /** The parts of a FileSystemSyncAccessHandle used here. */
 export interface OpfsSyncAccessHandle {
@@ -185,6 +185,19 @@ export class OpfsStore implements Store {
 
   /** OPFS makes directory changes durable by itself. */
   async sync(): Promise<void> {}
+
+  /** The origin's storage quota and what is left of it (navigator.storage.estimate()), or null without it. */
+  async space(): Promise<StorageSpace | null> {
+    const storage = (globalThis as { navigator?: { storage?: { estimate?: () => Promise<{ quota?: number; usage?: number }> } } }).navigator?.storage;
+    if (typeof storage?.estimate !== 'function') return null;
+    try {
+      const { quota, usage } = await storage.estimate();
+      if (typeof quota !== 'number') return null;
+      return { total: quota, free: Math.max(0, quota - (usage ?? 0)) };
+    } catch {
+      return null;
+    }
+  }
 
   async #copy(from: string, to: string): Promise<void> {
     const src = await this.open(from);
