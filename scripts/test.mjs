@@ -9,6 +9,7 @@
 // build/test (`npm test -- mirror` runs mirror.test.js and mirror-sync.test.js).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import * as nodeModule from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,8 @@ const LIMIT_S = positive('TEST_FILE_TIMEOUT', 240);
 const JOBS = positive('TEST_JOBS', 2);
 const GRACE_MS = 5000; // between SIGTERM and SIGKILL
 const ANSI = /\x1b\[[0-9;]*m/g;
+// Test names are traced through a module hook (Node 20.6+); without one, a stop names no test.
+const TRACE_ARGS = typeof nodeModule.register === 'function' ? ['--import', PRELOAD] : [];
 
 function positive(name, fallback) {
   const raw = process.env[name];
@@ -79,7 +82,7 @@ function runFile(file, traceDir, live) {
   const env = { ...process.env, TWINPAGE_TEST_TRACE: trace };
   if (process.stdout.isTTY && env.FORCE_COLOR === undefined) env.FORCE_COLOR = '1';
   const start = Date.now();
-  const child = spawn(process.execPath, ['--import', PRELOAD, join(TESTS, file)], {
+  const child = spawn(process.execPath, [...TRACE_ARGS, join(TESTS, file)], {
     cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: process.platform !== 'win32',
   });
   live.add(child);
