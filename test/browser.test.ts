@@ -1,5 +1,6 @@
-// twinpage in a real browser: Debian's Chromium, headless, driven by
-// playwright-core (no browser is downloaded). Two ways in:
+// twinpage in a real browser: Chromium, headless, driven by playwright-core.
+// The system's Chromium when there is one, else the one an npm devDependency
+// ships (see browser/chromium.ts); no browser is downloaded. Two ways in:
 //   esm     the page and its workers import build/bindings/index.js by URL, unbundled
 //   bundle  esbuild bundles entries that import 'twinpage' (platform browser, format esm)
 // For each: a pair of nodes in two dedicated workers over a MessagePort, both
@@ -13,19 +14,18 @@
 // The static files are served from the source tree (test/browser, build/bindings)
 // and the esbuild output, by a node:http server on 127.0.0.1, port 0, with no
 // import map: the unbundled package must load by URL alone (workers have no
-// import maps). A missing /usr/bin/chromium fails the tests.
+// import maps). No Chromium to be had fails the tests, saying why.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromiumForTests, type Chromium } from './browser/chromium.js';
 
-const CHROMIUM = process.env.TWINPAGE_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // build/test/.. /..: the repository
 const SERVED = ['test/browser/', 'build/bindings/'];
 const TYPES: Record<string, string> = {
@@ -45,13 +45,13 @@ let base = '';
 let bundleDir = '';
 let userDataDir = '';
 let context: BrowserContext | null = null;
+let browserBinary: Chromium | null = null;
+let noBrowser = 'the Chromium was not looked for';
 const logs: string[] = [];
 
-function requireChromium(): void {
-  if (!existsSync(CHROMIUM)) {
-    assert.unreachable(`${CHROMIUM} is missing: the browser tests need Debian's chromium ` +
-      '(apt-get install -y chromium; .ci/run installs it), or TWINPAGE_CHROMIUM=/path/to/chromium');
-  }
+function requireChromium(): Chromium {
+  if (!browserBinary) assert.unreachable(`no browser to drive: ${noBrowser}`);
+  return browserBinary!;
 }
 
 async function within<T>(what: string, promise: Promise<T>, ms = STEP_MS): Promise<T> {
@@ -123,11 +123,12 @@ function serve(): Promise<Server> {
 }
 
 async function browser(): Promise<BrowserContext> {
-  requireChromium();
+  const binary = requireChromium();
   if (context) return context;
   userDataDir = await mkdtemp(join(tmpdir(), 'twinpage-chromium-'));
-  context = await within('launching chromium', chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+  context = await within(`launching ${binary.description}`, chromium.launchPersistentContext(userDataDir, {
+    executablePath: binary.executablePath,
+    env: binary.env,
     headless: true,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -166,7 +167,13 @@ async function harness<T = any>(page: Page, fn: string, arg: unknown = {}): Prom
 
 test.before(async () => {
   bundleDir = await bundle().catch((err) => { logs.push(String(err.message)); return ''; });
-  if (!existsSync(CHROMIUM)) return; // the browser tests fail with the reason
+  try {
+    browserBinary = await chromiumForTests();
+    console.log(`  browser: ${browserBinary.description}`);
+  } catch (err) {
+    noBrowser = (err as Error).message; // the browser tests fail with the reason
+    return;
+  }
   server = await serve();
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no server address');
@@ -182,7 +189,7 @@ test.after(async () => {
   if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
 });
 
-test('chromium is installed', () => {
+test('a Chromium to drive: CHROMIUM_PATH, /usr/bin/chromium, or the one @sparticuz/chromium ships', () => {
   requireChromium();
 });
 

@@ -1,37 +1,18 @@
-// Packaging: `npm pack` gives a tarball with the built JS, types and WASM only
-// (no sources, tests, benchmarks or source maps), and that tarball, installed
-// into an empty folder, works from Node the way a user would use it: the
-// package's import and its `twinpage` command.
+// Packaging: `npm pack` gives a tarball with the built JS and types only
+// (the WebAssembly core is embedded in the JS; no sources, tests, benchmarks
+// or source maps), and that tarball, installed into an empty folder without a
+// warning, works from Node the way a user would use it: the package's import
+// and its `twinpage` command. And `npm pack --json` in a fresh checkout builds
+// first (prepack) and still prints nothing but its JSON.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NPM, NPX, npmWarnings, sh } from './sh.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // build/test/../..: the repository
-const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-const NPX = process.platform === 'win32' ? 'npx.cmd' : 'npx';
-
-/** The environment without what `npm test` sets for its scripts (it would steer the npm run here). */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (/^npm_/i.test(k) && !/^npm_config_(cache|registry|userconfig)$/i.test(k)) continue;
-    env[k] = v;
-  }
-  return env;
-}
-
-function sh(cmd: string, args: string[], cwd: string): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { cwd, env: cleanEnv(), encoding: 'utf8', timeout: 120000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = (err as { code?: unknown } | null)?.code;
-      resolve({ status: err ? (typeof code === 'number' ? code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 let work = '';
 let tarball = '';
@@ -44,18 +25,21 @@ test.after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('npm pack: the built JS, types and WASM, the README and package.json; nothing else', async () => {
-  // --ignore-scripts: 'prepare' would rebuild, and the build ran before the tests.
+let packedFiles: string[] = [];
+
+test('npm pack: the built JS and types, the README, LICENSE and package.json; nothing else', async () => {
+  // --ignore-scripts: 'prepack' would rebuild, and the build ran before the tests.
   const r = await sh(NPM, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], ROOT);
   assert.is(r.status, 0, r.stderr);
   const [info] = JSON.parse(r.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   tarball = join(work, info.filename);
   const files = info.files.map((f) => f.path).sort();
+  packedFiles = files;
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { files: string[]; bin: Record<string, string> };
   const allowed = (p: string) => /^build\/bindings\/.+\.(js|d\.ts)$/.test(p)
-    || (p === 'build/core.wasm' && pkg.files.includes('build/core.wasm'))
     || p === 'README.md' || p === 'package.json' || /^LICEN[CS]E(\.\w+)?$/.test(p);
-  assert.equal(files.filter((p) => !allowed(p)), [], 'only built JS, types, the WASM, README, package.json, LICENSE');
+  assert.equal(files.filter((p) => !allowed(p)), [], 'only built JS, types, README, package.json, LICENSE');
+  assert.not.ok(files.includes('build/core.wasm'), 'no core.wasm: nothing loads it (the JS embeds the core)');
   for (const p of files) {
     assert.not.match(p, /^(test|bench|assembly|scripts|bindings)\//, `no sources: ${p}`);
     assert.not.match(p, /^build\/(test|bench)\//, `no built tests or benchmarks: ${p}`);
@@ -66,6 +50,37 @@ test('npm pack: the built JS, types and WASM, the README and package.json; nothi
     assert.ok(files.includes(p), `the tarball holds ${p}`);
   }
   assert.ok(files.includes(pkg.bin.twinpage.replace(/^\.\//, '')), 'the bin is in the tarball');
+
+  // A sourceMappingURL names a file the tarball must hold (or the comment must go).
+  const dangling: string[] = [];
+  for (const p of files.filter((f) => f.endsWith('.js'))) {
+    for (const m of (await readFile(join(ROOT, p), 'utf8')).matchAll(/\/\/# sourceMappingURL=(\S+)/g)) {
+      const target = posix.join(posix.dirname(p), m[1]);
+      if (!m[1].startsWith('data:') && !files.includes(target)) dangling.push(`${p} -> ${m[1]}`);
+    }
+  }
+  assert.equal(dangling, [], 'source map comments point to files the tarball holds');
+});
+
+test('npm pack --json in a fresh checkout: builds first (prepack) and prints only its JSON', async () => {
+  // A copy of the sources, sharing the repository's node_modules, never built.
+  const checkout = join(work, 'checkout');
+  for (const p of ['package.json', 'tsconfig.json', 'asconfig.json', 'README.md', 'LICENSE', 'assembly', 'bindings', 'scripts']) {
+    await cp(join(ROOT, p), join(checkout, p), { recursive: true });
+  }
+  await rm(join(checkout, 'bindings', 'core', 'wasm-bytes.ts'), { force: true }); // generated by the build
+  await symlink(join(ROOT, 'node_modules'), join(checkout, 'node_modules'), 'dir');
+  const out = join(work, 'from-checkout');
+  await mkdir(out);
+  const r = await sh(NPM, ['pack', '--json', '--pack-destination', out], checkout, 300_000);
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  let info: Array<{ files: Array<{ path: string }> }>;
+  try {
+    info = JSON.parse(r.stdout);
+  } catch (err) {
+    throw new Error(`npm pack --json printed more than JSON (${(err as Error).message}):\n${r.stdout.slice(0, 2000)}`);
+  }
+  assert.equal(info[0].files.map((f) => f.path).sort(), packedFiles, 'the same files as the tested build packs');
 });
 
 test('installed into an empty folder: imported from Node, and its twinpage command', async () => {
@@ -74,9 +89,10 @@ test('installed into an empty folder: imported from Node, and its twinpage comma
   await mkdir(app);
   const init = await sh(NPM, ['init', '-y'], app);
   assert.is(init.status, 0, init.stderr);
-  // @assemblyscript/loader, the one dependency, comes from the npm cache.
+  // The package has no dependencies: nothing to fetch.
   const install = await sh(NPM, ['install', tarball, '--offline', '--no-audit', '--no-fund'], app);
   assert.is(install.status, 0, install.stdout + install.stderr);
+  assert.equal(npmWarnings(install.stdout + install.stderr), [], 'npm installs the tarball without a warning');
   const installed = await readdir(join(app, 'node_modules', 'twinpage'));
   assert.not.ok(installed.includes('test') || installed.includes('bindings') || installed.includes('assembly'), installed.join(', '));
 

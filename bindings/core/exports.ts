@@ -1,6 +1,15 @@
+/**
+ * The part of the core's `WebAssembly.Memory` the bindings use. Named by its
+ * shape so that the published declarations need neither the DOM nor a
+ * WebAssembly lib (a Node project with `lib: ["ES2022"]` has neither).
+ */
+export interface CoreMemory {
+  readonly buffer: ArrayBuffer;
+}
+
 /** The raw exports of the core module (assembly/index.ts). Statuses are < 0. */
 export interface CoreExports {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: CoreMemory;
   init(pageSize: number, frames: number, ioBytes: number, tables: number, capacity: number): number;
   info(field: number): bigint;
 

@@ -44,7 +44,7 @@ import { TransportBase, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, type Transpo
 /** The handshake protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
 /** The first four bytes of a hello: "TWPG". */
-export const HELLO_MAGIC = Uint8Array.of(0x54, 0x57, 0x50, 0x47);
+export const HELLO_MAGIC: Uint8Array = Uint8Array.of(0x54, 0x57, 0x50, 0x47);
 /** Bytes of a hello's nonce. */
 export const NONCE_BYTES = 32;
 /** Bytes of a proof (HMAC-SHA256). */
