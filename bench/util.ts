@@ -73,7 +73,7 @@ export interface Measured {
 export interface RatioResult { name: string; median: number; min: number; max: number; perRound: number[]; goal?: string }
 
 /** Milliseconds each contender is timed for, per round (BENCH_TIME). */
-export const BENCH_TIME = positiveEnv('BENCH_TIME', 600);
+export const BENCH_TIME = positiveEnv('BENCH_TIME', 1000);
 /** Rounds per comparison (BENCH_ROUNDS). */
 export const BENCH_ROUNDS = positiveEnv('BENCH_ROUNDS', 5);
 /** Untimed warm-up of each contender before the rounds, ms (BENCH_WARMUP). */
