@@ -369,6 +369,8 @@ async function rejoin(): Promise<void> {
     const fillStart = performance.now();
     // The journal is zeroed up to 2 MiB ahead of its records: go 2 MiB past.
     while ((journal = await journalBytes(sdir)) < REJOIN_JOURNAL + 2 * MIB) {
+      // A journal that never gets there was checkpointed on the way (serve's checkpointBytes is below 50 MiB).
+      if (writes > 4 * ((REJOIN_JOURNAL + 2 * MIB) / PAGE)) throw new Error(`rejoin: the secondary's journal holds ${(journal / MIB).toFixed(1)} MiB after ${writes} writes: it checkpoints before 48 MiB`);
       for (let i = 0; i < 32; i++) {
         const list = next();
         await Promise.all(list.map(({ p, data }) => primary!.write(block.id, p * PAGE, data)));
