@@ -106,7 +106,7 @@ async function one(table: ConflictTable, name: string, inFlight: number, seed: n
 
   console.log(`  core.${name}: ${inFlight} ranges in flight, ${QUERIES} queries a run, ${hits} conflict`);
   const { ratio } = await compare({
-    suite: 'core', name, opsPerRun: QUERIES,
+    suite: 'core', name, opsPerRun: QUERIES, goal: name === 'conflict' ? '>= 5' : undefined,
     ours: { name: 'twinpage ConflictTable.query', run: runCore, check: checked('twinpage', viaCore, runCore) },
     others: [
       { name: '@flatten-js/interval-tree search', run: runFlatten, check: checked('flatten-js', viaFlatten, runFlatten) },

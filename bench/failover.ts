@@ -4,6 +4,7 @@
 // secondary, and the rejoining node's resync, over a few runs.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { figure } from './util.js';
 
 const DEMO = fileURLToPath(new URL('../bindings/cli/demo-main.js', import.meta.url));
 const RUNS = 3;
@@ -35,6 +36,6 @@ export async function run(): Promise<void> {
   const f = runs.map((r) => r.failoverMs);
   const r = runs.map((x) => x.resyncMs);
   const p = runs.map((x) => x.pagesResynced);
-  console.log(`  mirror.failover kill to first write served: median ${median(f).toFixed(1)} ms (runs: ${f.map((x) => x.toFixed(1)).join(', ')})`);
-  console.log(`  mirror.rejoin resync: median ${median(r).toFixed(1)} ms for ${median(p)} pages (runs: ${r.map((x, i) => `${x.toFixed(0)} ms/${p[i]} pages`).join(', ')}); 0 lost, verify clean in every run`);
+  figure('mirror.failover', `kill to first write served: median ${median(f).toFixed(1)} ms (runs: ${f.map((x) => x.toFixed(1)).join(', ')})`);
+  figure('mirror.rejoin', `resync: median ${median(r).toFixed(1)} ms for ${median(p)} pages (runs: ${r.map((x, i) => `${x.toFixed(0)} ms/${p[i]} pages`).join(', ')}); 0 lost, verify clean in every run`);
 }
