@@ -1,6 +1,9 @@
 /**
  * The TCP transport (Node): length-prefixed frames over a socket, optionally
- * TLS, opened by a mutual HMAC-SHA256 challenge on a shared secret.
+ * TLS, opened by a mutual HMAC-SHA256 challenge on a shared secret; then every
+ * frame sealed (AES-256-GCM, `seal.ts`) under keys derived from the secret and
+ * both nonces of the handshake, unless both ends were started with
+ * `insecurePlaintext`.
  *
  * Every message on the wire, handshake included, is one length-prefixed frame:
  *
@@ -21,8 +24,9 @@
  *   0        4      5       6        8                       40             40 + idLength
  *   ┌────────┬──────┬───────┬────────┬───────────────────────┬──────────────┐
  *   │ "TWPG" │ ver  │ flags │idLength│ nonce: 32 fresh random│ nodeId UTF-8 │
- *   │        │ u8=1 │ u8=0  │ u16 LE │ bytes per connection  │              │
+ *   │        │ u8=1 │ u8    │ u16 LE │ bytes per connection  │              │
  *   └────────┴──────┴───────┴────────┴───────────────────────┴──────────────┘
+ *   flags: bit 0 (HELLO_SEALED) set when the sender seals its frames; other bits 0
  *
  *   proof (32 bytes) = HMAC-SHA256(secret,
  *       "twinpage-auth-v1" | side ("client" or "server", the sender's) |
@@ -32,13 +36,24 @@
  * Each side checks the peer's proof with `timingSafeEqual`. The side label
  * stops a proof being reflected back; the fresh nonces stop a recorded
  * handshake being replayed. A wrong secret, a wrong version, a malformed hello,
- * or no proof within `authTimeoutMs` closes the connection with 'AUTH_FAILED'.
+ * a peer that does not seal when this end does (or the reverse: both ends must
+ * agree, so neither can be talked down to plaintext), or no proof within
+ * `authTimeoutMs` closes the connection with 'AUTH_FAILED'.
+ *
+ * After the proofs, each frame on the wire is sealed (`seal.ts` draws it):
+ * its length prefix is the sealed length (frame + 16-byte tag), checked
+ * against `maxFrame + 16` before any byte is kept or decrypted (over it:
+ * 'BAD_FRAME'); a frame that fails authentication closes the connection with
+ * 'AUTH_FAILED' and is never delivered. Under TLS frames are sealed all the
+ * same: one path, and the secret still guards the data when a certificate
+ * authority trusts more than it should.
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TwinpageError } from '../../errors.js';
 import { TransportBase, positiveIntegerOption, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, type Transport, type TransportOptions } from './transport.js';
+import { FrameOpener, FrameSealer, SEAL_OVERHEAD, sessionKeys, type RekeyLimits } from './seal.js';
 
 /** The handshake protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -52,6 +67,8 @@ export const PROOF_BYTES = 32;
 export const HANDSHAKE_MAX_FRAME = 1024;
 /** Largest node id, in UTF-8 bytes. */
 export const MAX_NODE_ID_BYTES = 256;
+/** Hello flag: the sender seals every frame after the handshake. */
+export const HELLO_SEALED = 0x01;
 
 const HELLO_HEADER = 8 + NONCE_BYTES;
 const AUTH_LABEL = new TextEncoder().encode('twinpage-auth-v1');
@@ -74,6 +91,22 @@ export interface TcpCommonOptions extends TransportOptions {
   tls?: tls.TlsOptions & tls.ConnectionOptions;
   /** Milliseconds a connection may take to authenticate before it is closed with 'AUTH_FAILED'. @default 5000 */
   authTimeoutMs?: number;
+  /**
+   * INSECURE: send and accept frames in plaintext after the handshake, protected
+   * by nothing but a checksum anyone can recompute: whoever is on the path reads
+   * every page and can forge or alter frames. Only for a link that is secured
+   * otherwise (TLS, a private wire) or for measuring. Both ends must set it; a
+   * sealing end refuses a plaintext one with 'AUTH_FAILED'.
+   * @default false (every frame sealed with AES-256-GCM)
+   */
+  insecurePlaintext?: boolean;
+  /**
+   * @internal For tests: when each direction moves to its next key. Both ends
+   * must use the same limits (a mismatch fails authentication at the first
+   * frame where they differ).
+   * @default { frames: 2^32 - 1, bytes: 2^36 }
+   */
+  rekey?: RekeyLimits;
 }
 
 /** Options of {@link listenTcp}. */
@@ -108,6 +141,8 @@ interface Resolved {
   authTimeoutMs: number;
   highWaterMark: number;
   maxFrame: number;
+  sealed: boolean;
+  rekey: RekeyLimits | undefined;
 }
 
 function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: boolean): Resolved {
@@ -126,6 +161,13 @@ function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: b
     throw TwinpageError.invalidArgument(`port must be an integer from ${listen ? 0 : 1} to 65535, got ${String(port)}`);
   }
   if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) throw TwinpageError.invalidArgument('tls must be an object of TLS options');
+  const { insecurePlaintext = false, rekey } = options;
+  if (typeof insecurePlaintext !== 'boolean') throw TwinpageError.invalidArgument('insecurePlaintext must be a boolean');
+  if (rekey !== undefined) {
+    if (rekey === null || typeof rekey !== 'object') throw TwinpageError.invalidArgument('rekey must be an object { frames?, bytes? }');
+    positiveIntegerOption('rekey.frames', rekey.frames, 1);
+    positiveIntegerOption('rekey.bytes', rekey.bytes, 1);
+  }
   return {
     host,
     port,
@@ -136,6 +178,8 @@ function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: b
     authTimeoutMs: positiveIntegerOption('authTimeoutMs', options.authTimeoutMs, 5000),
     highWaterMark: positiveIntegerOption('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK),
     maxFrame: positiveIntegerOption('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME),
+    sealed: !insecurePlaintext,
+    rekey: rekey === undefined ? undefined : { frames: rekey.frames, bytes: rekey.bytes },
   };
 }
 
@@ -149,15 +193,15 @@ export function encodeFrame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** A hello's payload (not yet framed). `version` is for tests of refusal. */
-export function encodeHello(nodeId: string, nonce: Uint8Array, version = PROTOCOL_VERSION): Uint8Array {
+/** A hello's payload (not yet framed). `version` and `flags` are for tests of refusal. */
+export function encodeHello(nodeId: string, nonce: Uint8Array, version = PROTOCOL_VERSION, flags = HELLO_SEALED): Uint8Array {
   const id = utf8.encode(nodeId);
   if (nonce.byteLength !== NONCE_BYTES) throw TwinpageError.invalidArgument(`nonce must be ${NONCE_BYTES} bytes`);
   const out = new Uint8Array(HELLO_HEADER + id.byteLength);
   const view = new DataView(out.buffer);
   out.set(HELLO_MAGIC, 0);
   out[4] = version;
-  out[5] = 0;
+  out[5] = flags;
   view.setUint16(6, id.byteLength, true);
   out.set(nonce, 8);
   out.set(id, HELLO_HEADER);
@@ -165,18 +209,20 @@ export function encodeHello(nodeId: string, nonce: Uint8Array, version = PROTOCO
 }
 
 /** Parses a hello's payload; throws 'AUTH_FAILED' for anything but a well-formed hello of this version. */
-export function decodeHello(payload: Uint8Array): { version: number; nodeId: string; nonce: Uint8Array } {
+export function decodeHello(payload: Uint8Array): { version: number; flags: number; nodeId: string; nonce: Uint8Array } {
   if (payload.byteLength < HELLO_HEADER) throw TwinpageError.authFailed('malformed hello: too short');
   for (let i = 0; i < 4; i++) if (payload[i] !== HELLO_MAGIC[i]) throw TwinpageError.authFailed('malformed hello: not a twinpage peer');
   const version = payload[4]!;
   if (version !== PROTOCOL_VERSION) throw TwinpageError.authFailed(`unsupported protocol version ${version} (this node speaks ${PROTOCOL_VERSION})`);
+  const flags = payload[5]!;
+  if ((flags & ~HELLO_SEALED) !== 0) throw TwinpageError.authFailed(`malformed hello: unknown flags 0x${flags.toString(16)}`);
   const idLength = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint16(6, true);
   if (idLength === 0 || idLength > MAX_NODE_ID_BYTES || payload.byteLength !== HELLO_HEADER + idLength) {
     throw TwinpageError.authFailed('malformed hello: bad node id length');
   }
   let nodeId: string;
   try { nodeId = strictUtf8.decode(payload.subarray(HELLO_HEADER)); } catch { throw TwinpageError.authFailed('malformed hello: node id is not UTF-8'); }
-  return { version, nodeId, nonce: payload.slice(8, HELLO_HEADER) };
+  return { version, flags, nodeId, nonce: payload.slice(8, HELLO_HEADER) };
 }
 
 /** The proof `side` sends: HMAC-SHA256 over the label, the side, both nonces and both node ids (own first). */
@@ -270,6 +316,9 @@ class TcpTransport extends TransportBase {
   #phase: Phase = 'connecting';
   #peerNonce: Uint8Array | null = null;
   #peerNodeId = '';
+  /** Seals what this end sends, opens what the peer sends; null before the handshake ends, and in plaintext. */
+  #sealer: FrameSealer | null = null;
+  #opener: FrameOpener | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #graceTimer: ReturnType<typeof setTimeout> | null = null;
   #socketError: Error | undefined;
@@ -303,7 +352,7 @@ class TcpTransport extends TransportBase {
     if (this.#phase !== 'connecting') return;
     this.#phase = 'hello';
     this.#socket.setNoDelay(true);
-    this.#socket.write(encodeFrame(encodeHello(this.#o.nodeId, this.#nonce)));
+    this.#socket.write(encodeFrame(encodeHello(this.#o.nodeId, this.#nonce, PROTOCOL_VERSION, this.#o.sealed ? HELLO_SEALED : 0)));
   }
 
   #data(chunk: Buffer): void {
@@ -314,7 +363,9 @@ class TcpTransport extends TransportBase {
         const frame = this.#reader.next();
         if (frame === null) break;
         if (this.#phase === 'open') {
-          if (this.receive(frame) && !this.#paused) { this.#paused = true; this.#socket.pause(); }
+          // Opened (authenticated) before anything sees it; a failure throws 'AUTH_FAILED'.
+          const opened = this.#opener === null ? frame : this.#opener.open(frame);
+          if (this.receive(opened) && !this.#paused) { this.#paused = true; this.#socket.pause(); }
           if (this.closed) return;
         } else {
           this.#handshake(frame);
@@ -331,6 +382,12 @@ class TcpTransport extends TransportBase {
       const hello = decodeHello(frame);
       if (hello.nodeId === this.#o.nodeId) throw TwinpageError.authFailed(`the peer claims this node's own id ${JSON.stringify(hello.nodeId)}`);
       if (timingSafeEqual(hello.nonce, this.#nonce)) throw TwinpageError.authFailed('the peer echoed this node\'s nonce');
+      const peerSeals = (hello.flags & HELLO_SEALED) !== 0;
+      if (peerSeals !== this.#o.sealed) {
+        throw TwinpageError.authFailed(this.#o.sealed
+          ? 'the peer sends frames in plaintext (insecurePlaintext) and this node seals every frame: both ends must agree'
+          : 'the peer seals its frames and this node was started with insecurePlaintext: both ends must agree');
+      }
       this.#peerNonce = hello.nonce;
       this.#peerNodeId = hello.nodeId;
       this.#phase = 'proof';
@@ -343,8 +400,19 @@ class TcpTransport extends TransportBase {
     if (frame.byteLength !== PROOF_BYTES || !timingSafeEqual(frame, expected)) {
       throw TwinpageError.authFailed('the peer\'s proof does not match: wrong secret, or a replayed handshake');
     }
+    if (this.#o.sealed) {
+      const client = this.#side === 'client';
+      const keys = client
+        ? sessionKeys(this.#o.secret, this.#nonce, this.#peerNonce!, this.#o.nodeId, this.#peerNodeId)
+        : sessionKeys(this.#o.secret, this.#peerNonce!, this.#nonce, this.#peerNodeId, this.#o.nodeId);
+      this.#sealer = new FrameSealer(client ? keys.client : keys.server, this.#o.rekey);
+      this.#opener = new FrameOpener(client ? keys.server : keys.client, this.#o.rekey);
+      keys.client.fill(0);
+      keys.server.fill(0);
+    }
     this.#phase = 'open';
-    this.#reader.maxFrame = this.maxFrame;
+    // Checked on the length prefix, before a byte of the frame is kept or decrypted.
+    this.#reader.maxFrame = this.maxFrame + (this.#o.sealed ? SEAL_OVERHEAD : 0);
     this.peerId = this.#peerNodeId;
     this.#clearTimer();
     this.#readyResolve();
@@ -361,6 +429,7 @@ class TcpTransport extends TransportBase {
 
   #socketClosed(): void {
     this.#clearTimer();
+    this.#wipe();
     if (this.#graceTimer !== null) { clearTimeout(this.#graceTimer); this.#graceTimer = null; }
     const cause = this.#socketError;
     if (this.#phase !== 'open') {
@@ -379,11 +448,20 @@ class TcpTransport extends TransportBase {
     if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
   }
 
+  #wipe(): void {
+    this.#sealer?.wipe();
+    this.#opener?.wipe();
+  }
+
   protected write(frame: Uint8Array): boolean {
     const socket = this.#socket;
-    const buf = Buffer.allocUnsafe(4 + frame.byteLength);
-    buf.writeUInt32LE(frame.byteLength, 0);
-    buf.set(frame, 4);
+    let buf: Buffer;
+    if (this.#sealer !== null) buf = this.#sealer.seal(frame);
+    else {
+      buf = Buffer.allocUnsafe(4 + frame.byteLength);
+      buf.writeUInt32LE(frame.byteLength, 0);
+      buf.set(frame, 4);
+    }
     if (!this.#corked) {
       // Frames sent in one turn go out in one writev.
       this.#corked = true;
@@ -400,6 +478,7 @@ class TcpTransport extends TransportBase {
 
   protected teardown(reason?: Error): void {
     this.#clearTimer();
+    this.#wipe();
     const socket = this.#socket;
     if (reason !== undefined || this.#phase !== 'open') { socket.destroy(); return; }
     // Orderly: what was sent still goes out; whatever arrives now is discarded.
