@@ -27,7 +27,7 @@ function page(seed: number): Uint8Array {
 export async function run(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'twinpage-mirror-'));
   const secret = join(dir, 'secret');
-  await writeFile(secret, 'bench secret\n');
+  await writeFile(secret, 'bench secret\n', { mode: 0o600 });
   const child = new NodeProcess(['--dir', join(dir, 'secondary'), '--role', 'secondary', '--listen', '127.0.0.1:0', '--secret-file', secret]);
   try {
     const { port } = await child.event('listening');
