@@ -28,7 +28,7 @@ import {
   listenTcp, connectTcp, encodeFrame as frameBytes, FrameReader, type TcpCommonOptions,
 } from '../bindings/mirror/transports/tcp.js';
 import {
-  FrameOpener, FrameSealer, hkdfSha256, nextKey, sealNonce, sessionKeys, SEAL_TAG_BYTES,
+  FrameOpener, FrameSealer, hkdfSha256, maxSealedRecord, nextKey, recordPlaintext, sealNonce, sessionKeys, SEAL_TAG_BYTES,
 } from '../bindings/mirror/transports/seal.js';
 import { listenOwnerOnly } from '../bindings/cli/owner-socket.js';
 import { CLI, NodeProcess } from './pair-process.js';
@@ -38,6 +38,8 @@ import { CLI, NodeProcess } from './pair-process.js';
 const hex = (s: string) => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const range = (from: number, to: number) => Uint8Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** The next turn of the event loop: frames sent before it and after it go in different records. */
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 const SECRET = 'correct horse battery staple';
 
 async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10000): Promise<void> {
@@ -120,34 +122,46 @@ k('session keys: HKDF of the secret, salted with both nonces, the direction and 
   assert.not.equal(nextKey(keys.client, 1), nextKey(keys.client, 2));
 });
 
-k('the sealer writes length | AES-256-GCM ciphertext | tag, exactly what createCipheriv gives with nonce epoch | sequence', () => {
+/** The wire bytes of one record holding `frames`. */
+const sealRecord = (s: FrameSealer, ...frames: Uint8Array[]) => Buffer.concat(s.seal([recordPlaintext(frames)]));
+/** What follows a record's length prefix: what an opener takes. */
+const body = (wire: Buffer) => wire.subarray(4);
+
+k('a record is length | AES-256-GCM of its frames (each u32 length | bytes) | tag, exactly what createCipheriv gives with nonce epoch | sequence', () => {
   const key = new Uint8Array(randomBytes(32));
   const sealer = new FrameSealer(key);
   const opener = new FrameOpener(key);
-  const sizes = [0, 1, 15, 16, 17, 4096, 70000, 3];
-  sizes.forEach((n, seq) => {
-    const frame = new Uint8Array(randomBytes(n));
-    const wire = sealer.seal(frame);
+  const records = [[0], [1], [15, 16, 17], [4096], [70000], [3, 0, 4096, 100]];
+  records.forEach((sizes, seq) => {
+    const frames = sizes.map((n) => new Uint8Array(randomBytes(n)));
+    const wire = sealRecord(sealer, ...frames);
     const nonce = Buffer.alloc(12);
     nonce.writeUInt32LE(0, 0);
     nonce.writeUInt32LE(seq, 4);
     nonce.writeUInt32LE(0, 8);
     assert.equal(sealNonce(0, seq), new Uint8Array(nonce));
-    const [body, tag] = platformSeal(key, nonce, lengthBytes(n + 16), frame);
-    assert.equal(new Uint8Array(wire), new Uint8Array(Buffer.concat([lengthBytes(n + 16), body, tag])), `frame ${seq} of ${n} bytes`);
-    const opened = opener.open(wire.subarray(4));
-    assert.is(opened.constructor, Uint8Array);
-    assert.equal(opened, frame);
+    const plain = Buffer.concat(frames.flatMap((f) => [lengthBytes(f.byteLength), Buffer.from(f)]));
+    const [ct, tag] = platformSeal(key, nonce, lengthBytes(plain.byteLength + 16), plain);
+    assert.equal(new Uint8Array(wire), new Uint8Array(Buffer.concat([lengthBytes(plain.byteLength + 16), ct, tag])), `record ${seq} of ${sizes}`);
+    const opened = opener.open(body(wire));
+    assert.is(opened.length, frames.length);
+    opened.forEach((f, i) => { assert.is(f.constructor, Uint8Array); assert.equal(f, frames[i]); });
   });
-  assert.is(sealer.sequence, sizes.length);
+  assert.is(sealer.sequence, records.length);
+  assert.is(opener.sequence, records.length);
+  // The pieces given to seal() are one plaintext: cut anywhere, the same record.
+  const a = new FrameSealer(key);
+  const b = new FrameSealer(key);
+  const plain = recordPlaintext([new Uint8Array(5000).fill(1), Uint8Array.of(2)]);
+  assert.equal(new Uint8Array(Buffer.concat(a.seal([plain.subarray(0, 7), plain.subarray(7, 4000), plain.subarray(4000)]))), new Uint8Array(Buffer.concat(b.seal([plain]))));
   // A sequence past 2^32 goes in the nonce's upper word.
   assert.equal(sealNonce(7, 2 ** 32 + 5), hex('07000000 05000000 01000000'));
 });
 
-k('a frame altered, truncated, replayed, reordered, dropped, or from the other direction fails with AUTH_FAILED', () => {
+k('a record altered, truncated, replayed, reordered, dropped, or from the other direction fails with AUTH_FAILED; one that authenticates but does not tile is BAD_FRAME', async () => {
   const keys = sessionKeys(new TextEncoder().encode(SECRET), new Uint8Array(32).fill(1), new Uint8Array(32).fill(2), 'a', 'b');
   const frames = Array.from({ length: 6 }, (_, i) => new Uint8Array(100).fill(i));
-  const wire = (() => { const s = new FrameSealer(keys.client); return frames.map((f) => s.seal(f).subarray(4)); })();
+  const wire = (() => { const s = new FrameSealer(keys.client); return frames.map((f) => body(sealRecord(s, f))); })();
   const fresh = () => new FrameOpener(keys.client);
   const fails = (steps: Uint8Array[], what: string) => {
     const o = fresh();
@@ -157,8 +171,8 @@ k('a frame altered, truncated, replayed, reordered, dropped, or from the other d
   };
   // In order: all open.
   const o = fresh();
-  wire.forEach((w, i) => assert.equal(o.open(w), frames[i]));
-  for (const at of [0, 50, 99, 100, 115]) {
+  wire.forEach((w, i) => assert.equal(o.open(w), [frames[i]]));
+  for (const at of [0, 3, 50, 103, 104, 119]) {
     const bad = Uint8Array.from(wire[0]!);
     bad[at]! ^= 0x01;
     fails([bad], `bit flipped at ${at}`);
@@ -168,49 +182,48 @@ k('a frame altered, truncated, replayed, reordered, dropped, or from the other d
   fails([wire[0]!, wire[0]!], 'replayed');
   fails([wire[0]!, wire[2]!], 'one dropped');
   fails([wire[1]!, wire[0]!], 'reordered');
-  fails([new FrameSealer(keys.server).seal(frames[0]!).subarray(4)], 'sealed for the other direction');
+  fails([body(sealRecord(new FrameSealer(keys.server), frames[0]!))], 'sealed for the other direction');
+  // After a failure the opener refuses the next good record too.
+  const broken = fresh();
+  assert.is(await code(() => broken.open(wire[1]!)), 'AUTH_FAILED');
+  assert.is(await code(() => broken.open(wire[0]!)), 'AUTH_FAILED');
+  // Authentic but malformed (only a broken peer seals these): BAD_FRAME.
+  for (const plain of [Uint8Array.of(10, 0, 0, 0, 1, 2), Uint8Array.of(0, 0), new Uint8Array(0)]) {
+    const s = new FrameSealer(keys.client);
+    assert.is(await code(() => fresh().open(body(Buffer.concat(s.seal([plain]))))), 'BAD_FRAME', `plaintext ${plain.length} bytes`);
+  }
 });
 
-k('after a failure the opener refuses the next good frame too', async () => {
-  const key = new Uint8Array(32).fill(9);
-  const s = new FrameSealer(key);
-  const a = s.seal(Uint8Array.of(1)).subarray(4);
-  const b = s.seal(Uint8Array.of(2)).subarray(4);
-  const o = new FrameOpener(key);
-  assert.is(await code(() => o.open(b)), 'AUTH_FAILED');
-  assert.is(await code(() => o.open(a)), 'AUTH_FAILED');
-});
-
-k('rekeying: by frames and by bytes, frames keep opening across many epochs; a frame sealed under the wrong epoch fails', async () => {
+k('rekeying: by records and by bytes, records keep opening across many epochs; a record sealed under the wrong epoch fails', async () => {
   const key = new Uint8Array(randomBytes(32));
-  for (const limits of [{ frames: 3 }, { bytes: 10000 }, { frames: 1 }]) {
+  for (const limits of [{ records: 3 }, { bytes: 10000 }, { records: 1 }]) {
     const s = new FrameSealer(key, limits);
     const o = new FrameOpener(key, limits);
     for (let i = 0; i < 40; i++) {
       const f = new Uint8Array(4096).fill(i);
-      assert.equal(o.open(s.seal(f).subarray(4)), f, `frame ${i} with ${JSON.stringify(limits)}`);
+      assert.equal(o.open(body(sealRecord(s, f))), [f], `record ${i} with ${JSON.stringify(limits)}`);
     }
     assert.ok(s.epoch >= 13, `${JSON.stringify(limits)}: ${s.epoch} epochs`);
     assert.is(o.epoch, s.epoch);
   }
-  // Frame 3 under { frames: 3 } is sealed with key(epoch 1) and nonce (1, 3): checked against the platform.
-  const s = new FrameSealer(key, { frames: 3 });
-  for (let i = 0; i < 3; i++) s.seal(Uint8Array.of(i));
+  // Record 3 under { records: 3 } is sealed with key(epoch 1) and nonce (1, 3): checked against the platform.
+  const s = new FrameSealer(key, { records: 3 });
+  for (let i = 0; i < 3; i++) sealRecord(s, Uint8Array.of(i));
   assert.is(s.epoch, 1);
-  const f = Uint8Array.of(3, 3, 3);
-  const [body, tag] = platformSeal(nextKey(key, 1), sealNonce(1, 3), lengthBytes(3 + 16), f);
-  assert.equal(new Uint8Array(s.seal(f)), new Uint8Array(Buffer.concat([lengthBytes(19), body, tag])));
-  // An opener that does not rekey (still at epoch 0) refuses frame 3, sealed under epoch 1.
-  const s2 = new FrameSealer(key, { frames: 3 });
+  const plain = recordPlaintext([Uint8Array.of(3, 3, 3)]);
+  const [ct, tag] = platformSeal(nextKey(key, 1), sealNonce(1, 3), lengthBytes(7 + 16), plain);
+  assert.equal(new Uint8Array(Buffer.concat(s.seal([plain]))), new Uint8Array(Buffer.concat([lengthBytes(23), ct, tag])));
+  // An opener that does not rekey (still at epoch 0) refuses record 3, sealed under epoch 1.
+  const s2 = new FrameSealer(key, { records: 3 });
   const o2 = new FrameOpener(key);
-  for (let i = 0; i < 3; i++) o2.open(s2.seal(Uint8Array.of(i)).subarray(4));
-  assert.is(await code(() => o2.open(s2.seal(Uint8Array.of(3)).subarray(4))), 'AUTH_FAILED');
+  for (let i = 0; i < 3; i++) o2.open(body(sealRecord(s2, Uint8Array.of(i))));
+  assert.is(await code(() => o2.open(body(sealRecord(s2, Uint8Array.of(3))))), 'AUTH_FAILED');
   // And the reverse: a sealer that does not rekey, an opener that does.
   const s3 = new FrameSealer(key);
-  const o3 = new FrameOpener(key, { frames: 3 });
-  for (let i = 0; i < 3; i++) o3.open(s3.seal(Uint8Array.of(i)).subarray(4));
-  assert.is(await code(() => o3.open(s3.seal(Uint8Array.of(3)).subarray(4))), 'AUTH_FAILED');
-  assert.is(await code(() => new FrameSealer(key, { frames: 0 })), 'INVALID_ARGUMENT');
+  const o3 = new FrameOpener(key, { records: 3 });
+  for (let i = 0; i < 3; i++) o3.open(body(sealRecord(s3, Uint8Array.of(i))));
+  assert.is(await code(() => o3.open(body(sealRecord(s3, Uint8Array.of(3))))), 'AUTH_FAILED');
+  assert.is(await code(() => new FrameSealer(key, { records: 0 })), 'INVALID_ARGUMENT');
   assert.is(await code(() => new FrameSealer(new Uint8Array(16))), 'INVALID_ARGUMENT');
 });
 
@@ -308,11 +321,11 @@ async function link(server: Partial<TcpCommonOptions> = {}, client: Partial<TcpC
   return { server: s, client: c, proxy, done: async () => { c.close(); s.close(); await listener.close(); await proxy?.close(); } };
 }
 
-/** Sends `frames` one way and collects what arrives. */
-async function stream(from: Transport, to: Transport, frames: Uint8Array[]): Promise<void> {
+/** Sends `frames` one way (each in a turn of its own when `turns`, so each its own record) and checks what arrives. */
+async function stream(from: Transport, to: Transport, frames: Uint8Array[], turns = false): Promise<void> {
   const got: Uint8Array[] = [];
   to.onFrame((f) => got.push(f));
-  for (const f of frames) await from.send(f);
+  for (const f of frames) { await from.send(f); if (turns) await nextTurn(); }
   await until(() => got.length === frames.length, `${frames.length} frames`);
   got.forEach((f, i) => assert.equal(f, frames[i], `frame ${i}`));
 }
@@ -360,13 +373,13 @@ t('each connection has fresh nonces (never reused), and so its own keys: the sam
     const l = await link({}, {}, async (port) => (proxy = await new Proxy(port).start()));
     await stream(l.client, l.server, [frame]);
     await l.done();
-    // Each side's first frame is its hello, the nonce at bytes 8 to 40; the client's third is the sealed frame.
+    // Each side's first frame is its hello, the nonce at bytes 8 to 40; the client's third is the sealed record.
     const hello = (lane: Buffer[]) => { const r = new FrameReader(1 << 20); r.push(Buffer.concat(lane)); return [r.next()!, r.next()!, r.next()]; };
     const [clientHello, , sealedFrame] = hello(proxy.fromClient);
     const [serverHello] = hello(proxy.fromServer);
     nonces.add(Buffer.from(clientHello!.subarray(8, 40)).toString('hex'));
     nonces.add(Buffer.from(serverHello!.subarray(8, 40)).toString('hex'));
-    assert.is(sealedFrame!.byteLength, 4096 + SEAL_TAG_BYTES);
+    assert.is(sealedFrame!.byteLength, 4 + 4096 + SEAL_TAG_BYTES);
     sealed.add(Buffer.from(sealedFrame!).toString('hex'));
     assert.is(leakedWindow(proxy.capture, frame), -1);
   }
@@ -375,22 +388,23 @@ t('each connection has fresh nonces (never reused), and so its own keys: the sam
 });
 
 t('rekeying on a live link: frames flow both ways across many epochs; an end that does not rekey is cut off with AUTH_FAILED', async () => {
-  const rekey = { frames: 3 };
+  const rekey = { records: 3 };
   const l = await link({ rekey }, { rekey });
   const frames = Array.from({ length: 50 }, (_, i) => new Uint8Array(100 + i).fill(i));
-  await stream(l.client, l.server, frames);
-  await stream(l.server, l.client, frames);
+  await stream(l.client, l.server, frames, true);
+  await stream(l.server, l.client, frames, true);
+  await stream(l.client, l.server, frames); // many frames per record
   await l.done();
-  // The client rekeys every 3 frames, the server never: frame 3 is refused and not delivered.
+  // The client rekeys every 3 records, the server never: record 3 is refused, nothing of it or after it delivered.
   const m = await link({}, { rekey });
-  const got: Uint8Array[] = [];
-  m.server.onFrame((f) => got.push(f));
+  const got: number[] = [];
+  m.server.onFrame((f) => got.push(f[0]!));
   const closed = closeOf(m.server);
-  for (let i = 0; i < 5; i++) await m.client.send(Uint8Array.of(i)).catch(() => {});
+  for (let i = 0; i < 5; i++) { await m.client.send(Uint8Array.of(i)).catch(() => {}); await nextTurn(); }
   const err = await closed;
   assert.is(codeOf(err), 'AUTH_FAILED');
-  assert.match(err!.message, /epoch 0/);
-  assert.is(got.length, 0, 'frames before the bad one are dropped with it, none delivered after it');
+  assert.match(err!.message, /record 3 \(key epoch 0\)/);
+  assert.ok(got.length <= 3 && got.every((v, i) => v === i), `only records 0 to 2 may have been delivered: ${got}`);
   await m.done();
 });
 
@@ -407,7 +421,7 @@ t('through a tampering proxy: a flipped bit, an injected frame, a replay, a reor
     const got: number[] = [];
     l.server.onFrame((f) => got.push(f[0]!));
     const closed = closeOf(l.server);
-    for (let i = 0; i < 6; i++) await l.client.send(new Uint8Array(32).fill(i)).catch(() => {});
+    for (let i = 0; i < 6; i++) { await l.client.send(new Uint8Array(32).fill(i)).catch(() => {}); await nextTurn(); }
     const err = await closed;
     assert.is(codeOf(err), 'AUTH_FAILED', name);
     assert.ok(got.every((v, k) => v === k), `${name}: only frames in order were delivered (${got})`);
@@ -416,21 +430,35 @@ t('through a tampering proxy: a flipped bit, an injected frame, a replay, a reor
   }
 });
 
-t('the length prefix is checked against maxFrame + 16 before anything is kept or decrypted: BAD_FRAME', async () => {
+t('a record length over the largest record is BAD_FRAME before anything is kept or decrypted; a frame over maxFrame in a record is BAD_FRAME', async () => {
+  assert.is(maxSealedRecord(4096), (64 << 10) + 16);
+  assert.is(maxSealedRecord(4 << 20), (4 << 20) + 4 + 16);
   const l = await link({ maxFrame: 4096 }, {}, async (port) => {
     const p = await new Proxy(port).start();
-    // Frame 0 as sent; frame 1 replaced by a bare length prefix of 4096 + 17 and nothing after.
-    p.tamper = (w, i) => (i === 1 ? [lengthBytes(4096 + 17)] : [w]);
+    // Record 0 as sent; record 1 replaced by a bare length prefix one over the largest record, and nothing after.
+    p.tamper = (w, i) => (i === 1 ? [lengthBytes(maxSealedRecord(4096) + 1)] : [w]);
     return p;
   });
   const got: Uint8Array[] = [];
   l.server.onFrame((f) => got.push(f));
   const closed = closeOf(l.server);
-  await l.client.send(new Uint8Array(4096).fill(1)); // exactly maxFrame: sealed 4112, accepted
+  await l.client.send(new Uint8Array(4096).fill(1)); // exactly maxFrame: accepted
+  await until(() => got.length === 1, 'the first frame');
   await l.client.send(new Uint8Array(10));
   assert.is(codeOf(await closed), 'BAD_FRAME');
   await l.done();
-  assert.ok(got.length <= 1);
+  assert.is(got.length, 1);
+  // A peer with a larger maxFrame sends 5000 bytes: the record authenticates, the frame in it is refused.
+  const m = await link({ maxFrame: 4096 }, {});
+  const delivered: Uint8Array[] = [];
+  m.server.onFrame((f) => delivered.push(f));
+  const closed2 = closeOf(m.server);
+  await m.client.send(new Uint8Array(5000));
+  const err = await closed2;
+  assert.is(codeOf(err), 'BAD_FRAME');
+  assert.match(err!.message, /5000 bytes is over maxFrame \(4096\)/);
+  assert.is(delivered.length, 0);
+  await m.done();
 });
 
 t('TLS: sealing stays on under TLS (a plaintext end is refused); mutual TLS needs a client certificate the CA signed', async () => {

@@ -17,7 +17,7 @@ import {
   listenTcp, connectTcp, encodeFrame, encodeHello, decodeHello, authProof, FrameReader, NONCE_BYTES,
   type ListenTcpOptions, type TcpListener,
 } from '../bindings/mirror/transports/tcp.js';
-import { FrameSealer, sessionKeys } from '../bindings/mirror/transports/seal.js';
+import { FrameSealer, recordPlaintext, sessionKeys } from '../bindings/mirror/transports/seal.js';
 import { withFaults, mulberry32 } from '../bindings/mirror/transports/faulty.js';
 
 // --- helpers --------------------------------------------------------------------
@@ -477,7 +477,7 @@ tcp('frames cut into 1-byte TCP writes are reassembled', async () => {
   const got: Uint8Array[] = [];
   server.onFrame((f) => got.push(f));
   const sent = [makeFrame(0, 300), makeFrame(1, 0), makeFrame(2, 5), makeFrame(3, 257)];
-  const bytes = Buffer.concat(sent.map((f) => sealer.seal(f)));
+  const bytes = Buffer.concat(sent.flatMap((f) => sealer.seal([recordPlaintext([f])])));
   for (let i = 0; i < bytes.byteLength; i++) {
     await new Promise<void>((r) => sock.write(bytes.subarray(i, i + 1), () => r()));
     if (i % 16 === 0) await new Promise<void>((r) => setImmediate(r));

@@ -40,20 +40,22 @@
  * agree, so neither can be talked down to plaintext), or no proof within
  * `authTimeoutMs` closes the connection with 'AUTH_FAILED'.
  *
- * After the proofs, each frame on the wire is sealed (`seal.ts` draws it):
- * its length prefix is the sealed length (frame + 16-byte tag), checked
- * against `maxFrame + 16` before any byte is kept or decrypted (over it:
- * 'BAD_FRAME'); a frame that fails authentication closes the connection with
- * 'AUTH_FAILED' and is never delivered. Under TLS frames are sealed all the
- * same: one path, and the secret still guards the data when a certificate
- * authority trusts more than it should.
+ * After the proofs, frames travel sealed (`seal.ts` draws it): the frames sent
+ * in one turn of the event loop as one record of up to 64 KiB (a larger frame
+ * alone). A record's length prefix is checked against the largest record this
+ * end takes (64 KiB, or `maxFrame` + 4, plus the 16-byte tag) before any byte
+ * of it is kept or decrypted (over it: 'BAD_FRAME'); a record that fails
+ * authentication closes the connection with 'AUTH_FAILED' and none of its
+ * frames is delivered; a frame in it over `maxFrame` is 'BAD_FRAME'. Under TLS
+ * frames are sealed all the same: one path, and the secret still guards the
+ * data when a certificate authority trusts more than it should.
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TwinpageError } from '../../errors.js';
 import { TransportBase, positiveIntegerOption, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, type Transport, type TransportOptions } from './transport.js';
-import { FrameOpener, FrameSealer, SEAL_OVERHEAD, sessionKeys, type RekeyLimits } from './seal.js';
+import { FrameOpener, FrameSealer, RECORD_BYTES, maxSealedRecord, sessionKeys, type RekeyLimits } from './seal.js';
 
 /** The handshake protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -103,8 +105,8 @@ export interface TcpCommonOptions extends TransportOptions {
   /**
    * @internal For tests: when each direction moves to its next key. Both ends
    * must use the same limits (a mismatch fails authentication at the first
-   * frame where they differ).
-   * @default { frames: 2^32 - 1, bytes: 2^36 }
+   * record where they differ).
+   * @default { records: 2^32 - 1, bytes: 2^36 }
    */
   rekey?: RekeyLimits;
 }
@@ -164,8 +166,8 @@ function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: b
   const { insecurePlaintext = false, rekey } = options;
   if (typeof insecurePlaintext !== 'boolean') throw TwinpageError.invalidArgument('insecurePlaintext must be a boolean');
   if (rekey !== undefined) {
-    if (rekey === null || typeof rekey !== 'object') throw TwinpageError.invalidArgument('rekey must be an object { frames?, bytes? }');
-    positiveIntegerOption('rekey.frames', rekey.frames, 1);
+    if (rekey === null || typeof rekey !== 'object') throw TwinpageError.invalidArgument('rekey must be an object { records?, bytes? }');
+    positiveIntegerOption('rekey.records', rekey.records, 1);
     positiveIntegerOption('rekey.bytes', rekey.bytes, 1);
   }
   return {
@@ -179,7 +181,7 @@ function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: b
     highWaterMark: positiveIntegerOption('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK),
     maxFrame: positiveIntegerOption('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME),
     sealed: !insecurePlaintext,
-    rekey: rekey === undefined ? undefined : { frames: rekey.frames, bytes: rekey.bytes },
+    rekey: rekey === undefined ? undefined : { records: rekey.records, bytes: rekey.bytes },
   };
 }
 
@@ -267,8 +269,12 @@ export class FrameReader {
     this.#bytes += chunk.byteLength;
   }
 
-  /** The next complete frame (a fresh copy), or null until more bytes arrive. */
-  next(): Uint8Array | null {
+  /**
+   * The next complete frame, or null until more bytes arrive: a fresh copy,
+   * or with `view`, when the frame lies within one chunk pushed, a view into
+   * that chunk (read it before pushing the chunk's bytes anywhere else).
+   */
+  next(view = false): Uint8Array | null {
     if (this.#length < 0) {
       if (this.#bytes < 4) return null;
       const h = this.#take(4);
@@ -282,9 +288,20 @@ export class FrameReader {
       this.#length = length;
     }
     if (this.#bytes < this.#length) return null;
-    const frame = this.#take(this.#length);
+    const frame = view ? this.#view(this.#length) : this.#take(this.#length);
     this.#length = -1;
     return frame;
+  }
+
+  /** `n` bytes as a view into the first chunk when they all lie there, else a copy. */
+  #view(n: number): Uint8Array {
+    const chunk = this.#chunks[0];
+    if (chunk === undefined || chunk.byteLength - this.#offset < n) return this.#take(n);
+    const out = chunk.subarray(this.#offset, this.#offset + n);
+    this.#offset += n;
+    this.#bytes -= n;
+    if (this.#offset === chunk.byteLength) { this.#chunks.shift(); this.#offset = 0; }
+    return out;
   }
 
   #take(n: number): Uint8Array {
@@ -323,6 +340,9 @@ class TcpTransport extends TransportBase {
   #graceTimer: ReturnType<typeof setTimeout> | null = null;
   #socketError: Error | undefined;
   #corked = false;
+  /** Sealed: the plaintext of the record this turn's frames fill (reused), and its bytes so far. */
+  #record: Buffer | null = null;
+  #recordBytes = 0;
   #paused = false;
   #readyResolve!: () => void;
   #readyReject!: (err: Error) => void;
@@ -360,12 +380,19 @@ class TcpTransport extends TransportBase {
     this.#reader.push(chunk);
     try {
       for (;;) {
-        const frame = this.#reader.next();
+        // A sealed record is read in place when it can be: opening it copies it out.
+        const frame = this.#reader.next(this.#opener !== null);
         if (frame === null) break;
         if (this.#phase === 'open') {
-          // Opened (authenticated) before anything sees it; a failure throws 'AUTH_FAILED'.
-          const opened = this.#opener === null ? frame : this.#opener.open(frame);
-          if (this.receive(opened) && !this.#paused) { this.#paused = true; this.#socket.pause(); }
+          if (this.#opener === null) {
+            if (this.receive(frame) && !this.#paused) { this.#paused = true; this.#socket.pause(); }
+          } else {
+            // Authenticated before any of its frames is seen; a failure throws 'AUTH_FAILED'.
+            for (const f of this.#opener.open(frame)) {
+              if (f.byteLength > this.maxFrame) throw TwinpageError.badFrame(`frame of ${f.byteLength} bytes is over maxFrame (${this.maxFrame})`);
+              if (this.receive(f) && !this.#paused) { this.#paused = true; this.#socket.pause(); }
+            }
+          }
           if (this.closed) return;
         } else {
           this.#handshake(frame);
@@ -411,8 +438,8 @@ class TcpTransport extends TransportBase {
       keys.server.fill(0);
     }
     this.#phase = 'open';
-    // Checked on the length prefix, before a byte of the frame is kept or decrypted.
-    this.#reader.maxFrame = this.maxFrame + (this.#o.sealed ? SEAL_OVERHEAD : 0);
+    // Checked on the length prefix, before a byte of the frame (record) is kept or decrypted.
+    this.#reader.maxFrame = this.#o.sealed ? maxSealedRecord(this.maxFrame) : this.maxFrame;
     this.peerId = this.#peerNodeId;
     this.#clearTimer();
     this.#readyResolve();
@@ -455,22 +482,55 @@ class TcpTransport extends TransportBase {
 
   protected write(frame: Uint8Array): boolean {
     const socket = this.#socket;
-    let buf: Buffer;
-    if (this.#sealer !== null) buf = this.#sealer.seal(frame);
-    else {
-      buf = Buffer.allocUnsafe(4 + frame.byteLength);
-      buf.writeUInt32LE(frame.byteLength, 0);
-      buf.set(frame, 4);
-    }
     if (!this.#corked) {
-      // Frames sent in one turn go out in one writev.
+      // Frames sent in one turn go out in one writev (sealed: as one record, at the end of the turn).
       this.#corked = true;
       socket.cork();
-      process.nextTick(() => { this.#corked = false; socket.uncork(); });
+      process.nextTick(this.#endTurn);
     }
-    const ok = socket.write(buf);
-    return !ok && socket.writableLength > this.highWaterMark;
+    const sealer = this.#sealer;
+    if (sealer === null) {
+      const buf = Buffer.allocUnsafe(4 + frame.byteLength);
+      buf.writeUInt32LE(frame.byteLength, 0);
+      buf.set(frame, 4);
+      const ok = socket.write(buf);
+      return !ok && socket.writableLength > this.highWaterMark;
+    }
+    const size = 4 + frame.byteLength;
+    if (this.#recordBytes + size > RECORD_BYTES) this.#sealRecord();
+    if (size > RECORD_BYTES) {
+      // Larger than a record: sealed alone, now.
+      const length = Buffer.allocUnsafe(4);
+      length.writeUInt32LE(frame.byteLength, 0);
+      for (const chunk of sealer.seal([length, frame])) socket.write(chunk);
+    } else {
+      // Copied into the record now (the caller may reuse `frame`), sealed at the end of the turn.
+      const record = (this.#record ??= Buffer.allocUnsafe(RECORD_BYTES));
+      record.writeUInt32LE(frame.byteLength, this.#recordBytes);
+      record.set(frame, this.#recordBytes + 4);
+      this.#recordBytes += size;
+    }
+    return socket.writableLength + this.#recordBytes > this.highWaterMark;
   }
+
+  /** Seals the frames gathered so far as one record and hands it to the socket. */
+  #sealRecord(): void {
+    const n = this.#recordBytes;
+    if (n === 0 || this.#sealer === null) return;
+    this.#recordBytes = 0;
+    // The cipher reads the plaintext before seal() returns: the record buffer is reused.
+    for (const chunk of this.#sealer.seal([this.#record!.subarray(0, n)])) this.#socket.write(chunk);
+  }
+
+  readonly #endTurn = (): void => {
+    this.#corked = false;
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    this.#sealRecord();
+    socket.uncork();
+    // Senders may have waited on the record's bytes, which no 'drain' will report.
+    if (!socket.writableNeedDrain) this.writable();
+  };
 
   protected inboxDrained(): void {
     if (this.#paused && this.inboxBytes <= this.highWaterMark) { this.#paused = false; this.#socket.resume(); }
@@ -478,10 +538,11 @@ class TcpTransport extends TransportBase {
 
   protected teardown(reason?: Error): void {
     this.#clearTimer();
-    this.#wipe();
     const socket = this.#socket;
-    if (reason !== undefined || this.#phase !== 'open') { socket.destroy(); return; }
+    if (reason !== undefined || this.#phase !== 'open') { this.#wipe(); socket.destroy(); return; }
     // Orderly: what was sent still goes out; whatever arrives now is discarded.
+    this.#sealRecord();
+    this.#wipe();
     socket.end();
     if (this.#paused) { this.#paused = false; socket.resume(); }
     this.#graceTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
