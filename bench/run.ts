@@ -10,6 +10,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   mirror: async () => {
     await (await import('./mirror.js')).run();
     await (await import('./failover.js')).run();
+    await (await import('./seal.js')).run();
   },
 };
 
