@@ -22,9 +22,10 @@
  * ```
  *
  * A key seals at most `records` records or `bytes` bytes (2^32 - 1 records
- * and 2^36 bytes by default, well inside AES-GCM's limits for one key); the
- * record that reaches either limit is the last under it, and both ends move to
- * the next epoch at the same record without a word on the wire.
+ * and 2^36 bytes by default: 2^32 AES blocks, which keeps the chance of
+ * telling GCM from random near 2^-64); the record that reaches either limit is
+ * the last under it, and both ends move to the next epoch at the same record
+ * without a word on the wire.
  *
  * A sealed record on the wire, holding k ≥ 1 frames:
  *
@@ -55,7 +56,7 @@ import { TwinpageError } from '../../errors.js';
 
 /** Bytes of a key (AES-256). */
 export const SEAL_KEY_BYTES = 32;
-/** Bytes of a GCM tag, appended to every sealed frame. */
+/** Bytes of a GCM tag, appended to every sealed record. */
 export const SEAL_TAG_BYTES = 16;
 /** Bytes of a GCM nonce: u32 epoch, u64 sequence. */
 export const SEAL_NONCE_BYTES = 12;
@@ -140,7 +141,7 @@ export function nextKey(key: Uint8Array, epoch: number): Uint8Array {
   return hkdfSha256(key, EMPTY, info, SEAL_KEY_BYTES);
 }
 
-/** The nonce of frame `sequence` under key `epoch`, written into `out` (12 bytes). */
+/** The nonce of record `sequence` under the key of `epoch`, written into `out` (12 bytes). */
 export function sealNonce(epoch: number, sequence: number, out: Uint8Array = new Uint8Array(SEAL_NONCE_BYTES)): Uint8Array {
   const view = new DataView(out.buffer, out.byteOffset, SEAL_NONCE_BYTES);
   view.setUint32(0, epoch, true);

@@ -526,7 +526,13 @@ class TcpTransport extends TransportBase {
     this.#corked = false;
     const socket = this.#socket;
     if (socket.destroyed) return;
-    this.#sealRecord();
+    try {
+      this.#sealRecord();
+    } catch (err) {
+      // Only a connection that used up its nonces (2^53 records) gets here.
+      this.close(err as Error);
+      return;
+    }
     socket.uncork();
     // Senders may have waited on the record's bytes, which no 'drain' will report.
     if (!socket.writableNeedDrain) this.writable();
@@ -541,7 +547,7 @@ class TcpTransport extends TransportBase {
     const socket = this.#socket;
     if (reason !== undefined || this.#phase !== 'open') { this.#wipe(); socket.destroy(); return; }
     // Orderly: what was sent still goes out; whatever arrives now is discarded.
-    this.#sealRecord();
+    try { this.#sealRecord(); } catch { /* nonces used up: what is left cannot be sent */ }
     this.#wipe();
     socket.end();
     if (this.#paused) { this.#paused = false; socket.resume(); }
