@@ -64,7 +64,7 @@ async function eventually(what: string, probe: () => Promise<Uint8Array>, data: 
 export async function run(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'twinpage-mirror-'));
   const secret = join(dir, 'secret');
-  await writeFile(secret, SECRET + '\n');
+  await writeFile(secret, SECRET + '\n', { mode: 0o600 });
   const limitDir = join(dir, 'limit-secondary');
   await mkdir(limitDir);
   const child = new NodeProcess(['--dir', join(dir, 'secondary'), '--role', 'secondary', '--listen', '127.0.0.1:0', '--secret-file', secret]);

@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   mirror: async () => {
     await (await import('./mirror.js')).run();
     await (await import('./failover.js')).run();
+    await (await import('./seal.js')).run();
   },
   scale: async () => (await import('./scale.js')).run(),
 };

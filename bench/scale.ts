@@ -41,6 +41,7 @@ class UnflushedStore implements Store {
   rename(from: string, to: string) { return this.#inner.rename(from, to); }
   list() { return this.#inner.list(); }
   async sync() {}
+  space() { return this.#inner.space(); }
 }
 
 export async function run(): Promise<void> {

@@ -66,7 +66,7 @@ test('twinpage --help lists every command; no command is exit 2', async () => {
 
 test("every command's --help exits 0 and names its options", async () => {
   const options: Record<string, string[]> = {
-    serve: ['--dir', '--role', '--listen', '--peer', '--secret-file', '--page-size', '--cache-mb', '--copy', '--exchange', '--exchange-mb', '--extent-pages', '--intent-extents', '--no-stdin', '--verbose'],
+    serve: ['--dir', '--role', '--listen', '--peer', '--secret-file', '--page-size', '--cache-mb', '--copy', '--exchange', '--exchange-mb', '--extent-pages', '--intent-extents', '--no-stdin', '--tls-cert', '--tls-key', '--tls-ca', '--insecure-plaintext', '--verbose'],
     status: ['--dir', '--json', '--timeout', '--verbose'],
     verify: ['--dir', '--json', '--timeout', '--verbose'],
     inspect: ['--dir', '--json', '--verbose'],
@@ -235,7 +235,7 @@ test("inspect shows the mirror's generations, lagging runs and write intents", a
 test('status and verify against a running pair; degraded, resync events, back in sync', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'twinpage-cli-'));
   const secret = join(dir, 'secret');
-  await writeFile(secret, 'cli test secret\n');
+  await writeFile(secret, 'cli test secret\n', { mode: 0o600 });
   const dirA = join(dir, 'a');
   const dirB = join(dir, 'b');
   const nodeArgs = (d: string, role: string, link: string[]) => ['--dir', d, '--role', role, ...link, '--secret-file', secret];
@@ -369,7 +369,7 @@ test('status and verify speak the control protocol: differences are exit 1, refu
 test('serve: a stale control socket is replaced; SIGTERM closes; --no-stdin runs until a close on the control socket', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'twinpage-cli-'));
   const secret = join(dir, 'secret');
-  await writeFile(secret, 'cli test secret\n');
+  await writeFile(secret, 'cli test secret\n', { mode: 0o600 });
   const data = join(dir, 'node');
   const args = ['--dir', data, '--role', 'primary', '--peer', '127.0.0.1:1', '--secret-file', secret];
   const procs: NodeProcess[] = [];
@@ -424,7 +424,7 @@ test('serve: a stale control socket is replaced; SIGTERM closes; --no-stdin runs
 test('serve --copy storage --exchange FILE: pages travel through the shared file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'twinpage-cli-'));
   const secret = join(dir, 'secret');
-  await writeFile(secret, 'cli test secret\n');
+  await writeFile(secret, 'cli test secret\n', { mode: 0o600 });
   const copy = ['--secret-file', secret, '--copy', 'storage', '--exchange', join(dir, 'exchange'), '--exchange-mb', '1'];
   const b = new NodeProcess(['--dir', join(dir, 'b'), '--role', 'secondary', '--listen', '127.0.0.1:0', ...copy]);
   let a: NodeProcess | null = null;

@@ -1,4 +1,5 @@
-// The format fixtures in test/fixtures are stores written by earlier
+// The format fixtures in test/fixtures (the folders named format-v*; others
+// there, like tls/, hold other tests' material) are stores written by earlier
 // versions; this version must open and read every one of them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +12,13 @@ import { pattern } from './data.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 
-for (const name of await readdir(FIXTURES)) {
+const formats = (await readdir(FIXTURES)).filter((name) => /^format-v\d+$/.test(name));
+
+test('the format fixtures are there', () => {
+  assert.ok(formats.includes('format-v1'), `format fixtures found: ${formats.join(', ')}`);
+});
+
+for (const name of formats) {
   test(`fixture ${name} opens and reads back`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'twinpage-fixture-'));
     try {

@@ -26,7 +26,7 @@ const INTENTS = ['--extent-pages', '8', '--intent-extents', '2'];
 
 async function startPair(dir: string, port = 0) {
   const secret = join(dir, 'secret');
-  await writeFile(secret, 'a shared secret for this test\n');
+  await writeFile(secret, 'a shared secret for this test\n', { mode: 0o600 });
   const secondary = new NodeProcess(['--dir', join(dir, 'b'), '--role', 'secondary', '--listen', `127.0.0.1:${port}`, '--secret-file', secret, '--cache-mb', '4', ...INTENTS]);
   const listening = await secondary.event('listening');
   const primary = new NodeProcess(['--dir', join(dir, 'a'), '--role', 'primary', '--peer', `127.0.0.1:${listening.port}`, '--secret-file', secret, '--cache-mb', '4', ...INTENTS]);

@@ -7,11 +7,9 @@ import * as assert from 'uvu/assert';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as net from 'node:net';
 import { once } from 'node:events';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { TwinpageError } from '../bindings/errors.js';
 import { inProcessPair, type Transport } from '../bindings/mirror/transports/transport.js';
 import { messagePortTransport, type MessagePortLike } from '../bindings/mirror/transports/message-port.js';
@@ -19,6 +17,7 @@ import {
   listenTcp, connectTcp, encodeFrame, encodeHello, decodeHello, authProof, FrameReader, NONCE_BYTES,
   type ListenTcpOptions, type TcpListener,
 } from '../bindings/mirror/transports/tcp.js';
+import { FrameSealer, recordPlaintext, sessionKeys } from '../bindings/mirror/transports/seal.js';
 import { withFaults, mulberry32 } from '../bindings/mirror/transports/faulty.js';
 
 // --- helpers --------------------------------------------------------------------
@@ -60,25 +59,14 @@ const indexOf = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset, f.byteLe
 
 const SECRET = 'correct horse battery staple';
 
-// --- TLS material (self-signed, made here) ----------------------------------------
+// --- TLS material (test/fixtures/tls: a test CA and a node certificate it signed) ----
 
-let tlsMaterial: { key: string; cert: string } | null = null;
-try {
-  execFileSync('which', ['openssl'], { stdio: 'ignore' });
-  const dir = mkdtempSync(join(tmpdir(), 'twinpage-tls-'));
-  try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1',
-    ], { stdio: 'ignore' });
-    tlsMaterial = { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-} catch {
-  console.log('note: openssl is not available (or failed); the TLS tests are skipped');
-}
+const TLS_DIR = fileURLToPath(new URL('../../test/fixtures/tls/', import.meta.url));
+const tlsMaterial = {
+  key: readFileSync(TLS_DIR + 'key.pem', 'utf8'),
+  cert: readFileSync(TLS_DIR + 'cert.pem', 'utf8'),
+  ca: readFileSync(TLS_DIR + 'ca.pem', 'utf8'),
+};
 
 // --- pair factories ----------------------------------------------------------------
 
@@ -113,11 +101,11 @@ async function tcpPair(options: { highWaterMark?: number }, useTls: boolean): Pr
   const got = new Promise<Transport>((r) => { accepted = r; });
   const listener = await listenTcp({
     port: 0, secret: SECRET, nodeId: 'a', ...options,
-    tls: useTls ? { key: tlsMaterial!.key, cert: tlsMaterial!.cert } : undefined,
+    tls: useTls ? { key: tlsMaterial.key, cert: tlsMaterial.cert } : undefined,
   }, (t) => accepted(t));
   const b = await connectTcp({
     port: listener.port, secret: SECRET, nodeId: 'b', ...options,
-    tls: useTls ? { ca: tlsMaterial!.cert } : undefined,
+    tls: useTls ? { ca: tlsMaterial.ca } : undefined,
   });
   const a = await got;
   return { a, b, done: async () => { a.close(); b.close(); await listener.close(); } };
@@ -145,8 +133,8 @@ const kinds: Kind[] = [
     bound: 256 << 10, total: 8 << 20,
   },
   { name: 'TCP 127.0.0.1', make: (o) => tcpPair(o, false), bound: 32 << 20, total: 64 << 20 },
+  { name: 'TCP 127.0.0.1 over TLS', make: (o) => tcpPair(o, true), bound: 32 << 20, total: 64 << 20 },
 ];
-if (tlsMaterial !== null) kinds.push({ name: 'TCP 127.0.0.1 over TLS', make: (o) => tcpPair(o, true), bound: 32 << 20, total: 64 << 20 });
 
 // --- the shared behaviour suite ------------------------------------------------------
 
@@ -365,8 +353,8 @@ function frames(sock: net.Socket): () => Promise<Uint8Array> {
   };
 }
 
-/** Authenticates by hand, as a client, on a raw socket. */
-async function handshakeByHand(port: number, secret: string, nodeId: string): Promise<net.Socket> {
+/** Authenticates by hand, as a client, on a raw socket; returns it with the sealer of what the client sends. */
+async function handshakeByHand(port: number, secret: string, nodeId: string): Promise<{ sock: net.Socket; sealer: FrameSealer }> {
   const sock = await rawSocket(port);
   const next = frames(sock);
   const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
@@ -375,7 +363,8 @@ async function handshakeByHand(port: number, secret: string, nodeId: string): Pr
   assert.is(hello.nodeId, 'server');
   sock.write(encodeFrame(authProof(secret, 'client', nonce, hello.nonce, nodeId, hello.nodeId)));
   assert.equal(await next(), authProof(secret, 'server', hello.nonce, nonce, hello.nodeId, nodeId));
-  return sock;
+  const keys = sessionKeys(new TextEncoder().encode(secret), nonce, hello.nonce, nodeId, hello.nodeId);
+  return { sock, sealer: new FrameSealer(keys.client) };
 }
 
 const socketClosed = (sock: net.Socket) => (sock.destroyed ? Promise.resolve() : once(sock, 'close').then(() => {}));
@@ -481,14 +470,14 @@ tcp('a replayed handshake fails: fresh nonces per connection', async () => {
 
 tcp('frames cut into 1-byte TCP writes are reassembled', async () => {
   const s = await serve();
-  const sock = await handshakeByHand(s.listener.port, SECRET, 'byhand');
+  const { sock, sealer } = await handshakeByHand(s.listener.port, SECRET, 'byhand');
   await until(() => s.accepted.length === 1, 'accepted');
   const server = s.accepted[0]!;
   assert.is(server.peerId, 'byhand');
   const got: Uint8Array[] = [];
   server.onFrame((f) => got.push(f));
   const sent = [makeFrame(0, 300), makeFrame(1, 0), makeFrame(2, 5), makeFrame(3, 257)];
-  const bytes = Buffer.concat(sent.map(encodeFrame));
+  const bytes = Buffer.concat(sent.flatMap((f) => sealer.seal([recordPlaintext([f])])));
   for (let i = 0; i < bytes.byteLength; i++) {
     await new Promise<void>((r) => sock.write(bytes.subarray(i, i + 1), () => r()));
     if (i % 16 === 0) await new Promise<void>((r) => setImmediate(r));
@@ -502,7 +491,7 @@ tcp('frames cut into 1-byte TCP writes are reassembled', async () => {
 tcp('a declared length over maxFrame closes the connection at once with BAD_FRAME', async () => {
   const s = await serve({ maxFrame: 16 << 10 });
   // By hand: a length of 4 GiB - 1 and nothing after it.
-  const sock = await handshakeByHand(s.listener.port, SECRET, 'byhand');
+  const { sock } = await handshakeByHand(s.listener.port, SECRET, 'byhand');
   await until(() => s.accepted.length === 1, 'accepted');
   const closed = closeOf(s.accepted[0]!);
   sock.write(Uint8Array.of(0xff, 0xff, 0xff, 0xff));
@@ -522,7 +511,7 @@ tcp('a declared length over maxFrame closes the connection at once with BAD_FRAM
   await clientClosed;
   assert.is(delivered, 0);
   // The end of the stream inside a frame is a bad frame too.
-  const cut = await handshakeByHand(s.listener.port, SECRET, 'cut');
+  const { sock: cut } = await handshakeByHand(s.listener.port, SECRET, 'cut');
   await until(() => s.accepted.length === 3, 'accepted');
   const cutClosed = closeOf(s.accepted[2]!);
   cut.end(Uint8Array.of(100, 0, 0, 0, 1, 2, 3));
@@ -542,11 +531,10 @@ tcp('closing the listener closes the connections it accepted', async () => {
 });
 
 tcp('TLS: a client that does not trust the certificate cannot connect; the right secret is still required', async () => {
-  if (tlsMaterial === null) { console.log('note: skipped, no openssl'); return; }
   const s = await serve({ tls: { key: tlsMaterial.key, cert: tlsMaterial.cert } });
   assert.is(await code(connectTcp({ port: s.listener.port, secret: SECRET, nodeId: 'b', tls: {} })), 'IO_ERROR');
-  assert.is(await code(connectTcp({ port: s.listener.port, secret: 'wrong', nodeId: 'b', tls: { ca: tlsMaterial.cert } })), 'AUTH_FAILED');
-  const c = await connectTcp({ port: s.listener.port, secret: SECRET, nodeId: 'b', tls: { ca: tlsMaterial.cert } });
+  assert.is(await code(connectTcp({ port: s.listener.port, secret: 'wrong', nodeId: 'b', tls: { ca: tlsMaterial.ca } })), 'AUTH_FAILED');
+  const c = await connectTcp({ port: s.listener.port, secret: SECRET, nodeId: 'b', tls: { ca: tlsMaterial.ca } });
   assert.is(c.peerId, 'server');
   c.close();
   await s.done();

@@ -14,20 +14,23 @@
 // The same commands are taken on the node's control socket (one JSON line
 // each, one reply line), where `twinpage status` and `twinpage verify` ask.
 
-import { lstat, mkdir, readFile, rm, chmod } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { openMemory, TwinpageError, type MirroredMemory, type MirrorOptions } from '../index.js';
 import { SPLIT_BRAIN_POLICIES, type SplitBrainPolicy } from '../messages.js';
-import { connectTcp, listenTcp } from '../mirror/transports/tcp.js';
+import { connectTcp, listenTcp, type TcpCommonOptions } from '../mirror/transports/tcp.js';
 import { FileDevice, mapFsError } from '../storage/file.js';
 import {
   UsageError, choice, controlPath, flag, hostPort, int, parseOptions, required, str, type Command,
 } from './args.js';
+import { readSecretFile } from './secret-file.js';
+import { listenOwnerOnly } from './owner-socket.js';
 
 const synopsis = `usage: twinpage serve --dir DIR --role primary|secondary (--listen HOST:PORT | --peer HOST:PORT)
-                      --secret-file FILE [--page-size BYTES] [--cache-mb MB]
+                      --secret-file FILE [--tls-cert FILE --tls-key FILE] [--tls-ca FILE]
+                      [--insecure-plaintext] [--page-size BYTES] [--cache-mb MB]
                       [--copy auto|message|storage] [--exchange FILE] [--exchange-mb MB]
                       [--split-brain POLICY]
                       [--extent-pages N] [--intent-extents N] [--no-stdin] [--verbose]`;
@@ -42,7 +45,22 @@ The same commands are taken on the control socket DIR/control.sock, where
   --role         primary (serves writes) or secondary (applies the partner's)
   --listen       wait for the partner on HOST:PORT (port 0: any free port, printed)
   --peer         connect to the partner at HOST:PORT (and reconnect when the link drops)
-  --secret-file  a file holding the secret both nodes share (mutual HMAC authentication)
+  --secret-file  a file holding the secret both nodes share, readable by its owner only
+                 (chmod 600; a looser file is refused). It authenticates both nodes
+                 and keys the encryption of every frame between them (AES-256-GCM,
+                 fresh keys per connection): use 32 random bytes, e.g. the output of
+                 'openssl rand -base64 32'
+  --tls-cert, --tls-key
+                 run the link over TLS with this certificate and key (PEM); required
+                 on the --listen side for TLS, optional on the --peer side (its client
+                 certificate). Frames are sealed inside TLS all the same
+  --tls-ca       the CA (PEM) that signs the partner's certificate: the --peer side
+                 checks the listener's certificate against it; given on the --listen
+                 side, the partner must present a certificate it signed (mutual TLS)
+  --insecure-plaintext
+                 INSECURE: frames travel unencrypted and unauthenticated after the
+                 handshake (anyone on the path reads and can alter them). Both nodes
+                 must give it; a node without it refuses one with it
   --page-size    bytes per page of a new store (default 4096)
   --cache-mb     page cache in MiB (default 64)
   --copy         how pages travel to the partner: auto (default), message (in the
@@ -75,6 +93,7 @@ interface ServeArgs {
   secretFile: string; pageSize?: number; cacheMb: number;
   copy?: 'auto' | 'message' | 'storage'; exchange?: string; exchangeMb: number; stdin: boolean;
   extentPages?: number; intentExtents?: number; splitBrain?: SplitBrainPolicy;
+  tlsCert?: string; tlsKey?: string; tlsCa?: string; insecurePlaintext: boolean;
 }
 
 function parse(argv: string[]): ServeArgs {
@@ -82,6 +101,7 @@ function parse(argv: string[]): ServeArgs {
     '--dir': 'value', '--role': 'value', '--listen': 'value', '--peer': 'value', '--secret-file': 'value',
     '--page-size': 'value', '--cache-mb': 'value', '--copy': 'value', '--exchange': 'value', '--exchange-mb': 'value',
     '--extent-pages': 'value', '--intent-extents': 'value', '--no-stdin': 'flag', '--split-brain': 'value',
+    '--tls-cert': 'value', '--tls-key': 'value', '--tls-ca': 'value', '--insecure-plaintext': 'flag',
   });
   const role = choice(o, '--role', ['primary', 'secondary'] as const);
   if (!role) throw new UsageError('--role is required (primary or secondary)');
@@ -94,25 +114,29 @@ function parse(argv: string[]): ServeArgs {
   if (o.has('--exchange-mb') && !exchange) throw new UsageError('--exchange-mb needs --exchange FILE');
   const pageSize = int(o, '--page-size', 512, 1 << 20);
   if (pageSize !== undefined && (pageSize & (pageSize - 1)) !== 0) throw new UsageError('--page-size must be a power of two from 512 to 1048576');
+  const tlsCert = str(o, '--tls-cert');
+  const tlsKey = str(o, '--tls-key');
+  const tlsCa = str(o, '--tls-ca');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (o.has('--listen') && tlsCa !== undefined && tlsCert === undefined) throw new UsageError('--tls-ca on the --listen side needs --tls-cert and --tls-key');
   return {
     dir, role, secretFile, listen: hostPort(o, '--listen'), peer: hostPort(o, '--peer'),
     pageSize, cacheMb: int(o, '--cache-mb', 1, 1 << 16) ?? 64,
     copy, exchange, exchangeMb: int(o, '--exchange-mb', 1, 1 << 16) ?? 16, stdin: !flag(o, '--no-stdin'),
     extentPages: int(o, '--extent-pages', 1, 1 << 20), intentExtents: int(o, '--intent-extents', 1, 1 << 16),
     splitBrain: choice(o, '--split-brain', SPLIT_BRAIN_POLICIES),
+    tlsCert, tlsKey, tlsCa, insecurePlaintext: flag(o, '--insecure-plaintext'),
   };
 }
 
 const say = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 async function serve(args: ServeArgs): Promise<void> {
-  let secret: string;
-  try {
-    secret = (await readFile(args.secretFile)).toString('utf8').trim();
-  } catch (err) {
-    throw mapFsError(err, `read the secret file ${args.secretFile}`);
+  const secret = await readSecretFile(args.secretFile);
+  const link = await linkOptions(args);
+  if (args.insecurePlaintext) {
+    process.stderr.write('twinpage serve: WARNING: --insecure-plaintext: frames to and from the partner are neither encrypted nor authenticated\n');
   }
-  if (!secret) throw new UsageError(`the secret file ${args.secretFile} is empty`);
   try { await mkdir(args.dir, { recursive: true }); } catch (err) { throw mapFsError(err, `create ${args.dir}`); }
   const control = controlPath(args.dir);
   await clearStaleSocket(control, args.dir);
@@ -148,7 +172,7 @@ async function serve(args: ServeArgs): Promise<void> {
     say({ event: 'control', path: control });
 
     if (args.listen) {
-      const listener = await listenTcp({ host: args.listen[0], port: args.listen[1], secret, nodeId: memory.nodeId }, (t) => {
+      const listener = await listenTcp({ host: args.listen[0], port: args.listen[1], secret, nodeId: memory.nodeId, ...link }, (t) => {
         mirror.attach(t);
         say({ event: 'connected', peer: t.peerId });
         t.onClose((err) => say({ event: 'disconnected', reason: err?.message ?? null }));
@@ -160,7 +184,7 @@ async function serve(args: ServeArgs): Promise<void> {
       const connectLoop = async (): Promise<void> => {
         while (!stopping) {
           try {
-            const t = await connectTcp({ host, port, secret, nodeId: memory.nodeId });
+            const t = await connectTcp({ host, port, secret, nodeId: memory.nodeId, ...link });
             if (stopping) { t.close(); return; }
             mirror.attach(t);
             say({ event: 'connected', peer: t.peerId });
@@ -218,6 +242,22 @@ async function serve(args: ServeArgs): Promise<void> {
       await exchange?.close().catch(() => {});
     }
   }
+}
+
+/** What the TLS flags and --insecure-plaintext ask of the link. */
+async function linkOptions(args: ServeArgs): Promise<Pick<TcpCommonOptions, 'tls' | 'insecurePlaintext'>> {
+  const pem = async (flagName: string, path: string | undefined) => {
+    if (path === undefined) return undefined;
+    try { return await readFile(path, 'utf8'); } catch (err) { throw mapFsError(err, `read the ${flagName} file ${path}`); }
+  };
+  const [cert, key, ca] = [await pem('--tls-cert', args.tlsCert), await pem('--tls-key', args.tlsKey), await pem('--tls-ca', args.tlsCa)];
+  if (cert === undefined && ca === undefined) return { insecurePlaintext: args.insecurePlaintext };
+  const tls: NonNullable<TcpCommonOptions['tls']> = {};
+  if (cert !== undefined) { tls.cert = cert; tls.key = key; }
+  if (ca !== undefined) tls.ca = ca;
+  // A listener given a CA asks for the partner's certificate and refuses one it did not sign.
+  if (args.listen && ca !== undefined) { tls.requestCert = true; tls.rejectUnauthorized = true; }
+  return { tls, insecurePlaintext: args.insecurePlaintext };
 }
 
 /** Whether a command line is `close` (anything unreadable is not). */
@@ -328,13 +368,11 @@ function listenControl(path: string, memory: MirroredMemory, dir: string, stop: 
     });
   });
   openSockets.set(server, sockets);
-  return new Promise((resolvePromise, reject) => {
-    server.once('error', (err) => reject(mapFsError(err, `listen on the control socket ${path} of ${dir}`)));
-    server.listen(path, () => {
-      // Whoever reaches the socket controls the node: its owner only.
-      chmod(path, 0o600).catch(() => {}).finally(() => resolvePromise(server));
-    });
-  });
+  // Whoever reaches the socket controls the node: its owner only, from the moment it exists.
+  return listenOwnerOnly(server, path).then(
+    () => server,
+    (err) => { throw mapFsError(err, `listen on the control socket ${path} of ${dir}`); },
+  );
 }
 
 async function closeControl(server: Server, path: string): Promise<void> {

@@ -1,6 +1,9 @@
 /**
  * The TCP transport (Node): length-prefixed frames over a socket, optionally
- * TLS, opened by a mutual HMAC-SHA256 challenge on a shared secret.
+ * TLS, opened by a mutual HMAC-SHA256 challenge on a shared secret; then every
+ * frame sealed (AES-256-GCM, `seal.ts`) under keys derived from the secret and
+ * both nonces of the handshake, unless both ends were started with
+ * `insecurePlaintext`.
  *
  * Every message on the wire, handshake included, is one length-prefixed frame:
  *
@@ -21,8 +24,9 @@
  *   0        4      5       6        8                       40             40 + idLength
  *   ┌────────┬──────┬───────┬────────┬───────────────────────┬──────────────┐
  *   │ "TWPG" │ ver  │ flags │idLength│ nonce: 32 fresh random│ nodeId UTF-8 │
- *   │        │ u8=1 │ u8=0  │ u16 LE │ bytes per connection  │              │
+ *   │        │ u8=1 │ u8    │ u16 LE │ bytes per connection  │              │
  *   └────────┴──────┴───────┴────────┴───────────────────────┴──────────────┘
+ *   flags: bit 0 (HELLO_SEALED) set when the sender seals its frames; other bits 0
  *
  *   proof (32 bytes) = HMAC-SHA256(secret,
  *       "twinpage-auth-v1" | side ("client" or "server", the sender's) |
@@ -32,7 +36,19 @@
  * Each side checks the peer's proof with `timingSafeEqual`. The side label
  * stops a proof being reflected back; the fresh nonces stop a recorded
  * handshake being replayed. A wrong secret, a wrong version, a malformed hello,
- * or no proof within `authTimeoutMs` closes the connection with 'AUTH_FAILED'.
+ * a peer that does not seal when this end does (or the reverse: both ends must
+ * agree, so neither can be talked down to plaintext), or no proof within
+ * `authTimeoutMs` closes the connection with 'AUTH_FAILED'.
+ *
+ * After the proofs, frames travel sealed (`seal.ts` draws it): the frames sent
+ * in one turn of the event loop as one record of up to 64 KiB (a larger frame
+ * alone). A record's length prefix is checked against the largest record this
+ * end takes (64 KiB, or `maxFrame` + 4, plus the 16-byte tag) before any byte
+ * of it is kept or decrypted (over it: 'BAD_FRAME'); a record that fails
+ * authentication closes the connection with 'AUTH_FAILED' and none of its
+ * frames is delivered; a frame in it over `maxFrame` is 'BAD_FRAME'. Under TLS
+ * frames are sealed all the same: one path, and the secret still guards the
+ * data when a certificate authority trusts more than it should.
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -40,6 +56,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TwinpageError } from '../../errors.js';
 import { intOption } from '../../options.js';
 import { TransportBase, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, type Transport, type TransportOptions } from './transport.js';
+import { FrameOpener, FrameSealer, RECORD_BYTES, maxSealedRecord, sessionKeys, type RekeyLimits } from './seal.js';
 
 /** The handshake protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -53,6 +70,8 @@ export const PROOF_BYTES = 32;
 export const HANDSHAKE_MAX_FRAME = 1024;
 /** Largest node id, in UTF-8 bytes. */
 export const MAX_NODE_ID_BYTES = 256;
+/** Hello flag: the sender seals every frame after the handshake. */
+export const HELLO_SEALED = 0x01;
 
 const HELLO_HEADER = 8 + NONCE_BYTES;
 const AUTH_LABEL = new TextEncoder().encode('twinpage-auth-v1');
@@ -75,6 +94,22 @@ export interface TcpCommonOptions extends TransportOptions {
   tls?: tls.TlsOptions & tls.ConnectionOptions;
   /** Milliseconds a connection may take to authenticate before it is closed with 'AUTH_FAILED'. @default 5000 */
   authTimeoutMs?: number;
+  /**
+   * INSECURE: send and accept frames in plaintext after the handshake, protected
+   * by nothing but a checksum anyone can recompute: whoever is on the path reads
+   * every page and can forge or alter frames. Only for a link that is secured
+   * otherwise (TLS, a private wire) or for measuring. Both ends must set it; a
+   * sealing end refuses a plaintext one with 'AUTH_FAILED'.
+   * @default false (every frame sealed with AES-256-GCM)
+   */
+  insecurePlaintext?: boolean;
+  /**
+   * @internal For tests: when each direction moves to its next key. Both ends
+   * must use the same limits (a mismatch fails authentication at the first
+   * record where they differ).
+   * @default { records: 2^32 - 1, bytes: 2^36 }
+   */
+  rekey?: RekeyLimits;
 }
 
 /** Options of {@link listenTcp}. */
@@ -109,6 +144,8 @@ interface Resolved {
   authTimeoutMs: number;
   highWaterMark: number;
   maxFrame: number;
+  sealed: boolean;
+  rekey: RekeyLimits | undefined;
 }
 
 function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: boolean): Resolved {
@@ -127,6 +164,13 @@ function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: b
     throw TwinpageError.invalidArgument(`port must be an integer from ${listen ? 0 : 1} to 65535, got ${String(port)}`);
   }
   if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) throw TwinpageError.invalidArgument('tls must be an object of TLS options');
+  const { insecurePlaintext = false, rekey } = options;
+  if (typeof insecurePlaintext !== 'boolean') throw TwinpageError.invalidArgument('insecurePlaintext must be a boolean');
+  if (rekey !== undefined) {
+    if (rekey === null || typeof rekey !== 'object') throw TwinpageError.invalidArgument('rekey must be an object { records?, bytes? }');
+    intOption('rekey.records', rekey.records, 1);
+    intOption('rekey.bytes', rekey.bytes, 1);
+  }
   return {
     host,
     port,
@@ -137,6 +181,8 @@ function resolveOptions(options: TcpCommonOptions & { port?: number }, listen: b
     authTimeoutMs: intOption('authTimeoutMs', options.authTimeoutMs, 5000),
     highWaterMark: intOption('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK),
     maxFrame: intOption('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME),
+    sealed: !insecurePlaintext,
+    rekey: rekey === undefined ? undefined : { records: rekey.records, bytes: rekey.bytes },
   };
 }
 
@@ -150,15 +196,15 @@ export function encodeFrame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** A hello's payload (not yet framed). `version` is for tests of refusal. */
-export function encodeHello(nodeId: string, nonce: Uint8Array, version = PROTOCOL_VERSION): Uint8Array {
+/** A hello's payload (not yet framed). `version` and `flags` are for tests of refusal. */
+export function encodeHello(nodeId: string, nonce: Uint8Array, version = PROTOCOL_VERSION, flags = HELLO_SEALED): Uint8Array {
   const id = utf8.encode(nodeId);
   if (nonce.byteLength !== NONCE_BYTES) throw TwinpageError.invalidArgument(`nonce must be ${NONCE_BYTES} bytes`);
   const out = new Uint8Array(HELLO_HEADER + id.byteLength);
   const view = new DataView(out.buffer);
   out.set(HELLO_MAGIC, 0);
   out[4] = version;
-  out[5] = 0;
+  out[5] = flags;
   view.setUint16(6, id.byteLength, true);
   out.set(nonce, 8);
   out.set(id, HELLO_HEADER);
@@ -166,18 +212,20 @@ export function encodeHello(nodeId: string, nonce: Uint8Array, version = PROTOCO
 }
 
 /** Parses a hello's payload; throws 'AUTH_FAILED' for anything but a well-formed hello of this version. */
-export function decodeHello(payload: Uint8Array): { version: number; nodeId: string; nonce: Uint8Array } {
+export function decodeHello(payload: Uint8Array): { version: number; flags: number; nodeId: string; nonce: Uint8Array } {
   if (payload.byteLength < HELLO_HEADER) throw TwinpageError.authFailed('malformed hello: too short');
   for (let i = 0; i < 4; i++) if (payload[i] !== HELLO_MAGIC[i]) throw TwinpageError.authFailed('malformed hello: not a twinpage peer');
   const version = payload[4]!;
   if (version !== PROTOCOL_VERSION) throw TwinpageError.authFailed(`unsupported protocol version ${version} (this node speaks ${PROTOCOL_VERSION})`);
+  const flags = payload[5]!;
+  if ((flags & ~HELLO_SEALED) !== 0) throw TwinpageError.authFailed(`malformed hello: unknown flags 0x${flags.toString(16)}`);
   const idLength = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint16(6, true);
   if (idLength === 0 || idLength > MAX_NODE_ID_BYTES || payload.byteLength !== HELLO_HEADER + idLength) {
     throw TwinpageError.authFailed('malformed hello: bad node id length');
   }
   let nodeId: string;
   try { nodeId = strictUtf8.decode(payload.subarray(HELLO_HEADER)); } catch { throw TwinpageError.authFailed('malformed hello: node id is not UTF-8'); }
-  return { version, nodeId, nonce: payload.slice(8, HELLO_HEADER) };
+  return { version, flags, nodeId, nonce: payload.slice(8, HELLO_HEADER) };
 }
 
 /** The proof `side` sends: HMAC-SHA256 over the label, the side, both nonces and both node ids (own first). */
@@ -222,8 +270,12 @@ export class FrameReader {
     this.#bytes += chunk.byteLength;
   }
 
-  /** The next complete frame (a fresh copy), or null until more bytes arrive. */
-  next(): Uint8Array | null {
+  /**
+   * The next complete frame, or null until more bytes arrive: a fresh copy,
+   * or with `view`, when the frame lies within one chunk pushed, a view into
+   * that chunk (read it before pushing the chunk's bytes anywhere else).
+   */
+  next(view = false): Uint8Array | null {
     if (this.#length < 0) {
       if (this.#bytes < 4) return null;
       const h = this.#take(4);
@@ -237,9 +289,20 @@ export class FrameReader {
       this.#length = length;
     }
     if (this.#bytes < this.#length) return null;
-    const frame = this.#take(this.#length);
+    const frame = view ? this.#view(this.#length) : this.#take(this.#length);
     this.#length = -1;
     return frame;
+  }
+
+  /** `n` bytes as a view into the first chunk when they all lie there, else a copy. */
+  #view(n: number): Uint8Array {
+    const chunk = this.#chunks[0];
+    if (chunk === undefined || chunk.byteLength - this.#offset < n) return this.#take(n);
+    const out = chunk.subarray(this.#offset, this.#offset + n);
+    this.#offset += n;
+    this.#bytes -= n;
+    if (this.#offset === chunk.byteLength) { this.#chunks.shift(); this.#offset = 0; }
+    return out;
   }
 
   #take(n: number): Uint8Array {
@@ -271,10 +334,16 @@ class TcpTransport extends TransportBase {
   #phase: Phase = 'connecting';
   #peerNonce: Uint8Array | null = null;
   #peerNodeId = '';
+  /** Seals what this end sends, opens what the peer sends; null before the handshake ends, and in plaintext. */
+  #sealer: FrameSealer | null = null;
+  #opener: FrameOpener | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #graceTimer: ReturnType<typeof setTimeout> | null = null;
   #socketError: Error | undefined;
   #corked = false;
+  /** Sealed: the plaintext of the record this turn's frames fill (reused), and its bytes so far. */
+  #record: Buffer | null = null;
+  #recordBytes = 0;
   #paused = false;
   #readyResolve!: () => void;
   #readyReject!: (err: Error) => void;
@@ -304,7 +373,7 @@ class TcpTransport extends TransportBase {
     if (this.#phase !== 'connecting') return;
     this.#phase = 'hello';
     this.#socket.setNoDelay(true);
-    this.#socket.write(encodeFrame(encodeHello(this.#o.nodeId, this.#nonce)));
+    this.#socket.write(encodeFrame(encodeHello(this.#o.nodeId, this.#nonce, PROTOCOL_VERSION, this.#o.sealed ? HELLO_SEALED : 0)));
   }
 
   #data(chunk: Buffer): void {
@@ -312,10 +381,19 @@ class TcpTransport extends TransportBase {
     this.#reader.push(chunk);
     try {
       for (;;) {
-        const frame = this.#reader.next();
+        // A sealed record is read in place when it can be: opening it copies it out.
+        const frame = this.#reader.next(this.#opener !== null);
         if (frame === null) break;
         if (this.#phase === 'open') {
-          if (this.receive(frame) && !this.#paused) { this.#paused = true; this.#socket.pause(); }
+          if (this.#opener === null) {
+            if (this.receive(frame) && !this.#paused) { this.#paused = true; this.#socket.pause(); }
+          } else {
+            // Authenticated before any of its frames is seen; a failure throws 'AUTH_FAILED'.
+            for (const f of this.#opener.open(frame)) {
+              if (f.byteLength > this.maxFrame) throw TwinpageError.badFrame(`frame of ${f.byteLength} bytes is over maxFrame (${this.maxFrame})`);
+              if (this.receive(f) && !this.#paused) { this.#paused = true; this.#socket.pause(); }
+            }
+          }
           if (this.closed) return;
         } else {
           this.#handshake(frame);
@@ -332,6 +410,12 @@ class TcpTransport extends TransportBase {
       const hello = decodeHello(frame);
       if (hello.nodeId === this.#o.nodeId) throw TwinpageError.authFailed(`the peer claims this node's own id ${JSON.stringify(hello.nodeId)}`);
       if (timingSafeEqual(hello.nonce, this.#nonce)) throw TwinpageError.authFailed('the peer echoed this node\'s nonce');
+      const peerSeals = (hello.flags & HELLO_SEALED) !== 0;
+      if (peerSeals !== this.#o.sealed) {
+        throw TwinpageError.authFailed(this.#o.sealed
+          ? 'the peer sends frames in plaintext (insecurePlaintext) and this node seals every frame: both ends must agree'
+          : 'the peer seals its frames and this node was started with insecurePlaintext: both ends must agree');
+      }
       this.#peerNonce = hello.nonce;
       this.#peerNodeId = hello.nodeId;
       this.#phase = 'proof';
@@ -344,8 +428,19 @@ class TcpTransport extends TransportBase {
     if (frame.byteLength !== PROOF_BYTES || !timingSafeEqual(frame, expected)) {
       throw TwinpageError.authFailed('the peer\'s proof does not match: wrong secret, or a replayed handshake');
     }
+    if (this.#o.sealed) {
+      const client = this.#side === 'client';
+      const keys = client
+        ? sessionKeys(this.#o.secret, this.#nonce, this.#peerNonce!, this.#o.nodeId, this.#peerNodeId)
+        : sessionKeys(this.#o.secret, this.#peerNonce!, this.#nonce, this.#peerNodeId, this.#o.nodeId);
+      this.#sealer = new FrameSealer(client ? keys.client : keys.server, this.#o.rekey);
+      this.#opener = new FrameOpener(client ? keys.server : keys.client, this.#o.rekey);
+      keys.client.fill(0);
+      keys.server.fill(0);
+    }
     this.#phase = 'open';
-    this.#reader.maxFrame = this.maxFrame;
+    // Checked on the length prefix, before a byte of the frame (record) is kept or decrypted.
+    this.#reader.maxFrame = this.#o.sealed ? maxSealedRecord(this.maxFrame) : this.maxFrame;
     this.peerId = this.#peerNodeId;
     this.#clearTimer();
     this.#readyResolve();
@@ -362,6 +457,7 @@ class TcpTransport extends TransportBase {
 
   #socketClosed(): void {
     this.#clearTimer();
+    this.#wipe();
     if (this.#graceTimer !== null) { clearTimeout(this.#graceTimer); this.#graceTimer = null; }
     const cause = this.#socketError;
     if (this.#phase !== 'open') {
@@ -380,20 +476,68 @@ class TcpTransport extends TransportBase {
     if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
   }
 
+  #wipe(): void {
+    this.#sealer?.wipe();
+    this.#opener?.wipe();
+  }
+
   protected write(frame: Uint8Array): boolean {
     const socket = this.#socket;
-    const buf = Buffer.allocUnsafe(4 + frame.byteLength);
-    buf.writeUInt32LE(frame.byteLength, 0);
-    buf.set(frame, 4);
     if (!this.#corked) {
-      // Frames sent in one turn go out in one writev.
+      // Frames sent in one turn go out in one writev (sealed: as one record, at the end of the turn).
       this.#corked = true;
       socket.cork();
-      process.nextTick(() => { this.#corked = false; socket.uncork(); });
+      process.nextTick(this.#endTurn);
     }
-    const ok = socket.write(buf);
-    return !ok && socket.writableLength > this.highWaterMark;
+    const sealer = this.#sealer;
+    if (sealer === null) {
+      const buf = Buffer.allocUnsafe(4 + frame.byteLength);
+      buf.writeUInt32LE(frame.byteLength, 0);
+      buf.set(frame, 4);
+      const ok = socket.write(buf);
+      return !ok && socket.writableLength > this.highWaterMark;
+    }
+    const size = 4 + frame.byteLength;
+    if (this.#recordBytes + size > RECORD_BYTES) this.#sealRecord();
+    if (size > RECORD_BYTES) {
+      // Larger than a record: sealed alone, now.
+      const length = Buffer.allocUnsafe(4);
+      length.writeUInt32LE(frame.byteLength, 0);
+      for (const chunk of sealer.seal([length, frame])) socket.write(chunk);
+    } else {
+      // Copied into the record now (the caller may reuse `frame`), sealed at the end of the turn.
+      const record = (this.#record ??= Buffer.allocUnsafe(RECORD_BYTES));
+      record.writeUInt32LE(frame.byteLength, this.#recordBytes);
+      record.set(frame, this.#recordBytes + 4);
+      this.#recordBytes += size;
+    }
+    return socket.writableLength + this.#recordBytes > this.highWaterMark;
   }
+
+  /** Seals the frames gathered so far as one record and hands it to the socket. */
+  #sealRecord(): void {
+    const n = this.#recordBytes;
+    if (n === 0 || this.#sealer === null) return;
+    this.#recordBytes = 0;
+    // The cipher reads the plaintext before seal() returns: the record buffer is reused.
+    for (const chunk of this.#sealer.seal([this.#record!.subarray(0, n)])) this.#socket.write(chunk);
+  }
+
+  readonly #endTurn = (): void => {
+    this.#corked = false;
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    try {
+      this.#sealRecord();
+    } catch (err) {
+      // Only a connection that used up its nonces (2^53 records) gets here.
+      this.close(err as Error);
+      return;
+    }
+    socket.uncork();
+    // Senders may have waited on the record's bytes, which no 'drain' will report.
+    if (!socket.writableNeedDrain) this.writable();
+  };
 
   protected inboxDrained(): void {
     if (this.#paused && this.inboxBytes <= this.highWaterMark) { this.#paused = false; this.#socket.resume(); }
@@ -402,8 +546,10 @@ class TcpTransport extends TransportBase {
   protected teardown(reason?: Error): void {
     this.#clearTimer();
     const socket = this.#socket;
-    if (reason !== undefined || this.#phase !== 'open') { socket.destroy(); return; }
+    if (reason !== undefined || this.#phase !== 'open') { this.#wipe(); socket.destroy(); return; }
     // Orderly: what was sent still goes out; whatever arrives now is discarded.
+    try { this.#sealRecord(); } catch { /* nonces used up: what is left cannot be sent */ }
+    this.#wipe();
     socket.end();
     if (this.#paused) { this.#paused = false; socket.resume(); }
     this.#graceTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
