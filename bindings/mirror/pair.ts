@@ -139,6 +139,8 @@ export class Mirror {
   #applier: Applier | null = null;
   #copy: CopyMethods;
   #peer: Peer | null = null;
+  /** The handshake made this node the resync source of this connection (a secondary may be, for another secondary). */
+  #source = false;
   /** Lets the current connection's applier start (the handshake accepted the partner). */
   #openApplier: () => void = () => {};
   #degraded = false;
@@ -179,7 +181,7 @@ export class Mirror {
     }
     this.#resync = new Resync(memory, replica, {
       route: (change, policy) => this.#route(change, policy),
-      canRun: () => this.#connected() && !this.#degraded && this.#role === 'primary' && !this.#closed,
+      canRun: () => this.#connected() && !this.#degraded && (this.#role === 'primary' || this.#source) && !this.#closed,
       verify: () => this.#verifier.verify(),
       synced: () => this.#synced(),
       onProgress: this.#o.onResyncProgress,
@@ -226,6 +228,7 @@ export class Mirror {
     this.#refused = null;
     this.#splitBrain = false;
     this.#peer = null;
+    this.#source = false;
     this.#failover.heard();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
@@ -454,7 +457,10 @@ export class Mirror {
     r.inconsistent = false;
     r.primarySince = Date.now();
     this.#role = 'primary';
-    // Its current generation is the old primary's too: a new one before the first write.
+    // A node that never held data of a pair starts its own history; one that
+    // did shares its current generation with the old primary: a new one
+    // before the first write.
+    if (r.generation === NO_GENERATION) r.generation = newGeneration();
     const rotation = this.#rotate();
     await (rotation ?? r.save());
   }
@@ -748,7 +754,9 @@ export class Mirror {
         if (r.discardLocal) r.discardLocal = false;
         this.#openApplier();
         const full = d.kind === 'source' && d.full;
-        if (this.#role !== 'primary') {
+        // The primary resyncs its partner; a secondary only when the handshake made it the source (of another secondary).
+        this.#source = d.kind === 'source';
+        if (this.#role !== 'primary' && !this.#source) {
           r.save().catch((err) => this.#report(err));
           return;
         }
