@@ -189,6 +189,17 @@ for (const [name, make] of [['wasm', wasmBitmap], ['model', modelBitmap]] as con
     b.markClean(77);
     b.markClean(99);
     assert.equal(b.dirtyChunks(), []);
+    // A clean chunk changed one page at a time (the bindings' one-page paths).
+    b.set(3 * CHUNK_PAGES + 2);
+    assert.equal(b.dirtyChunks(), [3]);
+    b.markClean(3);
+    b.set(3 * CHUNK_PAGES + 2);
+    assert.equal(b.dirtyChunks(), []);
+    b.clear(3 * CHUNK_PAGES + 1);
+    assert.equal(b.dirtyChunks(), [3]);
+    b.markClean(3);
+    b.clear(3 * CHUNK_PAGES + 1);
+    assert.equal(b.dirtyChunks(), []);
   });
 
   t('chunk bytes: bit k of byte j of chunk i is page 32768 i + 8 j + k', async () => {
@@ -275,7 +286,7 @@ type Op =
   | { op: 'has' | 'next'; page: number }
   | { op: 'runs'; from: number; max: number }
   | { op: 'addRuns'; pairs: number[] }
-  | { op: 'clearAll' | 'count' | 'chunkCount' | 'dirty' }
+  | { op: 'clearAll' | 'count' | 'chunkCount' | 'dirty' | 'save' }
   | { op: 'markClean' | 'markDirty' | 'chunkBytes'; chunk: number }
   | { op: 'loadChunk'; chunk: number; bits: number[]; fill: number };
 
@@ -309,6 +320,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('runs' as const), from: page, max: fc.integer({ min: 0, max: 6 }) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('addRuns' as const), pairs: fc.array(fc.tuple(page, count), { maxLength: 8 }).map((a) => a.flat()) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constantFrom('clearAll' as const, 'count' as const, 'chunkCount' as const, 'dirty' as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('save' as const) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constantFrom('markClean' as const, 'markDirty' as const, 'chunkBytes' as const), chunk }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('loadChunk' as const), chunk, bits: fc.array(fc.integer({ min: 0, max: CHUNK_PAGES - 1 }), { maxLength: 40 }), fill: fc.constantFrom(0, 0, 0xFF, 0x0F) }) },
 );
@@ -330,6 +342,13 @@ function apply(b: PageBitmapLike, o: Op): unknown {
       case 'count': return b.count();
       case 'chunkCount': return b.chunkCount;
       case 'dirty': return b.dirtyChunks();
+      case 'save': {
+        // What a caller persisting the bitmap does: each dirty chunk's bytes, then clean.
+        const dirty = b.dirtyChunks();
+        const sums = dirty.map((c) => b.chunkBytes(c).reduce((x, y) => x + y, 0));
+        for (const c of dirty) b.markClean(c);
+        return [dirty, sums];
+      }
       case 'markClean': return b.markClean(o.chunk);
       case 'markDirty': return b.markDirty(o.chunk);
       case 'chunkBytes': return [...b.chunkBytes(o.chunk)];

@@ -8,7 +8,12 @@ import { BitmapInfo, type BitmapExports } from './exports.js';
 const END = 0xFFFFFFFF;
 const LAST_PAGE = 0xFFFFFFFE;
 const CHUNK_PAGES = 32768;
+const CHUNK_MASK = 32767;
 const CHUNK_BYTES = 4096;
+// The shared blocks of assembly/bitmap.ts: every empty chunk points at
+// block 0 (zeros), every full one at block 1 (ones).
+const ZERO = 0;
+const ONES = 1;
 const CHUNKS = 131072;
 const WASM_PAGE = 65536;
 const MAX_RUN_BATCH = 65536;
@@ -95,30 +100,37 @@ export class PageBitmap {
   readonly #x: BitmapExports;
   readonly #set: BitmapExports['bitmapSet'];
   readonly #clear: BitmapExports['bitmapClear'];
-  readonly #test: BitmapExports['bitmapTest'];
   readonly #runs: BitmapExports['bitmapRuns'];
   readonly #ioOffset: number;
   readonly #ioBytes: number;
+  readonly #weightOffset: number;
+  /** u32 index of the top directory and of block 0 in `#mem`. */
+  readonly #top: number;
+  readonly #pool: number;
+  // Views of the instance's memory, made again whenever a call into the
+  // core grew it (growth detaches them): only calls into the core grow it.
   #buffer: ArrayBuffer;
-  #io32: Uint32Array;
-  #io8: Uint8Array;
-  #view: Uint32Array;
+  #mem!: Uint32Array;
+  #weight!: Float64Array;
+  #io32!: Uint32Array;
+  #io8!: Uint8Array;
+  #view!: Uint32Array;
   #viewRuns = -1;
 
   private constructor(x: BitmapExports, maxBytes: number) {
     this.#x = x;
     this.#set = x.bitmapSet;
     this.#clear = x.bitmapClear;
-    this.#test = x.bitmapTest;
     this.#runs = x.bitmapRuns;
     this.maxBytes = maxBytes;
     this.runBatch = x.bitmapInfo(BitmapInfo.RunBatch);
     this.#ioOffset = x.bitmapInfo(BitmapInfo.Io);
     this.#ioBytes = x.bitmapInfo(BitmapInfo.IoBytes);
+    this.#weightOffset = x.bitmapInfo(BitmapInfo.Weight);
+    this.#top = x.bitmapInfo(BitmapInfo.Top) >>> 2;
+    this.#pool = x.bitmapInfo(BitmapInfo.Pool) >>> 2;
     this.#buffer = x.memory.buffer;
-    this.#io32 = new Uint32Array(this.#buffer, this.#ioOffset, this.#ioBytes >>> 2);
-    this.#io8 = new Uint8Array(this.#buffer, this.#ioOffset, this.#ioBytes);
-    this.#view = this.#io32.subarray(0, 0);
+    this.#refresh();
   }
 
   /**
@@ -148,8 +160,42 @@ export class PageBitmap {
    *   TOO_LARGE when the memory limit is reached (nothing changed).
    */
   set(first: number, count = 1): number {
+    // One page in a chunk with a block of its own that it does not fill:
+    // the bit, the chunk's weight and dirty flag, the directory's dirty
+    // count and the weight, written here through the views, as
+    // assembly/bitmap.ts lays them out (a call into WebAssembly costs more
+    // than the work, and no branch here waits on the bitmap word's cache
+    // miss). Anything else goes to the core.
+    if (count === 1 && isU32(first) && first !== END) {
+      const m = this.#mem;
+      const c = first >>> 15;
+      const top = this.#top + ((c >>> 9) << 1);
+      const dir = m[top];
+      if (dir !== 0) {
+        const entry = this.#pool + (dir << 10) + ((c & 511) << 1);
+        const block = m[entry];
+        if (block === ONES) return 0;
+        const meta = m[entry + 1]; // weight (bits 0-15), flags (bits 16-31; bit 16 dirty)
+        if (block !== ZERO && (meta & 0xFFFF) !== CHUNK_PAGES - 1) {
+          const word = this.#pool + (block << 10) + ((first & CHUNK_MASK) >>> 5);
+          const v = m[word];
+          const n = (~v >>> (first & 31)) & 1;
+          m[word] = v | (1 << (first & 31));
+          m[entry + 1] = (meta + n) | (n << 16);
+          if ((meta & 0x10000) === 0) m[top + 1] += n << 16; // a clean chunk: the directory's dirty count (bits 16-31)
+          this.#weight[0] += n;
+          return n;
+        }
+      }
+    }
+    return this.#setInCore(first, count);
+  }
+
+  /** `set` through the core: ranges, and pages whose chunk needs a block or becomes full. */
+  #setInCore(first: number, count: number): number {
     if (!isU32(first) || !isU32(count) || count === 0 || first + count > END) checkRange(first, count);
     const r = this.#set(first, count);
+    this.#grew();
     return r < 0 ? this.#fail(r, `set ${count} pages from ${first}`) : r;
   }
 
@@ -160,15 +206,49 @@ export class PageBitmap {
    *   limit is reached (clearing inside a run of full chunks takes a block).
    */
   clear(first: number, count = 1): number {
+    // One page in a chunk with a block of its own that it does not empty:
+    // written here, as `set` does.
+    if (count === 1 && isU32(first) && first !== END) {
+      const m = this.#mem;
+      const c = first >>> 15;
+      const top = this.#top + ((c >>> 9) << 1);
+      const dir = m[top];
+      if (dir === 0) return 0;
+      const entry = this.#pool + (dir << 10) + ((c & 511) << 1);
+      const block = m[entry];
+      if (block === ZERO) return 0;
+      const meta = m[entry + 1];
+      if (block !== ONES && (meta & 0xFFFF) !== 1) {
+        const word = this.#pool + (block << 10) + ((first & CHUNK_MASK) >>> 5);
+        const v = m[word];
+        const n = (v >>> (first & 31)) & 1;
+        m[word] = v & ~(1 << (first & 31));
+        m[entry + 1] = (meta - n) | (n << 16);
+        if ((meta & 0x10000) === 0) m[top + 1] += n << 16;
+        this.#weight[0] -= n;
+        return n;
+      }
+    }
+    return this.#clearInCore(first, count);
+  }
+
+  /** `clear` through the core: ranges, and pages whose chunk is full or becomes empty. */
+  #clearInCore(first: number, count: number): number {
     if (!isU32(first) || !isU32(count) || count === 0 || first + count > END) checkRange(first, count);
     const r = this.#clear(first, count);
+    this.#grew();
     return r < 0 ? this.#fail(r, `clear ${count} pages from ${first}`) : r;
   }
 
   /** Whether `page` (0 to 2^32-2) is set. */
   has(page: number): boolean {
     if (!isU32(page) || page === END) intIn(page, 0, LAST_PAGE, 'page');
-    return this.#test(page) === 1;
+    // Read through the views: an absent directory or chunk reads block 0 (zeros).
+    const m = this.#mem;
+    const c = page >>> 15;
+    const dir = m[this.#top + ((c >>> 9) << 1)];
+    const block = m[this.#pool + (dir << 10) + ((c & 511) << 1)];
+    return ((m[this.#pool + (block << 10) + ((page & CHUNK_MASK) >>> 5)] >>> (page & 31)) & 1) === 1;
   }
 
   /**
@@ -184,7 +264,7 @@ export class PageBitmap {
 
   /** The weight: how many pages are set. O(1): kept by every change. */
   count(): number {
-    return this.#x.bitmapWeight();
+    return this.#weight[0];
   }
 
   /**
@@ -214,7 +294,6 @@ export class PageBitmap {
     if (!isU32(max) || max === 0 || max > this.runBatch) intIn(max, 1, this.runBatch, 'max');
     const n = this.#runs(from, max);
     if (n < 0) this.#fail(n, `runs from ${from}`);
-    if (this.#x.memory.buffer !== this.#buffer) this.#refresh();
     if (n !== this.#viewRuns) {
       this.#view = this.#io32.subarray(0, 2 * n);
       this.#viewRuns = n;
@@ -262,8 +341,9 @@ export class PageBitmap {
     const step = 2 * this.runBatch;
     for (let at = 0; at < pairs.length; at += step) {
       const part = pairs.subarray(at, Math.min(pairs.length, at + step));
-      this.#io().set(part);
+      this.#io32.set(part);
       const r = this.#x.bitmapAddRuns(part.length / 2);
+      this.#grew();
       if (r < 0) this.#fail(r, `add runs ${at / 2} to ${(at + part.length) / 2 - 1}`);
       added += r;
     }
@@ -292,7 +372,7 @@ export class PageBitmap {
     for (;;) {
       const n = this.#x.bitmapDirty(from, max);
       if (n < 0) this.#fail(n, 'dirty chunks');
-      const io = this.#io();
+      const io = this.#io32;
       for (let i = 0; i < n; i++) out.push(io[i]);
       if (n < max) return out;
       from = io[n - 1] + 1;
@@ -309,7 +389,6 @@ export class PageBitmap {
     const c = intIn(chunk, 0, CHUNKS - 1, 'chunk');
     const r = this.#x.bitmapChunkRead(c);
     if (r < 0) this.#fail(r, `read chunk ${c}`);
-    this.#io();
     return this.#io8.slice(0, CHUNK_BYTES);
   }
 
@@ -324,9 +403,9 @@ export class PageBitmap {
     const c = intIn(chunk, 0, CHUNKS - 1, 'chunk');
     bytes(data, 'data');
     if (data.length !== CHUNK_BYTES) throw TwinpageError.invalidArgument(`data must be ${CHUNK_BYTES} bytes (one chunk), got ${data.length}`);
-    this.#io();
     this.#io8.set(data);
     const r = this.#x.bitmapChunkLoad(c);
+    this.#grew();
     if (r === S_INVALID_ARG) throw TwinpageError.invalidArgument(`chunk ${c}: data sets the bit of page 2^32-1, which is not a page`);
     return r < 0 ? this.#fail(r, `load chunk ${c}`) : r;
   }
@@ -345,6 +424,7 @@ export class PageBitmap {
   markDirty(chunk: number): void {
     const c = intIn(chunk, 0, CHUNKS - 1, 'chunk');
     const r = this.#x.bitmapMarkDirty(c);
+    this.#grew();
     if (r < 0) this.#fail(r, `mark chunk ${c} dirty`);
   }
 
@@ -368,17 +448,20 @@ export class PageBitmap {
     };
   }
 
-  /** The io area as u32, views made again when memory grew (growth detaches them). */
-  #io(): Uint32Array {
+  /** After a call that may have grown memory: views made again when it did (growth detaches them). */
+  #grew(): void {
     if (this.#x.memory.buffer !== this.#buffer) this.#refresh();
-    return this.#io32;
   }
 
   #refresh(): void {
-    this.#buffer = this.#x.memory.buffer;
-    this.#io32 = new Uint32Array(this.#buffer, this.#ioOffset, this.#ioBytes >>> 2);
-    this.#io8 = new Uint8Array(this.#buffer, this.#ioOffset, this.#ioBytes);
-    this.#viewRuns = -1;
+    const buffer = this.#x.memory.buffer;
+    this.#buffer = buffer;
+    this.#mem = new Uint32Array(buffer);
+    this.#weight = new Float64Array(buffer, this.#weightOffset, 1);
+    this.#io32 = new Uint32Array(buffer, this.#ioOffset, this.#ioBytes >>> 2);
+    this.#io8 = new Uint8Array(buffer, this.#ioOffset, this.#ioBytes);
+    this.#view = this.#io32.subarray(0, 0);
+    this.#viewRuns = 0;
   }
 
   #fail(status: number, what: string): never {

@@ -76,5 +76,5 @@ export interface BitmapExports {
 /** Fields of `bitmapInfo()`. */
 export const enum BitmapInfo {
   Io = 0, IoBytes = 1, RunBatch = 2, OwnChunks = 3, FullChunks = 4, Directories = 5,
-  Carved = 6, Free = 7, MaxBlocks = 8,
+  Carved = 6, Free = 7, MaxBlocks = 8, Top = 9, Pool = 10, Weight = 11,
 }
