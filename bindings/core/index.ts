@@ -10,6 +10,8 @@ export { PageTable } from './pagetable.js';
 export type { FrameState, Victim, PageTableCounters, PageTableViews } from './pagetable.js';
 export { ConflictTable } from './conflict.js';
 export type { RangeMode } from './conflict.js';
+export { PageBitmap } from './bitmap.js';
+export type { PageBitmapOptions, PageBitmapStats } from './bitmap.js';
 
 /** Options of `Core.create`. */
 export interface CoreOptions {
