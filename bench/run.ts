@@ -10,7 +10,6 @@ const SUITES: Record<string, () => Promise<unknown>> = {
     await (await import('./core-conflict.js')).run();
     await (await import('./core-bytes.js')).run();
   },
-  scale: async () => (await import('./core-bitmap.js')).run(),
   memory: async () => (await import('./memory.js')).run(),
   sched: async () => (await import('./sched.js')).run(),
   mirror: async () => {
@@ -18,7 +17,10 @@ const SUITES: Record<string, () => Promise<unknown>> = {
     await (await import('./failover.js')).run();
     await (await import('./seal.js')).run();
   },
-  scale: async () => (await import('./scale.js')).run(),
+  scale: async () => {
+    await (await import('./core-bitmap.js')).run();
+    await (await import('./scale.js')).run();
+  },
 };
 
 const asked = process.argv.slice(2);

@@ -215,7 +215,7 @@ test("inspect shows the mirror's generations, lagging runs and write intents", a
     assert.equal(await snapshot(dir), before, 'the folder is unchanged');
     assert.is(json.status, 0, json.stderr);
     const r = JSON.parse(json.stdout);
-    assert.equal(r.generations, { generation: '00112233445566aa', history: ['99887766554433bb'], clean: false });
+    assert.equal(r.generations, { generation: '00112233445566aa', history: ['99887766554433bb'], clean: false, bitmapGeneration: null, epoch: 0, partner: null, inconsistent: false });
     assert.equal(r.outOfSync, { lag: [[10, 3], [40, 1]], lagPages: 4, blocks: [block.id], intents: [0, 2], extentPages: 128 });
     assert.equal(r.blocks.map((b: { id: string; base: number; pages: number; length: number }) => [b.id, b.base, b.pages, b.length]), [[block.id, block.base, 25, 100000]]);
     const t = human.stdout;

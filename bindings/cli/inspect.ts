@@ -15,6 +15,7 @@ import {
   FORMAT_VERSION, RecordType, SUPERBLOCK_SIZE, decodeSuperblock, type BlockRecord, type Superblock,
 } from '../storage/format.js';
 import { replayJournal } from '../storage/journal.js';
+import { inspectReplica } from '../memory/replica.js';
 import { bytes, controlPath, flag, out, parseOptions, required, runsText, table, type Command } from './args.js';
 
 const synopsis = 'usage: twinpage inspect --dir DIR [--json] [--verbose]';
@@ -85,7 +86,10 @@ export interface InspectReport {
     slots: Array<{ slot: number; valid: boolean; sequence: number | null }>;
     meta: Record<string, unknown>;
   };
-  generations: { generation: string; history: string[]; clean: boolean | null } | null;
+  generations: {
+    generation: string; history: string[]; clean: boolean | null;
+    bitmapGeneration?: string | null; epoch?: number; partner?: string | null; inconsistent?: boolean;
+  } | null;
   /** The active journal; `tail` says what follows its last valid record: nothing, zeros (room written ahead), or a torn record (dropped at the next open). */
   journal: { name: string; bytes: number; records: number; pageRecords: number; end: number; tail: 'none' | 'zeros' | 'torn'; lastLsn: number } | null;
   blocks: Array<{ id: string; base: number; pages: number; length: number; generation: number; policy: Record<string, unknown> }>;
@@ -164,24 +168,23 @@ export async function inspectFolder(dir: string): Promise<InspectReport> {
     }
   }
 
-  const m = (sb.meta.mirror ?? null) as Record<string, unknown> | null;
-  const generations = m && typeof m.generation === 'string'
-    ? {
-      generation: m.generation,
-      history: Array.isArray(m.history) ? m.history.filter((h): h is string => typeof h === 'string') : [],
-      clean: typeof m.clean === 'boolean' ? m.clean : null,
-    }
+  // The replica record (its own files; an older version kept it in the superblock's meta).
+  const present = new Set(files.map((f) => f.name));
+  const readOnly = {
+    exists: async (name: string) => present.has(name),
+    open: async (name: string) => ReadOnlyFile.open(name, join(dir, name)),
+  };
+  const r = await inspectReplica(readOnly, hash, sb.meta.mirror);
+  if (r) problems.push(...r.problems);
+  const generations = r && r.current
+    ? { generation: r.current, history: r.history, clean: r.clean, bitmapGeneration: r.bitmap, epoch: r.epoch, partner: r.partner, inconsistent: r.inconsistent }
     : null;
-  const lag = m && Array.isArray(m.lag)
-    ? (m.lag as unknown[]).filter((r): r is [number, number] => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isSafeInteger(x) && x >= 0))
-    : null;
-  const intents = m && Array.isArray(m.intents) ? (m.intents as unknown[]).filter((e): e is number => Number.isSafeInteger(e) && (e as number) >= 0) : [];
   const outOfSync = {
-    lag,
-    lagPages: (lag ?? []).reduce((n, [, c]) => n + c, 0),
-    blocks: m && Array.isArray(m.blocks) ? (m.blocks as unknown[]).filter((b): b is string => typeof b === 'string') : [],
-    intents,
-    extentPages: m && Number.isSafeInteger(m.extentPages) ? m.extentPages as number : null,
+    lag: r ? r.runs : null,
+    lagPages: (r?.runs ?? []).reduce((n, [, c]) => n + c, 0),
+    blocks: r?.blocks ?? [],
+    intents: r?.intents ?? [],
+    extentPages: r?.extentPages ?? null,
   };
 
   return {

@@ -62,7 +62,7 @@ export const enum Info {
  * instance). Counts and pages come back as numbers (f64); statuses are < 0.
  */
 export interface BitmapExports {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: CoreMemory;
   bitmapInit(runs: number, limitPages: number): number;
   bitmapSet(first: number, count: number): number;
   bitmapClear(first: number, count: number): number;

@@ -5,7 +5,8 @@
 // also handed to the mirror's link, which sends it to the partner while this
 // node's journal flushes it: the release waits for both, so the flush and the
 // round trip overlap instead of adding up. Before a primary writes pages
-// here, their write intents are durable (intents.ts).
+// here, their write intents are durable (intents.ts); the mirror retires
+// them once the pages are on both nodes or recorded as out of sync.
 
 import type { Core } from '../core/index.js';
 import { TwinpageError } from '../errors.js';
@@ -142,11 +143,7 @@ export class Committer {
     const policy = block.policy;
     if (!r.copyIn && policy.writeMode === 'write-back') {
       settle(UNLOGGED);
-      if (sending) {
-        const sent = sending.link.send(outgoing!, policy);
-        sending.intents.done(pages);
-        await sent;
-      }
+      if (sending) await sending.link.send(outgoing!, policy);
       return;
     }
     const record: JournalRecord = {
@@ -163,9 +160,6 @@ export class Committer {
     const sent = sending.link.send(outgoing!, policy, logged);
     // Its failure (no quorum, say) is thrown below, once the local commit settled: not unhandled meanwhile.
     sent.catch(() => {});
-    // The pages leave their write intents once this node's own commit is
-    // done: they are then unacknowledged or out of sync, or on both nodes.
-    logged.then(() => sending.intents.done(pages), () => sending.intents.done(pages));
     try {
       await logged;
     } finally {

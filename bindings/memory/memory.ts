@@ -41,7 +41,7 @@ import { resolveMemoryOptions, type MemoryOptions } from './options.js';
 import { ReadPointer, WritePointer, type PointerHost, type PointerState } from './pointer.js';
 import { RangeLocks } from './ranges.js';
 import { loadSuperblock, readSuperblockSlots, replay } from './recovery.js';
-import { ReplicaRecord, type StoredReplica } from './replica.js';
+import { ReplicaRecord } from './replica.js';
 import { Wal } from './wal.js';
 
 export type { Block } from './blocks.js';
@@ -98,6 +98,8 @@ export class Memory implements PointerHost {
   readonly #committer: Committer;
   readonly #checkpoints: Checkpointer;
   #link: MemoryLink | null = null;
+  /** What this node keeps about its partner (loaded at open; its devices exist once a mirror saved it). */
+  #replica!: ReplicaRecord;
   /** The core's data area (frames), for copies without a view per frame. */
   #dataArea: Uint8Array | null = null;
   /** Runs reserved for the partner's allocations (SPACE_REQUEST), by base: pages. */
@@ -105,7 +107,6 @@ export class Memory implements PointerHost {
   /** Write pointers held or being acquired, and who waits for none to be. */
   #writers = 0;
   #writersIdle: Array<() => void> = [];
-  #replica: ReplicaRecord | null = null;
   #pointers = 0;
   /** allocate, free, superblock writes and checkpoints take turns on this chain. */
   #serialChain: Promise<unknown> = Promise.resolve();
@@ -124,7 +125,7 @@ export class Memory implements PointerHost {
     this.#cache = new FrameCache(init.core, init.pageStore, this.#sched, this.#wal, () => this.#link?.repair ?? null);
     this.#committer = new Committer({
       core: init.core, cache: this.#cache, wal: this.#wal, ranges: this.#ranges, blocks: this.#blocks,
-      link: () => (this.#link && this.#replica ? { link: this.#link, intents: this.#replica.intents } : null),
+      link: () => (this.#link ? { link: this.#link, intents: this.#replica.intents } : null),
       maxPointerPages: () => this.#maxPointerPages(),
     });
     const hash = (b: Uint8Array) => this.core.checksum(b);
@@ -171,6 +172,7 @@ export class Memory implements PointerHost {
       });
       if (!read.fresh) await replay(store, sb.walEpoch, pageSize, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
       if (memory.#wal.hasJournal) opened.push(memory.#wal.journal.device);
+      memory.#replica = await ReplicaRecord.load(store, hash, [...memory.#blocks.values()], sb.meta.mirror);
       await memory.#checkpoints.run();
       if (o.flushIntervalMs > 0) memory.#checkpoints.startFlusher(o.flushIntervalMs);
       return memory;
@@ -192,8 +194,8 @@ export class Memory implements PointerHost {
     this.#open();
     if (this.#link) throw TwinpageError.busy('a mirror is attached to this memory already');
     this.#link = link;
-    this.#replica ??= new ReplicaRecord(this.#metadata.meta.mirror, [...this.#blocks.values()], link.intents,
-      (record: StoredReplica) => this.setMeta({ mirror: record }));
+    this.#replica.configureIntents(link.intents);
+    this.#replica.resume();
     return {
       replica: this.#replica,
       detach: () => { if (this.#link === link) this.#link = null; },

@@ -1,47 +1,56 @@
-// The out-of-sync record: the pages and blocks this node's partner may lack
-// (or, on a node being resynced, may hold differently). Pages in frames sent
-// and not yet acknowledged at disk level are kept by frame sequence: they
-// count as out of sync in the persisted record, and join the lagging set if
-// the connection is lost before their acknowledgement.
+// The out-of-sync record: the pages this node's partner may lack (or, on a
+// node being resynced, may hold differently), one bit per page in a
+// PageBitmap (the core's bit operations, DRBD's bitmap), and the blocks one
+// side lacks (found by comparing block lists at the handshake). Frames sent
+// and not yet acknowledged at disk level are kept by sequence: their pages
+// join the bitmap if the connection is lost before the acknowledgement; until
+// then the write intents cover them (intents.ts).
 //
-// Kept in the superblock's replica record (replica.ts) as runs of pages.
+// Kept on disk with the replica record (replica.ts), in the bitmap devices.
 
+import type { PageBitmap } from '../core/bitmap.js';
 import type { Block } from './blocks.js';
 
-/** Out-of-sync runs kept or sent (more: the tail is merged into one run). */
-export const MAX_RUNS = 65536;
+/** Out-of-sync runs a partner may send (more: the rest is ignored, and a resync compares checksums). */
+export const MAX_RUNS = 1 << 24;
+
+interface Sent { pages: number[]; blockId: string | undefined; settled?: () => void }
 
 export class OutOfSync {
-  readonly #pages = new Set<number>();
+  readonly bitmap: PageBitmap;
   readonly #blocks = new Set<string>();
-  /** Pages of frames sent and not yet acknowledged at disk level, by sequence. */
-  readonly #sentPages = new Map<number, number[]>();
-  /** Block-table changes in frames not yet acknowledged at disk level, by sequence. */
-  readonly #sentBlocks = new Map<number, string>();
+  /** Frames sent with changes and not yet acknowledged at disk level, by sequence. */
+  readonly #sent = new Map<number, Sent>();
   #known = true;
 
-  /** False when there is no record (a node of an older version, a crash with write-back pages): a resync compares checksums. */
+  constructor(bitmap: PageBitmap) {
+    this.bitmap = bitmap;
+  }
+
+  /** False when there is no trusted record (a node of an older version, a crash with write-back pages, a damaged bitmap): a resync compares checksums. */
   get known(): boolean { return this.#known; }
   forget(): void { this.#known = false; }
   learn(): void { this.#known = true; }
 
   /** Lagging pages (sent and unacknowledged ones not counted). */
-  get size(): number { return this.#pages.size; }
+  get size(): number { return this.bitmap.count(); }
   /** Lagging blocks. */
   get blockCount(): number { return this.#blocks.size; }
-  get empty(): boolean { return this.#pages.size === 0 && this.#blocks.size === 0; }
+  get empty(): boolean { return this.bitmap.count() === 0 && this.#blocks.size === 0; }
   /** Frames sent with changes and not yet acknowledged at disk level. */
-  get unacked(): boolean { return this.#sentPages.size > 0 || this.#sentBlocks.size > 0; }
+  get unacked(): boolean { return this.#sent.size > 0; }
 
-  has(page: number): boolean { return this.#pages.has(page); }
-  add(page: number): void { this.#pages.add(page); }
-  addAll(pages: Iterable<number>): void { for (const p of pages) this.#pages.add(p); }
+  has(page: number): boolean { return this.bitmap.has(page); }
+  add(page: number): void { this.bitmap.set(page); }
+  addAll(pages: Iterable<number>): void { for (const p of pages) this.bitmap.set(p); }
   /** Removes `page`; true when it was there. */
-  delete(page: number): boolean { return this.#pages.delete(page); }
+  delete(page: number): boolean { return this.bitmap.clear(page) === 1; }
+  /** Removes `count` pages from `first`. */
+  deleteRun(first: number, count: number): void { this.bitmap.clear(first, count); }
 
   /** Every page of `block` (a block the partner lacks whole). */
   addBlockPages(block: Pick<Block, 'base' | 'pages'>): void {
-    for (let p = block.base; p < block.base + block.pages; p++) this.#pages.add(p);
+    this.bitmap.set(block.base, block.pages);
   }
 
   /** Adds runs of pages, only where `blocks` are (a run may name anything). */
@@ -57,24 +66,26 @@ export class OutOfSync {
       }
       for (let k = lo; k < sorted.length && sorted[k].base < first + count; k++) {
         const b = sorted[k];
-        for (let p = Math.max(first, b.base); p < Math.min(first + count, b.base + b.pages); p++) this.#pages.add(p);
+        const from = Math.max(first, b.base);
+        const to = Math.min(first + count, b.base + b.pages);
+        if (to > from) this.bitmap.set(from, to - from);
       }
     }
   }
 
-  /** Lagging pages, in address order. */
-  sorted(): number[] {
-    return [...this.#pages].sort((a, b) => a - b);
+  /** Lagging pages as [first, count] runs, in address order. */
+  *runs(): IterableIterator<[number, number]> {
+    yield* this.bitmap.allRuns();
   }
 
-  /** Lagging pages as [first, count] runs. */
-  runs(): Array<[number, number]> {
-    return toRuns(this.#pages);
+  /** Lagging pages, in address order (as a list: for tests and small records). */
+  sorted(): number[] {
+    const out: number[] = [];
+    for (const [first, count] of this.bitmap.allRuns()) for (let p = first; p < first + count; p++) out.push(p);
+    return out;
   }
 
   addBlock(id: string): void { this.#blocks.add(id); }
-  /** Forgets every lagging page and block (this node holds what the partner holds). */
-  clear(): void { this.#pages.clear(); this.#blocks.clear(); this.#known = true; }
   /** Takes the lagging block ids, leaving none. */
   takeBlocks(): string[] {
     const ids = [...this.#blocks];
@@ -82,62 +93,51 @@ export class OutOfSync {
     return ids;
   }
 
-  /** A frame with `pages` (and a block-table change of `blockId`) went out as `seq`. */
-  sent(seq: number, pages: number[], blockId: string | undefined): void {
-    if (pages.length) this.#sentPages.set(seq, pages);
-    if (blockId !== undefined) this.#sentBlocks.set(seq, blockId);
+  /** Forgets every lagging page and block (this node holds what the partner holds). */
+  clear(): void {
+    this.bitmap.clearAll();
+    this.#blocks.clear();
+    this.#known = true;
+  }
+
+  /**
+   * A frame with `pages` (and a block-table change of `blockId`) went out
+   * as `seq`; `settled` is called once it is acknowledged at disk level or
+   * its pages joined the record (the connection was lost).
+   */
+  sent(seq: number, pages: number[], blockId: string | undefined, settled?: () => void): void {
+    if (pages.length || blockId !== undefined || settled) this.#sent.set(seq, { pages, blockId, settled });
   }
 
   /** The partner holds every frame up to `seq` at disk level. */
   acked(seq: number): void {
-    for (const s of this.#sentPages.keys()) if (s <= seq) this.#sentPages.delete(s);
-    for (const s of this.#sentBlocks.keys()) if (s <= seq) this.#sentBlocks.delete(s);
+    for (const [s, entry] of this.#sent) {
+      if (s > seq) continue;
+      this.#sent.delete(s);
+      entry.settled?.();
+    }
   }
 
   /** The connection is gone: what it did not acknowledge lags. */
   lost(): void {
-    for (const pages of this.#sentPages.values()) for (const p of pages) this.#pages.add(p);
-    for (const id of this.#sentBlocks.values()) this.#blocks.add(id);
-    this.#sentPages.clear();
-    this.#sentBlocks.clear();
-  }
-
-  /** What the superblock keeps: lagging and unacknowledged pages as runs (null: unknown), and blocks. */
-  record(): { lag: Array<[number, number]> | null; blocks: string[] } {
-    const lag = new Set(this.#pages);
-    for (const pages of this.#sentPages.values()) for (const p of pages) lag.add(p);
-    return {
-      lag: this.#known ? toRuns(lag) : null,
-      blocks: [...new Set([...this.#blocks, ...this.#sentBlocks.values()])],
-    };
+    const entries = [...this.#sent.values()];
+    this.#sent.clear();
+    for (const e of entries) {
+      for (const p of e.pages) this.bitmap.set(p);
+      if (e.blockId !== undefined) this.#blocks.add(e.blockId);
+    }
+    for (const e of entries) e.settled?.();
   }
 }
 
-/** Pages as sorted [first, count] runs, at most MAX_RUNS (the tail merged into one). */
-export function toRuns(pages: Iterable<number>): Array<[number, number]> {
-  const sorted = [...pages].sort((a, b) => a - b);
-  const runs: Array<[number, number]> = [];
-  for (const p of sorted) {
-    const last = runs[runs.length - 1];
-    if (last && p === last[0] + last[1]) last[1]++;
-    else runs.push([p, 1]);
-  }
-  if (runs.length > MAX_RUNS) {
-    // Too fragmented: one run covers the rest (more is resynced, nothing is missed).
-    const tail = runs.splice(MAX_RUNS - 1);
-    const end = tail[tail.length - 1][0] + tail[tail.length - 1][1];
-    runs.push([tail[0][0], end - tail[0][0]]);
-  }
-  return runs;
-}
-
-/** Runs from a record or a partner, checked: pairs of non-negative integers, skipping anything else. */
+/** Runs from a partner, checked: pairs of non-negative integers, skipping anything else. */
 export function runsFrom(value: unknown[]): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (const r of value) {
     if (!Array.isArray(r) || r.length !== 2) continue;
     const [first, count] = r as unknown[];
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || (first as number) < 0 || (count as number) < 1) continue;
+    if ((first as number) + (count as number) > 0xFFFFFFFF) continue;
     out.push([first as number, count as number]);
   }
   return out;

@@ -1,55 +1,50 @@
-// The replica record: what this node keeps in its superblock about its
-// partner (meta.mirror), so that a restart knows what may differ without
-// comparing everything:
+// The replica record: what this node keeps about its partner, so that a
+// restart knows what may differ without comparing everything:
 //   - the generations (current, bitmap, history) the mirror's handshake
-//     compares, when this node last became primary, whether its current
-//     generation is known to the partner, and a pending `discard`;
-//   - the out-of-sync record (out-of-sync.ts): runs of pages and block ids
-//     the partner may lack, saved when write intents change, every second
-//     while it changes, and at close;
+//     compares, the pair's epoch, the partner's id, when this node last
+//     became primary, whether its current generation is known to the
+//     partner, a pending `discard`, and `inconsistent` (a secondary being
+//     resynced, which may not be promoted);
+//   - the out-of-sync bitmap (out-of-sync.ts), one bit per page;
 //   - the write intents (intents.ts): after a crash (`clean` false) every
-//     page of a hot extent counts as out of sync;
-//   - `inconsistent`: a secondary being resynced, which may not be promoted.
-// Loaded when a mirror attaches; written as one JSON object, in one
-// superblock write.
+//     page of a hot extent counts as out of sync.
+// On disk (storage/replica-format.ts): the device `replica` holds the
+// record in two fixed-size slots written alternately; `bitmap` and
+// `bitmap.sums` hold the bitmap's chunks and their checksums. A save writes
+// the bitmap's changed chunks first, then the slot, each flushed: a write
+// intent is never retired before the pages it covered are in the bitmap on
+// disk. The devices are created at the first save, so a memory never paired
+// has none. Nothing of it grows inside the superblock.
 
-import { intOption } from '../options.js';
+import { PageBitmap } from '../core/bitmap.js';
+import { TwinpageError } from '../errors.js';
+import type { Device, Store } from '../storage/device.js';
+import type { Hash } from '../storage/format.js';
+import {
+  BITMAP_CHUNK_BYTES, BITMAP_SUM_BYTES, MAX_INTENTS, SLOT_BYTES,
+  checkBitmapChunk, decodeReplicaSlot, encodeBitmapSum, encodeReplicaSlot, type ReplicaSlot,
+} from '../storage/replica-format.js';
 import type { Block } from './blocks.js';
 import { ActivityLog, type IntentOptions } from './intents.js';
 import { OutOfSync, runsFrom } from './out-of-sync.js';
 
-/** The record as stored (meta.mirror). */
-export interface StoredReplica {
-  /** The current generation. */
+/** The record as a store of an older version kept it (the superblock's meta.mirror): read once, then moved. */
+interface LegacyRecord {
   generation: string;
   history: string[];
-  /** The generation when this node started recording what the partner lacks (absent: none). */
-  bitmapGeneration?: string;
-  /** When this node last became primary (ms since the epoch). */
-  primarySince?: number;
-  /** The partner knows the current generation (a change it lacks must start a new one first). */
-  shared?: boolean;
-  /** This node gives up its changes at the next split brain (`twinpage discard`). */
-  discardLocal?: boolean;
-  /** The pair's epoch this node knows (fencing). */
-  epoch?: number;
-  /** The partner's node id, once a handshake accepted it. */
-  partner?: string;
-  /** Pages that may differ from the partner, as [first, count] runs; absent: unknown. */
   lag?: unknown[];
-  /** Block ids whose allocation or release the partner may lack. */
   blocks?: unknown[];
-  /** Hot write-intent extents (extent = page / extentPages). */
   intents?: unknown[];
   extentPages?: number;
-  /** True when the mirror was closed cleanly (the intents then need no resync). */
   clean?: boolean;
-  /** A secondary being resynced: it may not be promoted until the resync ends. */
   inconsistent?: boolean;
 }
 
+/** What a load found wrong (the record still loads, trusting less). */
+export interface ReplicaDamage { what: string }
+
 export class ReplicaRecord {
-  /** Whether the superblock held a record (a node that was paired before). */
+  /** Whether the store held a record (a node that was paired before). */
   readonly stored: boolean;
   generation: string | null = null;
   bitmapGeneration: string | null = null;
@@ -62,83 +57,178 @@ export class ReplicaRecord {
   partner: string | null = null;
   /** The mirror did not close cleanly last time (a crash). */
   readonly crashed: boolean;
-  readonly outOfSync = new OutOfSync();
-  readonly intents: ActivityLog;
-  readonly #write: (record: StoredReplica) => Promise<void>;
+  readonly outOfSync: OutOfSync;
+  /** What the load found damaged (the bitmap then is not trusted: a resync compares checksums). */
+  readonly damage: ReplicaDamage[] = [];
+  #intents: ActivityLog | null = null;
+  /** Extents hot at the last save, as stored (until intents are configured). */
+  #storedExtentPages = 128;
+  readonly #store: Store;
+  readonly #hash: Hash;
+  #devices: { slots: Device; bits: Device; sums: Device } | null = null;
+  #sequence = 0;
   #queued: Promise<void> | null = null;
   #chain: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
 
+  private constructor(store: Store, hash: Hash, bitmap: PageBitmap, stored: boolean, crashed: boolean) {
+    this.#store = store;
+    this.#hash = hash;
+    this.outOfSync = new OutOfSync(bitmap);
+    this.stored = stored;
+    this.crashed = crashed;
+  }
+
   /**
-   * Loads the record from `stored` (meta.mirror, or undefined), with the
-   * blocks this node holds; `write` persists it (the memory's superblock).
+   * Loads the record of `store` (or of an older version's superblock meta,
+   * `legacy`), with the blocks this node holds. A record whose both slots
+   * are damaged is refused with CORRUPT: without its generations this node
+   * cannot tell whether its data is newer than its partner's.
    */
-  constructor(stored: unknown, blocks: Block[], intents: IntentOptions, write: (record: StoredReplica) => Promise<void>) {
-    this.#write = write;
-    this.intents = new ActivityLog(intents, () => this.save());
-    const s = stored as StoredReplica | undefined;
-    this.stored = !!s && typeof s === 'object' && typeof s.generation === 'string' && Array.isArray(s.history);
-    this.crashed = this.stored && s!.clean === false;
-    if (this.stored) {
-      this.generation = s!.generation;
-      this.history = s!.history.filter((h): h is string => typeof h === 'string');
-      this.bitmapGeneration = typeof s!.bitmapGeneration === 'string' ? s!.bitmapGeneration : null;
-      this.primarySince = Number.isSafeInteger(s!.primarySince) ? s!.primarySince! : 0;
-      // A record of an older version was paired: its generation is the partner's too.
-      this.shared = s!.shared !== false;
-      this.discardLocal = s!.discardLocal === true;
-      this.epoch = Number.isSafeInteger(s!.epoch) && s!.epoch! >= 0 ? s!.epoch! : 0;
-      this.partner = typeof s!.partner === 'string' ? s!.partner : null;
-      this.#restore(s!, blocks);
+  static async load(store: Store, hash: Hash, blocks: Block[], legacy: unknown): Promise<ReplicaRecord> {
+    const bitmap = await PageBitmap.create();
+    if (await store.exists('replica')) {
+      const slots = await store.open('replica');
+      try {
+        const raw = new Uint8Array(2 * SLOT_BYTES);
+        const present = await slots.read(0, raw);
+        const valid = [0, 1].map((i) => decodeReplicaSlot(raw.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES), hash))
+          .filter((s): s is ReplicaSlot => s !== null).sort((a, b) => b.sequence - a.sequence);
+        if (valid.length === 0 && present > 0) {
+          throw TwinpageError.corrupt("both slots of the replica record fail their checksums: this node's generations are unknown. " +
+            "If its partner holds the newest data, remove the files replica, bitmap and bitmap.sums from its folder and restart it as secondary: it is then resynced whole");
+        }
+        if (valid.length > 0) {
+          const r = new ReplicaRecord(store, hash, bitmap, true, !valid[0].clean);
+          await r.#fromSlot(valid[0], blocks);
+          return r;
+        }
+      } finally {
+        await slots.close();
+      }
+    }
+    const l = legacy as LegacyRecord | undefined;
+    if (l && typeof l === 'object' && typeof l.generation === 'string' && Array.isArray(l.history)) {
+      const r = new ReplicaRecord(store, hash, bitmap, true, l.clean === false);
+      r.#fromLegacy(l, blocks);
+      return r;
+    }
+    return new ReplicaRecord(store, hash, bitmap, false, false);
+  }
+
+  async #fromSlot(s: ReplicaSlot, blocks: Block[]): Promise<void> {
+    this.#sequence = s.sequence;
+    this.generation = s.current;
+    this.bitmapGeneration = s.bitmap === '0000000000000000' ? null : s.bitmap;
+    this.history = s.history;
+    this.inconsistent = s.inconsistent;
+    this.primarySince = s.primarySince;
+    this.shared = s.shared;
+    this.discardLocal = s.discardLocal;
+    this.epoch = s.epoch;
+    this.partner = s.partner;
+    this.#storedExtentPages = s.extentPages || 128;
+    const oos = this.outOfSync;
+    if (!s.known) oos.forget();
+    await this.#loadBitmap(s);
+    this.#afterCrash(s.clean, s.intents, s.extentPages, blocks);
+  }
+
+  /** The bitmap from its devices, each chunk checked; anything wrong, and it is not trusted. */
+  async #loadBitmap(s: ReplicaSlot): Promise<void> {
+    const oos = this.outOfSync;
+    const hasBits = await this.#store.exists('bitmap');
+    if (!hasBits) {
+      if (s.weight > 0 || s.chunks > 0) this.#damaged(`the bitmap files are missing; the record says ${s.weight} pages out of sync`);
+      return;
+    }
+    const bits = await this.#store.open('bitmap');
+    const sums = await this.#store.open('bitmap.sums');
+    try {
+      const entryCount = Math.floor((await sums.size()) / BITMAP_SUM_BYTES);
+      if (entryCount < s.chunks) this.#damaged(`the bitmap's checksums cover ${entryCount} chunks; the record says ${s.chunks}`);
+      const entries = new Uint8Array(entryCount * BITMAP_SUM_BYTES);
+      await sums.read(0, entries);
+      // Read in slabs of 256 chunks (1 MiB), each chunk checked against its entry.
+      const SLAB = 256;
+      const slab = new Uint8Array(SLAB * BITMAP_CHUNK_BYTES);
+      let weight = 0;
+      for (let at = 0; at < entryCount; at += SLAB) {
+        const n = Math.min(SLAB, entryCount - at);
+        await bits.read(at * BITMAP_CHUNK_BYTES, slab.subarray(0, n * BITMAP_CHUNK_BYTES));
+        for (let k = 0; k < n; k++) {
+          const i = at + k;
+          const chunk = slab.subarray(k * BITMAP_CHUNK_BYTES, (k + 1) * BITMAP_CHUNK_BYTES);
+          const c = checkBitmapChunk(i, chunk, entries.subarray(i * BITMAP_SUM_BYTES, (i + 1) * BITMAP_SUM_BYTES), this.#hash);
+          if (c.state === 'bad') { this.#damaged(`bitmap chunk ${i} fails its checksum`); continue; }
+          if (c.state === 'ok') { oos.bitmap.loadChunk(i, chunk); weight += c.weight; }
+        }
+      }
+      // A clean close saved everything: the weights must add up.
+      if (s.clean && weight !== s.weight) this.#damaged(`the bitmap holds ${weight} pages; the record, closed cleanly, says ${s.weight}`);
+    } finally {
+      await bits.close();
+      await sums.close();
     }
   }
 
-  /** Takes what the stored record says may differ from the partner. */
-  #restore(stored: StoredReplica, blocks: Block[]): void {
+  #damaged(what: string): void {
+    this.damage.push({ what });
+    this.outOfSync.forget();
+  }
+
+  #fromLegacy(l: LegacyRecord, blocks: Block[]): void {
+    this.generation = l.generation;
+    this.history = l.history.filter((h): h is string => typeof h === 'string');
+    this.inconsistent = l.inconsistent === true;
+    // A record of an older version was paired: its generation is the partner's too.
+    this.shared = true;
     const oos = this.outOfSync;
-    this.inconsistent = stored.inconsistent === true;
-    if (!Array.isArray(stored.lag)) {
+    if (!Array.isArray(l.lag)) {
       oos.forget();
       return;
     }
-    oos.addRuns(runsFrom(stored.lag), blocks);
-    if (Array.isArray(stored.blocks)) for (const id of stored.blocks) if (typeof id === 'string') oos.addBlock(id);
-    if (stored.clean === false && blocks.some((b) => b.policy.writeMode === 'write-back')) {
+    oos.addRuns(runsFrom(l.lag), blocks);
+    if (Array.isArray(l.blocks)) for (const id of l.blocks) if (typeof id === 'string') oos.addBlock(id);
+    const hot = Array.isArray(l.intents) ? l.intents.filter((e): e is number => Number.isSafeInteger(e) && (e as number) >= 0) : [];
+    const per = Number.isSafeInteger(l.extentPages) && l.extentPages! > 0 ? l.extentPages! : 128;
+    this.#storedExtentPages = per;
+    this.#afterCrash(l.clean !== false, hot, per, blocks);
+  }
+
+  /** After a crash, writes to the hot extents may have reached this node and not the partner. */
+  #afterCrash(clean: boolean, intents: number[], extentPages: number, blocks: Block[]): void {
+    if (clean) return;
+    const oos = this.outOfSync;
+    if (blocks.some((b) => b.policy.writeMode === 'write-back')) {
       // Write-back pages the partner acknowledged may never have reached this
       // node's disk: after a crash only a comparison of checksums finds them.
       oos.forget();
       return;
     }
-    if (stored.clean === false && Array.isArray(stored.intents)) {
-      // A crash: writes to the hot extents may have reached this node and not the partner.
-      const per = intOption('stored extentPages', stored.extentPages, 128);
-      const hot = new Set(stored.intents.filter((e): e is number => Number.isSafeInteger(e) && (e as number) >= 0));
+    for (const e of intents) {
+      const first = e * extentPages;
+      const end = first + extentPages;
       for (const b of blocks) {
-        for (let p = b.base; p < b.base + b.pages; p++) if (hot.has(Math.floor(p / per))) oos.add(p);
+        const from = Math.max(first, b.base);
+        const to = Math.min(end, b.base + b.pages);
+        if (to > from) oos.bitmap.set(from, to - from);
       }
     }
   }
 
-  /** The record to store. */
-  record(clean: boolean): StoredReplica {
-    const { lag, blocks } = this.outOfSync.record();
-    return {
-      generation: this.generation ?? '',
-      history: this.history,
-      bitmapGeneration: this.bitmapGeneration ?? undefined,
-      primarySince: this.primarySince,
-      shared: this.shared,
-      discardLocal: this.discardLocal,
-      epoch: this.epoch,
-      partner: this.partner ?? undefined,
-      lag: lag ?? undefined,
-      blocks,
-      intents: clean ? [] : this.intents.extents(),
-      extentPages: this.intents.extentPages,
-      clean,
-      inconsistent: this.inconsistent,
-    };
+  /** The write intents (the activity log), configured by the mirror that attaches. */
+  get intents(): ActivityLog {
+    this.#intents ??= new ActivityLog({ extentPages: this.#storedExtentPages, maxExtents: 64 }, () => this.save());
+    return this.#intents;
+  }
+
+  /** Configures the write intents (once, when a mirror attaches). */
+  configureIntents(options: IntentOptions): void {
+    if (options.maxExtents > MAX_INTENTS) throw TwinpageError.invalidArgument(`intentExtents must be at most ${MAX_INTENTS}`);
+    if (this.#intents && this.#intents.size > 0) return;
+    this.#intents = new ActivityLog(options, () => this.save());
   }
 
   /**
@@ -150,7 +240,7 @@ export class ReplicaRecord {
     const run = this.#chain.then(() => {
       this.#queued = null;
       if (this.#closed) return;
-      return this.#write(this.record(false));
+      return this.#persist(false);
     });
     this.#queued = run;
     this.#chain = run.catch(() => {});
@@ -162,12 +252,17 @@ export class ReplicaRecord {
     if (this.#timer || this.#closed) return;
     const timer = setTimeout(() => {
       this.#timer = null;
-      // A failed write (the superblock's device failing) is tried again a second later.
+      // A failed write (the device failing) is tried again a second later.
       this.save().catch(() => this.saveSoon());
     }, 1000);
     // Node: a pending save does not keep the process alive (close() saves anyway).
     (timer as { unref?: () => void }).unref?.();
     this.#timer = timer;
+  }
+
+  /** A mirror attaches (again): saves go on, and the record says "not closed cleanly" until the next close. */
+  resume(): void {
+    this.#closed = false;
   }
 
   /** Stops saving, and writes the record once more as closed cleanly. */
@@ -176,6 +271,164 @@ export class ReplicaRecord {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    return this.#write(this.record(true));
+    const last = this.#chain.then(() => this.#persist(true));
+    this.#chain = last.catch(() => {});
+    return last.finally(() => this.#closeDevices());
   }
+
+  /** The bitmap's changed chunks, then the slot: each flushed. */
+  async #persist(clean: boolean): Promise<void> {
+    const d = this.#devices ??= {
+      slots: await this.#store.open('replica'),
+      bits: await this.#store.open('bitmap'),
+      sums: await this.#store.open('bitmap.sums'),
+    };
+    const bitmap = this.outOfSync.bitmap;
+    const dirty = bitmap.dirtyChunks();
+    if (dirty.length) {
+      // Taken and marked clean in one step: a change made while they are written marks them dirty again.
+      const chunks = dirty.map((i) => ({ i, bytes: bitmap.chunkBytes(i) }));
+      for (const c of chunks) bitmap.markClean(c.i);
+      try {
+        for (const c of chunks) {
+          const entry = new Uint8Array(BITMAP_SUM_BYTES);
+          encodeBitmapSum(c.i, c.bytes, weightOf(c.bytes), this.#hash, entry);
+          await d.bits.write(c.i * BITMAP_CHUNK_BYTES, c.bytes);
+          await d.sums.write(c.i * BITMAP_SUM_BYTES, entry);
+        }
+        await Promise.all([d.bits.flush(), d.sums.flush()]);
+      } catch (err) {
+        for (const c of chunks) bitmap.markDirty(c.i);
+        throw err;
+      }
+    }
+    const slot: ReplicaSlot = {
+      sequence: this.#sequence + 1,
+      clean,
+      inconsistent: this.inconsistent,
+      shared: this.shared,
+      discardLocal: this.discardLocal,
+      known: this.outOfSync.known,
+      extentPages: this.intents.extentPages,
+      current: this.generation ?? '0000000000000000',
+      bitmap: this.bitmapGeneration ?? '0000000000000000',
+      history: this.history,
+      epoch: this.epoch,
+      primarySince: this.primarySince,
+      partner: this.partner,
+      weight: bitmap.count(),
+      chunks: bitmap.chunkCount,
+      intents: clean ? [] : this.intents.extents(),
+    };
+    await d.slots.write((slot.sequence % 2) * SLOT_BYTES, encodeReplicaSlot(slot, this.#hash));
+    await d.slots.flush();
+    this.#sequence = slot.sequence;
+  }
+
+  async #closeDevices(): Promise<void> {
+    const d = this.#devices;
+    this.#devices = null;
+    if (d) await Promise.all([d.slots.close(), d.bits.close(), d.sums.close()]);
+  }
+}
+
+/** Pages set in a chunk's bytes (as saved: the chunk may have changed since). */
+function weightOf(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) n += BITS[bytes[i]];
+  return n;
+}
+
+const BITS = Uint8Array.from({ length: 256 }, (_, b) => { let n = 0; for (let x = b; x; x >>= 1) n += x & 1; return n; });
+
+/** What `inspectReplica` reads, as stored (no crash or damage adjustment). */
+export interface StoredReplicaView {
+  /** 'slots': the replica record's devices; 'legacy': an older version's superblock meta. */
+  source: 'slots' | 'legacy';
+  current: string;
+  bitmap: string | null;
+  history: string[];
+  clean: boolean | null;
+  inconsistent: boolean;
+  epoch: number;
+  partner: string | null;
+  known: boolean;
+  /** The bitmap's set pages as runs (null: no record). */
+  runs: Array<[number, number]> | null;
+  /** Block ids an older version recorded as lacking. */
+  blocks: string[];
+  intents: number[];
+  extentPages: number | null;
+  /** What does not check out. */
+  problems: string[];
+}
+
+/**
+ * Reads a store's replica record as it is stored, for `twinpage inspect`:
+ * never writes. Null when the store holds none.
+ */
+export async function inspectReplica(store: Pick<Store, 'exists' | 'open'>, hash: Hash, legacy: unknown): Promise<StoredReplicaView | null> {
+  if (await store.exists('replica')) {
+    const problems: string[] = [];
+    const slots = await store.open('replica');
+    let slot: ReplicaSlot | null = null;
+    try {
+      const raw = new Uint8Array(2 * SLOT_BYTES);
+      await slots.read(0, raw);
+      const decoded = [0, 1].map((i) => decodeReplicaSlot(raw.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES), hash));
+      decoded.forEach((d, i) => { if (!d) problems.push(`replica slot ${i} is blank, torn or corrupt`); });
+      slot = decoded.filter((d): d is ReplicaSlot => d !== null).sort((a, b) => b.sequence - a.sequence)[0] ?? null;
+    } finally {
+      await slots.close();
+    }
+    if (!slot) return { source: 'slots', current: '', bitmap: null, history: [], clean: null, inconsistent: false, epoch: 0, partner: null, known: false, runs: null, blocks: [], intents: [], extentPages: null, problems };
+    const runs: Array<[number, number]> = [];
+    if (await store.exists('bitmap')) {
+      const bits = await store.open('bitmap');
+      const sums = await store.open('bitmap.sums');
+      try {
+        const n = Math.floor((await sums.size()) / BITMAP_SUM_BYTES);
+        const entries = new Uint8Array(n * BITMAP_SUM_BYTES);
+        await sums.read(0, entries);
+        const chunk = new Uint8Array(BITMAP_CHUNK_BYTES);
+        for (let i = 0; i < n; i++) {
+          await bits.read(i * BITMAP_CHUNK_BYTES, chunk);
+          const c = checkBitmapChunk(i, chunk, entries.subarray(i * BITMAP_SUM_BYTES, (i + 1) * BITMAP_SUM_BYTES), hash);
+          if (c.state === 'bad') { problems.push(`bitmap chunk ${i} fails its checksum`); continue; }
+          if (c.state === 'empty') continue;
+          for (let byte = 0; byte < BITMAP_CHUNK_BYTES; byte++) {
+            const v = chunk[byte];
+            if (!v) continue;
+            for (let bit = 0; bit < 8; bit++) {
+              if (!(v & (1 << bit))) continue;
+              const page = i * BITMAP_CHUNK_BYTES * 8 + byte * 8 + bit;
+              const last = runs[runs.length - 1];
+              if (last && last[0] + last[1] === page) last[1]++; else runs.push([page, 1]);
+            }
+          }
+        }
+      } finally {
+        await bits.close();
+        await sums.close();
+      }
+    }
+    return {
+      source: 'slots', current: slot.current, bitmap: slot.bitmap === '0000000000000000' ? null : slot.bitmap, history: slot.history,
+      clean: slot.clean, inconsistent: slot.inconsistent, epoch: slot.epoch, partner: slot.partner, known: slot.known,
+      runs: slot.known ? runs : null, blocks: [], intents: slot.intents, extentPages: slot.extentPages, problems,
+    };
+  }
+  const l = legacy as LegacyRecord | undefined;
+  if (!l || typeof l !== 'object' || typeof l.generation !== 'string') return null;
+  const runs = Array.isArray(l.lag) ? runsFrom(l.lag) : null;
+  return {
+    source: 'legacy', current: l.generation, bitmap: null,
+    history: Array.isArray(l.history) ? l.history.filter((h): h is string => typeof h === 'string') : [],
+    clean: typeof l.clean === 'boolean' ? l.clean : null, inconsistent: l.inconsistent === true, epoch: 0, partner: null,
+    known: runs !== null, runs,
+    blocks: Array.isArray(l.blocks) ? l.blocks.filter((b): b is string => typeof b === 'string') : [],
+    intents: Array.isArray(l.intents) ? l.intents.filter((e): e is number => Number.isSafeInteger(e) && (e as number) >= 0) : [],
+    extentPages: Number.isSafeInteger(l.extentPages) ? l.extentPages! : null,
+    problems: [],
+  };
 }

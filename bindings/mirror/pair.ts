@@ -318,10 +318,15 @@ export class Mirror {
   /** After the first HELLO: this node's out-of-sync runs and block ids, in parts. */
   #sendRecord(stream: Stream): void {
     const oos = this.#replica.outOfSync;
-    const runs = oos.known ? oos.runs() : [];
-    for (let i = 0; i === 0 || i < runs.length; i += RUNS_PER_FRAME) {
-      stream.post({ type: MessageType.OUT_OF_SYNC, last: i + RUNS_PER_FRAME >= runs.length, runs: runs.slice(i, i + RUNS_PER_FRAME) });
+    // Streamed from the bitmap in parts, however large it is; the last part marked.
+    let part: Array<[number, number]> = [];
+    if (oos.known) {
+      for (const run of oos.runs()) {
+        part.push(run);
+        if (part.length === RUNS_PER_FRAME) { stream.post({ type: MessageType.OUT_OF_SYNC, last: false, runs: part }); part = []; }
+      }
     }
+    stream.post({ type: MessageType.OUT_OF_SYNC, last: true, runs: part });
     for (const f of blockIdFrames(this.memory.blocks().map((b) => b.id), 0)) stream.post(f);
   }
 
@@ -617,11 +622,19 @@ export class Mirror {
 
   /** The memory's changes come in here (resyncs go straight to #route). */
   #send(change: Change, policy: LinkPolicy, local?: Promise<void>): Promise<void> {
+    if (change.type !== 'release') return this.#route(change, policy);
+    const pages = change.pages.map((p) => p.page);
     // This node's journal commit of a change sent in parallel with it failed:
     // the change is undone here, and the partner may hold it. Its pages
     // differ now: they are resynced (the partner takes this node's contents back).
-    if (local && change.type === 'release') local.catch(() => this.#localFailed(change.pages.map((p) => p.page)));
-    return this.#route(change, policy);
+    if (local) local.catch(() => this.#localFailed(pages));
+    // The pages leave their write intents once this node's commit settled and
+    // the partner acknowledged them, or they are recorded as out of sync.
+    let settled!: () => void;
+    const recorded = new Promise<void>((resolve) => { settled = resolve; });
+    const intents = this.#replica.intents;
+    Promise.all([local?.catch(() => {}), recorded]).then(() => intents.done(pages));
+    return this.#route(change, policy, settled);
   }
 
   #localFailed(pages: number[]): void {
@@ -641,8 +654,12 @@ export class Mirror {
     return true;
   }
 
-  /** Sends one change by the copy method its policy asks for, or records it as lagging without a partner. */
-  #route(change: Change, policy: LinkPolicy): Promise<void> {
+  /**
+   * Sends one change by the copy method its policy asks for, or records it
+   * as lagging without a partner. `settled` is called once the partner
+   * acknowledged it at disk level or its pages are recorded as out of sync.
+   */
+  #route(change: Change, policy: LinkPolicy, settled?: () => void): Promise<void> {
     const pages = change.type === 'release' ? change.pages.map((p) => p.page) : [];
     const blockId = change.type === 'allocate' ? change.block.id : change.type === 'free' ? change.blockId : undefined;
     const stream = this.#stream;
@@ -651,24 +668,25 @@ export class Mirror {
       const oos = this.#replica.outOfSync;
       oos.addAll(pages);
       if (blockId !== undefined) oos.addBlock(blockId);
+      settled?.();
       return this.#acknowledgeAlone();
     }
     const messages = changeMessages(change);
     const placed = this.#copy.place(messages, pages.length ? this.#copy.choose(policy.copyMethod) : 'message');
-    if (placed.method !== 'storage') return this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring);
+    if (placed.method !== 'storage') return this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled);
     // Storage: the pages are written to the exchange before the frames that point at them go.
     return Promise.all(placed.puts).then(
-      () => (this.#transport === t ? this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring) : this.#route(change, policy)),
-      (err) => { this.#fail(err); return this.#route(change, policy); },
+      () => (this.#transport === t ? this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled) : this.#route(change, policy, settled)),
+      (err) => { this.#fail(err); return this.#route(change, policy, settled); },
     );
   }
 
   /** Sends one change's frames in order; resolves at the durability asked for. */
-  #sendBatch(stream: Stream, messages: Request[], pages: number[], blockId: string | undefined, policy: LinkPolicy, ring: SlotRing | null): Promise<void> {
+  #sendBatch(stream: Stream, messages: Request[], pages: number[], blockId: string | undefined, policy: LinkPolicy, ring: SlotRing | null, settled?: () => void): Promise<void> {
     for (const m of messages) if (m.type === MessageType.WRITE_PAGE) this.#copied[m.copy]++;
     const { last, sent } = stream.sequence(messages);
     ring?.mark(last);
-    this.#replica.outOfSync.sent(last, pages, blockId);
+    this.#replica.outOfSync.sent(last, pages, blockId, settled);
     const level = LEVEL[policy.durability];
     if (level < 0 || stream.acked[level] >= last) return sent;
     return stream.waitFor(last, level);

@@ -89,35 +89,44 @@ export class Resync {
       const b = blocks.get(id);
       await this.#hooks.route(b ? { type: 'allocate', block: b } : { type: 'free', blockId: id }, RESYNC_POLICY);
     }
-    const pages = oos.sorted();
+    const total = oos.size;
     const sorted = [...blocks.values()].sort((a, b) => a.base - b.base);
     let done = 0;
     const ps = m.pageSize;
-    for (let i = 0; i < pages.length;) {
-      const block = ownerOf(sorted, pages[i]);
-      if (!block) { oos.delete(pages[i]); i++; done++; continue; }
-      // A run of lagging pages of one block, at most 64 (and half what a pointer may hold here).
-      const most = Math.max(1, Math.min(64, m.maxPointerPages >> 1));
-      let j = i + 1;
-      while (j < pages.length && j - i < most && pages[j] === pages[j - 1] + 1 && pages[j] < block.base + block.pages) j++;
-      const first = pages[i];
-      const count = j - i;
-      const offset = (first - block.base) * ps;
-      const length = Math.min(count * ps, block.length - offset);
-      // The read pointer is held until the pages are on their way: a write to
-      // them waits, so its frames follow these (never a stale image after a newer one).
-      const ptr = await m.acquireRead(block.id, offset, length);
-      try {
-        const change: Change = { type: 'release', blockId: block.id, offset, length, lsn: 0, pages: pointerPages(ptr, first, count, (x) => m.core.checksum(x)) };
-        for (let k = i; k < j; k++) oos.delete(pages[k]);
-        await this.#hooks.route(change, RESYNC_POLICY);
-      } finally {
-        await ptr.release();
+    // A release of lagging pages of one block, at most 64 (and half what a pointer may hold here).
+    const most = Math.max(1, Math.min(64, m.maxPointerPages >> 1));
+    // The bitmap's runs in address order (walked in copied batches: clearing as it goes is fine).
+    for (const [runFirst, runCount] of oos.runs()) {
+      const end = runFirst + runCount;
+      for (let first = runFirst; first < end;) {
+        const block = ownerOf(sorted, first);
+        if (!block) {
+          // Pages of no block (freed since): nothing to send.
+          const next = nextBlockStart(sorted, first);
+          const count = Math.min(end, next) - first;
+          oos.deleteRun(first, count);
+          done += count;
+          first += count;
+          continue;
+        }
+        const count = Math.min(most, end - first, block.base + block.pages - first);
+        const offset = (first - block.base) * ps;
+        const length = Math.min(count * ps, block.length - offset);
+        // The read pointer is held until the pages are on their way: a write to
+        // them waits, so its frames follow these (never a stale image after a newer one).
+        const ptr = await m.acquireRead(block.id, offset, length);
+        try {
+          const change: Change = { type: 'release', blockId: block.id, offset, length, lsn: 0, pages: pointerPages(ptr, first, count, (x) => m.core.checksum(x)) };
+          oos.deleteRun(first, count);
+          await this.#hooks.route(change, RESYNC_POLICY);
+        } finally {
+          await ptr.release();
+        }
+        this.resyncedPages += count;
+        done += count;
+        this.#hooks.onProgress?.({ done, total });
+        first += count;
       }
-      this.resyncedPages += count;
-      done += count;
-      this.#hooks.onProgress?.({ done, total: pages.length });
-      i = j;
     }
   }
 
@@ -173,6 +182,12 @@ export class Resync {
       if (b) oos.addBlockPages(b);
     }
   }
+}
+
+/** Where the first block after `page` starts (2^32 when none does), in blocks sorted by base. */
+function nextBlockStart(sorted: Block[], page: number): number {
+  for (const b of sorted) if (b.base > page) return b.base;
+  return 0x100000000;
 }
 
 /** The block holding `page`, in blocks sorted by base. */
