@@ -17,8 +17,10 @@ export { Scheduler } from './sched/scheduler.js';
 export type { SchedulerOptions, Operation, SchedulerStats } from './sched/scheduler.js';
 export { MessageType, encodeFrame, decodeFrame, FrameReader } from './messages.js';
 export type { Message, Request, Reply, Frame } from './messages.js';
-export { Mirror } from './mirror/pair.js';
-export type { MirrorOptions, MirrorState, MirrorStats, VerifyReport, Role } from './mirror/pair.js';
+export { Mirror, MirrorEvent, MirrorEvents, MIRROR_EVENTS } from './mirror/pair.js';
+export type {
+  MirrorOptions, MirrorState, MirrorStats, VerifyReport, Role, MirrorEventMap, MirrorEventType, MirrorListenOptions,
+} from './mirror/pair.js';
 export type { Transport, TransportOptions } from './mirror/transports/transport.js';
 export { inProcessPair } from './mirror/transports/transport.js';
 export { messagePortTransport } from './mirror/transports/message-port.js';

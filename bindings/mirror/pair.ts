@@ -37,6 +37,7 @@ import {
   type Frame, type Hello, type HelloFlags, type Message, type MessageOf, type Request,
 } from '../messages.js';
 import { Applier } from './apply.js';
+import { MirrorEvents } from './events.js';
 import { changeMessages } from './changes.js';
 import { CopyMethods, type Method } from './copy.js';
 import { storageExchange, type PageExchange, type SlotRing } from './exchange.js';
@@ -50,6 +51,8 @@ import { Verifier, blockIdFrames, type VerifyReport } from './verify.js';
 
 export type { MirrorOptions, Role } from './options.js';
 export type { VerifyReport } from './verify.js';
+export { MirrorEvent, MirrorEvents, MIRROR_EVENTS } from './events.js';
+export type { MirrorEventMap, MirrorEventType, MirrorListenOptions } from './events.js';
 
 /** The protocol this build speaks in its HELLO. */
 const PROTOCOL = 2;
@@ -121,7 +124,7 @@ interface Peer {
   complete: (r: PeerRecord) => void;
 }
 
-export class Mirror {
+export class Mirror extends MirrorEvents {
   readonly memory: Memory;
   readonly #o: ResolvedMirrorOptions;
   #role: Role;
@@ -150,10 +153,13 @@ export class Mirror {
   /** A new generation being made durable (shared by every change waiting for it). */
   #rotation: Promise<void> | null = null;
   #lastError: { code: string; message: string; at: number } | null = null;
+  /** A `connected` event was dispatched for the current connection (a `disconnected` is owed). */
+  #announced = false;
   readonly #copied: Record<Method, number> = { message: 0, shared: 0, storage: 0 };
   readonly #handlers: Partial<Record<MessageType, Handler>>;
 
   constructor(memory: Memory, options: MirrorOptions) {
+    super();
     this.#o = resolveMirrorOptions(options);
     this.memory = memory;
     this.#role = this.#o.role;
@@ -182,7 +188,7 @@ export class Mirror {
       canRun: () => this.#connected() && !this.#degraded && this.#role === 'primary' && !this.#closed,
       verify: () => this.#verifier.verify(),
       synced: () => this.#synced(),
-      onProgress: this.#o.onResyncProgress,
+      onProgress: (p) => { this.#o.onResyncProgress?.(p); this.dispatch('resync-progress', p); },
       report: (err) => this.#report(err),
     });
     this.#failover = new Failover({ heartbeatMs: this.#o.heartbeatMs, timeoutMs: this.#o.timeoutMs, auto: this.#o.failover === 'auto' }, {
@@ -201,7 +207,7 @@ export class Mirror {
         return t !== null && !t.closed ? silent(0) : t === null && this.#primaryLost;
       },
       promote: () => this.promote(),
-      onFailover: this.#o.onFailover,
+      onFailover: () => { this.#o.onFailover?.(); this.dispatch('failover', { generation: this.#replica.generation! }); },
     });
     this.#handlers = this.#dispatchTable();
     // From now on the record says "not closed cleanly" until close().
@@ -229,11 +235,11 @@ export class Mirror {
     this.#failover.heard();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
-    transport.onClose(() => {
+    transport.onClose((err) => {
       if (this.#transport !== transport) return;
       this.#transport = null;
       if (this.#role === 'secondary') this.#primaryLost = true;
-      this.#lost();
+      this.#lost(err);
     });
     this.#primaryLost = false;
     this.#degraded = false;
@@ -308,7 +314,7 @@ export class Mirror {
   #drop(reason: TwinpageError): void {
     const t = this.#transport;
     this.#transport = null;
-    this.#lost();
+    this.#lost(reason);
     t?.close(reason);
   }
 
@@ -317,7 +323,8 @@ export class Mirror {
    * is out of sync. A primary with changes the partner may lack takes a new
    * generation before the writers waiting on them go on.
    */
-  #lost(): void {
+  #lost(reason?: unknown): void {
+    this.#wentDown(reason);
     this.#degraded = true;
     this.#failover.stopHeartbeat();
     this.memory.releaseReservations();
@@ -337,6 +344,14 @@ export class Mirror {
     stream?.release();
   }
 
+  /** A connection announced as connected ended: `disconnected`, and `degraded` unless the mirror is closing. */
+  #wentDown(reason?: unknown): void {
+    if (!this.#announced) return;
+    this.#announced = false;
+    this.dispatch('disconnected', { reason: reason instanceof Error ? reason.message : null });
+    if (!this.#closed) this.dispatch('degraded', { role: this.#role, lagPages: this.#replica.outOfSync.size });
+  }
+
   /**
    * A frame could not be taken (or the handshake refused the partner): the
    * connection ends with the error, told to the partner first. `orderly`:
@@ -348,7 +363,7 @@ export class Mirror {
     const t = this.#transport;
     this.#transport = null;
     if (orderly) t?.close(); else t?.close(e);
-    this.#lost();
+    this.#lost(e);
   }
 
   /**
@@ -438,6 +453,7 @@ export class Mirror {
       r.primarySince = Date.now();
       await r.save();
       this.#role = 'primary';
+      this.dispatch('role', { role: 'primary', previous: 'secondary' });
       this.#hello({});
       this.#failover.startHeartbeat();
       return;
@@ -447,13 +463,16 @@ export class Mirror {
     // rejoins as secondary.
     const t = this.#transport;
     this.#transport = null;
-    t?.close(TwinpageError.closed('this node was promoted: the old primary is taken for failed'));
+    const taken = TwinpageError.closed('this node was promoted: the old primary is taken for failed');
+    t?.close(taken);
+    this.#wentDown(taken);
     this.#stream?.release();
     this.memory.releaseReservations();
     this.#degraded = true;
     r.inconsistent = false;
     r.primarySince = Date.now();
     this.#role = 'primary';
+    this.dispatch('role', { role: 'primary', previous: 'secondary' });
     // Its current generation is the old primary's too: a new one before the first write.
     const rotation = this.#rotate();
     await (rotation ?? r.save());
@@ -476,6 +495,7 @@ export class Mirror {
     } finally {
       this.#demoting = false;
     }
+    this.dispatch('role', { role: 'secondary', previous: 'primary' });
     this.#failover.stopHeartbeat();
     this.#failover.startWatchdog();
     this.#hello({});
@@ -625,6 +645,8 @@ export class Mirror {
 
   /** The partner holds everything now: the bitmap generation retires, and the partner is told (it stops being inconsistent). */
   #synced(): void {
+    const last = this.#resync.last;
+    this.dispatch('resync-done', { pages: last?.pages ?? 0, ms: last?.ms ?? 0 });
     const g = this.#generations();
     if (g.bitmap !== NO_GENERATION) {
       this.#setGenerations(settled(g));
@@ -675,7 +697,10 @@ export class Mirror {
         const e = m as MessageOf<MessageType.ERROR>;
         if (e.replyTo !== 0 && this.#stream?.awaits(e.replyTo)) { this.#stream.reply(e.replyTo, m); return; }
         // The partner ends the connection with this error (a refused handshake says why here too).
-        if (e.code === 'SPLIT_BRAIN' || e.code === 'REFUSED') { this.#refused = e.message; this.#splitBrain = e.code === 'SPLIT_BRAIN'; }
+        if (e.code === 'SPLIT_BRAIN' || e.code === 'REFUSED') {
+          if (e.code === 'SPLIT_BRAIN' && !this.#splitBrain) this.dispatch('split-brain', { message: e.message });
+          this.#refused = e.message; this.#splitBrain = e.code === 'SPLIT_BRAIN';
+        }
         this.#transport?.close(TwinpageError.fromCode(e.code, `the partner reported ${e.code}: ${e.message}`));
       },
       [MessageType.ALLOCATE_MEMORY]: stream,
@@ -727,6 +752,10 @@ export class Mirror {
   #act(d: Decision, m: Hello): void {
     const r = this.#replica;
     const peer = this.#peer!;
+    if (d.kind !== 'refuse') {
+      this.#announced = true;
+      this.dispatch('connected', { peer: m.nodeId, decision: d.kind });
+    }
     switch (d.kind) {
       case 'refuse':
         this.#refuse(d, m);
@@ -774,6 +803,7 @@ export class Mirror {
       : `${d.reason} (${who}). Nothing was changed on either node.`;
     this.#refused = what;
     this.#splitBrain = d.splitBrain;
+    if (d.splitBrain) this.dispatch('split-brain', { message: what });
     this.#fail(d.splitBrain ? TwinpageError.splitBrain(what) : TwinpageError.refused(what), true);
   }
 
