@@ -24,6 +24,8 @@ export type {
 export type { Transport, TransportOptions } from './mirror/transports/transport.js';
 export { inProcessPair } from './mirror/transports/transport.js';
 export { messagePortTransport } from './mirror/transports/message-port.js';
+export { reconnecting } from './mirror/transports/reconnect.js';
+export type { ReconnectOptions, ReconnectingLink, Attachable } from './mirror/transports/reconnect.js';
 export { withFaults } from './mirror/transports/faulty.js';
 export type { FaultPlan, FaultyTransport } from './mirror/transports/faulty.js';
 
