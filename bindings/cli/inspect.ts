@@ -85,7 +85,7 @@ export interface InspectReport {
     slots: Array<{ slot: number; valid: boolean; sequence: number | null }>;
     meta: Record<string, unknown>;
   };
-  generations: { generation: string; history: string[]; clean: boolean | null } | null;
+  generations: { generation: string; history: string[]; clean: boolean | null; discardLocal?: true } | null;
   /** The active journal; `tail` says what follows its last valid record: nothing, zeros (room written ahead), or a torn record (dropped at the next open). */
   journal: { name: string; bytes: number; records: number; pageRecords: number; end: number; tail: 'none' | 'zeros' | 'torn'; lastLsn: number } | null;
   blocks: Array<{ id: string; base: number; pages: number; length: number; generation: number; policy: Record<string, unknown> }>;
@@ -170,6 +170,8 @@ export async function inspectFolder(dir: string): Promise<InspectReport> {
       generation: m.generation,
       history: Array.isArray(m.history) ? m.history.filter((h): h is string => typeof h === 'string') : [],
       clean: typeof m.clean === 'boolean' ? m.clean : null,
+      // Only when set: `twinpage discard` recorded it.
+      ...(m.discardLocal === true ? { discardLocal: true as const } : {}),
     }
     : null;
   const lag = m && Array.isArray(m.lag)
@@ -233,6 +235,7 @@ export function inspectText(r: InspectReport): string {
       ['generation', r.generations.generation || 'none yet (a secondary that never met its primary)'],
       ['history', r.generations.history.length ? r.generations.history.join(', ') : 'none'],
       ['closed cleanly', r.generations.clean === null ? 'unknown' : r.generations.clean ? 'yes' : 'no (the node stopped without closing)'],
+      ...(r.generations.discardLocal ? [['discards', 'its changes, at its next split brain (twinpage discard)'] as [string, string]] : []),
     ]));
   }
   const j = r.journal;
