@@ -10,6 +10,7 @@ import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CLI, NodeProcess } from './pair-process.js';
 
 interface Run { status: number | null; stdout: string; stderr: string }
@@ -142,6 +143,17 @@ test('serve --config FILE: policies chosen by name, relative paths from the file
     await node.kill();
     await w.done();
   }
+});
+
+test('the example config file in docs/ is one serve takes', async () => {
+  const { readConfigFile } = await import('../bindings/cli/config.js');
+  const example = fileURLToPath(new URL('../../docs/twinpage.json', import.meta.url));
+  const c = await readConfigFile(example);
+  assert.equal([c.dir, c.role, c.peer, c.failover, c.metrics, c.noStdin], ['/var/lib/twinpage', 'primary', ['10.0.0.2', 7000], 'manual', ['127.0.0.1', 9464], true]);
+  assert.equal((c.policies as Array<{ name: string }>).map((p) => p.name), ['small', 'bulk', 'async']);
+  const unit = await readFile(fileURLToPath(new URL('../../docs/twinpage.service', import.meta.url)), 'utf8');
+  assert.match(unit, /^ExecStart=\S*twinpage serve --config \/etc\/twinpage\/twinpage\.json --no-stdin$/m);
+  assert.match(unit, /^StateDirectory=twinpage$/m);
 });
 
 test('a bad config file or flag is refused before anything opens: unknown keys named, wrong values explained (exit 2)', async () => {

@@ -21,7 +21,7 @@ export interface NodeStatus {
   dir: string | null;
   pageSize: number;
   sense: {
-    role: string; health: string; generation: string; history: string[]; connected: boolean;
+    role: string; health: string; generation: string; history: string[]; connected: boolean; peerRole?: string | null;
     inFlight: number; lagPages: number; lastApplied: number; intents?: number;
   };
   stats: null | {
@@ -45,7 +45,7 @@ export function statusText(s: NodeStatus): string {
     ['folder', s.dir ?? '?'],
     ['role', m.role],
     ['health', m.health],
-    ['connected', m.connected ? 'yes' : 'no'],
+    ['connected', m.connected ? `yes${m.peerRole ? `, to a ${m.peerRole}` : ''}` : 'no'],
     ['generation', m.generation || 'none yet'],
     ['history', m.history.length ? m.history.join(', ') : 'none'],
     ['in flight', `${m.inFlight} frames`],
