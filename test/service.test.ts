@@ -145,6 +145,35 @@ test('serve --config FILE: policies chosen by name, relative paths from the file
   }
 });
 
+test('TLS files from config files (relative to each file): a mutual-TLS pair mirrors writes; status says so', async () => {
+  const w = await workspace();
+  const fixtures = fileURLToPath(new URL('../../test/fixtures/tls/', import.meta.url));
+  for (const f of ['cert.pem', 'key.pem', 'ca.pem']) await writeFile(join(w.dir, f), await readFile(join(fixtures, f)));
+  const tls = { tlsCert: 'cert.pem', tlsKey: 'key.pem', tlsCa: 'ca.pem', secretFile: 'secret' };
+  await writeFile(join(w.dir, 'b.json'), JSON.stringify({ ...tls, dir: 'b', role: 'secondary', listen: '127.0.0.1:0' }));
+  const b = new NodeProcess(['--config', join(w.dir, 'b.json')]);
+  let a: NodeProcess | null = null;
+  try {
+    const { port } = await b.event('listening');
+    await writeFile(join(w.dir, 'a.json'), JSON.stringify({ ...tls, dir: 'a', role: 'primary', peer: `127.0.0.1:${port}` }));
+    a = new NodeProcess(['--config', join(w.dir, 'a.json')]);
+    await a.event('connected');
+    const alloc = await a.send({ cmd: 'allocate', size: 4096 });
+    const id = (alloc.block as { id: string }).id;
+    assert.ok((await a.send({ cmd: 'write', block: id, offset: 0, data: b64(4096, 7) })).ok);
+    assert.is((await b.send({ cmd: 'read', block: id, offset: 0, length: 4096 })).data, b64(4096, 7));
+    const s = await statusOf(join(w.dir, 'a'));
+    assert.is(s.settings.tls, true);
+    assert.match((await run('status', '--dir', join(w.dir, 'b'))).stdout, /link\s+sealed, over TLS/);
+    await a.close();
+    await b.close();
+  } finally {
+    await a?.kill();
+    await b.kill();
+    await w.done();
+  }
+});
+
 test('the example config file in docs/ is one serve takes', async () => {
   const { readConfigFile } = await import('../bindings/cli/config.js');
   const example = fileURLToPath(new URL('../../docs/twinpage.json', import.meta.url));
@@ -166,7 +195,7 @@ test('a bad config file or flag is refused before anything opens: unknown keys n
   try {
     const cases: Array<[string[], RegExp]> = [
       [['--config', await file('typo.json', { ...base, heartbeat: 100, secret_file: 'x' })], /config .*typo\.json: unknown keys "heartbeat", "secret_file" \(known: dir, role, .*policies\)/],
-      [['--config', await file('one.json', { ...base, witness: '10.0.0.3:7100' })], /unknown key "witness"/],
+      [['--config', await file('one.json', { ...base, hearbeatMs: 100 })], /unknown key "hearbeatMs"/],
       [['--config', await file('notjson.json', '{ "dir": "data", }')], /config .*notjson\.json: not JSON/],
       [['--config', await file('array.json', [base])], /must be a JSON object/],
       [['--config', await file('failover.json', { ...base, failover: 'sometimes' })], /failover must be one of "manual", "auto", got "sometimes"/],

@@ -45,6 +45,7 @@ test('an aborted wait for a range rejects with AbortError and leaves the range f
   assert.is(m.pointersHeld, 3);
   ac.abort();
   isAbortError(await rejection(writer));
+  assert.is(m.core.conflicts[0].size, 2, 'the writer\'s conflict-table entry is gone: the two readers\' remain');
   assert.ok(await settlesWithin(r2, 30), 'the second reader goes once the writer gave up');
   const p2 = await r2;
   assert.equal(p2.read(), pattern(2 * PS, 1).subarray(PS));
@@ -52,6 +53,8 @@ test('an aborted wait for a range rejects with AbortError and leaves the range f
   await p2.release();
   await r1.release();
   assert.is(m.pointersHeld, 0);
+  assert.is(m.core.conflicts[0].size, 0);
+  assert.is(m.core.pages.totals().pinned, 0, 'no frame stays pinned');
   // The range is free: a writer takes it at once, and its write lands.
   const w = m.tryAcquireRead(b.id, PS, PS);
   assert.ok(w, 'nothing in the way');
@@ -95,6 +98,7 @@ test('an aborted wait for cache frames gives up its place: a smaller acquire beh
   await (await small).release();
   await held.release();
   assert.is(m.pointersHeld, 0);
+  assert.is(m.core.pages.totals().pinned, 0);
   // Every frame can be had again.
   const all = await m.acquireRead(a.id, 0, 3 * PS);
   await all.release();
@@ -137,6 +141,8 @@ test('aborted while staging an overwrite: the pages staged as zeros are dropped,
   setTimeout(() => ac.abort(), 20);
   isAbortError(await rejection(w));
   assert.is(m.pointersHeld, 0);
+  assert.is(m.core.conflicts[0].size, 0);
+  assert.is(m.core.pages.totals().pinned, 0, 'the frames it staged are unpinned');
   store.slow = false;
   assert.equal(await m.read(b.id, 0, 3 * PS), pattern(3 * PS, 4), 'nothing of the aborted pointer shows');
   await m.close();
