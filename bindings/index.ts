@@ -18,6 +18,8 @@ export type { SchedulerOptions, Operation, SchedulerStats } from './sched/schedu
 export { MessageType, encodeFrame, decodeFrame, FrameReader } from './messages.js';
 export type { Message, Request, Reply, Frame } from './messages.js';
 export { Mirror, MirrorEvent, MirrorEvents, MIRROR_EVENTS } from './mirror/pair.js';
+export { MemoryArbiter } from './mirror/arbiter.js';
+export type { Arbiter, PairRecord, Acquired } from './mirror/arbiter.js';
 export type {
   MirrorOptions, MirrorState, MirrorStats, VerifyReport, Role, MirrorEventMap, MirrorEventType, MirrorListenOptions,
 } from './mirror/pair.js';

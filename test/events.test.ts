@@ -4,7 +4,7 @@
 // stand beside (onResyncProgress, onFailover).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openMemory, MemoryStore, MirrorEvent, MIRROR_EVENTS, type MirroredMemory, type Mirror } from '../bindings/index.js';
+import { openMemory, MemoryArbiter, MemoryStore, MirrorEvent, MIRROR_EVENTS, type MirroredMemory, type Mirror } from '../bindings/index.js';
 import { inProcessPair } from '../bindings/mirror/transports/transport.js';
 import { pattern } from './data.js';
 
@@ -90,8 +90,10 @@ t('connected, disconnected and degraded, then connected, resync progress and don
 t('a switchover: role on both nodes; an automatic failover: disconnected, degraded, role, failover', async () => {
   const [ta, tb] = inProcessPair();
   let failovers = 0;
-  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 100 } });
-  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, heartbeatMs: 20, timeoutMs: 100, failover: 'auto', onFailover: () => { failovers++; } } });
+  // Automatic failover needs a third vote: an arbiter both nodes reach.
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 100, arbiter } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, heartbeatMs: 20, timeoutMs: 100, arbiter, failover: 'auto', onFailover: () => { failovers++; } } });
   const b = await p.allocate(4 * PS);
   await p.write(b.id, 0, pattern(4 * PS, 3));
   await until(() => s.mirror.sense().inconsistent === false, 'the first resync');

@@ -81,10 +81,10 @@ socket DIR/control.sock, where 'twinpage status', 'verify', 'promote',
   --heartbeat-ms how often a primary senses its partner (default 200)
   --timeout-ms   a partner silent (or not acknowledging) this long is down
                  (default 2000); the --peer side redials with backoff up to it
-  --failover     manual (default: 'twinpage promote' makes a secondary primary)
-                 or auto (a secondary promotes itself when its primary is down
-                 for --timeout-ms; only where the link cannot fail while both
-                 nodes live: without a witness both may then serve writes)
+  --failover     manual (default: 'twinpage promote' makes a secondary primary);
+                 auto (a secondary promotes itself when its primary is down for
+                 --timeout-ms and an arbiter grants it the lease) needs an
+                 arbiter, which serve does not take yet
   --copy         how pages travel to the partner: auto (default), message (in the
                  frames) or storage (through the --exchange file)
   --exchange     a file both nodes open, for the storage copy method
@@ -135,6 +135,11 @@ async function parse(argv: string[]): Promise<ServeArgs> {
   if (c.pageSize !== undefined && (c.pageSize & (c.pageSize - 1)) !== 0) throw new UsageError('--page-size must be a power of two from 512 to 1048576');
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (c.listen && c.tlsCa !== undefined && c.tlsCert === undefined) throw new UsageError('--tls-ca on the --listen side needs --tls-cert and --tls-key');
+  // The arbiter settings (a witness, etcd) join this check when serve takes them.
+  if (c.failover === 'auto') {
+    throw new UsageError('--failover auto needs a third vote (an arbiter: a witness or etcd), which serve does not take yet: ' +
+      'two nodes alone cannot tell a dead partner from a dead link. Use --failover manual and twinpage promote');
+  }
   const heartbeatMs = c.heartbeatMs ?? 200;
   const timeoutMs = c.timeoutMs ?? 2000;
   if (heartbeatMs >= timeoutMs) throw new UsageError(`--heartbeat-ms (${heartbeatMs}) must be below --timeout-ms (${timeoutMs})`);

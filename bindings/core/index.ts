@@ -103,6 +103,11 @@ export class Core {
     return this.#data.subarray(start, start + this.pageSize);
   }
 
+  /** The whole data area (the io buffer, then the frames), zero-copy; frame f starts at `frameOffset(f)`. */
+  dataView(): Uint8Array {
+    return this.#data;
+  }
+
   /** Offset of a frame in the data area (the io buffer is at offset 0). */
   frameOffset(frame: number): number {
     return this.ioBytes + intIn(frame, 0, this.frameCount - 1, 'frame') * this.pageSize;

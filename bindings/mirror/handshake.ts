@@ -101,8 +101,9 @@ const AUTOMATIC: readonly SplitBrainPolicy[] = ['discard-younger-primary', 'disc
  *   5. your current in my history: you are behind, by an unknown amount
  *      (full resync); mine in yours: I am;
  *   6. anything shared at all: split brain; nothing shared: unrelated.
- * Then the roles: two primaries are refused; the node behind must be the
- * secondary (a primary is never resynced: refused, with what to do).
+ * Then the roles: two primaries are refused; the node behind must be a
+ * secondary (a primary is never resynced: refused, with what to do); the
+ * node ahead may be either (two secondaries resync too).
  */
 export function decide(self: Side, peer: Side): Decision {
   const d = relate(self, peer);
@@ -117,14 +118,14 @@ function relate(self: Side, peer: Side): Decision {
   const selfNew = self.current === NO_GENERATION;
   const peerNew = peer.current === NO_GENERATION;
   if (selfNew && peerNew) return { kind: 'in-sync' };
-  if (selfNew) return behind(self, true, 'this node never held data of the pair');
-  if (peerNew) return ahead(self, true, 'the partner never held data of the pair');
+  if (selfNew) return behind(self, peer, true, 'this node never held data of the pair');
+  if (peerNew) return ahead(self, peer, true, 'the partner never held data of the pair');
   if (self.current === peer.current) return { kind: 'in-sync' };
-  if (self.bitmap !== NO_GENERATION && self.bitmap === peer.current) return ahead(self, false, 'the partner missed what this node changed since they parted');
-  if (peer.bitmap !== NO_GENERATION && peer.bitmap === self.current) return behind(self, false, 'this node missed what the partner changed since they parted');
+  if (self.bitmap !== NO_GENERATION && self.bitmap === peer.current) return ahead(self, peer, false, 'the partner missed what this node changed since they parted');
+  if (peer.bitmap !== NO_GENERATION && peer.bitmap === self.current) return behind(self, peer, false, 'this node missed what the partner changed since they parted');
   if (self.bitmap !== NO_GENERATION && self.bitmap === peer.bitmap) return splitBrain(self, peer, 'both nodes changed since they parted');
-  if (self.history.includes(peer.current)) return ahead(self, true, "the partner's data is older than this node's record of it");
-  if (peer.history.includes(self.current)) return behind(self, true, "this node's data is older than the partner's record of it");
+  if (self.history.includes(peer.current)) return ahead(self, peer, true, "the partner's data is older than this node's record of it");
+  if (peer.history.includes(self.current)) return behind(self, peer, true, "this node's data is older than the partner's record of it");
   const mine = new Set([self.current, self.bitmap, ...self.history].filter((g) => g !== NO_GENERATION));
   if ([peer.current, peer.bitmap, ...peer.history].some((g) => mine.has(g))) {
     return splitBrain(self, peer, 'both nodes changed since they parted, long ago');
@@ -136,9 +137,9 @@ function refuse(splitBrain: boolean, reason: string): Decision {
   return { kind: 'refuse', splitBrain, reason };
 }
 
-/** This node is ahead: it is the source, if it is the primary. */
-function ahead(self: Side, full: boolean, reason: string): Decision {
-  if (self.role !== 'primary') {
+/** This node is ahead: it is the source, unless the partner is a primary (which is never resynced). */
+function ahead(self: Side, peer: Side, full: boolean, reason: string): Decision {
+  if (peer.role === 'primary') {
     return refuse(false, `this secondary holds newer data than its primary (${reason}): ` +
       'promote it, and restart the other node as secondary so that it is resynced');
   }
@@ -146,7 +147,7 @@ function ahead(self: Side, full: boolean, reason: string): Decision {
 }
 
 /** This node is behind: it is the target, if it is the secondary. */
-function behind(self: Side, full: boolean, reason: string): Decision {
+function behind(self: Side, _peer: Side, full: boolean, reason: string): Decision {
   if (self.role === 'primary') {
     return refuse(false, `this primary is behind its partner (${reason}): ` +
       'restart it as secondary (or demote it) so that it is resynced, and promote the partner');
