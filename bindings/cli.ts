@@ -12,6 +12,7 @@ import { UsageError, type Command } from './cli/args.js';
 import { serveCommand } from './cli/serve.js';
 import { statusCommand } from './cli/status.js';
 import { verifyCommand } from './cli/verify.js';
+import { demoteCommand, discardCommand, promoteCommand, resyncCommand } from './cli/control.js';
 import { inspectCommand } from './cli/inspect.js';
 import { benchCommand } from './cli/bench.js';
 
@@ -27,7 +28,10 @@ const demoCommand: Command = {
   },
 };
 
-const COMMANDS: Command[] = [demoCommand, serveCommand, statusCommand, verifyCommand, inspectCommand, benchCommand];
+const COMMANDS: Command[] = [
+  demoCommand, serveCommand, statusCommand, verifyCommand, promoteCommand, demoteCommand, resyncCommand, discardCommand,
+  inspectCommand, benchCommand,
+];
 
 const USAGE = `usage: twinpage <command> [options]
 

@@ -9,7 +9,7 @@ export type { TwinpageErrorCode } from './errors.js';
 export { Core, PageTable, ConflictTable, PageBitmap } from './core/index.js';
 export type { CoreOptions, FrameState, Victim, PageTableCounters, RangeMode, PageBitmapOptions, PageBitmapStats } from './core/index.js';
 export { Memory, ReadPointer, WritePointer } from './memory/memory.js';
-export type { MemoryOptions, Block, SpaceReport, MemoryLink, Change, PageWrite, LinkPolicy, Attachment } from './memory/memory.js';
+export type { MemoryOptions, Block, SpaceReport, MemoryLink, Change, PageWrite, LinkPolicy, Attachment, AcquireOptions } from './memory/memory.js';
 export { DEFAULT_POLICY } from './policies.js';
 export type { Policy, PolicyInput, Durability, WriteMode, CopyMethod } from './policies.js';
 export * from './storage/index.js';
@@ -17,13 +17,17 @@ export { Scheduler } from './sched/scheduler.js';
 export type { SchedulerOptions, Operation, SchedulerStats } from './sched/scheduler.js';
 export { MessageType, encodeFrame, decodeFrame, FrameReader } from './messages.js';
 export type { Message, Request, Reply, Frame } from './messages.js';
-export { Mirror } from './mirror/pair.js';
+export { Mirror, MirrorEvent, MirrorEvents, MIRROR_EVENTS } from './mirror/pair.js';
 export { MemoryArbiter } from './mirror/arbiter.js';
 export type { Arbiter, PairRecord, Acquired } from './mirror/arbiter.js';
-export type { MirrorOptions, MirrorState, MirrorStats, VerifyReport, Role } from './mirror/pair.js';
+export type {
+  MirrorOptions, MirrorState, MirrorStats, VerifyReport, Role, MirrorEventMap, MirrorEventType, MirrorListenOptions,
+} from './mirror/pair.js';
 export type { Transport, TransportOptions } from './mirror/transports/transport.js';
 export { inProcessPair } from './mirror/transports/transport.js';
 export { messagePortTransport } from './mirror/transports/message-port.js';
+export { reconnecting } from './mirror/transports/reconnect.js';
+export type { ReconnectOptions, ReconnectingLink, Attachable } from './mirror/transports/reconnect.js';
 export { withFaults } from './mirror/transports/faulty.js';
 export type { FaultPlan, FaultyTransport } from './mirror/transports/faulty.js';
 

@@ -89,7 +89,8 @@ test('installed into an empty folder: imported from Node, and its twinpage comma
   await mkdir(app);
   const init = await sh(NPM, ['init', '-y'], app);
   assert.is(init.status, 0, init.stderr);
-  // The package has no dependencies: nothing to fetch.
+  // Its one dependency (prom-client, for serve --metrics, and the two it
+  // brings) comes from npm's cache, where the repository's install put it.
   const install = await sh(NPM, ['install', tarball, '--offline', '--no-audit', '--no-fund'], app);
   assert.is(install.status, 0, install.stdout + install.stderr);
   assert.equal(npmWarnings(install.stdout + install.stderr), [], 'npm installs the tarball without a warning');

@@ -106,8 +106,8 @@ const STRICT = { target: 'ES2022', strict: true, noEmit: true, skipLibCheck: fal
 
 const BROWSER_APP = `
 import {
-  openMemory, openOpfsStore, messagePortTransport, MemoryStore, TwinpageError, Mirror,
-  type Memory, type MirroredMemory, type Transport, type Policy,
+  openMemory, openOpfsStore, messagePortTransport, MemoryStore, TwinpageError, Mirror, reconnecting,
+  type Memory, type MirrorEvent, type MirroredMemory, type Transport, type Policy,
 } from 'twinpage';
 // @ts-expect-error connectTcp is Node's: the browser entry neither exports nor declares it
 import { connectTcp } from 'twinpage';
@@ -125,6 +125,15 @@ export async function worker(port: MessagePort, shared: SharedArrayBuffer): Prom
   const back: Uint8Array = await memory.read(block.id, 0, 100);
   const mirror: Mirror = memory.mirror;
   console.log(back.length, mirror.stats().copy);
+  // Events instead of polling sense(); a wait for a range that can be given up.
+  const off: () => void = mirror.on('degraded', (d) => console.log(d.role, d.lagPages));
+  mirror.addEventListener('resync-progress', (e) => console.log((e as MirrorEvent<'resync-progress'>).detail.done));
+  const { done, total } = await mirror.once('resync-progress');
+  off();
+  const controller = new AbortController();
+  const p = await memory.acquireRead(block.id, 0, 10, { signal: controller.signal });
+  await p.release();
+  console.log(done, total);
   return memory;
 }
 
@@ -142,7 +151,7 @@ export type { Policy };
 `;
 
 const NODE_APP = `
-import { connectTcp, listenTcp, openMemory, type Transport, type TcpListener } from 'twinpage';
+import { connectTcp, listenTcp, openMemory, reconnecting, type Transport, type TcpListener } from 'twinpage';
 
 /** A pair over TCP on loopback, each side with a data folder. */
 export async function pair(dir: string): Promise<void> {
@@ -155,10 +164,41 @@ export async function pair(dir: string): Promise<void> {
   await memory.write(block.id, 0, Buffer.from('0123456789'));
   const bytes: Uint8Array = await memory.read(block.id, 0, 10);
   console.log(bytes.length, accepted !== null);
+  const w = await memory.acquireWrite(block.id, 0, 10, { signal: AbortSignal.timeout(1000), overwrite: true });
+  await w.release();
+  memory.mirror.on('connected', ({ peer }) => console.log(peer));
   await memory.close();
   await listener.close();
+  // A link that redials with backoff and attaches each new connection.
+  const other = await openMemory({ store: dir + '/c', mirror: { role: 'secondary' } });
+  const link = reconnecting(other.mirror, () => connectTcp({ host: '127.0.0.1', port: 7000, secret, nodeId: 'c' }), { maxDelayMs: 2000 });
+  await link.close();
+  await other.close();
 }
 `;
+
+const DISPOSING_APP = `
+import { openMemory, MemoryStore } from 'twinpage';
+
+/** \`await using\`: the pointer is released, then the memory closed, at the end of the scope. */
+export async function scoped(): Promise<number> {
+  await using memory = await openMemory({ store: new MemoryStore() });
+  const block = await memory.allocate(100);
+  await using reader = await memory.acquireRead(block.id, 0, 100);
+  return reader.read().length;
+}
+`;
+
+test(`\`await using\` on a memory and a pointer compiles with TypeScript ${VERSION.typescript} (lib esnext.disposable), in a browser and a Node project`, async () => {
+  const browser = await consumer('disposing-browser', {
+    ...STRICT, module: 'ESNext', moduleResolution: 'bundler', lib: ['ES2022', 'ESNext.Disposable', 'DOM'], types: [],
+  }, DISPOSING_APP, false);
+  await compiles(browser, 'typescript', 'the browser project with await using');
+  const node = await consumer('disposing-node', {
+    ...STRICT, module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'ESNext.Disposable'], types: ['node'],
+  }, DISPOSING_APP, true);
+  await compiles(node, 'typescript', 'the Node project with await using');
+});
 
 for (const compiler of COMPILERS) {
   test(`a browser project (bundler resolution, ES2022 + DOM, no @types/node) compiles against the package with TypeScript ${VERSION[compiler]}`, async () => {

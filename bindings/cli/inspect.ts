@@ -88,7 +88,7 @@ export interface InspectReport {
   };
   generations: {
     generation: string; history: string[]; clean: boolean | null;
-    bitmapGeneration?: string | null; epoch?: number; partner?: string | null; inconsistent?: boolean;
+    bitmapGeneration?: string | null; epoch?: number; partner?: string | null; inconsistent?: boolean; discardLocal?: true;
   } | null;
   /** The active journal; `tail` says what follows its last valid record: nothing, zeros (room written ahead), or a torn record (dropped at the next open). */
   journal: { name: string; bytes: number; records: number; pageRecords: number; end: number; tail: 'none' | 'zeros' | 'torn'; lastLsn: number } | null;
@@ -177,7 +177,9 @@ export async function inspectFolder(dir: string): Promise<InspectReport> {
   const r = await inspectReplica(readOnly, hash, sb.meta.mirror);
   if (r) problems.push(...r.problems);
   const generations = r && r.current
-    ? { generation: r.current, history: r.history, clean: r.clean, bitmapGeneration: r.bitmap, epoch: r.epoch, partner: r.partner, inconsistent: r.inconsistent }
+    ? { generation: r.current, history: r.history, clean: r.clean, bitmapGeneration: r.bitmap, epoch: r.epoch, partner: r.partner, inconsistent: r.inconsistent,
+      // Only when set: `twinpage discard` recorded it.
+      ...(r.discardLocal ? { discardLocal: true as const } : {}) }
     : null;
   const outOfSync = {
     lag: r ? r.runs : null,
@@ -236,6 +238,7 @@ export function inspectText(r: InspectReport): string {
       ['generation', r.generations.generation || 'none yet (a secondary that never met its primary)'],
       ['history', r.generations.history.length ? r.generations.history.join(', ') : 'none'],
       ['closed cleanly', r.generations.clean === null ? 'unknown' : r.generations.clean ? 'yes' : 'no (the node stopped without closing)'],
+      ...(r.generations.discardLocal ? [['discards', 'its changes, at its next split brain (twinpage discard)'] as [string, string]] : []),
     ]));
   }
   const j = r.journal;

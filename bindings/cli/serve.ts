@@ -8,39 +8,54 @@
 //   ← {"id":2,"ok":true}
 //
 // Commands: allocate, free, write, read, blocks, sense, status, promote,
-// resync, verify, close. Events come as {"event":…} lines: control, listening
-// or started, connected, disconnected, auth-failed, resync (progress).
+// demote, discard, resync, verify, close. Events come as {"event":…} lines:
+// control, listening or started, connected, disconnected, auth-failed,
+// metrics, and the mirror's: resync (progress), resync-done, degraded,
+// split-brain, role, failover.
 //
 // The same commands are taken on the node's control socket (one JSON line
-// each, one reply line), where `twinpage status` and `twinpage verify` ask.
+// each, one reply line), where `twinpage status`, `verify`, `promote`,
+// `demote`, `resync` and `discard` ask. Settings come from the command line
+// and a config file (config.ts); --metrics serves Prometheus metrics (metrics.ts).
 
 import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
-import { openMemory, TwinpageError, type MirroredMemory, type MirrorOptions } from '../index.js';
-import { SPLIT_BRAIN_POLICIES, type SplitBrainPolicy } from '../messages.js';
+import { openMemory, TwinpageError, type MirroredMemory, type MirrorOptions, type PolicyInput } from '../index.js';
+import type { SplitBrainPolicy } from '../messages.js';
+import { reconnecting } from '../mirror/transports/reconnect.js';
 import { connectTcp, listenTcp, type TcpCommonOptions } from '../mirror/transports/tcp.js';
 import { FileDevice, mapFsError } from '../storage/file.js';
-import {
-  UsageError, choice, controlPath, flag, hostPort, int, parseOptions, required, str, type Command,
-} from './args.js';
+import { UsageError, controlPath, type Command } from './args.js';
+import { loadServeConfig, type ServeConfig } from './config.js';
+import type { WriteMeter } from './metrics.js';
 import { readSecretFile } from './secret-file.js';
 import { listenOwnerOnly } from './owner-socket.js';
 
-const synopsis = `usage: twinpage serve --dir DIR --role primary|secondary (--listen HOST:PORT | --peer HOST:PORT)
+const synopsis = `usage: twinpage serve [--config FILE]
+                      --dir DIR --role primary|secondary (--listen HOST:PORT | --peer HOST:PORT)
                       --secret-file FILE [--tls-cert FILE --tls-key FILE] [--tls-ca FILE]
                       [--insecure-plaintext] [--page-size BYTES] [--cache-mb MB]
+                      [--heartbeat-ms MS] [--timeout-ms MS] [--failover manual|auto]
                       [--copy auto|message|storage] [--exchange FILE] [--exchange-mb MB]
-                      [--split-brain POLICY]
+                      [--split-brain POLICY] [--metrics HOST:PORT]
                       [--extent-pages N] [--intent-extents N] [--no-stdin] [--verbose]`;
 
 const help = `Runs one node of a mirrored pair over TCP. It takes commands as JSON lines on
 standard input and answers each on standard output, with events as
-{"event":...} lines (listening, connected, disconnected, resync progress).
-The same commands are taken on the control socket DIR/control.sock, where
-'twinpage status' and 'twinpage verify' reach the node.
+{"event":...} lines (listening, connected, disconnected, resync progress,
+degraded, role, failover...). The same commands are taken on the control
+socket DIR/control.sock, where 'twinpage status', 'verify', 'promote',
+'demote', 'resync' and 'discard' reach the node.
 
+  --config       a JSON file of settings: each option's name in camelCase as a
+                 key ("dir", "role", "secretFile", "heartbeatMs", "noStdin"...),
+                 and "policies", a list of { name, maxSize, durability, writeMode,
+                 cachePriority, copyMethod } ("maxSize": null for the largest).
+                 Options given on the command line win; unknown keys are refused;
+                 keys starting with // are comments; relative paths are relative
+                 to the file's folder
   --dir          the node's data folder (created when missing)
   --role         primary (serves writes) or secondary (applies the partner's)
   --listen       wait for the partner on HOST:PORT (port 0: any free port, printed)
@@ -63,6 +78,13 @@ The same commands are taken on the control socket DIR/control.sock, where
                  must give it; a node without it refuses one with it
   --page-size    bytes per page of a new store (default 4096)
   --cache-mb     page cache in MiB (default 64)
+  --heartbeat-ms how often a primary senses its partner (default 200)
+  --timeout-ms   a partner silent (or not acknowledging) this long is down
+                 (default 2000); the --peer side redials with backoff up to it
+  --failover     manual (default: 'twinpage promote' makes a secondary primary);
+                 auto (a secondary promotes itself when its primary is down for
+                 --timeout-ms and an arbiter grants it the lease) needs an
+                 arbiter, which serve does not take yet
   --copy         how pages travel to the partner: auto (default), message (in the
                  frames) or storage (through the --exchange file)
   --exchange     a file both nodes open, for the storage copy method
@@ -72,6 +94,8 @@ The same commands are taken on the control socket DIR/control.sock, where
                  discard-local (this node gives up its changes), or, set the
                  same on both nodes, discard-younger-primary,
                  discard-least-changes, discard-zero-changes
+  --metrics      serve Prometheus metrics on http://HOST:PORT/metrics (port 0:
+                 any free port, printed); bind it to a private address
   --extent-pages pages per write-intent extent (default 128)
   --intent-extents
                  write-intent extents kept hot (default 64): after a crash, a
@@ -84,48 +108,49 @@ Commands (one JSON object per line, with an optional "id" echoed in the reply):
   {"cmd":"allocate","size":N,"policy"?:NAME}   {"cmd":"free","block":ID}
   {"cmd":"write","block":ID,"offset":N,"data":BASE64}
   {"cmd":"read","block":ID,"offset":N,"length":N}
-  {"cmd":"blocks"}  {"cmd":"sense"}  {"cmd":"status"}  {"cmd":"promote","force"?:true}
+  {"cmd":"blocks"}  {"cmd":"policies"}  {"cmd":"sense"}  {"cmd":"status"}  {"cmd":"promote","force"?:true}
   {"cmd":"demote"}  {"cmd":"discard"}  {"cmd":"resync"}  {"cmd":"verify","repair"?:true}
   {"cmd":"close"}`;
 
 interface ServeArgs {
   dir: string; role: 'primary' | 'secondary'; listen?: [string, number]; peer?: [string, number];
   secretFile: string; pageSize?: number; cacheMb: number;
+  heartbeatMs: number; timeoutMs: number; failover: 'manual' | 'auto'; policies?: PolicyInput[];
   copy?: 'auto' | 'message' | 'storage'; exchange?: string; exchangeMb: number; stdin: boolean;
   extentPages?: number; intentExtents?: number; splitBrain?: SplitBrainPolicy;
   tlsCert?: string; tlsKey?: string; tlsCa?: string; insecurePlaintext: boolean;
+  metrics?: [string, number]; configFile?: string;
 }
 
-function parse(argv: string[]): ServeArgs {
-  const o = parseOptions(argv, {
-    '--dir': 'value', '--role': 'value', '--listen': 'value', '--peer': 'value', '--secret-file': 'value',
-    '--page-size': 'value', '--cache-mb': 'value', '--copy': 'value', '--exchange': 'value', '--exchange-mb': 'value',
-    '--extent-pages': 'value', '--intent-extents': 'value', '--no-stdin': 'flag', '--split-brain': 'value',
-    '--tls-cert': 'value', '--tls-key': 'value', '--tls-ca': 'value', '--insecure-plaintext': 'flag',
-  });
-  const role = choice(o, '--role', ['primary', 'secondary'] as const);
+/** The settings (flags over the config file), checked together. */
+async function parse(argv: string[]): Promise<ServeArgs> {
+  const c: ServeConfig = await loadServeConfig(argv);
+  const role = c.role;
   if (!role) throw new UsageError('--role is required (primary or secondary)');
-  const dir = required(o, '--dir');
-  const secretFile = required(o, '--secret-file');
-  if (o.has('--listen') === o.has('--peer')) throw new UsageError('give exactly one of --listen and --peer');
-  const copy = choice(o, '--copy', ['auto', 'message', 'storage'] as const);
-  const exchange = str(o, '--exchange');
-  if (copy === 'storage' && !exchange) throw new UsageError('--copy storage needs --exchange FILE');
-  if (o.has('--exchange-mb') && !exchange) throw new UsageError('--exchange-mb needs --exchange FILE');
-  const pageSize = int(o, '--page-size', 512, 1 << 20);
-  if (pageSize !== undefined && (pageSize & (pageSize - 1)) !== 0) throw new UsageError('--page-size must be a power of two from 512 to 1048576');
-  const tlsCert = str(o, '--tls-cert');
-  const tlsKey = str(o, '--tls-key');
-  const tlsCa = str(o, '--tls-ca');
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
-  if (o.has('--listen') && tlsCa !== undefined && tlsCert === undefined) throw new UsageError('--tls-ca on the --listen side needs --tls-cert and --tls-key');
+  if (!c.dir) throw new UsageError('--dir is required');
+  if (!c.secretFile) throw new UsageError('--secret-file is required');
+  if ((c.listen === undefined) === (c.peer === undefined)) throw new UsageError('give exactly one of --listen and --peer');
+  if (c.copy === 'storage' && !c.exchange) throw new UsageError('--copy storage needs --exchange FILE');
+  if (c.exchangeMb !== undefined && !c.exchange) throw new UsageError('--exchange-mb needs --exchange FILE');
+  if (c.pageSize !== undefined && (c.pageSize & (c.pageSize - 1)) !== 0) throw new UsageError('--page-size must be a power of two from 512 to 1048576');
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (c.listen && c.tlsCa !== undefined && c.tlsCert === undefined) throw new UsageError('--tls-ca on the --listen side needs --tls-cert and --tls-key');
+  // The arbiter settings (a witness, etcd) join this check when serve takes them.
+  if (c.failover === 'auto') {
+    throw new UsageError('--failover auto needs a third vote (an arbiter: a witness or etcd), which serve does not take yet: ' +
+      'two nodes alone cannot tell a dead partner from a dead link. Use --failover manual and twinpage promote');
+  }
+  const heartbeatMs = c.heartbeatMs ?? 200;
+  const timeoutMs = c.timeoutMs ?? 2000;
+  if (heartbeatMs >= timeoutMs) throw new UsageError(`--heartbeat-ms (${heartbeatMs}) must be below --timeout-ms (${timeoutMs})`);
   return {
-    dir, role, secretFile, listen: hostPort(o, '--listen'), peer: hostPort(o, '--peer'),
-    pageSize, cacheMb: int(o, '--cache-mb', 1, 1 << 16) ?? 64,
-    copy, exchange, exchangeMb: int(o, '--exchange-mb', 1, 1 << 16) ?? 16, stdin: !flag(o, '--no-stdin'),
-    extentPages: int(o, '--extent-pages', 1, 1 << 20), intentExtents: int(o, '--intent-extents', 1, 1 << 16),
-    splitBrain: choice(o, '--split-brain', SPLIT_BRAIN_POLICIES),
-    tlsCert, tlsKey, tlsCa, insecurePlaintext: flag(o, '--insecure-plaintext'),
+    dir: c.dir, role, secretFile: c.secretFile, listen: c.listen, peer: c.peer,
+    pageSize: c.pageSize, cacheMb: c.cacheMb ?? 64,
+    heartbeatMs, timeoutMs, failover: c.failover ?? 'manual', policies: c.policies,
+    copy: c.copy, exchange: c.exchange, exchangeMb: c.exchangeMb ?? 16, stdin: !c.noStdin,
+    extentPages: c.extentPages, intentExtents: c.intentExtents, splitBrain: c.splitBrain,
+    tlsCert: c.tlsCert, tlsKey: c.tlsKey, tlsCa: c.tlsCa, insecurePlaintext: c.insecurePlaintext === true,
+    metrics: c.metrics, configFile: c.configFile,
   };
 }
 
@@ -142,8 +167,7 @@ async function serve(args: ServeArgs): Promise<void> {
   await clearStaleSocket(control, args.dir);
 
   const mirrorOptions: MirrorOptions = {
-    role: args.role, heartbeatMs: 200, timeoutMs: 2000,
-    onResyncProgress: ({ done, total }) => say({ event: 'resync', done, total }),
+    role: args.role, heartbeatMs: args.heartbeatMs, timeoutMs: args.timeoutMs, failover: args.failover,
     extentPages: args.extentPages, intentExtents: args.intentExtents, splitBrain: args.splitBrain,
   };
   let exchange: FileDevice | null = null;
@@ -154,21 +178,39 @@ async function serve(args: ServeArgs): Promise<void> {
   if (args.copy) mirrorOptions.copy = args.copy;
   let memory: MirroredMemory;
   try {
-    memory = await openMemory({ store: args.dir, pageSize: args.pageSize, cacheBytes: args.cacheMb << 20, mirror: mirrorOptions }) as MirroredMemory;
+    memory = await openMemory({
+      store: args.dir, pageSize: args.pageSize, cacheBytes: args.cacheMb << 20, policies: args.policies, mirror: mirrorOptions,
+    }) as MirroredMemory;
   } catch (err) {
     await exchange?.close().catch(() => {});
     throw err;
   }
   const mirror = memory.mirror;
-  let stopping = false;
+  // The mirror's events, as lines (connected and disconnected are the link's, above).
+  mirror.on('resync-progress', ({ done, total }) => say({ event: 'resync', done, total }));
+  for (const type of ['resync-done', 'degraded', 'split-brain', 'role', 'failover', 'quorum-lost', 'quorum-regained'] as const) {
+    mirror.on(type, (detail) => say({ event: type, ...detail }));
+  }
+  const settings = settingsOf(args);
   let stopListener: (() => Promise<void>) | null = null;
+  let stopMetrics: (() => Promise<void>) | null = null;
+  let meter: WriteMeter | null = null;
   let server: Server | null = null;
   let stop!: () => void;
   const stopped = new Promise<void>((r) => { stop = r; });
   const onSignal = () => stop();
 
   try {
-    server = await listenControl(control, memory, args.dir, stop);
+    if (args.metrics) {
+      const { startMetrics } = await import('./metrics.js');
+      const metrics = await startMetrics(args.metrics[0], args.metrics[1], memory);
+      stopMetrics = () => metrics.close();
+      meter = metrics;
+      settings.metrics = `${args.metrics[0]}:${metrics.port}`;
+      say({ event: 'metrics', port: metrics.port, path: '/metrics' });
+    }
+    const node: ServedNode = { memory, settings, meter };
+    server = await listenControl(control, node, args.dir, stop);
     say({ event: 'control', path: control });
 
     if (args.listen) {
@@ -181,25 +223,15 @@ async function serve(args: ServeArgs): Promise<void> {
       say({ event: 'listening', port: listener.port, nodeId: memory.nodeId });
     } else {
       const [host, port] = args.peer!;
-      const connectLoop = async (): Promise<void> => {
-        while (!stopping) {
-          try {
-            const t = await connectTcp({ host, port, secret, nodeId: memory.nodeId, ...link });
-            if (stopping) { t.close(); return; }
-            mirror.attach(t);
-            say({ event: 'connected', peer: t.peerId });
-            t.onClose((err) => {
-              say({ event: 'disconnected', reason: err?.message ?? null });
-              if (!stopping) setTimeout(() => void connectLoop(), 200);
-            });
-            return;
-          } catch (err) {
-            if ((err as TwinpageError).code === 'AUTH_FAILED') say({ event: 'auth-failed', reason: (err as Error).message });
-            await new Promise((r) => setTimeout(r, 200));
-          }
-        }
-      };
-      void connectLoop();
+      // Dialled now and again whenever the link drops, backing off up to the timeout.
+      const dialler = reconnecting(mirror, () => connectTcp({ host, port, secret, nodeId: memory.nodeId, ...link }), {
+        minDelayMs: 200,
+        maxDelayMs: Math.max(200, args.timeoutMs),
+        onConnect: (t) => say({ event: 'connected', peer: t.peerId }),
+        onDisconnect: (err) => say({ event: 'disconnected', reason: err?.message ?? null }),
+        onError: (err) => { if ((err as TwinpageError).code === 'AUTH_FAILED') say({ event: 'auth-failed', reason: err.message }); },
+      });
+      stopListener = () => dialler.close();
       say({ event: 'started', nodeId: memory.nodeId });
     }
 
@@ -215,10 +247,10 @@ async function serve(args: ServeArgs): Promise<void> {
           if (!line.trim()) continue;
           if (asksClose(line)) {
             await Promise.all(running);
-            say((await handle(memory, line)).reply);
+            say((await handle(node, line)).reply);
             break;
           }
-          const done = handle(memory, line).then(({ reply }) => { say(reply); });
+          const done = handle(node, line).then(({ reply }) => { say(reply); });
           running.add(done);
           void done.finally(() => running.delete(done));
         }
@@ -231,10 +263,10 @@ async function serve(args: ServeArgs): Promise<void> {
       await stopped;
     }
   } finally {
-    stopping = true;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await stopListener?.().catch(() => {});
+    await stopMetrics?.().catch(() => {});
     if (server) await closeControl(server, control);
     try {
       await memory.close();
@@ -269,21 +301,40 @@ function asksClose(line: string): boolean {
   }
 }
 
+/** A running node, as the command handler sees it. */
+interface ServedNode {
+  memory: MirroredMemory;
+  /** The settings in force, for `status`. */
+  settings: Record<string, unknown>;
+  /** Counts writes for the metrics, when they are served. */
+  meter: WriteMeter | null;
+}
+
+/** What `status` shows of the settings in force. */
+function settingsOf(args: ServeArgs): Record<string, unknown> {
+  return {
+    configFile: args.configFile ?? null, heartbeatMs: args.heartbeatMs, timeoutMs: args.timeoutMs, failover: args.failover,
+    splitBrain: args.splitBrain ?? 'refuse', copy: args.copy ?? 'auto', tls: args.tlsCert !== undefined || args.tlsCa !== undefined,
+    insecurePlaintext: args.insecurePlaintext, metrics: args.metrics ? `${args.metrics[0]}:${args.metrics[1]}` : null,
+  };
+}
+
 /** One command line → its reply, and whether it asks the node to close. */
-async function handle(memory: MirroredMemory, line: string): Promise<{ reply: Record<string, unknown>; close: boolean }> {
+async function handle(node: ServedNode, line: string): Promise<{ reply: Record<string, unknown>; close: boolean }> {
   let id: unknown = null;
   try {
     const c = JSON.parse(line) as Record<string, unknown>;
     if (c === null || typeof c !== 'object' || Array.isArray(c)) throw TwinpageError.invalidArgument('a command must be a JSON object');
     id = c.id ?? null;
-    const result = await command(memory, c);
+    const result = await command(node, c);
     return { reply: { id, ok: true, ...result }, close: c.cmd === 'close' };
   } catch (err) {
     return { reply: { id, ok: false, code: (err as TwinpageError).code ?? 'INVALID_ARGUMENT', error: (err as Error).message }, close: false };
   }
 }
 
-async function command(memory: MirroredMemory, c: Record<string, unknown>): Promise<Record<string, unknown>> {
+async function command(node: ServedNode, c: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const memory = node.memory;
   const str = (k: string) => { if (typeof c[k] !== 'string') throw TwinpageError.invalidArgument(`${k} must be a string`); return c[k] as string; };
   const int = (k: string) => { if (!Number.isSafeInteger(c[k])) throw TwinpageError.invalidArgument(`${k} must be an integer`); return c[k] as number; };
   switch (c.cmd) {
@@ -292,11 +343,18 @@ async function command(memory: MirroredMemory, c: Record<string, unknown>): Prom
       return { block: { ...b, policy: b.policy.name } };
     }
     case 'free': await memory.free(str('block')); return {};
-    case 'write': await memory.write(str('block'), int('offset'), Buffer.from(str('data'), 'base64')); return {};
+    case 'write': {
+      const data = Buffer.from(str('data'), 'base64');
+      const start = performance.now();
+      await memory.write(str('block'), int('offset'), data);
+      node.meter?.written(data.length, (performance.now() - start) / 1000);
+      return {};
+    }
     case 'read': return { data: Buffer.from(await memory.read(str('block'), int('offset'), int('length'))).toString('base64') };
     case 'blocks': return { blocks: memory.blocks().map((b) => ({ ...b, policy: b.policy.name })) };
+    case 'policies': return { policies: memory.policies.policies.map((p) => ({ ...p, maxSize: p.maxSize === Infinity ? null : p.maxSize })) };
     case 'sense': return { sense: memory.mirror.sense() };
-    case 'status': return { status: await status(memory) };
+    case 'status': return { status: { ...await status(memory), settings: node.settings } };
     case 'promote': await memory.mirror.promote({ force: c.force === true }); return { sense: memory.mirror.sense() };
     case 'demote': await memory.mirror.demote(); return { sense: memory.mirror.sense() };
     case 'discard':
@@ -351,7 +409,7 @@ async function clearStaleSocket(path: string, dir: string): Promise<void> {
 
 const openSockets = new WeakMap<Server, Set<Socket>>();
 
-function listenControl(path: string, memory: MirroredMemory, dir: string, stop: () => void): Promise<Server> {
+function listenControl(path: string, node: ServedNode, dir: string, stop: () => void): Promise<Server> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -361,7 +419,7 @@ function listenControl(path: string, memory: MirroredMemory, dir: string, stop: 
     const lines = createInterface({ input: socket });
     lines.on('line', (line) => {
       if (!line.trim()) return;
-      void handle(memory, line).then(({ reply, close }) => {
+      void handle(node, line).then(({ reply, close }) => {
         if (!socket.destroyed) socket.write(JSON.stringify(reply) + '\n');
         if (close) stop();
       });
@@ -391,7 +449,7 @@ export const serveCommand: Command = {
   synopsis,
   help,
   async run(argv) {
-    await serve(parse(argv));
+    await serve(await parse(argv));
     return 0;
   },
 };

@@ -21,7 +21,7 @@ export interface NodeStatus {
   dir: string | null;
   pageSize: number;
   sense: {
-    role: string; health: string; generation: string; history: string[]; connected: boolean;
+    role: string; health: string; generation: string; history: string[]; connected: boolean; peerRole?: string | null;
     inFlight: number; lagPages: number; lastApplied: number; intents?: number;
   };
   stats: null | {
@@ -31,6 +31,11 @@ export interface NodeStatus {
   blocks: number;
   blockBytes: number;
   space: { addressSpace: { total: number; free: number }; cache: { total: number; free: number; dirty: number } };
+  /** The settings in force (serve's flags and config file). */
+  settings?: {
+    configFile: string | null; heartbeatMs: number; timeoutMs: number; failover: string; splitBrain: string;
+    copy: string; tls: boolean; insecurePlaintext: boolean; metrics: string | null;
+  };
 }
 
 export function statusText(s: NodeStatus): string {
@@ -40,7 +45,7 @@ export function statusText(s: NodeStatus): string {
     ['folder', s.dir ?? '?'],
     ['role', m.role],
     ['health', m.health],
-    ['connected', m.connected ? 'yes' : 'no'],
+    ['connected', m.connected ? `yes${m.peerRole ? `, to a ${m.peerRole}` : ''}` : 'no'],
     ['generation', m.generation || 'none yet'],
     ['history', m.history.length ? m.history.join(', ') : 'none'],
     ['in flight', `${m.inFlight} frames`],
@@ -57,6 +62,13 @@ export function statusText(s: NodeStatus): string {
   rows.push(['blocks', `${s.blocks} (${bytes(s.blockBytes)}), page size ${bytes(s.pageSize)}`]);
   const c = s.space.cache;
   rows.push(['cache', `${bytes(c.total - c.free)} of ${bytes(c.total)} in use, ${bytes(c.dirty)} dirty`]);
+  const st = s.settings;
+  if (st) {
+    rows.push(['failover', `${st.failover} (heartbeat ${st.heartbeatMs} ms, timeout ${st.timeoutMs} ms), split brain: ${st.splitBrain}`]);
+    rows.push(['link', st.insecurePlaintext ? 'PLAINTEXT (--insecure-plaintext)' : st.tls ? 'sealed, over TLS' : 'sealed']);
+    if (st.metrics) rows.push(['metrics', `http://${st.metrics}/metrics`]);
+    if (st.configFile) rows.push(['config', st.configFile]);
+  }
   return table(rows, '');
 }
 

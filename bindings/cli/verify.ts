@@ -5,13 +5,16 @@ import { TwinpageError } from '../errors.js';
 import type { VerifyReport } from '../mirror/pair.js';
 import { askNode, flag, out, parseOptions, required, timeoutMs, type Command } from './args.js';
 
-const synopsis = 'usage: twinpage verify --dir DIR [--json] [--timeout SECONDS] [--verbose]';
+const synopsis = 'usage: twinpage verify --dir DIR [--repair] [--json] [--timeout SECONDS] [--verbose]';
 
 const help = `Asks the node serving DIR (a running 'twinpage serve') to compare the checksum
 of every page of every block with its partner's, and prints what differs.
-Exit status: 0 no difference, 1 differences found (or no node, no partner).
+Exit status: 0 no difference (or, with --repair, all repaired), 1 differences
+found (or no node, no partner).
 
   --dir      the data folder of the running node
+  --repair   on the primary: resync what differs from it, and wait until the
+             partner holds it (the differences found are still listed)
   --json     print the report as JSON: { blocks, pages, differences: [{ blockId, page }] }
              (page -1: the partner lacks the block)
   --timeout  seconds to wait for the report (default 120)
@@ -36,16 +39,19 @@ export const verifyCommand: Command = {
   synopsis,
   help,
   async run(argv) {
-    const o = parseOptions(argv, { '--dir': 'value', '--json': 'flag', '--timeout': 'value' });
+    const o = parseOptions(argv, { '--dir': 'value', '--json': 'flag', '--timeout': 'value', '--repair': 'flag' });
     const dir = required(o, '--dir');
     const wait = timeoutMs(o, 120);
     // A node without its partner would compare nothing (and, with no blocks, find nothing).
-    const { status } = await askNode(dir, { cmd: 'status' }, Math.min(wait, 10000)) as { status?: { sense?: { connected?: boolean } } };
+    const repair = flag(o, '--repair');
+    const { status } = await askNode(dir, { cmd: 'status' }, Math.min(wait, 10000)) as { status?: { sense?: { connected?: boolean; role?: string } } };
     if (!status?.sense?.connected) throw TwinpageError.closed(`the node serving ${dir} is not connected to its partner: nothing to compare with`);
-    const reply = await askNode(dir, { cmd: 'verify' }, wait);
+    if (repair && status.sense.role !== 'primary') throw TwinpageError.notPrimary(`verify --repair resyncs from the primary, and the node serving ${dir} is a secondary: run it on the primary's folder`);
+    const reply = await askNode(dir, { cmd: 'verify', repair }, wait);
     const report = reply.verify as VerifyReport | undefined;
     if (!report || !Array.isArray(report.differences)) throw TwinpageError.badFrame(`the node serving ${dir} gave no verify report`);
-    out(flag(o, '--json') ? JSON.stringify(report, null, 2) : verifyText(report));
-    return report.differences.length ? 1 : 0;
+    if (flag(o, '--json')) out(JSON.stringify(repair ? { ...report, repaired: report.differences.length } : report, null, 2));
+    else out(verifyText(report) + (repair && report.differences.length ? `\nrepaired: the partner was resynced from this primary` : ''));
+    return report.differences.length && !repair ? 1 : 0;
   },
 };

@@ -145,13 +145,30 @@ export class FrameCache {
     return this.#reserveQueue.length === 0 && this.#reserved + n <= this.#core.frameCount;
   }
 
-  /** Reserves `n` frames, waiting in arrival order. */
-  async reserve(n: number): Promise<void> {
+  /**
+   * Reserves `n` frames, waiting in arrival order. Once `signal` aborts, a
+   * waiter leaves the queue and rejects with its reason (nothing reserved).
+   */
+  async reserve(n: number, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     if (this.canReserve(n)) {
       this.#reserved += n;
       return;
     }
-    await new Promise<void>((resolve) => this.#reserveQueue.push({ n, resolve }));
+    await new Promise<void>((resolve, reject) => {
+      if (!signal) { this.#reserveQueue.push({ n, resolve }); return; }
+      const onAbort = () => {
+        const i = this.#reserveQueue.indexOf(waiter);
+        if (i < 0) return; // granted already: the caller gives the frames back
+        this.#reserveQueue.splice(i, 1);
+        // Those behind it may fit now.
+        this.unreserve(0);
+        reject(signal.reason);
+      };
+      const waiter: Waiter = { n, resolve: () => { signal.removeEventListener('abort', onAbort); resolve(); } };
+      this.#reserveQueue.push(waiter);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Reserves `n` frames now (the caller checked `canReserve`). */

@@ -24,6 +24,7 @@
 // range, and reopening replays the journal.
 
 import { Core } from '../core/index.js';
+import { asyncDispose } from '../disposable.js';
 import { TwinpageError } from '../errors.js';
 import type { PolicyList } from '../policies.js';
 import { Scheduler, type SchedulerStats } from '../sched/scheduler.js';
@@ -50,6 +51,22 @@ export type { Change, LinkPolicy, MemoryLink, PageWrite } from './link.js';
 export { ReadPointer, WritePointer } from './pointer.js';
 
 const MAX_PAGE = 0xFFFFFFFE;
+
+/** Options of `acquireRead` and `acquireWrite`. */
+export interface AcquireOptions {
+  /** Gives up waiting for the range (or frames) when aborted: the acquire rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** The signal of acquire options, checked. */
+function acquireSignal(options: AcquireOptions | undefined): AbortSignal | undefined {
+  const signal = options?.signal;
+  if (signal === undefined) return undefined;
+  if (signal === null || typeof signal !== 'object' || typeof signal.throwIfAborted !== 'function') {
+    throw TwinpageError.invalidArgument('signal must be an AbortSignal');
+  }
+  return signal;
+}
 const RESOLVED = Promise.resolve();
 const POINTER_TABLE_CAPACITY = 4096;
 
@@ -413,9 +430,16 @@ export class Memory implements PointerHost {
 
   // --- pointers -------------------------------------------------------------------------
 
-  /** A shared read-only pointer on [offset, offset + length) of a block (ALLOCATE_READ). */
-  async acquireRead(id: string, offset: number, length: number): Promise<ReadPointer> {
-    return this.tryAcquireRead(id, offset, length) ?? new ReadPointer(this, await this.#acquire(id, offset, length, false, false));
+  /**
+   * A shared read-only pointer on [offset, offset + length) of a block
+   * (ALLOCATE_READ). With `signal`: a wait that is aborted rejects with the
+   * signal's reason (an AbortError DOMException unless `abort()` was given
+   * another) and leaves nothing behind; an aborted signal rejects at once.
+   */
+  async acquireRead(id: string, offset: number, length: number, options: AcquireOptions = {}): Promise<ReadPointer> {
+    const signal = acquireSignal(options);
+    signal?.throwIfAborted();
+    return this.tryAcquireRead(id, offset, length) ?? new ReadPointer(this, await this.#acquire(id, offset, length, false, false, signal));
   }
 
   /**
@@ -442,12 +466,14 @@ export class Memory implements PointerHost {
   /**
    * An exclusive write pointer (ALLOCATE_WRITE). With `overwrite`, pages the
    * range covers whole are not read from storage: the caller promises to
-   * write every byte.
+   * write every byte. `signal` as for `acquireRead`.
    */
-  async acquireWrite(id: string, offset: number, length: number, options: { overwrite?: boolean } = {}): Promise<WritePointer> {
+  async acquireWrite(id: string, offset: number, length: number, options: AcquireOptions & { overwrite?: boolean } = {}): Promise<WritePointer> {
+    const signal = acquireSignal(options);
+    signal?.throwIfAborted();
     this.#open();
     this.#writable('acquireWrite');
-    return new WritePointer(this, await this.#acquire(id, offset, length, true, options?.overwrite === true));
+    return new WritePointer(this, await this.#acquire(id, offset, length, true, options?.overwrite === true, signal));
   }
 
   /** Reads bytes of a block (in cache-sized pieces when larger than the cache). */
@@ -568,7 +594,12 @@ export class Memory implements PointerHost {
     return { block, first, last, count };
   }
 
-  async #acquire(id: string, offset: number, length: number, exclusive: boolean, overwrite: boolean): Promise<PointerState> {
+  /**
+   * Takes the range (in arrival order), reserves frames, stages and pins the
+   * pages. An abort of `signal` ends a wait at once; while staging, it is
+   * seen between pages. Either way everything taken is given back.
+   */
+  async #acquire(id: string, offset: number, length: number, exclusive: boolean, overwrite: boolean, signal?: AbortSignal): Promise<PointerState> {
     const { block, first, last, count } = this.#pointerSpan(id, offset, length);
     const ps = this.pageSize;
     const cache = this.#cache;
@@ -577,22 +608,29 @@ export class Memory implements PointerHost {
     if (exclusive) this.#writers++;
     let reserved = false;
     const frames = new Int32Array(count).fill(-1);
+    const undo: Array<Uint8Array | null> = [];
     try {
-      await this.#ranges.waitTurn(entry);
+      await this.#ranges.waitTurn(entry, signal);
       if (!this.#blocks.holds(block)) throw TwinpageError.unknownBlock(`block ${id} was freed while waiting`);
-      await cache.reserve(count);
+      await cache.reserve(count, signal);
       reserved = true;
-      const undo: Array<Uint8Array | null> = [];
       for (let i = 0; i < count; i++) {
         const page = first + i;
         const whole = overwrite && (i > 0 || offset % ps === 0) && (i < count - 1 || (offset + length) % ps === 0);
+        signal?.throwIfAborted();
         const { frame, staged } = await cache.stage(page, block, exclusive, whole);
         frames[i] = frame;
         if (exclusive) undo.push(staged && whole ? null : this.core.frameView(frame).slice());
       }
+      signal?.throwIfAborted();
       return { blockId: id, offset, length, exclusive, first, frames, entry, undo, released: false };
     } catch (err) {
-      for (const f of frames) if (f >= 0) cache.unpin(f);
+      frames.forEach((f, i) => {
+        if (f < 0) return;
+        cache.unpin(f);
+        // Staged for overwrite and never read (zeros): storage has the truth, the frame goes.
+        if (exclusive && undo[i] === null) cache.discard(first + i, f);
+      });
       if (reserved) cache.unreserve(count);
       this.#ranges.remove(entry);
       this.#pointers--;
@@ -669,6 +707,11 @@ export class Memory implements PointerHost {
     await this.#wal.journal.device.close();
     await this.#pageStore.close();
     await this.#metadata.close();
+  }
+
+  /** `await using memory = …`: closes it at the end of the scope (as `close()`). */
+  [asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   // --- helpers ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // pages pinned in cache frames and its range in the conflict table until it
 // is released; its views are zero-copy windows onto those frames.
 
+import { asyncDispose } from '../disposable.js';
 import { TwinpageError } from '../errors.js';
 
 /** What a pointer needs from the memory that handed it out. */
@@ -131,7 +132,12 @@ abstract class Pointer {
 }
 
 /** A shared, read-only pointer (ALLOCATE_READ). Other readers may hold the same range. */
-export class ReadPointer extends Pointer {}
+export class ReadPointer extends Pointer {
+  /** `await using p = await memory.acquireRead(…)`: released at the end of the scope (if it was not). */
+  async [asyncDispose](): Promise<void> {
+    if (!this.released) await this.release();
+  }
+}
 
 /** An exclusive write pointer (ALLOCATE_WRITE); `release()` commits at the block's durability. */
 export class WritePointer extends Pointer {
@@ -143,5 +149,15 @@ export class WritePointer extends Pointer {
   /** Ends the pointer without committing: its pages return to their contents before it. */
   abort(): Promise<void> {
     return this.discard();
+  }
+
+  /**
+   * `await using w = await memory.acquireWrite(…)`: a pointer not released
+   * by the end of the scope is aborted (its pages return to their contents
+   * before it), as a transaction not committed is rolled back: a scope left
+   * by an exception commits nothing. Call `release()` to commit.
+   */
+  async [asyncDispose](): Promise<void> {
+    if (!this.released) await this.abort();
   }
 }

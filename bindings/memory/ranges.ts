@@ -28,13 +28,27 @@ export class RangeLocks {
     return table.size < table.capacity && table.query(first, last, 'shared') === 0;
   }
 
-  /** Waits until no entry that arrived before `entry` conflicts with it. */
-  async waitTurn(entry: number): Promise<void> {
+  /**
+   * Waits until no entry that arrived before `entry` conflicts with it.
+   * Rejects with the signal's reason once `signal` aborts (the entry stays:
+   * the caller removes it).
+   */
+  async waitTurn(entry: number, signal?: AbortSignal): Promise<void> {
     const table = this.#table;
     for (let b = table.blocker(entry); b !== 0; b = table.blocker(entry)) {
-      await new Promise<void>((resolve) => {
-        const list = this.#waiters.get(b);
-        if (list) list.push(resolve); else this.#waiters.set(b, [resolve]);
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        const list = this.#waiters.get(b) ?? [];
+        this.#waiters.set(b, list);
+        if (!signal) { list.push(resolve); return; }
+        const onAbort = () => {
+          const i = list.indexOf(wake);
+          if (i >= 0) list.splice(i, 1);
+          reject(signal.reason);
+        };
+        const wake = () => { signal.removeEventListener('abort', onAbort); resolve(); };
+        list.push(wake);
+        signal.addEventListener('abort', onAbort, { once: true });
       });
     }
   }

@@ -350,6 +350,7 @@ export interface StoredReplicaView {
   history: string[];
   clean: boolean | null;
   inconsistent: boolean;
+  discardLocal: boolean;
   epoch: number;
   partner: string | null;
   known: boolean;
@@ -381,7 +382,7 @@ export async function inspectReplica(store: Pick<Store, 'exists' | 'open'>, hash
     } finally {
       await slots.close();
     }
-    if (!slot) return { source: 'slots', current: '', bitmap: null, history: [], clean: null, inconsistent: false, epoch: 0, partner: null, known: false, runs: null, blocks: [], intents: [], extentPages: null, problems };
+    if (!slot) return { source: 'slots', current: '', bitmap: null, history: [], clean: null, inconsistent: false, discardLocal: false, epoch: 0, partner: null, known: false, runs: null, blocks: [], intents: [], extentPages: null, problems };
     const runs: Array<[number, number]> = [];
     if (await store.exists('bitmap')) {
       const bits = await store.open('bitmap');
@@ -414,7 +415,7 @@ export async function inspectReplica(store: Pick<Store, 'exists' | 'open'>, hash
     }
     return {
       source: 'slots', current: slot.current, bitmap: slot.bitmap === '0000000000000000' ? null : slot.bitmap, history: slot.history,
-      clean: slot.clean, inconsistent: slot.inconsistent, epoch: slot.epoch, partner: slot.partner, known: slot.known,
+      clean: slot.clean, inconsistent: slot.inconsistent, discardLocal: slot.discardLocal, epoch: slot.epoch, partner: slot.partner, known: slot.known,
       runs: slot.known ? runs : null, blocks: [], intents: slot.intents, extentPages: slot.extentPages, problems,
     };
   }
@@ -424,7 +425,7 @@ export async function inspectReplica(store: Pick<Store, 'exists' | 'open'>, hash
   return {
     source: 'legacy', current: l.generation, bitmap: null,
     history: Array.isArray(l.history) ? l.history.filter((h): h is string => typeof h === 'string') : [],
-    clean: typeof l.clean === 'boolean' ? l.clean : null, inconsistent: l.inconsistent === true, epoch: 0, partner: null,
+    clean: typeof l.clean === 'boolean' ? l.clean : null, inconsistent: l.inconsistent === true, discardLocal: false, epoch: 0, partner: null,
     known: runs !== null, runs,
     blocks: Array.isArray(l.blocks) ? l.blocks.filter((b): b is string => typeof b === 'string') : [],
     intents: Array.isArray(l.intents) ? l.intents.filter((e): e is number => Number.isSafeInteger(e) && (e as number) >= 0) : [],

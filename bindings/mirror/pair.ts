@@ -37,6 +37,7 @@ import {
   type Frame, type Hello, type HelloFlags, type Message, type MessageOf, type Request,
 } from '../messages.js';
 import { Applier } from './apply.js';
+import { MirrorEvents } from './events.js';
 import { changeMessages } from './changes.js';
 import { CopyMethods, type Method } from './copy.js';
 import { storageExchange, type PageExchange, type SlotRing } from './exchange.js';
@@ -51,6 +52,8 @@ import { Verifier, blockIdFrames, type VerifyReport } from './verify.js';
 
 export type { MirrorOptions, Role } from './options.js';
 export type { VerifyReport } from './verify.js';
+export { MirrorEvent, MirrorEvents, MIRROR_EVENTS } from './events.js';
+export type { MirrorEventMap, MirrorEventType, MirrorListenOptions } from './events.js';
 
 /** The protocol this build speaks in its HELLO. */
 const PROTOCOL = 2;
@@ -126,7 +129,7 @@ interface Peer {
   complete: (r: PeerRecord) => void;
 }
 
-export class Mirror {
+export class Mirror extends MirrorEvents {
   readonly memory: Memory;
   readonly #o: ResolvedMirrorOptions;
   #role: Role;
@@ -158,10 +161,13 @@ export class Mirror {
   /** A new generation being made durable (shared by every change waiting for it). */
   #rotation: Promise<void> | null = null;
   #lastError: { code: string; message: string; at: number } | null = null;
+  /** A `connected` event was dispatched for the current connection (a `disconnected` is owed). */
+  #announced = false;
   readonly #copied: Record<Method, number> = { message: 0, shared: 0, storage: 0 };
   readonly #handlers: Partial<Record<MessageType, Handler>>;
 
   constructor(memory: Memory, options: MirrorOptions) {
+    super();
     this.#o = resolveMirrorOptions(options);
     this.memory = memory;
     this.#role = this.#o.role;
@@ -202,7 +208,7 @@ export class Mirror {
       canRun: () => this.#connected() && !this.#degraded && (this.#role === 'primary' || this.#source) && !this.#closed,
       verify: () => this.#verifier.verify(),
       synced: () => this.#synced(),
-      onProgress: this.#o.onResyncProgress,
+      onProgress: (p) => { this.#o.onResyncProgress?.(p); this.dispatch('resync-progress', p); },
       report: (err) => this.#report(err),
     });
     this.#failover = new Failover({ heartbeatMs: this.#o.heartbeatMs, timeoutMs: this.#o.timeoutMs, auto: this.#o.failover === 'auto' }, {
@@ -221,7 +227,7 @@ export class Mirror {
         return t !== null && !t.closed ? silent(0) : t === null && this.#primaryLost;
       },
       promote: () => this.#takeOver(),
-      onFailover: this.#o.onFailover,
+      onFailover: () => { this.#o.onFailover?.(); this.dispatch('failover', { generation: this.#replica.generation! }); },
     });
     this.#handlers = this.#dispatchTable();
     // From now on the record says "not closed cleanly" until close().
@@ -250,11 +256,11 @@ export class Mirror {
     this.#failover.heard();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
-    transport.onClose(() => {
+    transport.onClose((err) => {
       if (this.#transport !== transport) return;
       this.#transport = null;
       if (this.#role === 'secondary') this.#primaryLost = true;
-      this.#lost();
+      this.#lost(err);
     });
     this.#primaryLost = false;
     this.#degraded = false;
@@ -334,7 +340,7 @@ export class Mirror {
   #drop(reason: TwinpageError): void {
     const t = this.#transport;
     this.#transport = null;
-    this.#lost();
+    this.#lost(reason);
     t?.close(reason);
   }
 
@@ -343,7 +349,8 @@ export class Mirror {
    * is out of sync. A primary with changes the partner may lack takes a new
    * generation before the writers waiting on them go on.
    */
-  #lost(): void {
+  #lost(reason?: unknown): void {
+    this.#wentDown(reason);
     this.#degraded = true;
     this.#failover.stopHeartbeat();
     this.memory.releaseReservations();
@@ -361,6 +368,14 @@ export class Mirror {
     stream?.release();
   }
 
+  /** A connection announced as connected ended: `disconnected`, and `degraded` unless the mirror is closing. */
+  #wentDown(reason?: unknown): void {
+    if (!this.#announced) return;
+    this.#announced = false;
+    this.dispatch('disconnected', { reason: reason instanceof Error ? reason.message : null });
+    if (!this.#closed) this.dispatch('degraded', { role: this.#role, lagPages: this.#replica.outOfSync.size });
+  }
+
   /**
    * A frame could not be taken (or the handshake refused the partner): the
    * connection ends with the error, told to the partner first. `orderly`:
@@ -372,7 +387,7 @@ export class Mirror {
     const t = this.#transport;
     this.#transport = null;
     if (orderly) t?.close(); else t?.close(e);
-    this.#lost();
+    this.#lost(e);
   }
 
   /**
@@ -487,6 +502,7 @@ export class Mirror {
       r.primarySince = Date.now();
       await r.save();
       this.#role = 'primary';
+      this.dispatch('role', { role: 'primary', previous: 'secondary' });
       this.#hello({});
       this.#failover.startHeartbeat();
       return;
@@ -496,13 +512,16 @@ export class Mirror {
     // rejoins as secondary.
     const t = this.#transport;
     this.#transport = null;
-    t?.close(TwinpageError.closed('this node was promoted: the old primary is taken for failed'));
+    const taken = TwinpageError.closed('this node was promoted: the old primary is taken for failed');
+    t?.close(taken);
+    this.#wentDown(taken);
     this.#stream?.release();
     this.memory.releaseReservations();
     this.#degraded = true;
     r.inconsistent = false;
     r.primarySince = Date.now();
     this.#role = 'primary';
+    this.dispatch('role', { role: 'primary', previous: 'secondary' });
     // A node that never held data of a pair starts its own history; one that
     // did shares its current generation with the old primary: a new one
     // before the first write.
@@ -540,6 +559,7 @@ export class Mirror {
     } finally {
       this.#demoting = false;
     }
+    this.dispatch('role', { role: 'secondary', previous: 'primary' });
     await this.#quorum?.release();
     this.#failover.stopHeartbeat();
     this.#failover.startWatchdog();
@@ -702,6 +722,8 @@ export class Mirror {
 
   /** The partner holds everything now: the bitmap generation retires, and the partner is told (it stops being inconsistent). */
   #synced(): void {
+    const last = this.#resync.last;
+    this.dispatch('resync-done', { pages: last?.pages ?? 0, ms: last?.ms ?? 0 });
     this.#quorum?.settle().catch((err) => this.#report(err));
     const g = this.#generations();
     if (g.bitmap !== NO_GENERATION) {
@@ -757,6 +779,7 @@ export class Mirror {
     const err = TwinpageError.fenced(`this node was primary and is fenced: ${why}; it goes on as secondary`);
     this.#report(err);
     this.#role = 'secondary';
+    this.dispatch('role', { role: 'secondary', previous: 'primary' });
     // Writes waiting for quorum were never acknowledged: they fail (they stay
     // out of sync here, and the new primary's resync overwrites them).
     this.#quorum?.fence(err);
@@ -798,7 +821,10 @@ export class Mirror {
         const e = m as MessageOf<MessageType.ERROR>;
         if (e.replyTo !== 0 && this.#stream?.awaits(e.replyTo)) { this.#stream.reply(e.replyTo, m); return; }
         // The partner ends the connection with this error (a refused handshake says why here too).
-        if (e.code === 'SPLIT_BRAIN' || e.code === 'REFUSED') { this.#refused = e.message; this.#splitBrain = e.code === 'SPLIT_BRAIN'; }
+        if (e.code === 'SPLIT_BRAIN' || e.code === 'REFUSED') {
+          if (e.code === 'SPLIT_BRAIN' && !this.#splitBrain) this.dispatch('split-brain', { message: e.message });
+          this.#refused = e.message; this.#splitBrain = e.code === 'SPLIT_BRAIN';
+        }
         this.#transport?.close(TwinpageError.fromCode(e.code, `the partner reported ${e.code}: ${e.message}`));
       },
       [MessageType.ALLOCATE_MEMORY]: stream,
@@ -850,6 +876,10 @@ export class Mirror {
   #act(d: Decision, m: Hello): void {
     const r = this.#replica;
     const peer = this.#peer!;
+    if (d.kind !== 'refuse') {
+      this.#announced = true;
+      this.dispatch('connected', { peer: m.nodeId, decision: d.kind });
+    }
     switch (d.kind) {
       case 'refuse':
         this.#refuse(d, m);
@@ -901,6 +931,7 @@ export class Mirror {
       : `${d.reason} (${who}). Nothing was changed on either node.`;
     this.#refused = what;
     this.#splitBrain = d.splitBrain;
+    if (d.splitBrain) this.dispatch('split-brain', { message: what });
     this.#fail(d.splitBrain ? TwinpageError.splitBrain(what) : TwinpageError.refused(what), true);
   }
 
