@@ -14,6 +14,7 @@ import { statusCommand } from './cli/status.js';
 import { verifyCommand } from './cli/verify.js';
 import { inspectCommand } from './cli/inspect.js';
 import { benchCommand } from './cli/bench.js';
+import { witnessCommand } from './cli/witness.js';
 
 /** `twinpage demo`: written in cli/demo.ts, loaded only when asked for. */
 const demoCommand: Command = {
@@ -27,7 +28,7 @@ const demoCommand: Command = {
   },
 };
 
-const COMMANDS: Command[] = [demoCommand, serveCommand, statusCommand, verifyCommand, inspectCommand, benchCommand];
+const COMMANDS: Command[] = [demoCommand, serveCommand, statusCommand, verifyCommand, inspectCommand, benchCommand, witnessCommand];
 
 const USAGE = `usage: twinpage <command> [options]
 

@@ -1,0 +1,210 @@
+/**
+ * `WitnessArbiter` (Node): the arbiter of a pair kept by a `twinpage witness`
+ * process, reached over the TCP transport (authenticated with the shared
+ * secret, every frame sealed) with the requests of `witness-protocol.ts`.
+ *
+ * One connection, opened at the first call and opened again by the first
+ * call after it closed. Every call has a deadline (`timeoutMs`, connecting
+ * included): past it the call rejects with TIMEOUT and the connection is
+ * dropped (a witness that stopped answering is not waited on by the next
+ * call). A witness out of reach rejects with IO_ERROR (no connection),
+ * CLOSED (the connection ended under the call) or TIMEOUT; the pair takes any
+ * rejection as "no quorum right now". A call that timed out may still have
+ * taken effect at the witness: an acquire granted there then holds the lease
+ * until it ends, which only delays the partner.
+ */
+import { TwinpageError } from '../errors.js';
+import { intOption } from '../options.js';
+import type { Acquired, Arbiter, PairRecord } from './arbiter.js';
+import { connectTcp } from './transports/tcp.js';
+import type { Transport } from './transports/transport.js';
+import {
+  ERROR_OP, MAX_WITNESS_FRAME, Op, WITNESS_NODE_ID, decodeReply, encodeRequest,
+  type WitnessReply, type WitnessRequest,
+} from './witness-protocol.js';
+
+/** Options of {@link WitnessArbiter}. */
+export interface WitnessArbiterOptions {
+  /** The witness's address. @default '127.0.0.1' */
+  host?: string;
+  /** The witness's port. Required. */
+  port: number;
+  /** The secret shared with the witness (`twinpage witness --secret-file`). Required, non-empty. */
+  secret: string | Uint8Array;
+  /**
+   * This node's id: the connection's, and the only node this arbiter acts
+   * for (the witness refuses a request for another node with REFUSED).
+   * Required, 1 to 256 UTF-8 bytes.
+   */
+  nodeId: string;
+  /** Milliseconds each call may take, connecting included, before it rejects with TIMEOUT. @default 2000 */
+  timeoutMs?: number;
+  /** The lease's length until the witness has said its own (every reply carries it). @default 10000 */
+  ttlMs?: number;
+}
+
+type Pending = { op: number; resolve: (r: WitnessReply) => void; reject: (e: Error) => void };
+
+/** An arbiter kept by a `twinpage witness` process. */
+export class WitnessArbiter implements Arbiter {
+  readonly name: string;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #secret: string | Uint8Array;
+  readonly #nodeId: string;
+  readonly #timeoutMs: number;
+  #ttlMs: number;
+  #transport: Transport | null = null;
+  #connecting: Promise<Transport> | null = null;
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed = false;
+
+  constructor(options: WitnessArbiterOptions) {
+    if (options === null || typeof options !== 'object') throw TwinpageError.invalidArgument('options must be an object');
+    const { host = '127.0.0.1', port, secret, nodeId } = options;
+    if (typeof host !== 'string' || host === '') throw TwinpageError.invalidArgument('host must be a non-empty string');
+    if (port === undefined) throw TwinpageError.invalidArgument('port is required (the witness\'s --listen port)');
+    this.#port = intOption('port', port, 0, 1, 65535);
+    if (!(typeof secret === 'string' || secret instanceof Uint8Array) || secret.length === 0) {
+      throw TwinpageError.invalidArgument('secret must be a non-empty string or Uint8Array (the witness\'s --secret-file)');
+    }
+    if (typeof nodeId !== 'string' || nodeId === '') throw TwinpageError.invalidArgument('nodeId must be a non-empty string');
+    if (nodeId === WITNESS_NODE_ID) throw TwinpageError.invalidArgument(`nodeId ${JSON.stringify(nodeId)} is the witness's own`);
+    this.#host = host;
+    this.#secret = secret;
+    this.#nodeId = nodeId;
+    this.#timeoutMs = intOption('timeoutMs', options.timeoutMs, 2000, 1);
+    this.#ttlMs = intOption('ttlMs', options.ttlMs, 10_000, 1);
+    this.name = `witness ${host.includes(':') ? `[${host}]` : host}:${this.#port}`;
+  }
+
+  /** The lease's length, in ms: the witness's, once it answered a call. */
+  get ttlMs(): number { return this.#ttlMs; }
+
+  async read(): Promise<PairRecord> {
+    const r = await this.#call({ op: Op.READ, id: 0 });
+    return (r as Extract<WitnessReply, { op: typeof Op.READ }>).record;
+  }
+
+  async acquire(node: string, generation: string): Promise<Acquired> {
+    this.#mine(node);
+    const r = await this.#call({ op: Op.ACQUIRE, id: 0, node, generation }) as Extract<WitnessReply, { op: typeof Op.ACQUIRE }>;
+    return r.granted ? { granted: true, record: r.record, ttlMs: r.ttlMs } : { granted: false, record: r.record, reason: r.reason };
+  }
+
+  async outdate(node: string, epoch: number, partner: string, generation: string): Promise<boolean> {
+    this.#mine(node);
+    const r = await this.#call({ op: Op.OUTDATE, id: 0, node, epoch, partner, generation });
+    return (r as Extract<WitnessReply, { op: typeof Op.OUTDATE }>).done;
+  }
+
+  async clear(node: string, epoch: number, generation: string): Promise<boolean> {
+    this.#mine(node);
+    const r = await this.#call({ op: Op.CLEAR, id: 0, node, epoch, generation });
+    return (r as Extract<WitnessReply, { op: typeof Op.CLEAR }>).done;
+  }
+
+  async release(node: string, epoch: number): Promise<void> {
+    this.#mine(node);
+    await this.#call({ op: Op.RELEASE, id: 0, node, epoch });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#drop(TwinpageError.closed(`${this.name}: the arbiter was closed`));
+    const connecting = this.#connecting;
+    if (connecting) await connecting.then((t) => t.close(), () => {});
+  }
+
+  #mine(node: string): void {
+    if (node !== this.#nodeId) throw TwinpageError.invalidArgument(`this arbiter acts for node ${JSON.stringify(this.#nodeId)}, not ${JSON.stringify(node)}`);
+  }
+
+  /** Sends one request and waits for its reply, within the call's deadline. */
+  async #call(req: WitnessRequest): Promise<WitnessReply> {
+    if (this.#closed) throw TwinpageError.closed(`${this.name}: the arbiter was closed`);
+    const id = this.#nextId;
+    this.#nextId = this.#nextId === 0xffffffff ? 1 : this.#nextId + 1;
+    const frame = encodeRequest({ ...req, id }); // INVALID_ARGUMENT for a field out of bounds, before anything is sent
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(TwinpageError.timeout(`${this.name} did not answer within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+    });
+    try {
+      const t = await Promise.race([this.#connection(), deadline]);
+      const reply = new Promise<WitnessReply>((resolve, reject) => { this.#pending.set(id, { op: req.op, resolve, reject }); });
+      t.send(frame).catch((err: Error) => this.#settle(id, null, TwinpageError.closed(`${this.name}: the connection closed: ${err.message}`)));
+      const r = await Promise.race([reply, deadline]);
+      if (r.op === ERROR_OP) throw TwinpageError.fromCode(r.code, `${this.name}: ${r.message}`);
+      return r;
+    } catch (err) {
+      this.#pending.delete(id);
+      if ((err as TwinpageError).code === 'TIMEOUT') this.#drop(TwinpageError.closed(`${this.name}: dropped after a call timed out`));
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #settle(id: number, reply: WitnessReply | null, err?: Error): void {
+    const p = this.#pending.get(id);
+    if (p === undefined) return; // a reply after its call timed out
+    this.#pending.delete(id);
+    if (reply !== null) p.resolve(reply);
+    else p.reject(err!);
+  }
+
+  /** The open connection, or a new one. */
+  #connection(): Promise<Transport> {
+    if (this.#transport !== null && !this.#transport.closed) return Promise.resolve(this.#transport);
+    this.#connecting ??= this.#connect().finally(() => { this.#connecting = null; });
+    return this.#connecting;
+  }
+
+  async #connect(): Promise<Transport> {
+    const t = await connectTcp({
+      host: this.#host, port: this.#port, secret: this.#secret, nodeId: this.#nodeId,
+      authTimeoutMs: Math.max(this.#timeoutMs, 1000), maxFrame: MAX_WITNESS_FRAME, highWaterMark: 64 << 10,
+    });
+    if (this.#closed) { t.close(); throw TwinpageError.closed(`${this.name}: the arbiter was closed`); }
+    if (t.peerId !== WITNESS_NODE_ID) {
+      t.close();
+      throw TwinpageError.refused(`${this.name} is not a twinpage witness (it is node ${JSON.stringify(t.peerId)}): point the arbiter at the witness's --listen address`);
+    }
+    this.#transport = t;
+    t.onFrame((frame) => {
+      let reply: WitnessReply;
+      try {
+        reply = decodeReply(frame);
+        const p = this.#pending.get(reply.id);
+        if (p !== undefined && reply.op !== ERROR_OP && reply.op !== p.op) throw TwinpageError.badFrame(`a reply of op ${reply.op} to a request of op ${p.op}`);
+      } catch (err) {
+        // A witness that sends what it should not is not trusted further on this connection.
+        t.close(TwinpageError.from(err));
+        return;
+      }
+      if (reply.op === Op.READ || reply.op === Op.ACQUIRE) { if (reply.ttlMs > 0) this.#ttlMs = reply.ttlMs; }
+      this.#settle(reply.id, reply);
+    });
+    t.onClose((err) => {
+      if (this.#transport !== t) return; // dropped already (its calls rejected then)
+      const why = err?.message ?? 'the witness closed the connection';
+      const code = (err as TwinpageError | undefined)?.code;
+      this.#drop(code === 'BAD_FRAME' ? TwinpageError.badFrame(`${this.name}: ${why}`) : TwinpageError.closed(`${this.name}: ${why}`));
+    });
+    return t;
+  }
+
+  /** Closes the connection and rejects every call waiting on it. */
+  #drop(err: Error): void {
+    const t = this.#transport;
+    this.#transport = null;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(err);
+    t?.close();
+  }
+}
