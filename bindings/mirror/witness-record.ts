@@ -21,7 +21,8 @@
  * On opening, the valid slot with the higher sequence wins: a write torn by a
  * crash leaves the other slot, the record as last acknowledged. A slot of
  * zeros was never written. When neither slot is valid, or the file is
- * missing from a folder that holds anything else, opening is refused: a
+ * missing from a folder that held one (`witness.folder` marks it, written
+ * once the record was created) or holds anything else, opening is refused: a
  * witness that started over from an empty record could grant a lease the
  * lost record would refuse (to an outdated node, or with an epoch already
  * used). A new (empty or absent) folder starts a new record.
@@ -43,7 +44,10 @@ export const SLOT_BYTES = 4096;
 export const RECORD_FILE = 'witness.record';
 /** The lock file's name. */
 export const LOCK_FILE = 'witness.lock';
+/** Written once the folder's record exists: a folder with it and without the record lost its record. */
+export const MARKER_FILE = 'witness.folder';
 const TEMP_FILE = 'witness.record.new';
+const MARKER_TEXT = 'This folder holds the record of a twinpage witness (witness.record). Keep them together.\n';
 const MAGIC = Uint8Array.of(0x54, 0x57, 0x50, 0x57); // "TWPW"
 const FORMAT = 1;
 const HEAD = 24;
@@ -154,6 +158,12 @@ export class WitnessRecordFile {
     try { names = await readdir(dir); } catch (err) { throw mapFsError(err, `list ${dir}`); }
     if (!names.includes(RECORD_FILE)) {
       const others = names.filter((n) => n !== LOCK_FILE && n !== TEMP_FILE);
+      if (names.includes(MARKER_FILE)) {
+        throw TwinpageError.notFound(
+          `${path} is missing from a folder that held it (${MARKER_FILE} marks it): ` +
+          'refusing to start from an empty record, which could grant a lease the lost one would refuse; ' +
+          'restore the file, or point --dir at a new folder to start a new record');
+      }
       if (others.length > 0) {
         throw TwinpageError.notFound(
           `${dir} holds files (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', …' : ''}) but no ${RECORD_FILE}: ` +
@@ -161,9 +171,11 @@ export class WitnessRecordFile {
           'point --dir at the folder that holds the record, or at a new folder to start a new one');
       }
       await createRecord(dir, initial);
+      await ensureMarker(dir);
       const fh = await openFile(path);
       return new WitnessRecordFile(dir, fh, initial, 1, true, null);
     }
+    await ensureMarker(dir);
     const fh = await openFile(path);
     try {
       const { size } = await fh.stat();
@@ -229,6 +241,18 @@ async function createRecord(dir: string, initial: KeptRecord): Promise<void> {
   } catch (err) {
     throw mapFsError(err, `create ${join(dir, RECORD_FILE)}`);
   }
+}
+
+/** Marks the folder as one that holds a record (a folder that did once, never counts as new again). */
+async function ensureMarker(dir: string): Promise<void> {
+  const path = join(dir, MARKER_FILE);
+  try {
+    await writeFile(path, MARKER_TEXT, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw mapFsError(err, `create ${path}`);
+  }
+  try { await syncDir(dir); } catch (err) { throw mapFsError(err, `sync ${dir}`); }
 }
 
 async function syncDir(dir: string): Promise<void> {
