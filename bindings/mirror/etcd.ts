@@ -330,7 +330,8 @@ export class EtcdArbiter implements Arbiter {
           if (res.statusCode !== 200 || error !== null) {
             const code = error?.code;
             const message = `${this.name}: ${path}: ${error?.message ?? `HTTP ${res.statusCode}`}`;
-            const e = code === 4 ? TwinpageError.timeout(message) : code === 16 || code === 7 ? TwinpageError.authFailed(message) : TwinpageError.ioError(message);
+            const auth = code === 16 || code === 7 || /user name is empty|authentication failed/.test(error?.message ?? '');
+            const e = code === 4 ? TwinpageError.timeout(message) : auth ? TwinpageError.authFailed(message) : TwinpageError.ioError(message);
             finish(Object.assign(e, { etcdCode: code }));
             return;
           }
