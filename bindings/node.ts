@@ -11,3 +11,4 @@ export { WitnessArbiter } from './mirror/witness.js';
 export type { WitnessArbiterOptions } from './mirror/witness.js';
 export { EtcdArbiter } from './mirror/etcd.js';
 export type { EtcdArbiterOptions } from './mirror/etcd.js';
+export type { Arbiter, PairRecord, Acquired } from './mirror/arbiter.js';
