@@ -6,6 +6,9 @@
 //   conflict.ts   range-conflict tables, one per task group
 //   checksum.ts   XXH3-64 page checksums; copy.ts: copy, fill, compare
 //
+// An instance set up by bitmapInit() instead holds one out-of-sync bitmap
+// (bitmap.ts) in a memory that grows; each mode refuses the other's exports.
+//
 // Every export returns a status (assembly/status.ts) instead of trapping.
 
 import { OK, E_NOT_READY, E_INVALID_ARG, E_TOO_LARGE, E_ALREADY_INIT } from './status';
@@ -19,6 +22,7 @@ import {
 } from './pagetable';
 import { checksumSetup, scratch64Base, resultBase } from './checksum';
 import { conflictSetup, conflictReset, tableCount, tableCapacity } from './conflict';
+import { bitmapReady } from './bitmap';
 
 export {
   pageLookup, pageInsert, pageRemap, pageRemove, framePage,
@@ -31,6 +35,11 @@ export {
 } from './conflict';
 export { checksum, checksumFrames } from './checksum';
 export { copyBytes, fillBytes, compareBytes } from './copy';
+export {
+  bitmapInit, bitmapSet, bitmapClear, bitmapTest, bitmapNext, bitmapCount, bitmapWeight,
+  bitmapRuns, bitmapAddRuns, bitmapClearAll, bitmapDirty, bitmapChunkRead, bitmapChunkLoad,
+  bitmapMarkClean, bitmapMarkDirty, bitmapChunkSpan, bitmapInfo,
+} from './bitmap';
 
 @inline const MIN_PAGE: u32 = 512;
 @inline const MAX_PAGE: u32 = 1 << 20;
@@ -46,7 +55,7 @@ export { copyBytes, fillBytes, compareBytes } from './copy';
  * `capacity` entries each. Once per instance.
  */
 export function init(page: u32, frames: u32, io: u32, tables: u32, capacity: u32): i32 {
-  if (ready) return E_ALREADY_INIT;
+  if (ready || bitmapReady) return E_ALREADY_INIT;
   if (page < MIN_PAGE || page > MAX_PAGE || popcnt(page) != 1) return E_INVALID_ARG;
   if (frames == 0 || frames > MAX_FRAMES) return E_INVALID_ARG;
   if (io > MAX_IO) return E_INVALID_ARG;

@@ -10,6 +10,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
     await (await import('./core-conflict.js')).run();
     await (await import('./core-bytes.js')).run();
   },
+  scale: async () => (await import('./core-bitmap.js')).run(),
   memory: async () => (await import('./memory.js')).run(),
   sched: async () => (await import('./sched.js')).run(),
   mirror: async () => {

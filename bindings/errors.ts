@@ -58,6 +58,10 @@ export class TwinpageError extends Error {
   static notPrimary(message: string) { return new TwinpageError('NOT_PRIMARY', message); }
   /** The partner's handshake was refused (split brain, unrelated data, a primary behind): nothing changed. */
   static refused(message: string) { return new TwinpageError('REFUSED', message); }
+  /** A write the partner lacks cannot be acknowledged: no lease from the arbiter (onNoQuorum: 'error'). */
+  static noQuorum(message: string) { return new TwinpageError('NO_QUORUM', message); }
+  /** A frame or a role of an older epoch: a newer primary took over through the arbiter. */
+  static fenced(message: string) { return new TwinpageError('FENCED', message); }
   /** The partner did not answer a request in time. */
   static timeout(message: string) { return new TwinpageError('TIMEOUT', message); }
 
@@ -111,6 +115,8 @@ export const CODES = [
   'TIMEOUT',
   'NOT_PRIMARY',
   'REFUSED',
+  'NO_QUORUM',
+  'FENCED',
 ] as const;
 
 /** Every code a TwinpageError may carry. */

@@ -6,8 +6,8 @@ import type { Transport } from './mirror/transports/transport.js';
 
 export { TwinpageError } from './errors.js';
 export type { TwinpageErrorCode } from './errors.js';
-export { Core, PageTable, ConflictTable } from './core/index.js';
-export type { CoreOptions, FrameState, Victim, PageTableCounters, RangeMode } from './core/index.js';
+export { Core, PageTable, ConflictTable, PageBitmap } from './core/index.js';
+export type { CoreOptions, FrameState, Victim, PageTableCounters, RangeMode, PageBitmapOptions, PageBitmapStats } from './core/index.js';
 export { Memory, ReadPointer, WritePointer } from './memory/memory.js';
 export type { MemoryOptions, Block, SpaceReport, MemoryLink, Change, PageWrite, LinkPolicy, Attachment } from './memory/memory.js';
 export { DEFAULT_POLICY } from './policies.js';
@@ -18,6 +18,8 @@ export type { SchedulerOptions, Operation, SchedulerStats } from './sched/schedu
 export { MessageType, encodeFrame, decodeFrame, FrameReader } from './messages.js';
 export type { Message, Request, Reply, Frame } from './messages.js';
 export { Mirror } from './mirror/pair.js';
+export { MemoryArbiter } from './mirror/arbiter.js';
+export type { Arbiter, PairRecord, Acquired } from './mirror/arbiter.js';
 export type { MirrorOptions, MirrorState, MirrorStats, VerifyReport, Role } from './mirror/pair.js';
 export type { Transport, TransportOptions } from './mirror/transports/transport.js';
 export { inProcessPair } from './mirror/transports/transport.js';

@@ -11,8 +11,8 @@
 //
 //   0        4     5      6       8            16           24          28         32          40
 //   +--------+-----+------+-------+------------+------------+-----------+----------+-----------+
-//   | magic  | ver | type | flags | sequence   | generation | bodyLength| reserved | checksum  |
-//   | "TPMF" | 1   | u8   | 0     | u64        | u64        | u32       | 0        | u64       |
+//   | magic  | ver | type | flags | sequence   | generation | bodyLength| epoch    | checksum  |
+//   | "TPMF" | 1   | u8   | 0     | u64        | u64        | u32       | u32      | u64       |
 //   +--------+-----+------+-------+------------+------------+-----------+----------+-----------+
 //   40                          40 + bodyLength
 //   +---------------------------+
@@ -456,6 +456,8 @@ export interface Frame {
   sequence: number;
   generation: bigint;
   bodyLength: number;
+  /** The pair's epoch the sender knows. */
+  epoch: number;
   checksum: bigint;
   message: Message;
 }
@@ -841,11 +843,15 @@ function validPageSize(n: number): boolean {
  *
  * `header.sequence` is a non-negative safe integer; `header.generation` a u64.
  */
-export function encodeFrame(msg: Message, header: { sequence: number; generation: bigint }, hash: Hash): Uint8Array {
+export function encodeFrame(msg: Message, header: { sequence: number; generation: bigint; epoch?: number }, hash: Hash): Uint8Array {
   if (msg === null || typeof msg !== 'object') throw TwinpageError.invalidArgument('message must be an object');
   const what = messageName(msg.type);
   const sequence = header?.sequence;
   const generation = header?.generation;
+  const epoch = header?.epoch ?? 0;
+  if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0 || epoch > 0xFFFFFFFF) {
+    throw TwinpageError.invalidArgument(`header.epoch must be an integer from 0 to 2^32-1, got ${describe(epoch)}`);
+  }
   if (typeof sequence !== 'number' || !Number.isSafeInteger(sequence) || sequence < 0) {
     throw TwinpageError.invalidArgument(`header.sequence must be a non-negative safe integer, got ${describe(sequence)}`);
   }
@@ -867,7 +873,7 @@ export function encodeFrame(msg: Message, header: { sequence: number; generation
   v.setUint32(12, Math.floor(sequence / TWO_32), true);
   v.setBigUint64(16, generation, true);
   v.setUint32(24, bodyLength, true);
-  v.setUint32(28, 0, true);
+  v.setUint32(28, epoch, true);
   v.setBigUint64(32, 0n, true);
   const sum = hash(out);
   if (typeof sum !== 'bigint' || sum < 0n || sum > 0xFFFF_FFFF_FFFF_FFFFn) {
@@ -1184,6 +1190,8 @@ export interface FrameHeader {
   sequence: number;
   generation: bigint;
   bodyLength: number;
+  /** The pair's epoch the sender knows (fencing: a node refuses an older one). */
+  epoch: number;
   checksum: bigint;
 }
 
@@ -1198,7 +1206,7 @@ function checkMaxBody(maxBody: unknown): number {
 
 /**
  * Reads and checks the 40-byte header at the start of `bytes` (at least 40
- * bytes): magic, version, type, flags, reserved, a body of at most `maxBody`
+ * bytes): magic, version, type, flags, a body of at most `maxBody`
  * bytes and a safe-integer sequence. BAD_FRAME when any is wrong.
  */
 export function decodeFrameHeader(bytes: Uint8Array, maxBody: number): FrameHeader {
@@ -1217,14 +1225,14 @@ export function decodeFrameHeader(bytes: Uint8Array, maxBody: number): FrameHead
   if (seqHi > 0x1FFFFF) badFrame('sequence is not a safe integer');
   const bodyLength = v.getUint32(24, true);
   if (bodyLength > maxBody) badFrame(`body of ${bodyLength} bytes is over the limit of ${maxBody}`);
-  const reserved = v.getUint32(28, true);
-  if (reserved !== 0) badFrame(`reserved field is 0x${reserved.toString(16)}, must be 0`);
+  const epoch = v.getUint32(28, true);
   return {
     version,
     type: type as MessageType,
     sequence: seqHi * TWO_32 + seqLo,
     generation: v.getBigUint64(16, true),
     bodyLength,
+    epoch,
     checksum: v.getBigUint64(32, true),
   };
 }

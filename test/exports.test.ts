@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 
 test('the package resolves by name and exposes the core API', async () => {
   const pkg = await import('twinpage');
-  for (const name of ['Core', 'PageTable', 'ConflictTable', 'TwinpageError']) {
+  for (const name of ['Core', 'PageTable', 'ConflictTable', 'PageBitmap', 'TwinpageError']) {
     assert.type((pkg as Record<string, unknown>)[name], 'function', `${name} is exported`);
   }
   const core = await pkg.Core.create({ frames: 4 });

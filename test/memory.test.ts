@@ -238,7 +238,40 @@ api('a data folder: close, reopen, same contents; page size is kept', async () =
   }
 });
 
+api('readInto copies into the caller\'s buffer: at once when cached and no writer is in the way, else through read pointers', async () => {
+  const m = await openMemory({ store: new MemoryStore(), ...small });
+  const b = await m.allocate(6 * 512);
+  const data = pattern(6 * 512, 21);
+  await m.write(b.id, 0, data);
+  const into = new Uint8Array(1000);
+  assert.ok(m.tryReadInto(b.id, 300, into), 'cached: the synchronous path');
+  assert.equal(into, data.subarray(300, 1300));
+  // A writer holding an overlapping range: the synchronous path steps aside; readInto waits for it.
+  const w = await m.acquireWrite(b.id, 1024, 10);
+  assert.not.ok(m.tryReadInto(b.id, 1000, new Uint8Array(100)));
+  w.write(0, pattern(10, 22));
+  const reading = m.readInto(b.id, 1000, new Uint8Array(100));
+  await w.release();
+  await reading;
+  const after = new Uint8Array(100);
+  await m.readInto(b.id, 1000, after);
+  assert.equal(after.subarray(24, 34), pattern(10, 22));
+  // More than the cache holds: staged piece by piece, the same bytes.
+  const big = await m.allocate(40 * 512);
+  const bigData = pattern(40 * 512, 23);
+  await m.write(big.id, 0, bigData);
+  const all = new Uint8Array(40 * 512 - 7);
+  await m.readInto(big.id, 7, all);
+  assert.equal(all, bigData.subarray(7));
+  assert.is(await code(() => m.tryReadInto(b.id, 6 * 512 - 1, new Uint8Array(2))), 'OUT_OF_RANGE');
+  assert.is(m.pointersHeld, 0);
+  await m.close();
+});
+
 api.run();
+
+
+
 
 // --- model-based fuzz ---------------------------------------------------------------------
 

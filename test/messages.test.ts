@@ -205,7 +205,7 @@ test('round trip with a page size: WRITE_PAGE carries exactly one page', () => {
 const SEQ = { sequence: 7, generation: 3n };
 const release = encodeFrame({ type: MessageType.RELEASE_MEMORY, blockId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0' }, SEQ, hash);
 
-test('header: magic, version, type, flags, reserved, lengths, checksum', () => {
+test('header: magic, version, type, flags, epoch, lengths, checksum', () => {
   assert.equal(decodeFrame(release, hash, LIMITS).message.type, MessageType.RELEASE_MEMORY);
   const body = bodyOf(release);
   const bad = release.slice(); bad[0] ^= 1;
@@ -215,7 +215,9 @@ test('header: magic, version, type, flags, reserved, lengths, checksum', () => {
   rejects(forge(0x00, body), /type 0x00 is unknown/);
   rejects(forge(0x8B, body), /unknown/);
   rejects(forge(MessageType.RELEASE_MEMORY, body, { flags: 1 }), /flags/);
-  rejects(forge(MessageType.RELEASE_MEMORY, body, { reserved: 1 << 31 }), /reserved/);
+  assert.is(decodeFrame(forge(MessageType.RELEASE_MEMORY, body, { reserved: 0xFFFFFFF0 }), hash, LIMITS).epoch, 0xFFFFFFF0, 'the epoch field (fencing)');
+  assert.is(decodeFrame(encodeFrame({ type: MessageType.SENSE_REQUEST }, { ...SEQ, epoch: 7 }, hash), hash, LIMITS).epoch, 7);
+  throwsCode(() => encodeFrame({ type: MessageType.SENSE_REQUEST }, { ...SEQ, epoch: -1 }, hash), 'INVALID_ARGUMENT', /header\.epoch/);
   rejects(forge(MessageType.RELEASE_MEMORY, body, { sequence: 1n << 53n }), /sequence is not a safe integer/);
   rejects(release.subarray(0, 39), /shorter than a frame header/);
   rejects(new Uint8Array(0), /shorter than a frame header/);

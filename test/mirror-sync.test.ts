@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openMemory, MemoryStore, MemoryDevice, type Memory } from '../bindings/index.js';
 import { Mirror } from '../bindings/mirror/pair.js';
+import { MemoryArbiter } from '../bindings/mirror/arbiter.js';
 import { inProcessPair } from '../bindings/mirror/transports/transport.js';
 import { MessageType, encodeFrame } from '../bindings/messages.js';
 import { pattern } from './data.js';
@@ -239,9 +240,10 @@ const fo = suite('automatic failover');
 
 fo('a secondary with failover auto promotes itself when its primary goes silent', async () => {
   const [ta, tb] = inProcessPair();
-  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 100 } });
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 100, arbiter } });
   let failedOver = false;
-  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, heartbeatMs: 20, timeoutMs: 100, failover: 'auto', onFailover: () => { failedOver = true; } } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, heartbeatMs: 20, timeoutMs: 100, failover: 'auto', arbiter, onFailover: () => { failedOver = true; } } });
   const b = await p.allocate(2 * PS);
   await p.write(b.id, 0, pattern(2 * PS, 5));
   // Heartbeats keep it secondary while the primary lives.
@@ -257,9 +259,10 @@ fo('a secondary with failover auto promotes itself when its primary goes silent'
 
 fo('a secondary that dropped the link itself (it could not apply a change) does not take over', async () => {
   const [ta, tb] = inProcessPair();
-  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 200 } });
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 20, timeoutMs: 200, arbiter } });
   let promoted = false;
-  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, failover: 'auto', heartbeatMs: 20, timeoutMs: 200, onFailover: () => { promoted = true; } } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, failover: 'auto', arbiter, heartbeatMs: 20, timeoutMs: 200, onFailover: () => { promoted = true; } } });
   const b = await p.allocate(4 * PS);
   await p.write(b.id, 0, pattern(4 * PS, 1));
   // A release the secondary cannot apply (a block it does not hold), next in the
@@ -282,7 +285,7 @@ fo('a secondary still being resynced refuses promotion (INCONSISTENT) and does n
   await a.write(blk.id, 0, pattern(32 * PS, 3));
   let [ta, tb] = inProcessPair();
   let failedOver = false;
-  const b = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', failover: 'auto', heartbeatMs: 20, timeoutMs: 100, onFailover: () => { failedOver = true; } } });
+  const b = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', failover: 'auto', arbiter: new MemoryArbiter({ ttlMs: 1000 }), heartbeatMs: 20, timeoutMs: 100, onFailover: () => { failedOver = true; } } });
   b.mirror.attach(tb);
   a.mirror.attach(ta);
   // The primary goes right after the handshake, before its resync sent anything.

@@ -55,3 +55,35 @@ export const enum Info {
   PageSize = 6, FrameCount = 7, Counters = 8, Scratch64 = 9, Result = 10,
   TableCount = 11, TableCapacity = 12, Slots = 13, SlotCount = 14,
 }
+
+/**
+ * The out-of-sync bitmap's exports (assembly/bitmap.ts), answered only by an
+ * instance set up with bitmapInit() (the same module as the core, another
+ * instance). Counts and pages come back as numbers (f64); statuses are < 0.
+ */
+export interface BitmapExports {
+  readonly memory: WebAssembly.Memory;
+  bitmapInit(runs: number, limitPages: number): number;
+  bitmapSet(first: number, count: number): number;
+  bitmapClear(first: number, count: number): number;
+  bitmapTest(page: number): number;
+  bitmapNext(from: number): number;
+  bitmapCount(first: number, count: number): number;
+  bitmapWeight(): number;
+  bitmapRuns(from: number, max: number): number;
+  bitmapAddRuns(n: number): number;
+  bitmapClearAll(): number;
+  bitmapDirty(from: number, max: number): number;
+  bitmapChunkRead(chunk: number): number;
+  bitmapChunkLoad(chunk: number): number;
+  bitmapMarkClean(chunk: number): number;
+  bitmapMarkDirty(chunk: number): number;
+  bitmapChunkSpan(): number;
+  bitmapInfo(field: number): number;
+}
+
+/** Fields of `bitmapInfo()`. */
+export const enum BitmapInfo {
+  Io = 0, IoBytes = 1, RunBatch = 2, OwnChunks = 3, FullChunks = 4, Directories = 5,
+  Carved = 6, Free = 7, MaxBlocks = 8, Top = 9, Pool = 10, Weight = 11,
+}

@@ -10,6 +10,8 @@ export { PageTable } from './pagetable.js';
 export type { FrameState, Victim, PageTableCounters, PageTableViews } from './pagetable.js';
 export { ConflictTable } from './conflict.js';
 export type { RangeMode } from './conflict.js';
+export { PageBitmap } from './bitmap.js';
+export type { PageBitmapOptions, PageBitmapStats } from './bitmap.js';
 
 /** Options of `Core.create`. */
 export interface CoreOptions {
@@ -101,6 +103,11 @@ export class Core {
     const f = intIn(frame, 0, this.frameCount - 1, 'frame');
     const start = this.ioBytes + f * this.pageSize;
     return this.#data.subarray(start, start + this.pageSize);
+  }
+
+  /** The whole data area (the io buffer, then the frames), zero-copy; frame f starts at `frameOffset(f)`. */
+  dataView(): Uint8Array {
+    return this.#data;
   }
 
   /** Offset of a frame in the data area (the io buffer is at offset 0). */

@@ -161,6 +161,8 @@ export class Committer {
     }
     // The partner gets the change while this node's journal flushes it.
     const sent = sending.link.send(outgoing!, policy, logged);
+    // Its failure (no quorum, say) is thrown below, once the local commit settled: not unhandled meanwhile.
+    sent.catch(() => {});
     // The pages leave their write intents once this node's own commit is
     // done: they are then unacknowledged or out of sync, or on both nodes.
     logged.then(() => sending.intents.done(pages), () => sending.intents.done(pages));

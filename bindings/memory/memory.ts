@@ -98,6 +98,8 @@ export class Memory implements PointerHost {
   readonly #committer: Committer;
   readonly #checkpoints: Checkpointer;
   #link: MemoryLink | null = null;
+  /** The core's data area (frames), for copies without a view per frame. */
+  #dataArea: Uint8Array | null = null;
   /** Runs reserved for the partner's allocations (SPACE_REQUEST), by base: pages. */
   readonly #reservations = new Map<number, number>();
   /** Write pointers held or being acquired, and who waits for none to be. */
@@ -448,16 +450,62 @@ export class Memory implements PointerHost {
 
   /** Reads bytes of a block (in cache-sized pieces when larger than the cache). */
   async read(id: string, offset: number, length: number): Promise<Uint8Array> {
-    this.#open();
-    this.#checkRange(this.#blocks.get(id), offset, length);
     const out = new Uint8Array(length);
-    const chunk = this.#chunkBytes();
-    for (let at = 0; at < length; at += chunk) {
-      const n = Math.min(chunk, length - at);
-      const p = await this.acquireRead(id, offset + at, n);
-      try { out.set(p.read(), at); } finally { await p.release(); }
-    }
+    await this.readInto(id, offset, out);
     return out;
+  }
+
+  /**
+   * Copies bytes `[offset, offset + target.length)` of a block into
+   * `target`. When every page is cached and no writer holds or waits for
+   * them, it copies at once and allocates nothing; otherwise it reads
+   * through read pointers (staging what is missing), in cache-sized pieces.
+   */
+  async readInto(id: string, offset: number, target: Uint8Array): Promise<void> {
+    if (this.tryReadInto(id, offset, target)) return;
+    const chunk = this.#chunkBytes();
+    for (let at = 0; at < target.length; at += chunk) {
+      const n = Math.min(chunk, target.length - at);
+      const p = await this.acquireRead(id, offset + at, n);
+      try {
+        let pos = at;
+        for (const seg of p.segments()) { target.set(seg, pos); pos += seg.length; }
+      } finally {
+        await p.release();
+      }
+    }
+  }
+
+  /**
+   * The synchronous path of `readInto`: copies and returns true when every
+   * page of the range is cached and no writer holds or waits for any of
+   * them; else false, having copied nothing that counts.
+   */
+  tryReadInto(id: string, offset: number, target: Uint8Array): boolean {
+    this.#open();
+    if (!(target instanceof Uint8Array)) throw TwinpageError.invalidArgument('target must be a Uint8Array');
+    const block = this.#blocks.get(id);
+    const length = target.length;
+    this.#checkRange(block, offset, length);
+    if (length === 0) return true;
+    const ps = this.pageSize;
+    const first = block.base + Math.floor(offset / ps);
+    const last = block.base + Math.floor((offset + length - 1) / ps);
+    if (!this.#ranges.freeForShared(first, last)) return false;
+    const pages = this.core.pages;
+    const cache = this.#cache;
+    // Checked whole before a byte is copied: nothing runs in between (one synchronous step).
+    for (let p = first; p <= last; p++) if (pages.lookup(p) < 0 || cache.loading(p)) return false;
+    let pos = 0;
+    let inPage = offset % ps;
+    for (let p = first; p <= last; p++) {
+      const n = Math.min(ps - inPage, length - pos);
+      const start = this.core.frameOffset(pages.lookup(p)) + inPage;
+      target.set(this.#dataView.subarray(start, start + n), pos);
+      pos += n;
+      inPage = 0;
+    }
+    return true;
   }
 
   /**
@@ -648,6 +696,10 @@ export class Memory implements PointerHost {
   /** Counters of the task groups that run this memory's storage operations. */
   schedulerStats(): SchedulerStats {
     return this.#sched.stats();
+  }
+
+  get #dataView(): Uint8Array {
+    return this.#dataArea ??= this.core.dataView();
   }
 
   #maxPointerPages(): number {

@@ -31,6 +31,10 @@ export interface StoredReplica {
   shared?: boolean;
   /** This node gives up its changes at the next split brain (`twinpage discard`). */
   discardLocal?: boolean;
+  /** The pair's epoch this node knows (fencing). */
+  epoch?: number;
+  /** The partner's node id, once a handshake accepted it. */
+  partner?: string;
   /** Pages that may differ from the partner, as [first, count] runs; absent: unknown. */
   lag?: unknown[];
   /** Block ids whose allocation or release the partner may lack. */
@@ -54,6 +58,8 @@ export class ReplicaRecord {
   primarySince = 0;
   shared = false;
   discardLocal = false;
+  epoch = 0;
+  partner: string | null = null;
   /** The mirror did not close cleanly last time (a crash). */
   readonly crashed: boolean;
   readonly outOfSync = new OutOfSync();
@@ -82,6 +88,8 @@ export class ReplicaRecord {
       // A record of an older version was paired: its generation is the partner's too.
       this.shared = s!.shared !== false;
       this.discardLocal = s!.discardLocal === true;
+      this.epoch = Number.isSafeInteger(s!.epoch) && s!.epoch! >= 0 ? s!.epoch! : 0;
+      this.partner = typeof s!.partner === 'string' ? s!.partner : null;
       this.#restore(s!, blocks);
     }
   }
@@ -122,6 +130,8 @@ export class ReplicaRecord {
       primarySince: this.primarySince,
       shared: this.shared,
       discardLocal: this.discardLocal,
+      epoch: this.epoch,
+      partner: this.partner ?? undefined,
       lag: lag ?? undefined,
       blocks,
       intents: clean ? [] : this.intents.extents(),

@@ -17,8 +17,8 @@ export interface FailoverHooks {
   drop(reason: TwinpageError): void;
   /** Whether automatic failover may act now: a consistent secondary, open, whose primary went silent or closed the link. */
   primaryGone(silentFor: (ms: number) => boolean): boolean;
-  /** Takes over as primary. */
-  promote(): Promise<void>;
+  /** Takes over as primary, when allowed (the arbiter grants the lease): whether it did. */
+  promote(): Promise<boolean>;
   onFailover?: () => void;
 }
 
@@ -77,8 +77,13 @@ export class Failover {
       if (!this.#hooks.primaryGone(() => this.silent())) return;
       clearInterval(timer);
       this.#watchdog = null;
-      this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node takes over`));
-      this.#hooks.promote().then(() => this.#hooks.onFailover?.(), () => {});
+      this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node tries to take over`));
+      // Refused (the old primary holds the lease, this node is outdated, the
+      // arbiter is out of reach): it keeps watching and asks again.
+      this.#hooks.promote().then(
+        (took) => { if (took) this.#hooks.onFailover?.(); else this.startWatchdog(); },
+        () => this.startWatchdog(),
+      );
     }, Math.min(this.#heartbeatMs, this.#timeoutMs));
     this.#watchdog = timer;
   }

@@ -6,6 +6,7 @@ import type { CopyMethod } from '../policies.js';
 import type { Device } from '../storage/device.js';
 
 import { SPLIT_BRAIN_POLICIES, type SplitBrainPolicy } from '../messages.js';
+import type { Arbiter } from './arbiter.js';
 
 export type Role = 'primary' | 'secondary';
 export type { SplitBrainPolicy };
@@ -51,11 +52,25 @@ export interface MirrorOptions {
   exchange?: { device: Device; bytes: number };
   /**
    * `auto`: a secondary that loses its primary (silent for `timeoutMs`, or
-   * the connection gone) promotes itself. Only safe where the link cannot
-   * fail while both nodes live (else both serve writes: a split brain, which
-   * is detected and refused when they meet again). @default 'manual'
+   * the connection gone) promotes itself, when the `arbiter` grants it the
+   * lease (needs an arbiter: two nodes alone cannot tell a dead partner
+   * from a dead link). @default 'manual'
    */
   failover?: 'manual' | 'auto';
+  /**
+   * The third vote (a witness, etcd, or in-process for tests). With one, a
+   * primary acknowledges a write its partner lacks only while it holds the
+   * arbiter's lease and has marked the partner outdated there; a secondary
+   * takes over only by acquiring the lease. @default none
+   */
+  arbiter?: Arbiter;
+  /**
+   * With an arbiter: what a write the partner lacks does while this node has
+   * no quorum (no lease): `suspend` waits until quorum returns or the
+   * partner holds it again; `error` fails it with NO_QUORUM (it is kept
+   * here and resynced, but not acknowledged). @default 'suspend'
+   */
+  onNoQuorum?: 'suspend' | 'error';
   /** Called when this node promoted itself (automatic failover). */
   onFailover?: () => void;
   /**
@@ -78,6 +93,8 @@ export interface ResolvedMirrorOptions {
   onFailover: MirrorOptions['onFailover'];
   extentPages: number;
   intentExtents: number;
+  arbiter: Arbiter | null;
+  onNoQuorum: 'suspend' | 'error';
 }
 
 export function resolveMirrorOptions(options: MirrorOptions): ResolvedMirrorOptions {
@@ -88,7 +105,14 @@ export function resolveMirrorOptions(options: MirrorOptions): ResolvedMirrorOpti
     if (x === null || typeof x !== 'object' || typeof x.device?.write !== 'function') throw TwinpageError.invalidArgument('mirror.exchange must be { device, bytes }');
     exchange = { device: x.device, bytes: intOption('mirror.exchange.bytes', x.bytes, 0) };
   }
+  const arbiter = options.arbiter ?? null;
+  if (arbiter !== null && (typeof arbiter !== 'object' || typeof arbiter.acquire !== 'function')) throw TwinpageError.invalidArgument('mirror.arbiter must be an Arbiter (a witness, etcd, or MemoryArbiter)');
+  if (options.failover === 'auto' && arbiter === null) {
+    throw TwinpageError.invalidArgument(`mirror.failover 'auto' needs mirror.arbiter (a witness or etcd): two nodes alone cannot tell a dead partner from a dead link`);
+  }
   return {
+    arbiter,
+    onNoQuorum: choiceOption('mirror.onNoQuorum', options.onNoQuorum, ['suspend', 'error'] as const, 'suspend'),
     role: options.role,
     heartbeatMs: intOption('mirror.heartbeatMs', options.heartbeatMs, 1000),
     timeoutMs: intOption('mirror.timeoutMs', options.timeoutMs, 5000),

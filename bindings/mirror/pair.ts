@@ -43,6 +43,7 @@ import { storageExchange, type PageExchange, type SlotRing } from './exchange.js
 import { Failover } from './failover.js';
 import { NO_GENERATION, decide, newGeneration, rotated, settled, taken, type Decision, type Generations, type Side } from './handshake.js';
 import { resolveMirrorOptions, type MirrorOptions, type ResolvedMirrorOptions, type Role } from './options.js';
+import { Quorum, type QuorumState } from './quorum.js';
 import { Resync, type PeerRecord } from './resync.js';
 import { LEVEL, Stream } from './stream.js';
 import type { Transport } from './transports/transport.js';
@@ -96,6 +97,10 @@ export interface MirrorState {
   inconsistent: boolean;
   /** Why the last handshake was refused (a split brain, unrelated data, a primary behind), or null. */
   refused: string | null;
+  /** The pair's epoch this node knows (it grows at every change of primary through the arbiter). */
+  epoch: number;
+  /** The arbiter's view: lease, outdated partner, writes waiting (null without an arbiter). */
+  quorum: QuorumState | null;
   /** The last failure of work the mirror does in the background (a resync, saving its record), with when (ms since the epoch). */
   lastError: { code: string; message: string; at: number } | null;
 }
@@ -133,6 +138,7 @@ export class Mirror {
   readonly #verifier: Verifier;
   readonly #resync: Resync;
   readonly #failover: Failover;
+  readonly #quorum: Quorum | null;
   // the connection
   #transport: Transport | null = null;
   #stream: Stream | null = null;
@@ -179,6 +185,18 @@ export class Mirror {
       replica.history = [];
       if (this.#role === 'primary') replica.primarySince = Date.now();
     }
+    const arbiter = this.#o.arbiter;
+    this.#quorum = arbiter && new Quorum(arbiter, { onNoQuorum: this.#o.onNoQuorum, marginMs: Math.max(100, Math.floor(arbiter.ttlMs / 10)), epoch: replica.epoch }, {
+      nodeId: () => memory.nodeId,
+      generation: () => replica.generation!,
+      epochSeen: (epoch, record) => {
+        this.#adoptEpoch(epoch);
+        // Another node took over through the arbiter: this primary is stale.
+        if (record.primary !== null && record.primary !== memory.nodeId && epoch >= this.#replica.epoch && this.#role === 'primary') {
+          this.#fenced(`node ${record.primary} is primary in epoch ${epoch} at the arbiter`);
+        }
+      },
+    });
     this.#resync = new Resync(memory, replica, {
       route: (change, policy) => this.#route(change, policy),
       canRun: () => this.#connected() && !this.#degraded && (this.#role === 'primary' || this.#source) && !this.#closed,
@@ -202,7 +220,7 @@ export class Mirror {
         const t = this.#transport;
         return t !== null && !t.closed ? silent(0) : t === null && this.#primaryLost;
       },
-      promote: () => this.promote(),
+      promote: () => this.#takeOver(),
       onFailover: this.#o.onFailover,
     });
     this.#handlers = this.#dispatchTable();
@@ -293,7 +311,7 @@ export class Mirror {
         discardLocal: r.discardLocal, ...flags,
       },
       splitBrain: this.#o.splitBrain, current: s.current, bitmap: s.bitmap, primarySince: s.primarySince,
-      changes: s.changes, blocks: this.memory.blockCount, epoch: 0, history: s.history,
+      changes: s.changes, blocks: this.memory.blockCount, epoch: this.#replica.epoch, history: s.history,
     });
   }
 
@@ -329,12 +347,10 @@ export class Mirror {
     oos.lost();
     const stream = this.#stream;
     stream?.releaseRequests();
-    if (this.#role === 'primary' && unacked) {
-      const rotation = this.#rotate();
-      if (rotation) {
-        rotation.then(() => stream?.releaseWriters(), (err) => stream?.releaseWriters(TwinpageError.from(err)));
-        return;
-      }
+    if (this.#role === 'primary' && unacked && !this.#closed) {
+      // Writers waiting for the partner's acknowledgement go on alone, under the rules.
+      this.#acknowledgeAlone().then(() => stream?.releaseWriters(), (err) => stream?.releaseWriters(TwinpageError.from(err)));
+      return;
     }
     this.#replica.saveSoon();
     stream?.release();
@@ -369,6 +385,22 @@ export class Mirror {
     r.shared = false;
     this.#rotation = r.save().finally(() => { this.#rotation = null; });
     return this.#rotation;
+  }
+
+  /**
+   * Before acknowledging a change the partner lacks: with an arbiter, the
+   * lease held and the partner marked outdated (or it holds the change again:
+   * it was resynced); then a new generation, durably, if the partner knows
+   * the current one; and with an arbiter, the lease checked once more right
+   * before the acknowledgement.
+   */
+  async #acknowledgeAlone(): Promise<void> {
+    const q = this.#quorum;
+    const partner = this.#replica.partner;
+    if (q && (await q.ensure(partner)) === 'released') return;
+    const rotation = this.#rotate();
+    if (rotation) await rotation; else this.#replica.saveSoon();
+    if (q) await q.ensure(partner);
   }
 
   #generations(): Generations {
@@ -435,8 +467,17 @@ export class Mirror {
       throw TwinpageError.inconsistent(`this node is being resynced from its partner and does not hold all of its data yet: ` +
         `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
     }
+    const switchover = this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
+    if (!switchover && this.#quorum) {
+      // With an arbiter, taking over from a primary that may live needs its lease.
+      const got = await this.#quorum.takeOver();
+      if (!got.granted && options?.force !== true) {
+        throw TwinpageError.noQuorum(`the arbiter refused this node the lease: ${got.reason} (promote({ force: true }) to take over anyway)`);
+      }
+    }
     this.#failover.stop();
-    if (this.#connected() && this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded) {
+    this.#quorum?.unfence();
+    if (switchover) {
       // A switchover: the partner is alive and secondary; the stream turns round.
       r.primarySince = Date.now();
       await r.save();
@@ -465,6 +506,18 @@ export class Mirror {
     await (rotation ?? r.save());
   }
 
+  /** Automatic failover: this secondary takes over only when the arbiter grants it the lease. */
+  async #takeOver(): Promise<boolean> {
+    if (this.#role !== 'secondary' || this.#closed || this.#replica.inconsistent || !this.#quorum) return false;
+    const got = await this.#quorum.takeOver();
+    if (!got.granted) {
+      this.#report(TwinpageError.noQuorum(`automatic failover refused by the arbiter: ${got.reason}`));
+      return false;
+    }
+    await this.promote();
+    return true;
+  }
+
   /**
    * Makes this primary a secondary with both nodes alive: its callers'
    * changes are refused from now on, those under way finish and reach the
@@ -482,6 +535,7 @@ export class Mirror {
     } finally {
       this.#demoting = false;
     }
+    await this.#quorum?.release();
     this.#failover.stopHeartbeat();
     this.#failover.startWatchdog();
     this.#hello({});
@@ -515,6 +569,8 @@ export class Mirror {
       intents: r.intents.size,
       inconsistent: r.inconsistent,
       refused: this.#refused,
+      epoch: r.epoch,
+      quorum: this.#quorum?.state() ?? null,
       lastError: this.#lastError && { ...this.#lastError },
     };
   }
@@ -546,6 +602,7 @@ export class Mirror {
     if (this.#closed) return;
     this.#closed = true;
     this.#failover.stop();
+    this.#quorum?.stop();
     const t = this.#transport;
     this.#transport = null;
     t?.close();
@@ -594,11 +651,7 @@ export class Mirror {
       const oos = this.#replica.outOfSync;
       oos.addAll(pages);
       if (blockId !== undefined) oos.addBlock(blockId);
-      // The first change the partner lacks waits for the new generation to be durable.
-      const rotation = this.#rotate();
-      if (rotation) return rotation;
-      this.#replica.saveSoon();
-      return Promise.resolve();
+      return this.#acknowledgeAlone();
     }
     const messages = changeMessages(change);
     const placed = this.#copy.place(messages, pages.length ? this.#copy.choose(policy.copyMethod) : 'message');
@@ -631,6 +684,7 @@ export class Mirror {
 
   /** The partner holds everything now: the bitmap generation retires, and the partner is told (it stops being inconsistent). */
   #synced(): void {
+    this.#quorum?.settle().catch((err) => this.#report(err));
     const g = this.#generations();
     if (g.bitmap !== NO_GENERATION) {
       this.#setGenerations(settled(g));
@@ -650,8 +704,53 @@ export class Mirror {
       this.#fail(err);
       return;
     }
+    // Fencing: a frame of an older epoch comes from a node that does not
+    // know a newer primary took over; a newer one makes this node learn it.
+    if (frame.epoch < this.#replica.epoch) {
+      this.#fail(TwinpageError.fenced(`the partner sent a frame of epoch ${frame.epoch}; this node knows epoch ${this.#replica.epoch}: a newer primary took over through the arbiter`));
+      return;
+    }
+    if (frame.epoch > this.#replica.epoch) {
+      this.#adoptEpoch(frame.epoch);
+      if (this.#role === 'primary') {
+        this.#fenced(`the partner knows epoch ${frame.epoch}, newer than this primary's`);
+        return;
+      }
+    }
     const m = frame.message as Message;
     this.#handlers[m.type]?.(m, frame);
+  }
+
+  /** A newer epoch seen (the arbiter, the partner): kept durably. */
+  #adoptEpoch(epoch: number): void {
+    if (epoch <= this.#replica.epoch) return;
+    this.#replica.epoch = epoch;
+    this.#quorum?.adopt(epoch);
+    this.#replica.save().catch((err) => this.#report(err));
+  }
+
+  /**
+   * A newer primary took over through the arbiter while this one was cut
+   * off: it stops being primary (its writes the partner lacks were never
+   * acknowledged: it had no quorum), and rejoins as secondary.
+   */
+  #fenced(why: string): void {
+    if (this.#role !== 'primary') return;
+    const err = TwinpageError.fenced(`this node was primary and is fenced: ${why}; it goes on as secondary`);
+    this.#report(err);
+    this.#role = 'secondary';
+    // Writes waiting for quorum were never acknowledged: they fail (they stay
+    // out of sync here, and the new primary's resync overwrites them).
+    this.#quorum?.fence(err);
+    this.#failover.stopHeartbeat();
+    this.#failover.startWatchdog();
+    const t = this.#transport;
+    if (t) {
+      // The connection was made as primary: a new one (the dialer redials) makes the handshake anew.
+      this.#transport = null;
+      t.close(TwinpageError.fenced(why));
+      this.#lost();
+    }
   }
 
   /** What each frame type does here; types not listed change nothing. */
@@ -744,6 +843,7 @@ export class Mirror {
         this.#setGenerations(taken(this.#generations(), { current: m.current, bitmap: m.bitmap, history: m.history }));
         r.inconsistent = true;
         r.shared = true;
+        r.partner = m.nodeId;
         r.discardLocal = false;
         r.save().then(() => this.#openApplier(), (err) => this.#fail(err));
         return;
@@ -751,6 +851,7 @@ export class Mirror {
       case 'source':
       case 'in-sync': {
         r.shared = true;
+        r.partner = m.nodeId;
         if (r.discardLocal) r.discardLocal = false;
         this.#openApplier();
         const full = d.kind === 'source' && d.full;
@@ -873,7 +974,7 @@ export class Mirror {
   readonly #hash = (b: Uint8Array) => this.memory.core.checksum(b);
 
   #encode(m: Message, seq: number): Uint8Array {
-    return encodeFrame(m, { sequence: seq, generation: BigInt(`0x${this.#replica.generation}`) }, this.#hash);
+    return encodeFrame(m, { sequence: seq, generation: BigInt(`0x${this.#replica.generation}`), epoch: this.#replica.epoch }, this.#hash);
   }
 
   /** Sends a frame outside the stream on the current connection, if any. */

@@ -1,0 +1,253 @@
+// Quorum: the pair's rules with its arbiter (arbiter.ts). A primary that
+// must acknowledge a write its partner lacks (the partner is gone, or never
+// acknowledged it) first holds the arbiter's lease and marks the partner
+// outdated there; without that it suspends the write until quorum returns
+// (or fails it, `onNoQuorum: 'error'`). It renews the lease while it needs
+// it, checks it again right before each such acknowledgement, and gives it
+// up once the partner holds everything again. A secondary takes over only by
+// acquiring the lease. Lease time is monotonic (performance.now()), counted
+// from when this node asked, less a margin.
+
+import { TwinpageError } from '../errors.js';
+import type { Arbiter, PairRecord } from './arbiter.js';
+
+/** What quorum reports in `sense()`. */
+export interface QuorumState {
+  /** The arbiter, by name. */
+  arbiter: string;
+  /** This node holds the lease now (a primary acknowledging writes its partner lacks). */
+  held: boolean;
+  /** Ms left on the lease (0 when not held). */
+  leaseMs: number;
+  /** The pair's epoch as this node knows it. */
+  epoch: number;
+  /** The partner this node marked outdated, or null. */
+  outdated: string | null;
+  /** Writes waiting for quorum. */
+  waiting: number;
+  /** Why quorum was last refused or out of reach, or null. */
+  lastError: string | null;
+}
+
+export interface QuorumHooks {
+  /** This node's id and current generation. */
+  nodeId(): string;
+  generation(): string;
+  /** The arbiter's record shows an epoch; a newer one than this node knew is adopted (and a primary behind it fenced). */
+  epochSeen(epoch: number, record: PairRecord): void;
+  /** Quorum was lost or regained (for events). */
+  changed?(held: boolean): void;
+}
+
+export class Quorum {
+  readonly arbiter: Arbiter;
+  readonly #mode: 'suspend' | 'error';
+  readonly #marginMs: number;
+  readonly #hooks: QuorumHooks;
+  #epoch = 0;
+  /** Local monotonic ms until which the lease is surely held here. */
+  #validUntil = 0;
+  /** The partner marked outdated under the lease held now. */
+  #outdated: string | null = null;
+  #renewTimer: ReturnType<typeof setTimeout> | null = null;
+  #ensuring: Promise<void> | null = null;
+  #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  #lastError: string | null = null;
+  #stopped = false;
+  /** Set when this node was fenced (a newer primary took over): writes waiting for quorum fail with it. */
+  #fencedBy: Error | null = null;
+
+  constructor(arbiter: Arbiter, options: { onNoQuorum: 'suspend' | 'error'; marginMs: number; epoch: number }, hooks: QuorumHooks) {
+    this.arbiter = arbiter;
+    this.#mode = options.onNoQuorum;
+    this.#marginMs = options.marginMs;
+    this.#epoch = options.epoch;
+    this.#hooks = hooks;
+  }
+
+  get epoch(): number { return this.#epoch; }
+
+  /** Whether the lease is held now and `partner` (when known) is marked outdated under it. */
+  holds(partner: string | null): boolean {
+    return performance.now() < this.#validUntil && (partner === null || this.#outdated === partner);
+  }
+
+  state(): QuorumState {
+    const left = Math.max(0, this.#validUntil - performance.now());
+    return {
+      arbiter: this.arbiter.name, held: left > 0, leaseMs: Math.round(left), epoch: this.#epoch,
+      outdated: this.#outdated, waiting: this.#waiters.length, lastError: this.#lastError,
+    };
+  }
+
+  /**
+   * Resolves once this node may acknowledge writes `partner` lacks: the
+   * lease held here and the partner marked outdated (`partner` null: a node
+   * never paired, nobody to mark). Checked again right before it resolves.
+   * Without quorum it waits (suspend) until quorum comes back or `release`
+   * says the partner holds everything again, or rejects NO_QUORUM (error).
+   */
+  async ensure(partner: string | null): Promise<'held' | 'released'> {
+    for (;;) {
+      if (this.#fencedBy) throw this.#fencedBy;
+      if (this.holds(partner)) return 'held';
+      if (this.#stopped) throw TwinpageError.closed('this mirror is closed');
+      try {
+        await (this.#ensuring ??= this.#obtain(partner).finally(() => { this.#ensuring = null; }));
+        if (this.holds(partner)) return 'held';
+      } catch (err) {
+        this.#lastError = (err as Error).message;
+      }
+      if (this.#mode === 'error') throw TwinpageError.noQuorum(`no quorum: ${this.#lastError ?? 'the lease is not held'}; the write is kept here and resynced, but not acknowledged`);
+      this.#hooks.changed?.(false);
+      // Suspended: tried again after a while, or released when the partner holds everything.
+      const again = await this.#wait(Math.max(100, Math.min(1000, this.arbiter.ttlMs / 4)));
+      if (again === 'released') return 'released';
+    }
+  }
+
+  /** Takes (or renews) the lease, then marks the partner outdated under it. */
+  async #obtain(partner: string | null): Promise<void> {
+    const asked = performance.now();
+    const got = await this.arbiter.acquire(this.#hooks.nodeId(), this.#hooks.generation());
+    this.#seen(got.record);
+    if (!got.granted) throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) refused the lease: ${got.reason}`);
+    const hadLease = performance.now() < this.#validUntil;
+    this.#validUntil = asked + got.ttlMs - this.#marginMs;
+    if (partner !== null && this.#outdated !== partner) {
+      if (!(await this.arbiter.outdate(this.#hooks.nodeId(), got.record.epoch, partner, this.#hooks.generation()))) {
+        this.#validUntil = 0;
+        throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) no longer grants this node's lease`);
+      }
+      this.#outdated = partner;
+    }
+    this.#lastError = null;
+    if (!hadLease) this.#hooks.changed?.(true);
+    this.#scheduleRenew();
+  }
+
+  /** Renews a third of the way through the lease, while it is held. */
+  #scheduleRenew(): void {
+    if (this.#renewTimer) clearTimeout(this.#renewTimer);
+    const delay = Math.max(50, (this.#validUntil - performance.now()) / 3);
+    this.#renewTimer = setTimeout(() => {
+      this.#renewTimer = null;
+      if (this.#stopped || this.#validUntil === 0) return;
+      const partner = this.#outdated;
+      this.#obtain(partner).catch((err) => {
+        this.#lastError = (err as Error).message;
+        // Out of reach: tried again until the lease ends here.
+        if (performance.now() < this.#validUntil) this.#scheduleRenew();
+        else this.#hooks.changed?.(false);
+      });
+    }, delay);
+    (this.#renewTimer as { unref?: () => void }).unref?.();
+  }
+
+  #wait(ms: number): Promise<'again' | 'released'> {
+    return new Promise((resolve, reject) => {
+      const w = { resolve: () => { clearTimeout(timer); resolve('released'); }, reject: (err: Error) => { clearTimeout(timer); reject(err); } };
+      const timer = setTimeout(() => { this.#waiters = this.#waiters.filter((x) => x !== w); resolve('again'); }, ms);
+      this.#waiters.push(w);
+    });
+  }
+
+  /**
+   * The partner holds everything again (a resync ended): writes waiting for
+   * quorum go on, the mark is cleared and the lease given up, so a later
+   * failover need not wait for it to expire.
+   */
+  async settle(): Promise<void> {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.resolve();
+    if (this.#validUntil === 0 && this.#outdated === null) return;
+    const epoch = this.#epoch;
+    const node = this.#hooks.nodeId();
+    this.#stopRenew();
+    this.#validUntil = 0;
+    const was = this.#outdated;
+    this.#outdated = null;
+    try {
+      if (was !== null) await this.arbiter.clear(node, epoch, this.#hooks.generation());
+      await this.arbiter.release(node, epoch);
+    } catch (err) {
+      // The lease then simply runs out; the mark stays until the next settle.
+      this.#lastError = (err as Error).message;
+      this.#outdated = was;
+    }
+  }
+
+  /** Gives the lease up (a demotion). */
+  async release(): Promise<void> {
+    this.#stopRenew();
+    const held = this.#validUntil > 0;
+    this.#validUntil = 0;
+    if (held) await this.arbiter.release(this.#hooks.nodeId(), this.#epoch).catch((err) => { this.#lastError = (err as Error).message; });
+  }
+
+  /**
+   * A secondary taking over: acquires the lease. Granted: it may promote
+   * itself (epoch adopted). Refused or out of reach: why.
+   */
+  async takeOver(): Promise<{ granted: boolean; reason: string }> {
+    const asked = performance.now();
+    let got;
+    try {
+      got = await this.arbiter.acquire(this.#hooks.nodeId(), this.#hooks.generation());
+    } catch (err) {
+      this.#lastError = (err as Error).message;
+      return { granted: false, reason: `the arbiter (${this.arbiter.name}) is out of reach: ${(err as Error).message}` };
+    }
+    this.#seen(got.record);
+    if (!got.granted) {
+      this.#lastError = got.reason;
+      return { granted: false, reason: got.reason };
+    }
+    this.#validUntil = asked + got.ttlMs - this.#marginMs;
+    this.#outdated = null;
+    this.#lastError = null;
+    this.#fencedBy = null;
+    this.#scheduleRenew();
+    return { granted: true, reason: '' };
+  }
+
+  /** An epoch seen elsewhere (the partner's frames): adopted when newer. */
+  adopt(epoch: number): void {
+    if (epoch > this.#epoch) this.#epoch = epoch;
+  }
+
+  #seen(record: PairRecord): void {
+    if (record.epoch > this.#epoch) this.#epoch = record.epoch;
+    this.#hooks.epochSeen(record.epoch, record);
+  }
+
+  #stopRenew(): void {
+    if (this.#renewTimer) clearTimeout(this.#renewTimer);
+    this.#renewTimer = null;
+  }
+
+  /** This node is fenced (no longer primary): writes waiting for quorum fail with `err`, and so do later ones until it takes over again. */
+  fence(err: Error): void {
+    this.#fencedBy = err;
+    this.#stopRenew();
+    this.#validUntil = 0;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /** This node is primary again (promoted): no longer fenced. */
+  unfence(): void {
+    this.#fencedBy = null;
+  }
+
+  /** Stops: writes waiting for quorum fail with CLOSED. */
+  stop(): void {
+    this.#stopped = true;
+    this.#stopRenew();
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(TwinpageError.closed('this mirror is closed'));
+  }
+}

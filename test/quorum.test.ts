@@ -1,0 +1,168 @@
+// Quorum with an arbiter (mirror/quorum.ts, arbiter.ts), in process: a
+// primary acknowledges a write its partner lacks only while it holds the
+// lease and has marked the partner outdated; a secondary takes over only by
+// acquiring the lease; a stale primary is fenced by the epoch.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openMemory, MemoryStore, MemoryArbiter, type MirroredMemory } from '../bindings/index.js';
+import { inProcessPair } from '../bindings/mirror/transports/transport.js';
+import { MessageType, encodeFrame } from '../bindings/messages.js';
+import { pattern } from './data.js';
+
+const PS = 512;
+const opts = { pageSize: PS, cacheBytes: 64 * PS, flushIntervalMs: 0 };
+const timing = { heartbeatMs: 20, timeoutMs: 120 };
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 3000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Settles within `ms`, or 'pending'. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  return Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+}
+
+async function pair(arbiter: MemoryArbiter, extra: { onNoQuorum?: 'suspend' | 'error' } = {}) {
+  const [ta, tb] = inProcessPair();
+  const sStore = new MemoryStore();
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, arbiter, ...timing, ...extra } });
+  const s = await openMemory({ store: sStore, ...opts, mirror: { role: 'secondary', transport: tb, arbiter, failover: 'auto', ...timing } });
+  const b = await p.allocate(8 * PS);
+  await p.write(b.id, 0, pattern(8 * PS, 1));
+  await until(() => !s.mirror.sense().inconsistent, 'the first sync');
+  return { ta, tb, p, s, b, sStore };
+}
+
+const q = suite('quorum');
+
+q('failover auto without an arbiter is refused: two nodes alone cannot tell a dead partner from a dead link', async () => {
+  let code = '';
+  try { await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', failover: 'auto' } }); } catch (err) { code = (err as { code: string }).code; }
+  assert.is(code, 'INVALID_ARGUMENT');
+});
+
+q('connected, the arbiter costs nothing: writes go on with it out of reach, and no lease is held', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { p, s, b } = await pair(arbiter);
+  arbiter.unreachable = true;
+  await p.write(b.id, 0, pattern(PS, 2));
+  assert.equal(await s.read(b.id, 0, PS), pattern(PS, 2));
+  assert.is(p.mirror.sense().quorum!.held, false);
+  arbiter.unreachable = false;
+  await p.close(); await s.close();
+});
+
+q('a partition: the primary takes the lease and marks its partner outdated before acknowledging alone; the secondary may not take over', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { ta, p, s, b } = await pair(arbiter);
+  ta.close(); // the link goes; both live
+  await p.write(b.id, PS, pattern(PS, 3)); // acknowledged under the lease
+  const rec = await arbiter.read();
+  assert.is(rec.primary, p.nodeId);
+  assert.is(rec.outdated, s.nodeId);
+  assert.ok(p.mirror.sense().quorum!.held);
+  // The secondary's watchdog fires and asks for the lease: refused.
+  await new Promise((r) => setTimeout(r, 400));
+  assert.is(s.mirror.role, 'secondary', 'the outdated secondary did not take over');
+  assert.match(s.mirror.sense().lastError?.message ?? '', /lease|outdated/);
+  // Healed: resynced, the mark cleared and the lease given up.
+  const [ta2, tb2] = inProcessPair();
+  s.mirror.attach(tb2);
+  p.mirror.attach(ta2);
+  await until(async () => (await arbiter.read()).outdated === null && !p.mirror.sense().quorum!.held, 'the mark cleared');
+  assert.equal(await s.read(b.id, PS, PS), pattern(PS, 3));
+  assert.equal((await p.mirror.verify()).differences, []);
+  await p.close(); await s.close();
+});
+
+q('a primary cut off from its partner and the arbiter suspends writes; the secondary takes over; the old primary is fenced', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 400 });
+  const { ta, p, s, b } = await pair(arbiter);
+  arbiter.unreachable = true;
+  ta.close();
+  const w = p.write(b.id, 2 * PS, pattern(PS, 4)).then(() => 'acknowledged', (err) => (err as { code: string }).code);
+  assert.is(await within(w, 300), 'pending', 'no quorum: the write waits');
+  arbiter.unreachable = false; // the secondary reaches it; the primary is cut off from it too
+  // (the primary's attempts fail: it is out of reach for it)
+  const reach = arbiter.acquire.bind(arbiter);
+  arbiter.acquire = async (node, gen) => { if (node === p.nodeId) throw new Error('out of reach'); return reach(node, gen); };
+  await until(() => s.mirror.role === 'primary', 'the takeover', 4000);
+  const epoch = (await arbiter.read()).epoch;
+  assert.is((await arbiter.read()).primary, s.nodeId);
+  assert.ok(s.mirror.sense().epoch === epoch && epoch >= 1);
+  await s.write(b.id, 3 * PS, pattern(PS, 5));
+  // The old primary reaches the arbiter again: it learns it is fenced; its write never was acknowledged.
+  arbiter.acquire = reach;
+  assert.is(await w, 'FENCED');
+  assert.is(p.mirror.role, 'secondary');
+  assert.ok(p.mirror.sense().epoch >= epoch);
+  // It rejoins as secondary: resynced from the new primary, nothing lost, no split brain.
+  const [ta2, tb2] = inProcessPair();
+  p.mirror.attach(ta2);
+  s.mirror.attach(tb2);
+  await until(() => !p.mirror.sense().inconsistent && p.mirror.sense().connected, 'the rejoin');
+  await until(async () => (await s.mirror.verify()).differences.length === 0, 'the resync');
+  assert.equal(await p.read(b.id, 3 * PS, PS), pattern(PS, 5));
+  assert.is(p.mirror.sense().health === 'split-brain', false);
+  await p.close(); await s.close();
+});
+
+q("onNoQuorum 'error': the write fails with NO_QUORUM (kept here, resynced later), not acknowledged", async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 400 });
+  const { ta, p, s, b } = await pair(arbiter, { onNoQuorum: 'error' });
+  arbiter.unreachable = true;
+  ta.close();
+  let code = '';
+  try { await p.write(b.id, 0, pattern(PS, 6)); } catch (err) { code = (err as { code: string }).code; }
+  assert.is(code, 'NO_QUORUM');
+  assert.ok(p.mirror.sense().lagPages > 0, 'kept as out of sync');
+  arbiter.unreachable = false;
+  await p.close(); await s.close();
+});
+
+q('a primary that held no lease dies: the secondary takes over at once (no lease to wait for)', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 30_000 });
+  const { p, s, b } = await pair(arbiter);
+  const t0 = Date.now();
+  await p.close();
+  await until(() => s.mirror.role === 'primary', 'the takeover', 3000);
+  assert.ok(Date.now() - t0 < 2000, `took over in ${Date.now() - t0} ms, not after the 30 s lease`);
+  await s.write(b.id, 0, pattern(PS, 7));
+  await s.close();
+});
+
+q('fencing: a primary that sees a newer epoch steps down; a frame of an older epoch is refused with FENCED and changes nothing', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { ta, p, s, b } = await pair(arbiter);
+  const hash = (x: Uint8Array) => s.core.checksum(x);
+  const gen = () => BigInt(`0x${s.mirror.sense().generation}`);
+  // A reign the primary does not know: another node took the lease.
+  await arbiter.acquire('00000000-0000-4000-8000-000000000001', s.mirror.sense().generation);
+  const epoch = (await arbiter.read()).epoch;
+  assert.ok(epoch >= 1);
+  // The secondary hears of it (a frame of that epoch) and passes it on: the primary steps down.
+  await ta.send(encodeFrame({ type: MessageType.SENSE_REQUEST }, { sequence: 0, generation: gen(), epoch }, hash));
+  await until(() => s.mirror.sense().epoch === epoch, 'the secondary adopted the epoch');
+  await until(() => p.mirror.role === 'secondary', 'the primary fenced');
+  assert.is(p.mirror.sense().lastError?.code, 'FENCED');
+  let code = '';
+  try { await p.write(b.id, 0, pattern(PS, 8)); } catch (err) { code = (err as { code: string }).code; }
+  assert.is(code, 'NOT_PRIMARY');
+  // A stale node's frame (epoch 0) to the secondary: refused, nothing applied.
+  const before = await s.read(b.id, 0, PS);
+  const [stale, tb3] = inProcessPair();
+  const closed = new Promise<Error | undefined>((resolve) => tb3.onClose(resolve));
+  s.mirror.attach(tb3);
+  await stale.send(encodeFrame({ type: MessageType.WRITE_PAGE, blockId: b.id, page: b.base, lsn: 9, checksum: s.core.checksum(new Uint8Array(PS)), copy: 'message', data: new Uint8Array(PS) },
+    { sequence: 1, generation: gen(), epoch: 0 }, hash));
+  const err = await closed;
+  assert.is((err as { code?: string })?.code, 'FENCED');
+  assert.equal(await s.read(b.id, 0, PS), before, 'nothing applied');
+  await p.close(); await s.close();
+});
+
+q.run();
