@@ -12,6 +12,8 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TwinpageError } from '../bindings/errors.js';
+import { openMemory, MemoryStore } from '../bindings/index.js';
+import { inProcessPair } from '../bindings/mirror/transports/transport.js';
 import { WitnessArbiter } from '../bindings/mirror/witness.js';
 import { connectTcp, listenTcp } from '../bindings/mirror/transports/tcp.js';
 import type { Transport } from '../bindings/mirror/transports/transport.js';
@@ -557,6 +559,17 @@ test('WitnessArbiter: IO_ERROR with no witness, TIMEOUT from a stopped one, CLOS
     await startIn(ws, { port });
     assert.equal(await a.read(), got.record);
 
+    // Without a nodeId: a read connects as a reader; the first node named becomes the arbiter's, over a new connection.
+    const lazy = new WitnessArbiter({ port, secret: SECRET, timeoutMs: 3000 });
+    ws.clients.push(lazy);
+    assert.equal(await lazy.read(), got.record);
+    await sleep(TTL + 100);
+    const taken = await lazy.acquire('c', G1);
+    assert.ok(taken.granted, `refused: ${!taken.granted ? taken.reason : ''}`);
+    assert.equal(taken.record, { epoch: 2, primary: 'c', outdated: null, generation: G1 });
+    assert.is(await codeOf(lazy.acquire('d', G1)), 'INVALID_ARGUMENT');
+    await lazy.release('c', 2);
+
     // Asking for another node is refused before anything is sent; a closed arbiter refuses every call.
     assert.is(await codeOf(a.acquire('b', G1)), 'INVALID_ARGUMENT');
     await a.close();
@@ -579,12 +592,71 @@ test('WitnessArbiter: refuses an endpoint that is not a witness, and bad options
   }
   const bad = (o: unknown) => { try { new WitnessArbiter(o as never); return 'none'; } catch (err) { return (err as TwinpageError).code; } };
   assert.is(bad({ secret: SECRET, nodeId: 'a' }), 'INVALID_ARGUMENT');
+  assert.is(bad({ port: 1, secret: SECRET, nodeId: 'n'.repeat(257) }), 'INVALID_ARGUMENT');
   assert.is(bad({ port: 70000, secret: SECRET, nodeId: 'a' }), 'INVALID_ARGUMENT');
   assert.is(bad({ port: 1, secret: '', nodeId: 'a' }), 'INVALID_ARGUMENT');
   assert.is(bad({ port: 1, secret: SECRET, nodeId: '' }), 'INVALID_ARGUMENT');
   assert.is(bad({ port: 1, secret: SECRET, nodeId: 'twinpage-witness' }), 'INVALID_ARGUMENT');
   assert.is(bad({ port: 1, secret: SECRET, nodeId: 'a', timeoutMs: 0 }), 'INVALID_ARGUMENT');
   assert.is(new WitnessArbiter({ host: '::1', port: 7100, secret: SECRET, nodeId: 'a' }).name, 'witness [::1]:7100');
+});
+
+// --- the pair with a witness -------------------------------------------------------------
+
+test('a pair with a witness: cut off from its partner, the primary acknowledges under the lease with the secondary marked outdated there; healed, the mark is cleared and the lease given back', async () => {
+  const ws = await workspace();
+  const PS = 512;
+  const opts = { pageSize: PS, cacheBytes: 64 * PS, flushIntervalMs: 0 };
+  const timing = { heartbeatMs: 20, timeoutMs: 150 };
+  const until = async (check: () => boolean | Promise<boolean>, what: string, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await sleep(20);
+    }
+  };
+  try {
+    const w = await startIn(ws, { ttlMs: 1000 });
+    // One arbiter per node, made before the node knows its id: the first call names it. Its
+    // ttlMs is the witness's --ttl-ms: the pair sizes its margin from it before the first reply.
+    const arbiterP = new WitnessArbiter({ port: w.port, secret: SECRET, ttlMs: 1000 });
+    const arbiterS = new WitnessArbiter({ port: w.port, secret: SECRET, ttlMs: 1000 });
+    ws.clients.push(arbiterP, arbiterS);
+    const [ta, tb] = inProcessPair();
+    const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, arbiter: arbiterP, ...timing } });
+    const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, arbiter: arbiterS, failover: 'auto', ...timing } });
+    try {
+      const b = await p.allocate(8 * PS);
+      await p.write(b.id, 0, new Uint8Array(PS).fill(1));
+      await until(() => !s.mirror.sense().inconsistent, 'the first sync');
+      assert.equal(await arbiterS.read(), { epoch: 0, primary: null, outdated: null, generation: '' }, 'connected, the witness is not asked');
+
+      ta.close(); // the link goes; both nodes live
+      await p.write(b.id, PS, new Uint8Array(PS).fill(2)); // acknowledged under the lease
+      const rec = await arbiterS.read();
+      assert.is(rec.primary, p.nodeId);
+      assert.is(rec.outdated, s.nodeId);
+      assert.ok(p.mirror.sense().quorum!.held);
+      await w.event('record', 5000, (e) => (e.record as PairRecord).outdated === s.nodeId);
+      // The secondary's watchdog asks for the lease: refused, it stays secondary.
+      await sleep(600);
+      assert.is(s.mirror.role, 'secondary');
+
+      const [ta2, tb2] = inProcessPair();
+      s.mirror.attach(tb2);
+      p.mirror.attach(ta2);
+      await until(async () => (await arbiterS.read()).outdated === null && !p.mirror.sense().quorum!.held, 'the mark cleared and the lease given back');
+      assert.equal(await s.read(b.id, PS, PS), new Uint8Array(PS).fill(2));
+      // Given back: the secondary could take the lease at once (with the record's generation).
+      const now = await arbiterS.read();
+      assert.is(now.primary, p.nodeId);
+    } finally {
+      await p.close();
+      await s.close();
+    }
+  } finally {
+    await ws.done();
+  }
 });
 
 test.run();

@@ -33,13 +33,21 @@ export interface WitnessArbiterOptions {
   secret: string | Uint8Array;
   /**
    * This node's id: the connection's, and the only node this arbiter acts
-   * for (the witness refuses a request for another node with REFUSED).
-   * Required, 1 to 256 UTF-8 bytes.
+   * for (the witness refuses a request for another node with REFUSED), 1 to
+   * 256 UTF-8 bytes. A pair's node learns its id when its store opens, after
+   * the arbiter is made: left out, it is the `node` of the first call that
+   * names one (acquire, outdate, clear, release), and fixed from then on.
+   * @default the node of the first call that names one
    */
-  nodeId: string;
+  nodeId?: string;
   /** Milliseconds each call may take, connecting included, before it rejects with TIMEOUT. @default 2000 */
   timeoutMs?: number;
-  /** The lease's length until the witness has said its own (every reply carries it). @default 10000 */
+  /**
+   * The lease's length until the witness has said its own (every reply
+   * carries it). Give the witness's `--ttl-ms` when it is not the default: a
+   * pair sizes its safety margin from `ttlMs` before the first reply.
+   * @default 10000 (the witness's default)
+   */
   ttlMs?: number;
 }
 
@@ -51,7 +59,9 @@ export class WitnessArbiter implements Arbiter {
   readonly #host: string;
   readonly #port: number;
   readonly #secret: string | Uint8Array;
-  readonly #nodeId: string;
+  #nodeId: string | null;
+  /** The id the open connection authenticated with. */
+  #connectedAs: string | null = null;
   readonly #timeoutMs: number;
   #ttlMs: number;
   #transport: Transport | null = null;
@@ -69,11 +79,10 @@ export class WitnessArbiter implements Arbiter {
     if (!(typeof secret === 'string' || secret instanceof Uint8Array) || secret.length === 0) {
       throw TwinpageError.invalidArgument('secret must be a non-empty string or Uint8Array (the witness\'s --secret-file)');
     }
-    if (typeof nodeId !== 'string' || nodeId === '') throw TwinpageError.invalidArgument('nodeId must be a non-empty string');
-    if (nodeId === WITNESS_NODE_ID) throw TwinpageError.invalidArgument(`nodeId ${JSON.stringify(nodeId)} is the witness's own`);
+    if (nodeId !== undefined) checkNodeId(nodeId);
     this.#host = host;
     this.#secret = secret;
-    this.#nodeId = nodeId;
+    this.#nodeId = nodeId ?? null;
     this.#timeoutMs = intOption('timeoutMs', options.timeoutMs, 2000, 1);
     this.#ttlMs = intOption('ttlMs', options.ttlMs, 10_000, 1);
     this.name = `witness ${host.includes(':') ? `[${host}]` : host}:${this.#port}`;
@@ -117,7 +126,13 @@ export class WitnessArbiter implements Arbiter {
     if (connecting) await connecting.then((t) => t.close(), () => {});
   }
 
+  /** Checks that `node` is this arbiter's (the first node named becomes it, when none was given). */
   #mine(node: string): void {
+    if (this.#closed) throw TwinpageError.closed(`${this.name}: the arbiter was closed`);
+    if (this.#nodeId === null) {
+      checkNodeId(node);
+      this.#nodeId = node;
+    }
     if (node !== this.#nodeId) throw TwinpageError.invalidArgument(`this arbiter acts for node ${JSON.stringify(this.#nodeId)}, not ${JSON.stringify(node)}`);
   }
 
@@ -157,16 +172,24 @@ export class WitnessArbiter implements Arbiter {
     else p.reject(err!);
   }
 
-  /** The open connection, or a new one. */
-  #connection(): Promise<Transport> {
-    if (this.#transport !== null && !this.#transport.closed) return Promise.resolve(this.#transport);
-    this.#connecting ??= this.#connect().finally(() => { this.#connecting = null; });
-    return this.#connecting;
+  /** The open connection, or a new one (as this arbiter's node, once it knows it). */
+  async #connection(): Promise<Transport> {
+    for (;;) {
+      const t = this.#transport;
+      if (t !== null && !t.closed) {
+        if (this.#nodeId === null || this.#connectedAs === this.#nodeId) return t;
+        // Opened by a read before this arbiter knew its node: opened again as that node.
+        this.#drop(TwinpageError.closed(`${this.name}: reconnecting as node ${this.#nodeId}`));
+      }
+      await (this.#connecting ??= this.#connect().finally(() => { this.#connecting = null; }));
+    }
   }
 
   async #connect(): Promise<Transport> {
+    // A read before any node is known connects as a reader, which the witness lets read only.
+    const as = this.#nodeId ?? `reader-${Math.random().toString(36).slice(2, 10)}`;
     const t = await connectTcp({
-      host: this.#host, port: this.#port, secret: this.#secret, nodeId: this.#nodeId,
+      host: this.#host, port: this.#port, secret: this.#secret, nodeId: as,
       authTimeoutMs: Math.max(this.#timeoutMs, 1000), maxFrame: MAX_WITNESS_FRAME, highWaterMark: 64 << 10,
     });
     if (this.#closed) { t.close(); throw TwinpageError.closed(`${this.name}: the arbiter was closed`); }
@@ -175,6 +198,7 @@ export class WitnessArbiter implements Arbiter {
       throw TwinpageError.refused(`${this.name} is not a twinpage witness (it is node ${JSON.stringify(t.peerId)}): point the arbiter at the witness's --listen address`);
     }
     this.#transport = t;
+    this.#connectedAs = as;
     t.onFrame((frame) => {
       let reply: WitnessReply;
       try {
@@ -207,4 +231,10 @@ export class WitnessArbiter implements Arbiter {
     for (const p of pending) p.reject(err);
     t?.close();
   }
+}
+
+function checkNodeId(nodeId: unknown): void {
+  if (typeof nodeId !== 'string' || nodeId === '') throw TwinpageError.invalidArgument('nodeId must be a non-empty string');
+  if (new TextEncoder().encode(nodeId).byteLength > 256) throw TwinpageError.invalidArgument('nodeId must be at most 256 UTF-8 bytes');
+  if (nodeId === WITNESS_NODE_ID) throw TwinpageError.invalidArgument(`nodeId ${JSON.stringify(nodeId)} is the witness's own`);
 }
