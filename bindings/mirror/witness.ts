@@ -51,7 +51,7 @@ export interface WitnessArbiterOptions {
   ttlMs?: number;
 }
 
-type Pending = { op: number; resolve: (r: WitnessReply) => void; reject: (e: Error) => void };
+type Pending = { op: number; t: Transport; resolve: (r: WitnessReply) => void; reject: (e: Error) => void };
 
 /** An arbiter kept by a `twinpage witness` process. */
 export class WitnessArbiter implements Arbiter {
@@ -121,7 +121,9 @@ export class WitnessArbiter implements Arbiter {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#drop(TwinpageError.closed(`${this.name}: the arbiter was closed`));
+    const closed = TwinpageError.closed(`${this.name}: the arbiter was closed`);
+    for (const p of [...this.#pending.values()]) this.#drop(p.t, closed);
+    if (this.#transport !== null) this.#drop(this.#transport, closed);
     const connecting = this.#connecting;
     if (connecting) await connecting.then((t) => t.close(), () => {});
   }
@@ -148,16 +150,19 @@ export class WitnessArbiter implements Arbiter {
         reject(TwinpageError.timeout(`${this.name} did not answer within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
     });
+    let t: Transport | null = null;
     try {
-      const t = await Promise.race([this.#connection(), deadline]);
-      const reply = new Promise<WitnessReply>((resolve, reject) => { this.#pending.set(id, { op: req.op, resolve, reject }); });
+      t = await Promise.race([this.#connection(), deadline]);
+      const on = t;
+      const reply = new Promise<WitnessReply>((resolve, reject) => { this.#pending.set(id, { op: req.op, t: on, resolve, reject }); });
       t.send(frame).catch((err: Error) => this.#settle(id, null, TwinpageError.closed(`${this.name}: the connection closed: ${err.message}`)));
       const r = await Promise.race([reply, deadline]);
       if (r.op === ERROR_OP) throw TwinpageError.fromCode(r.code, `${this.name}: ${r.message}`);
       return r;
     } catch (err) {
       this.#pending.delete(id);
-      if ((err as TwinpageError).code === 'TIMEOUT') this.#drop(TwinpageError.closed(`${this.name}: dropped after a call timed out`));
+      // A witness that does not answer in time is not waited on again over the same connection.
+      if ((err as TwinpageError).code === 'TIMEOUT' && t !== null) this.#drop(t, TwinpageError.closed(`${this.name}: dropped after a call timed out`));
       throw err;
     } finally {
       clearTimeout(timer);
@@ -178,8 +183,10 @@ export class WitnessArbiter implements Arbiter {
       const t = this.#transport;
       if (t !== null && !t.closed) {
         if (this.#nodeId === null || this.#connectedAs === this.#nodeId) return t;
-        // Opened by a read before this arbiter knew its node: opened again as that node.
-        this.#drop(TwinpageError.closed(`${this.name}: reconnecting as node ${this.#nodeId}`));
+        // Opened by a read before this arbiter knew its node: a new one as that node; the
+        // reader's calls finish on it (answered or timed out), then it closes.
+        this.#transport = null;
+        setTimeout(() => this.#drop(t, TwinpageError.closed(`${this.name}: reconnected as node ${this.#nodeId}`)), this.#timeoutMs).unref?.();
       }
       await (this.#connecting ??= this.#connect().finally(() => { this.#connecting = null; }));
     }
@@ -214,22 +221,22 @@ export class WitnessArbiter implements Arbiter {
       this.#settle(reply.id, reply);
     });
     t.onClose((err) => {
-      if (this.#transport !== t) return; // dropped already (its calls rejected then)
       const why = err?.message ?? 'the witness closed the connection';
       const code = (err as TwinpageError | undefined)?.code;
-      this.#drop(code === 'BAD_FRAME' ? TwinpageError.badFrame(`${this.name}: ${why}`) : TwinpageError.closed(`${this.name}: ${why}`));
+      this.#drop(t, code === 'BAD_FRAME' ? TwinpageError.badFrame(`${this.name}: ${why}`) : TwinpageError.closed(`${this.name}: ${why}`));
     });
     return t;
   }
 
-  /** Closes the connection and rejects every call waiting on it. */
-  #drop(err: Error): void {
-    const t = this.#transport;
-    this.#transport = null;
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const p of pending) p.reject(err);
-    t?.close();
+  /** Closes the connection `t` and rejects every call waiting on it. */
+  #drop(t: Transport, err: Error): void {
+    if (this.#transport === t) this.#transport = null;
+    for (const [id, p] of [...this.#pending]) {
+      if (p.t !== t) continue;
+      this.#pending.delete(id);
+      p.reject(err);
+    }
+    t.close();
   }
 }
 
