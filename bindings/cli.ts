@@ -15,6 +15,7 @@ import { verifyCommand } from './cli/verify.js';
 import { demoteCommand, discardCommand, promoteCommand, resyncCommand } from './cli/control.js';
 import { inspectCommand } from './cli/inspect.js';
 import { benchCommand } from './cli/bench.js';
+import { witnessCommand } from './cli/witness.js';
 
 /** `twinpage demo`: written in cli/demo.ts, loaded only when asked for. */
 const demoCommand: Command = {
@@ -30,7 +31,7 @@ const demoCommand: Command = {
 
 const COMMANDS: Command[] = [
   demoCommand, serveCommand, statusCommand, verifyCommand, promoteCommand, demoteCommand, resyncCommand, discardCommand,
-  inspectCommand, benchCommand,
+  inspectCommand, benchCommand, witnessCommand,
 ];
 
 const USAGE = `usage: twinpage <command> [options]

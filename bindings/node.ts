@@ -7,3 +7,8 @@ useFolderStores(openFileStore);
 export { FileDevice, FileStore, openFileStore, mapFsError } from './storage/file.js';
 export { listenTcp, connectTcp } from './mirror/transports/tcp.js';
 export type { ListenTcpOptions, ConnectTcpOptions, TcpListener } from './mirror/transports/tcp.js';
+export { WitnessArbiter } from './mirror/witness.js';
+export type { WitnessArbiterOptions } from './mirror/witness.js';
+export { EtcdArbiter } from './mirror/etcd.js';
+export type { EtcdArbiterOptions } from './mirror/etcd.js';
+export type { Arbiter, PairRecord, Acquired } from './mirror/arbiter.js';

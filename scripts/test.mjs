@@ -119,7 +119,7 @@ function runFile(file, traceDir, live) {
       } else if (!counts) {
         problem = `exited with ${code} before uvu's totals; last test started: ${JSON.stringify(started.at(-1) ?? '(none)')}`;
       } else if (code !== 0) {
-        const failed = counts.total - counts.passed - counts.skipped;
+        const failed = counts.total - counts.passed; // uvu's Total leaves skipped tests out
         problem = failed > 0 ? `${failed} test${failed > 1 ? 's' : ''} failed` : `exited with ${code}`;
       }
       let { total, passed, skipped } = counts ?? { total: 0, passed: 0, skipped: 0 };
@@ -190,7 +190,7 @@ async function main() {
     for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
       const r = await runFile(file, traceDir, live);
       results.push(r);
-      const counts = `${r.passed} passed, ${r.total - r.passed - r.skipped} failed${r.skipped ? `, ${r.skipped} skipped` : ''}`;
+      const counts = `${r.passed} passed, ${r.total - r.passed} failed${r.skipped ? `, ${r.skipped} skipped` : ''}`;
       const body = withoutTotals(r.output);
       console.log(`${r.problem ? '✘' : '✓'} ${file}: ${counts}, ${r.seconds.toFixed(1)} s`);
       if (body) console.log(body.replace(/^/gm, '  '));
@@ -212,7 +212,7 @@ async function main() {
     console.log(`\n  failed files:`);
     for (const r of failedFiles) console.log(`    ${r.file}: ${r.problem}`);
   }
-  return failedFiles.length || sum('total') === 0 ? 1 : 0;
+  return failedFiles.length || sum('total') + sum('skipped') === 0 ? 1 : 0;
 }
 
 process.exitCode = await main();
