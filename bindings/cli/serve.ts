@@ -60,7 +60,7 @@ Commands (one JSON object per line, with an optional "id" echoed in the reply):
   {"cmd":"write","block":ID,"offset":N,"data":BASE64}
   {"cmd":"read","block":ID,"offset":N,"length":N}
   {"cmd":"blocks"}  {"cmd":"sense"}  {"cmd":"status"}  {"cmd":"promote"}
-  {"cmd":"resync"}  {"cmd":"verify"}  {"cmd":"close"}`;
+  {"cmd":"resync"}  {"cmd":"verify"}  {"cmd":"scrub"}  {"cmd":"close"}`;
 
 interface ServeArgs {
   dir: string; role: 'primary' | 'secondary'; listen?: [string, number]; peer?: [string, number];
@@ -251,6 +251,7 @@ async function command(memory: MirroredMemory, c: Record<string, unknown>): Prom
     case 'promote': await memory.mirror.promote(); return { sense: memory.mirror.sense() };
     case 'resync': await memory.mirror.resync(); return { sense: memory.mirror.sense() };
     case 'verify': return { verify: await memory.mirror.verify() };
+    case 'scrub': return { scrub: await memory.scrub() };
     case 'close': return {};
     default: throw TwinpageError.invalidArgument(`unknown command ${JSON.stringify(c.cmd)}`);
   }

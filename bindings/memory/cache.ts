@@ -92,6 +92,8 @@ export class FrameCache {
       this.#lsn[f] = lsn;
       this.#state[f] = state;
       pages.setDirty(f, true);
+      // Its bytes are known again (a crash before they reach the page file brings the damage back at open).
+      this.#damage.healed(pages.frame(f).page);
     }
   }
 

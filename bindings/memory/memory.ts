@@ -154,10 +154,11 @@ export class Memory implements PointerHost {
   protected static async openWith<M extends Memory>(options: MemoryOptions, make: (init: MemoryInit) => M): Promise<M> {
     const o = resolveMemoryOptions(options);
     const store = await resolveStore(o.store);
-    const superDevice = await store.open('super');
-    const opened: Device[] = [superDevice];
+    // A missing superblock is not created before the store is known to hold no data.
+    let superDevice: Device | null = (await store.exists('super')) ? await store.open('super') : null;
+    const opened: Device[] = superDevice ? [superDevice] : [];
     try {
-      const read = await readSuperblockSlots(superDevice);
+      const read = superDevice ? await readSuperblockSlots(superDevice) : { raws: [], pageSize: null };
       const pageSize = read.pageSize ?? o.pageSize ?? 4096;
       if (o.pageSize !== undefined && o.pageSize !== pageSize) {
         throw TwinpageError.invalidArgument(`pageSize: this store was created with ${pageSize}-byte pages, not ${o.pageSize}`);
@@ -167,6 +168,7 @@ export class Memory implements PointerHost {
       const core = await Core.create({ pageSize, frames, ioBytes: (1 << 20) + (64 << 10), conflictTables: 1 + o.taskGroups, conflictCapacity: POINTER_TABLE_CAPACITY });
       const hash = (b: Uint8Array) => core.checksum(b);
       const loaded = await loadSuperblock(store, superDevice, read, pageSize, hash);
+      if (!superDevice) opened.push(superDevice = await store.open('super'));
       let sb = loaded.sb;
       if (sb.version === 1 && o.upgrade) sb = await upgradeFromV1(store, superDevice, sb, hash);
       if (sb.version !== FORMAT_VERSION) {

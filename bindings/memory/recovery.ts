@@ -48,7 +48,7 @@ export interface LoadedSuperblock {
  * data (see `looksUnused`); otherwise it is refused with CORRUPT, never taken
  * for an empty store.
  */
-export async function loadSuperblock(store: Store, superDevice: Device, read: SuperblockRead, pageSize: number, hash: Hash): Promise<LoadedSuperblock> {
+export async function loadSuperblock(store: Store, superDevice: Device | null, read: SuperblockRead, pageSize: number, hash: Hash): Promise<LoadedSuperblock> {
   const slots = read.raws.map((raw) => [0, 1].map((i) => {
     const bytes = raw.subarray(i * SUPERBLOCK_SIZE, (i + 1) * SUPERBLOCK_SIZE);
     return { bytes, sb: decodeSuperblock(bytes, hash) };
@@ -71,7 +71,7 @@ export async function loadSuperblock(store: Store, superDevice: Device, read: Su
   }
   // Mirrored copies: each slot takes the best version any copy holds of it.
   let repaired = 0;
-  const copies = copiesOf(superDevice);
+  const copies = superDevice ? copiesOf(superDevice) : [];
   if (copies.length > 1) {
     for (let i = 0; i < 2; i++) {
       const best = slots.map((c) => c[i]).filter((s) => s.sb !== null).sort((a, b) => b.sb!.sequence - a.sb!.sequence)[0];
