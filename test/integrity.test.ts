@@ -184,6 +184,21 @@ t('one 16-byte sums entry zeroed: that page is CORRUPT; the other pages of its s
   await m.close();
 });
 
+t('pages cut short on a cleanly closed store: the pages cut off are CORRUPT and listed by damage() at open', async () => {
+  const p = await closedStore(tmp);
+  await truncate(join(tmp, 'pages'), 10 * PS);
+  const m = await openMemory({ store: tmp, ...opts });
+  assert.equal(m.damage().map((d) => [d.blockId, d.index, d.what]), [
+    ...Array.from({ length: 6 }, (_, i) => [p.blocks[0].id, 10 + i, 'bytes']),
+    ...Array.from({ length: 5 }, (_, i) => [p.blocks[1].id, i, 'bytes']),
+  ]);
+  await m.close();
+  assert.equal(await detectedOrRight(tmp, p), { open: 'ok', corrupt: 11, right: 10 });
+  const again = await openMemory({ store: tmp, ...opts });
+  assert.is(again.damage().length, 11, 'still known at the next open');
+  await again.close();
+});
+
 t('super deleted or cut to 0: the folder is refused with CORRUPT, never taken for a new store, and nothing is created', async () => {
   await closedStore(tmp);
   await cp(tmp, join(tmp, '..', `${tmp.split('/').pop()}-cut`), { recursive: true });

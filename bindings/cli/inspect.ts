@@ -17,7 +17,7 @@ import type { Device } from '../storage/device.js';
 import { mapFsError } from '../storage/file.js';
 import {
   FORMAT_VERSION, RecordType, SECTOR, SUMS_PER_SECTOR, SUPERBLOCK_SIZE, decodeSumEntry, decodeSumSector, decodeSumV1, decodeSuperblock,
-  fillSector, saltOf, sumSectorValid, type BlockRecord, type SumEntry, type Superblock,
+  fillSector, saltOf, sumSectorValid, type BlockRecord, type JournalRecord, type SumEntry, type Superblock,
 } from '../storage/format.js';
 import { replayJournal, replayJournalV1 } from '../storage/journal.js';
 import { bytes, controlPath, flag, out, parseOptions, required, runsText, table, type Command } from './args.js';
@@ -166,7 +166,7 @@ export async function inspectFolder(dir: string, options: { check?: boolean } = 
     } else {
       const device = await ReadOnlyFile.open(name, join(dir, name));
       let pageRecords = 0;
-      const apply = (rec: Parameters<Parameters<typeof replayJournalV1>[4]>[0]) => {
+      const apply = (rec: JournalRecord) => {
         if (rec.type === RecordType.Alloc) blocks.set(rec.block.id, { ...rec.block, generation: rec.lsn });
         else if (rec.type === RecordType.Free) blocks.delete(rec.id);
         else if (rec.type === RecordType.Pages) {

@@ -88,10 +88,6 @@ export class DamageLog implements DamageObserver {
     return () => { this.#listeners.delete(listener); };
   }
 
-  get size(): number {
-    return this.list().length;
-  }
-
   #emit(page: number): void {
     if (this.#listeners.size === 0) return;
     const d = this.#describe(page, [...this.#blocks()]);

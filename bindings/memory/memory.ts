@@ -185,7 +185,7 @@ export class Memory implements PointerHost {
         hash, salt: saltOf(sb.nodeId), zeroSum: core.checksum(new Uint8Array(pageSize)), lsnNow: () => wal.nextLsn - 1, observer: damage,
       });
       // Every sum sector is checked before the journal is replayed over them.
-      await pageStore.open(sb.sumsBytes, Math.max(0, sb.checkpointLsn - 1));
+      await pageStore.open(sb.sumsBytes, Math.max(0, sb.checkpointLsn - 1), sb.pagesBytes);
       const memory = make({
         core, store, policies: o.policies, pageStore,
         metadata: new Metadata(superDevice, sb, hash), capacityPages, checkpointBytes: o.checkpointBytes,

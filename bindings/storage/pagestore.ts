@@ -23,6 +23,8 @@ export interface PageImage { page: number; image: Uint8Array; checksum: bigint; 
 export interface DamageObserver {
   /** `page`'s checksum entry is LOST: its checksum was destroyed when the sequence number was `lostAt`. */
   lost(page: number, lostAt: number): void;
+  /** `page`'s bytes (written at sequence `lsn`) are on no copy: they fail their checksum, or the file is too short. */
+  badBytes(page: number, lsn: number): void;
   /** `page` has a checksum entry again (written, or repaired). */
   healed(page: number): void;
 }
@@ -85,9 +87,20 @@ export class PageStore {
    * since `lostAt`; past it, reset to empty (only pages written since the
    * checkpoint can be there, and the journal's replay rewrites them).
    */
-  async open(vouched: number, lostAt: number): Promise<SumsReport> {
+  async open(vouched: number, lostAt: number, pagesVouched = 0): Promise<SumsReport> {
     this.#pagesLength = await this.pages.size();
     const report = await this.checkSums({ vouched, lostAt, rewrite: true });
+    // A page file shorter than the checkpoint left it: the pages cut off are gone (unless zeros).
+    const first = Math.ceil(this.#pagesLength / this.pageSize);
+    const last = Math.floor(pagesVouched / this.pageSize) - 1;
+    // The next checkpoint still vouches for the length it had: the loss stays known until the pages are written.
+    this.#pagesLength = Math.max(this.#pagesLength, pagesVouched);
+    for (let p = first; p <= last; p += SUMS_PER_SECTOR) {
+      const entries = await this.readSums(p, Math.min(SUMS_PER_SECTOR, last - p + 1));
+      entries.forEach((e, i) => {
+        if (e.lost === undefined && e.lsn !== 0 && e.checksum !== this.#o.zeroSum) this.#o.observer?.badBytes(p + i, e.lsn);
+      });
+    }
     return report;
   }
 
@@ -249,7 +262,9 @@ export class PageStore {
       const out = new Uint8Array((s1 - from + 1) * SECTOR);
       const byPage = new Map(entries.map((e) => [e.page, e.entry]));
       for (let s = from; s <= s1; s++) {
-        const covered = s >= s0 && [...Array(SUMS_PER_SECTOR).keys()].every((i) => byPage.has(s * SUMS_PER_SECTOR + i));
+        let covered = s >= s0;
+        for (let i = 0; covered && i < SUMS_PER_SECTOR; i++) covered = byPage.has(s * SUMS_PER_SECTOR + i);
+        // A sector whose every entry is rewritten need not be read.
         const current = s < s0 || covered ? emptyEntries(this.#o.zeroSum) : await this.#readSector(s);
         const next = current.map((e, i) => byPage.get(s * SUMS_PER_SECTOR + i) ?? e);
         encodeSumSector(s, next, salt.tag, hash, out, (s - from) * SECTOR);
