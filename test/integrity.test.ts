@@ -52,7 +52,7 @@ function records(bytes: Uint8Array, pageSize: number): Array<{ at: number; headE
   const out = [];
   let p = 0;
   for (;;) {
-    const h = decodeRecordHeader(bytes.subarray(p, p + RECORD_HEADER_SIZE), hash);
+    const h = decodeRecordHeader(bytes.subarray(p, p + RECORD_HEADER_SIZE));
     if (!h) {
       if (p % SECTOR === 0) break;
       p = roundUp(p, SECTOR);

@@ -93,7 +93,7 @@ export class FrameCache {
       this.#state[f] = state;
       pages.setDirty(f, true);
       // Its bytes are known again (a crash before they reach the page file brings the damage back at open).
-      this.#damage.healed(pages.frame(f).page);
+      if (this.#damage.any) this.#damage.healed(pages.frame(f).page);
     }
   }
 

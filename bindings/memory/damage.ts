@@ -58,6 +58,11 @@ export class DamageLog implements DamageObserver {
     this.#bytes.delete(page);
   }
 
+  /** Whether any page is listed (the hot path asks this before anything else). */
+  get any(): boolean {
+    return this.#lost.size > 0 || this.#bytes.size > 0;
+  }
+
   /** Whether a LOST entry of `page` concerns `block` (made before the loss). */
   lostFor(page: number, block: Pick<Block, 'generation'>): boolean {
     const at = this.#lost.get(page);

@@ -348,7 +348,7 @@ export class Memory implements PointerHost {
     const checksums = sums.map((s, i) => {
       const f = this.core.pages.lookup(block.base + i);
       if (f >= 0 && !cache.loading(block.base + i)) return cache.sum(f);
-      if (this.#damage.concerns(block.base + i, block)) return UNKNOWN_SUM;
+      if (this.#damage.any && this.#damage.concerns(block.base + i, block)) return UNKNOWN_SUM;
       return s.lost !== undefined || s.lsn === 0 || s.lsn < block.generation ? cache.zeroSum : s.checksum;
     });
     return { ...block, checksums };

@@ -113,14 +113,14 @@ export async function looksUnused(store: Store, hash: Hash): Promise<boolean> {
     const all = new Uint8Array(Math.min(size, 4 << 20));
     await d.read(0, all);
     // The first record: the epoch record of an empty store.
-    const h = decodeRecordHeader(all, hash);
+    const h = decodeRecordHeader(all);
     if (!h || h.type !== RecordType.Epoch || h.batchStart !== 0) return false;
     const head = all.subarray(0, RECORD_HEADER_SIZE + h.bodyLength);
     const epoch = recordHeadValid(head, h, hash) ? decodeBody(h, head.subarray(RECORD_HEADER_SIZE)) : null;
     if (!epoch || epoch.type !== RecordType.Epoch || epoch.blocks !== 0) return false;
     // And no other batch anywhere after it.
     for (let at = SECTOR; at + RECORD_HEADER_SIZE <= all.length; at += SECTOR) {
-      if (decodeRecordHeader(all.subarray(at, at + RECORD_HEADER_SIZE), hash)) return false;
+      if (decodeRecordHeader(all.subarray(at, at + RECORD_HEADER_SIZE))) return false;
     }
     return size <= all.length;
   } finally {

@@ -26,8 +26,10 @@ import {
 } from './format.js';
 import { copiesOf, readChecked } from './mirrored.js';
 
-/** How far ahead of its records the journal keeps durable fill (and how much it grows by). */
+/** How far ahead of its records the journal keeps durable fill (and how much it grows by), at least. */
 export const FILL_AHEAD = 1 << 20;
+/** At most (a batch of very many pages keeps twice its size ahead, up to this). */
+const MAX_AHEAD = 64 << 20;
 
 export interface JournalOptions {
   pageSize: number;
@@ -52,7 +54,7 @@ export class Journal {
   readonly #pageSize: number;
   readonly #hash: Hash;
   readonly #fill: Uint8Array;
-  /** Fill for whole sectors, made once, grown as needed. */
+  /** FILL_AHEAD bytes of fill, made once (the pattern repeats every sector). */
   #fillBlock = new Uint8Array(0);
   /** Where the next record goes. */
   #end: number;
@@ -125,15 +127,17 @@ export class Journal {
       this.#pending = [];
       this.#pendingAt = this.#end = batchEnd;
       try {
-        if (batchEnd > this.#filledTo && !this.#fresh) await this.#extend(batchEnd);
+        // Fill ahead: at least a step, and twice the batch (the next batches are alike).
+        const want = Math.min(MAX_AHEAD, Math.max(FILL_AHEAD, 2 * (batchEnd - at)));
+        if (batchEnd > this.#filledTo && !this.#fresh) await this.#extend(batchEnd, want);
         const data = this.#assemble(parts, at, dataEnd, batchEnd);
         this.#dirtyTo = batchEnd;
-        // Fill ahead, written with the batch: durable with its flush, before any record goes there.
+        // Written with the batch, it is durable with its flush, before any record goes there.
         const from = Math.max(this.#filledTo, batchEnd);
-        const ahead = batchEnd + FILL_AHEAD / 2 > this.#filledTo ? roundUp(batchEnd + FILL_AHEAD, FILL_AHEAD) : 0;
+        const ahead = batchEnd + want / 2 > this.#filledTo ? roundUp(batchEnd + want, FILL_AHEAD) : 0;
         const [, aheadDone] = await Promise.all([
           this.device.write(at, data),
-          ahead > from ? this.device.write(from, this.#fillFor(from, ahead - from)).then(() => true, noSpaceIsFalse) : false,
+          ahead > from ? this.#writeFill(from, ahead).then(() => true, noSpaceIsFalse) : false,
         ]);
         await this.device.flush();
         if (this.#fresh) this.#filledTo = Math.max(this.#filledTo, batchEnd);
@@ -164,25 +168,26 @@ export class Journal {
     return out;
   }
 
-  /** `length` bytes of fill from the sector boundary `at`. */
-  #fillFor(at: number, length: number): Uint8Array {
-    if (this.#fillBlock.length < length) {
-      const block = new Uint8Array(roundUp(length, SECTOR));
-      fillInto(block, 0, 0, block.length, this.#fill);
-      this.#fillBlock = block;
+  /** Writes fill over [from, to) (sector boundaries), a step at a time, from one block made once. */
+  async #writeFill(from: number, to: number): Promise<void> {
+    if (this.#fillBlock.length === 0) {
+      this.#fillBlock = new Uint8Array(FILL_AHEAD);
+      fillInto(this.#fillBlock, 0, 0, FILL_AHEAD, this.#fill);
     }
-    return this.#fillBlock.subarray(0, length);
+    for (let at = from; at < to; at += FILL_AHEAD) {
+      await this.device.write(at, this.#fillBlock.subarray(0, Math.min(FILL_AHEAD, to - at)));
+    }
   }
 
   /**
    * Grows the durable fill to cover `needEnd` before records are written
-   * there: a full step ahead if the device has room, else just what is needed.
+   * there: `want` bytes ahead if the device has room, else just what is needed.
    */
-  async #extend(needEnd: number): Promise<void> {
-    for (const target of [roundUp(needEnd + FILL_AHEAD, FILL_AHEAD), needEnd]) {
+  async #extend(needEnd: number, want: number): Promise<void> {
+    for (const target of [roundUp(needEnd + want, FILL_AHEAD), needEnd]) {
       if (target <= this.#filledTo) continue;
       try {
-        await this.device.write(this.#filledTo, this.#fillFor(this.#filledTo, target - this.#filledTo));
+        await this.#writeFill(this.#filledTo, target);
         await this.device.flush();
         this.#filledTo = target;
         return;
@@ -203,7 +208,7 @@ export class Journal {
     await this.settle();
     if (!this.#failed && this.#end === this.#committedEnd) return;
     if (this.#failed && this.#dirtyTo > this.#committedEnd) {
-      await this.device.write(this.#committedEnd, this.#fillFor(this.#committedEnd, this.#dirtyTo - this.#committedEnd));
+      await this.#writeFill(this.#committedEnd, this.#dirtyTo);
       await this.device.flush();
     }
     this.#dirtyTo = this.#committedEnd;
@@ -289,20 +294,20 @@ export async function replayJournal(
     const headerEnd = Math.min(size, p + RECORD_HEADER_SIZE);
     const head = new Uint8Array(RECORD_HEADER_SIZE);
     if (p + RECORD_HEADER_SIZE > size) return { ok: false, span: [p, headerEnd], why: 'its header is cut by the end of the file' };
-    if (!(await checked(p, head, (b) => decodeRecordHeader(b, hash)?.epoch === epoch))) {
+    if (!(await checked(p, head, (b) => decodeRecordHeader(b)?.epoch === epoch))) {
       return { ok: false, span: [p, headerEnd], why: 'its header does not check out' };
     }
-    const h = decodeRecordHeader(head, hash)!;
+    const h = decodeRecordHeader(head)!;
     const total = RECORD_HEADER_SIZE + h.bodyLength + h.pageCount * pageSize;
     if (p + total > size) return { ok: false, span: [p, size], why: 'it is cut by the end of the file' };
     const headBody = new Uint8Array(RECORD_HEADER_SIZE + h.bodyLength);
     const bodyOk = await checked(p, headBody, (b) => {
-      const hh = decodeRecordHeader(b, hash);
+      const hh = decodeRecordHeader(b);
       return !!hh && hh.epoch === epoch && hh.bodyLength === h.bodyLength && hh.pageCount === h.pageCount
         && recordHeadValid(b, hh, hash) && decodeBody(hh, b.subarray(RECORD_HEADER_SIZE)) !== null;
     });
     if (!bodyOk) return { ok: false, span: [p, p + total], why: 'its checksum fails' };
-    const hv = decodeRecordHeader(headBody, hash)!;
+    const hv = decodeRecordHeader(headBody)!;
     const record = decodeBody(hv, headBody.subarray(RECORD_HEADER_SIZE))!;
     if (record.type === RecordType.Pages) {
       const at = p + headBody.length;
@@ -330,7 +335,7 @@ export async function replayJournal(
       await device.read(base, chunk.subarray(0, n));
       for (let k = 0; k + RECORD_HEADER_SIZE <= n; k += SECTOR) {
         if (chunk[k] !== 0x54 || chunk[k + 1] !== 0x57) continue; // "TW"
-        const h = decodeRecordHeader(chunk.subarray(k, k + RECORD_HEADER_SIZE), hash);
+        const h = decodeRecordHeader(chunk.subarray(k, k + RECORD_HEADER_SIZE));
         if (!h || h.epoch !== epoch || h.batchStart !== base + k) continue;
         const head = new Uint8Array(RECORD_HEADER_SIZE + h.bodyLength);
         await device.read(base + k, head);
