@@ -160,7 +160,7 @@ export class PageStore {
       const zeroed = raw.subarray(at, at + 16).every((x) => x === 0);
       const e = decodeSumEntry(raw, at, p, salt.tag);
       let kept = false;
-      if (!zeroed && e.lost === undefined && e.lsn <= Math.max(lostAt, this.#o.lsnNow()) + 1) {
+      if (!zeroed && e.lost === undefined) {
         const verify = (b: Uint8Array) => hash(b) === e.checksum;
         kept = repairPages
           ? (await readChecked(this.pages, p * this.pageSize, page, verify)).ok
