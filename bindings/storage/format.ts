@@ -320,13 +320,19 @@ export function encodeRecordHead(r: JournalRecord, batchStart: number, hash: Has
   v.setUint16(4, r.type, true);
   v.setUint32(8, body.length, true);
   v.setUint32(12, r.type === RecordType.Pages ? r.pages.length : 0, true);
-  v.setBigUint64(16, BigInt(r.lsn), true);
-  v.setBigUint64(24, BigInt(r.epoch), true);
-  v.setBigUint64(32, BigInt(batchStart), true);
+  setU64(v, 16, r.lsn);
+  setU64(v, 24, r.epoch);
+  setU64(v, 32, batchStart);
   v.setUint32(40, headCheck(v), true);
   out.set(body, RECORD_HEADER_SIZE);
   v.setBigUint64(48, hash(out), true);
   return out;
+}
+
+/** Writes a safe integer as a little-endian u64 (two words: no BigInt on the write path). */
+function setU64(v: DataView, at: number, n: number): void {
+  v.setUint32(at, n % 0x100000000, true);
+  v.setUint32(at + 4, Math.floor(n / 0x100000000), true);
 }
 
 /** A 32-bit hash of header bytes [0, 40): vouches for the lengths before the body is read (the checksum covers everything). */

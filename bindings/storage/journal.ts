@@ -97,8 +97,8 @@ export class Journal {
     const head = encodeRecordHead(record, this.#pendingAt, this.#hash);
     const images = record.type === RecordType.Pages ? record.images : [];
     const length = head.length + images.length * this.#pageSize;
-    // Room for the batch's padding, so that a batch of one record is written without a copy.
-    const buf = new Uint8Array(length + SECTOR);
+    // Room for the padding of a batch of this record alone (it starts on a sector boundary): written without a copy.
+    const buf = new Uint8Array(roundUp(length, SECTOR));
     buf.set(head, 0);
     images.forEach((img, i) => buf.set(img, head.length + i * this.#pageSize));
     this.#pending.push({ buf, length });
