@@ -6,12 +6,14 @@
 //
 // Exit status: 0 done; 1 an error at run time (printed as `twinpage: CODE:
 // message`, with its stack only under --verbose), or a check that found
-// something wrong (verify's differences); 2 a bad command line.
+// something wrong (verify's differences, scrub's or inspect --check's
+// damage); 2 a bad command line.
 
 import { UsageError, type Command } from './cli/args.js';
 import { serveCommand } from './cli/serve.js';
 import { statusCommand } from './cli/status.js';
 import { verifyCommand } from './cli/verify.js';
+import { scrubCommand } from './cli/scrub.js';
 import { demoteCommand, discardCommand, promoteCommand, resyncCommand } from './cli/control.js';
 import { inspectCommand } from './cli/inspect.js';
 import { benchCommand } from './cli/bench.js';
@@ -31,7 +33,7 @@ const demoCommand: Command = {
 
 const COMMANDS: Command[] = [
   demoCommand, serveCommand, statusCommand, verifyCommand, promoteCommand, demoteCommand, resyncCommand, discardCommand,
-  inspectCommand, benchCommand, witnessCommand,
+  scrubCommand, inspectCommand, benchCommand, witnessCommand,
 ];
 
 const USAGE = `usage: twinpage <command> [options]
@@ -41,7 +43,8 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(9)}${c.summary}`).join('\n')}
 
 'twinpage <command> --help' shows a command's options. Every command takes
 --verbose (stack traces of errors). Exit status: 0 done, 1 an error (or
-differences found by verify), 2 a bad command line.`;
+differences found by verify, damage found by scrub or inspect --check), 2 a
+bad command line.`;
 
 async function loadDemo(): Promise<{ runDemo(argv: string[]): Promise<number> }> {
   return import('./cli/demo.js');

@@ -9,7 +9,10 @@ export type { TwinpageErrorCode } from './errors.js';
 export { Core, PageTable, ConflictTable, PageBitmap } from './core/index.js';
 export type { CoreOptions, FrameState, Victim, PageTableCounters, RangeMode, PageBitmapOptions, PageBitmapStats } from './core/index.js';
 export { Memory, ReadPointer, WritePointer } from './memory/memory.js';
-export type { MemoryOptions, Block, SpaceReport, MemoryLink, Change, PageWrite, LinkPolicy, Attachment, AcquireOptions } from './memory/memory.js';
+export type {
+  MemoryOptions, Block, SpaceReport, MemoryLink, Change, PageWrite, LinkPolicy, Attachment, AcquireOptions,
+  PageDamage, DamageListener, ScrubOptions, ScrubReport,
+} from './memory/memory.js';
 export { DEFAULT_POLICY } from './policies.js';
 export type { Policy, PolicyInput, Durability, WriteMode, CopyMethod } from './policies.js';
 export * from './storage/index.js';

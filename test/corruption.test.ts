@@ -29,6 +29,9 @@ async function poke(file: string, position: number, bytes: Uint8Array | ((old: U
   }
 }
 
+/** Where page p's checksum entry lives in `sums` (format version 2: 31 entries after a 16-byte header per 512-byte sector). */
+const sumEntryAt = (p: number) => Math.floor(p / 31) * 512 + 16 + (p % 31) * 16;
+
 /** A closed store holding one block of `pages` written pages. */
 async function prepared(dirs: string[], pages = 16) {
   const m = await openMemory({ store: dirs.length === 1 ? dirs[0] : dirs, ...opts });
@@ -66,7 +69,7 @@ t('every injected bit flip in the page file is detected', async () => {
 t('a torn page (half old, half new) and a damaged checksum entry are detected', async () => {
   const { block } = await prepared([tmp]);
   await poke(join(tmp, 'pages'), (block.base + 3) * PS + PS / 2, new Uint8Array(PS / 2).fill(0x5A));
-  await poke(join(tmp, 'sums'), (block.base + 5) * 16, Uint8Array.of(1, 2, 3));
+  await poke(join(tmp, 'sums'), sumEntryAt(block.base + 5), Uint8Array.of(1, 2, 3));
   const m = await openMemory({ store: tmp, ...opts });
   assert.is(await errorCode(m.read(block.id, 3 * PS, 10)), 'CORRUPT');
   assert.is(await errorCode(m.read(block.id, 5 * PS, 10)), 'CORRUPT');

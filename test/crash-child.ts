@@ -1,5 +1,6 @@
 // The writer of the crash campaign (crash.test.ts): opens a data folder and
-// writes random bytes with the `disk` policy until it is killed. Before each
+// writes random bytes with the `disk` policy until it is killed (the damage
+// campaign, damage.test.ts, uses it too, on a folder or a mirrored set). Before each
 // operation it prints what it starts ("S ..."), after each acknowledgement
 // what is now durable ("A ..." for an allocation, "W ..." for a write).
 // stdout is a pipe, written synchronously on Linux: a printed line survives
@@ -10,7 +11,8 @@ import { pattern, rng } from './data.js';
 const [dir, seedText, blocksText] = process.argv.slice(2);
 const random = rng(Number(seedText));
 const memory = await openMemory({
-  store: dir, pageSize: 4096, cacheBytes: 64 * 4096, flushIntervalMs: 20, checkpointBytes: 2 << 20,
+  // "a,b": a mirrored set of two folders.
+  store: dir.includes(',') ? dir.split(',') : dir, pageSize: 4096, cacheBytes: 64 * 4096, flushIntervalMs: 20, checkpointBytes: 2 << 20,
 });
 const say = (line: string) => process.stdout.write(line + '\n');
 

@@ -7,7 +7,8 @@ import { cp, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openMemory } from '../bindings/index.js';
+import { createHash } from 'node:crypto';
+import { openMemory, type TwinpageError } from '../bindings/index.js';
 import { pattern } from './data.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
@@ -38,6 +39,33 @@ for (const name of formats) {
       await rm(dir, { recursive: true, force: true });
     }
   });
+}
+
+test('format version 1 is upgraded in place on open (a checkpoint in version 2); upgrade: false refuses it and changes nothing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'twinpage-fixture-'));
+  try {
+    await cp(join(FIXTURES, 'format-v1'), dir, { recursive: true });
+    const before = await snapshot(dir);
+    const refused = await openMemory({ store: dir, flushIntervalMs: 0, upgrade: false }).then(() => null, (err: TwinpageError) => err);
+    assert.is(refused?.code, 'UNSUPPORTED_FORMAT');
+    assert.equal(await snapshot(dir), before, 'refused, the store is as it was');
+    const m = await openMemory({ store: dir, flushIntervalMs: 0 });
+    await m.close();
+    const { inspectFolder } = await import('../bindings/cli/inspect.js');
+    const r = await inspectFolder(dir, { check: true });
+    assert.is(r.superblock.version, 2);
+    assert.equal(r.check!.damage, []);
+    assert.not.ok(r.files.some((f) => f.name === 'sums.v2'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** Every file's name and SHA-256. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of (await readdir(dir)).sort()) out[name] = createHash('sha256').update(await readFile(join(dir, name))).digest('hex');
+  return out;
 }
 
 test.run();

@@ -1,8 +1,12 @@
 // `twinpage inspect`: what a data folder holds, read offline and read-only:
 // the superblock, the mirror's generations, the blocks (the journal's block
 // table), and what may differ from the partner (lagging pages, write-intent
-// extents). Nothing is written: files are opened 'r', and the journal is read
-// the way recovery reads it, without applying anything.
+// extents). With --check, every piece of it is checked as opening the store
+// would check it, and more: both superblock slots, every journal record,
+// every sum sector and every page of every block against its checksum; each
+// damage found is listed and the exit status is 1. Nothing is written: files
+// are opened 'r', and the journal is read the way recovery reads it, without
+// applying anything.
 
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -12,13 +16,14 @@ import { TwinpageError } from '../errors.js';
 import type { Device } from '../storage/device.js';
 import { mapFsError } from '../storage/file.js';
 import {
-  FORMAT_VERSION, RecordType, SUPERBLOCK_SIZE, decodeSuperblock, type BlockRecord, type Superblock,
+  FORMAT_VERSION, RecordType, SECTOR, SUMS_PER_SECTOR, SUPERBLOCK_SIZE, decodeSumEntry, decodeSumSector, decodeSumV1, decodeSuperblock,
+  fillSector, saltOf, sumSectorValid, type BlockRecord, type JournalRecord, type SumEntry, type Superblock,
 } from '../storage/format.js';
-import { replayJournal } from '../storage/journal.js';
+import { replayJournal, replayJournalV1 } from '../storage/journal.js';
 import { inspectReplica } from '../memory/replica.js';
 import { bytes, controlPath, flag, out, parseOptions, required, runsText, table, type Command } from './args.js';
 
-const synopsis = 'usage: twinpage inspect --dir DIR [--json] [--verbose]';
+const synopsis = 'usage: twinpage inspect --dir DIR [--check] [--json] [--verbose]';
 
 const help = `Shows what the data folder DIR holds, without a running node and without
 changing a byte of it: the superblock (format version, page size, node id,
@@ -27,6 +32,10 @@ length, policy) and what may differ from the partner (lagging page runs and
 hot write-intent extents). Exits 1 when DIR is not a readable twinpage store.
 
   --dir      the data folder
+  --check    also check everything against its checksums: both superblock
+             slots, every journal record, every sum sector, every page of
+             every block; list each damage found and exit 1 if there is any
+             (a running node checks itself with 'twinpage scrub')
   --json     print everything as JSON
   --verbose  print stack traces of errors`;
 
@@ -90,7 +99,11 @@ export interface InspectReport {
     generation: string; history: string[]; clean: boolean | null;
     bitmapGeneration?: string | null; epoch?: number; partner?: string | null; inconsistent?: boolean; discardLocal?: true;
   } | null;
-  /** The active journal; `tail` says what follows its last valid record: nothing, zeros (room written ahead), or a torn record (dropped at the next open). */
+  /**
+   * The active journal; `tail` says what follows its last valid record:
+   * nothing (fill, or zeros written ahead in version 1), or a torn record (a
+   * write a crash kept from the disk, dropped at the next open).
+   */
   journal: { name: string; bytes: number; records: number; pageRecords: number; end: number; tail: 'none' | 'zeros' | 'torn'; lastLsn: number } | null;
   blocks: Array<{ id: string; base: number; pages: number; length: number; generation: number; policy: Record<string, unknown> }>;
   outOfSync: {
@@ -104,9 +117,14 @@ export interface InspectReport {
     extentPages: number | null;
   };
   problems: string[];
+  /** With --check: what was checked, and every damage found (an empty list: none). */
+  check: {
+    sumSectors: number; badSumSectors: number; pages: number; badPages: number; lostChecksums: number;
+    damage: string[];
+  } | null;
 }
 
-export async function inspectFolder(dir: string): Promise<InspectReport> {
+export async function inspectFolder(dir: string, options: { check?: boolean } = {}): Promise<InspectReport> {
   let entries;
   try {
     if (!(await stat(dir)).isDirectory()) throw TwinpageError.invalidArgument(`${dir} is not a folder`);
@@ -137,35 +155,64 @@ export async function inspectFolder(dir: string): Promise<InspectReport> {
 
   let journal: InspectReport['journal'] = null;
   const blocks = new Map<string, BlockRecord & { generation: number }>();
-  if (sb.version !== FORMAT_VERSION) {
+  /** Pages whose latest image is in the journal (the page file need not hold it yet). */
+  const journaled = new Set<number>();
+  const damage: string[] = [];
+  const v1 = sb.version === 1;
+  if (sb.version !== FORMAT_VERSION && !v1) {
     problems.push(`format version ${sb.version}: this twinpage reads version ${FORMAT_VERSION}; the journal was not read`);
   } else if (sb.walEpoch > 0) {
     const name = `wal.${sb.walEpoch}`;
     const file = files.find((f) => f.name === name);
-    if (!file) problems.push(`the superblock names journal ${name}, which is missing`);
-    else {
+    if (!file) {
+      problems.push(`the superblock names journal ${name}, which is missing`);
+      damage.push(`journal ${name} is missing`);
+    } else {
       const device = await ReadOnlyFile.open(name, join(dir, name));
       let pageRecords = 0;
-      try {
-        const r = await replayJournal(device, sb.walEpoch, sb.pageSize, hash, (rec) => {
-          if (rec.type === RecordType.Alloc) blocks.set(rec.block.id, { ...rec.block, generation: rec.lsn });
-          else if (rec.type === RecordType.Free) blocks.delete(rec.id);
-          else if (rec.type === RecordType.Pages) pageRecords++;
-        });
-        let tail: 'none' | 'zeros' | 'torn' = 'none';
-        if (r.tornTail) {
-          const next = new Uint8Array(Math.min(1 << 16, file.bytes - r.end));
-          await device.read(r.end, next);
-          tail = next.every((x) => x === 0) ? 'zeros' : 'torn';
+      const apply = (rec: JournalRecord) => {
+        if (rec.type === RecordType.Alloc) blocks.set(rec.block.id, { ...rec.block, generation: rec.lsn });
+        else if (rec.type === RecordType.Free) blocks.delete(rec.id);
+        else if (rec.type === RecordType.Pages) {
+          pageRecords++;
+          for (const p of rec.pages) journaled.add(p.page);
         }
-        journal = { name, bytes: file.bytes, records: r.records, pageRecords, end: r.end, tail, lastLsn: r.lastLsn };
-        if (r.records === 0) problems.push(`journal ${name} has no valid epoch record`);
+      };
+      try {
+        if (v1) {
+          const r = await replayJournalV1(device, sb.walEpoch, sb.pageSize, hash, apply);
+          let tail: 'none' | 'zeros' | 'torn' = 'none';
+          if (r.tornTail) {
+            const next = new Uint8Array(Math.min(1 << 16, file.bytes - r.end));
+            await device.read(r.end, next);
+            tail = next.every((x) => x === 0) ? 'zeros' : 'torn';
+          }
+          journal = { name, bytes: file.bytes, records: r.records, pageRecords, end: r.end, tail, lastLsn: r.lastLsn };
+          if (r.records === 0) problems.push(`journal ${name} has no valid epoch record`);
+        } else {
+          const r = await replayJournal(device, {
+            epoch: sb.walEpoch, pageSize: sb.pageSize, hash, fill: fillSector(saltOf(sb.nodeId), sb.walEpoch), durableEnd: sb.walEnd,
+          }, apply);
+          journal = { name, bytes: file.bytes, records: r.records, pageRecords, end: r.end, tail: r.tail, lastLsn: r.lastLsn };
+          if (r.problem) {
+            problems.push(r.problem);
+            damage.push(r.problem);
+          }
+        }
       } catch (err) {
         problems.push(`journal ${name}: ${(err as Error).message}`);
+        damage.push(`journal ${name}: ${(err as Error).message}`);
       } finally {
         await device.close();
       }
     }
+  }
+
+  let check: InspectReport['check'] = null;
+  if (options.check) {
+    for (const s of slots) if (!s.valid) damage.push(`superblock slot ${s.slot} is blank, torn or corrupt (the other slot is in charge; the next open rewrites it)`);
+    check = await checkPages(dir, files, sb, [...blocks.values()], journaled, hash, damage);
+    check.damage = damage;
   }
 
   // The replica record (its own files; an older version kept it in the superblock's meta).
@@ -202,7 +249,97 @@ export async function inspectFolder(dir: string): Promise<InspectReport> {
       .map((b) => ({ id: b.id, base: b.base, pages: b.pages, length: b.length, generation: b.generation, policy: b.policy })),
     outOfSync,
     problems,
+    check,
   };
+}
+
+/**
+ * --check: every sum sector and every page of every live block, against the
+ * superblock's record of what the last checkpoint made durable. Pages whose
+ * latest image is in the journal are not read from the page file (the next
+ * open writes them there). Adds what it finds to `damage`.
+ */
+async function checkPages(
+  dir: string, files: InspectReport['files'], sb: Superblock, live: Array<BlockRecord & { generation: number }>,
+  journaled: Set<number>, hash: (b: Uint8Array) => bigint, damage: string[],
+): Promise<NonNullable<InspectReport['check']>> {
+  const ps = sb.pageSize;
+  const v1 = sb.version === 1;
+  const size = (name: string) => files.find((f) => f.name === name)?.bytes ?? -1;
+  const out = { sumSectors: 0, badSumSectors: 0, pages: 0, badPages: 0, lostChecksums: 0, damage };
+  if (!v1) {
+    if (size('sums') < sb.sumsBytes) damage.push(`sums is ${Math.max(0, size('sums'))} bytes; the last checkpoint made ${sb.sumsBytes} durable: it was cut or removed`);
+    if (size('pages') < sb.pagesBytes) damage.push(`pages is ${Math.max(0, size('pages'))} bytes; the last checkpoint made ${sb.pagesBytes} durable: it was cut or removed`);
+  }
+  if (size('sums') < 0 || size('pages') < 0) {
+    if (live.length) damage.push(`${size('sums') < 0 ? 'sums' : 'pages'} is missing`);
+    return out;
+  }
+  const salt = saltOf(sb.nodeId);
+  const sums = await ReadOnlyFile.open('sums', join(dir, 'sums'));
+  const pages = await ReadOnlyFile.open('pages', join(dir, 'pages'));
+  try {
+    const page = new Uint8Array(ps);
+    const readPage = async (p: number) => { await pages.read(p * ps, page); return hash(page); };
+    // Entries of one sector, as opening would take them (null: the sector fails its check).
+    const sector = new Uint8Array(SECTOR);
+    const seen = new Map<number, Array<SumEntry | null>>();
+    const sectorEntries = async (index: number): Promise<Array<SumEntry | null>> => {
+      let entries = seen.get(index);
+      if (!entries) seen.set(index, entries = await readSector(index));
+      return entries;
+    };
+    const readSector = async (index: number): Promise<Array<SumEntry | null>> => {
+      const at = index * SECTOR;
+      const present = await sums.read(at, sector);
+      if (present === 0 && at >= sb.sumsBytes) return Array.from({ length: SUMS_PER_SECTOR }, () => ({ checksum: 0n, lsn: 0 }));
+      if (sumSectorValid(sector, index, salt.tag, hash)) return decodeSumSector(sector, index, salt.tag);
+      out.badSumSectors++;
+      if (at >= sb.sumsBytes) {
+        // Past the checkpoint: a crash can leave it unwritten; the journal rewrites what is there.
+        return Array.from({ length: SUMS_PER_SECTOR }, () => null);
+      }
+      damage.push(`sum sector ${index} (checksums of pages ${index * SUMS_PER_SECTOR}-${index * SUMS_PER_SECTOR + SUMS_PER_SECTOR - 1}) fails its check`);
+      // Salvage as opening would: an entry whose page bytes match it stands.
+      const entries: Array<SumEntry | null> = [];
+      for (let i = 0; i < SUMS_PER_SECTOR; i++) {
+        const e = decodeSumEntry(sector, 16 + i * 16, index * SUMS_PER_SECTOR + i, salt.tag);
+        entries.push(e.lost === undefined && await readPage(index * SUMS_PER_SECTOR + i) === e.checksum ? e : null);
+      }
+      return entries;
+    };
+    const sumsEnd = Math.max(size('sums'), sb.sumsBytes);
+    if (!v1) for (let i = 0; i * SECTOR < sumsEnd; i++) { out.sumSectors++; await sectorEntries(i); if (seen.size > 4096) seen.delete(i - 4096); }
+    for (const b of live.sort((x, y) => x.base - y.base)) {
+      for (let p = b.base; p < b.base + b.pages; p++) {
+        out.pages++;
+        if (journaled.has(p)) continue;
+        let e: SumEntry | null;
+        if (v1) {
+          const raw = new Uint8Array(16);
+          await sums.read(p * 16, raw);
+          e = decodeSumV1(raw);
+        } else {
+          e = (await sectorEntries(Math.floor(p / SUMS_PER_SECTOR)))[p % SUMS_PER_SECTOR];
+        }
+        if (e === null || (e.lost !== undefined && b.generation <= e.lost)) {
+          if (e === null && Math.floor(p / SUMS_PER_SECTOR) * SECTOR >= sb.sumsBytes) continue;
+          out.lostChecksums++;
+          damage.push(`page ${p - b.base} of block ${b.id} (page ${p}): its checksum entry is lost, its bytes cannot be checked`);
+          continue;
+        }
+        if (e.lost !== undefined || e.lsn === 0 || e.lsn < b.generation) continue; // never written: reads as zeros
+        if (await readPage(p) !== e.checksum) {
+          out.badPages++;
+          damage.push(`page ${p - b.base} of block ${b.id} (page ${p}) fails its checksum`);
+        }
+      }
+    }
+  } finally {
+    await sums.close();
+    await pages.close();
+  }
+  return out;
 }
 
 /** True when something listens on the control socket (a node serves the folder). */
@@ -265,6 +402,20 @@ export function inspectText(r: InspectReport): string {
     lines.push('', 'problems');
     for (const p of r.problems) lines.push(`  ${p}`);
   }
+  const c = r.check;
+  if (c) {
+    lines.push('', 'check');
+    lines.push(table([
+      ['sum sectors', `${c.sumSectors} checked${c.badSumSectors ? `, ${c.badSumSectors} failing their check` : ''}`],
+      ['pages', `${c.pages} of live blocks checked${c.badPages ? `, ${c.badPages} failing their checksum` : ''}${c.lostChecksums ? `, ${c.lostChecksums} whose checksum is lost` : ''}`],
+    ]));
+    if (c.damage.length === 0) lines.push('  no damage found');
+    else {
+      lines.push(`  ${plural(c.damage.length, 'damage')} found:`);
+      for (const d of c.damage.slice(0, 200)) lines.push(`    ${d}`);
+      if (c.damage.length > 200) lines.push(`    … ${c.damage.length - 200} more (--json lists them all)`);
+    }
+  }
   return lines.join('\n');
 }
 
@@ -279,13 +430,14 @@ function policyText(p: Record<string, unknown>): string {
 
 export const inspectCommand: Command = {
   name: 'inspect',
-  summary: 'show what a data folder holds: superblock, generations, blocks, lag (offline)',
+  summary: 'show what a data folder holds (offline); --check finds every damage',
   synopsis,
   help,
   async run(argv) {
-    const o = parseOptions(argv, { '--dir': 'value', '--json': 'flag' });
-    const report = await inspectFolder(required(o, '--dir'));
+    const o = parseOptions(argv, { '--dir': 'value', '--json': 'flag', '--check': 'flag' });
+    const report = await inspectFolder(required(o, '--dir'), { check: flag(o, '--check') });
     out(flag(o, '--json') ? JSON.stringify(report, null, 2) : inspectText(report));
+    if (report.check && report.check.damage.length > 0) return 1;
     return report.problems.some((p) => !p.startsWith('superblock slot')) ? 1 : 0;
   },
 };

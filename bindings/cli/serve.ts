@@ -110,7 +110,7 @@ Commands (one JSON object per line, with an optional "id" echoed in the reply):
   {"cmd":"read","block":ID,"offset":N,"length":N}
   {"cmd":"blocks"}  {"cmd":"policies"}  {"cmd":"sense"}  {"cmd":"status"}  {"cmd":"promote","force"?:true}
   {"cmd":"demote"}  {"cmd":"discard"}  {"cmd":"resync"}  {"cmd":"verify","repair"?:true}
-  {"cmd":"close"}`;
+  {"cmd":"scrub"}  {"cmd":"close"}`;
 
 interface ServeArgs {
   dir: string; role: 'primary' | 'secondary'; listen?: [string, number]; peer?: [string, number];
@@ -364,6 +364,7 @@ async function command(node: ServedNode, c: Record<string, unknown>): Promise<Re
       return { sense: memory.mirror.sense() };
     case 'resync': await memory.mirror.resync(); return { sense: memory.mirror.sense() };
     case 'verify': return { verify: await memory.mirror.verify({ repair: c.repair === true }) };
+    case 'scrub': return { scrub: await memory.scrub() };
     case 'close': return {};
     default: throw TwinpageError.invalidArgument(`unknown command ${JSON.stringify(c.cmd)}`);
   }

@@ -16,6 +16,7 @@ import type { Scheduler } from '../sched/scheduler.js';
 import { MAX_RECORD_PAGES, RecordType, type JournalRecord } from '../storage/format.js';
 import type { PageImage, PageStore } from '../storage/pagestore.js';
 import type { Block } from './blocks.js';
+import type { DamageLog } from './damage.js';
 import type { PointerState } from './pointer.js';
 import type { Wal } from './wal.js';
 
@@ -23,9 +24,11 @@ import type { Wal } from './wal.js';
 export const CLEAN = 0, UNLOGGED = 1, LOGGED = 2;
 
 /**
- * Asked for a page that fails its checksum on every local copy: the page's
- * bytes from elsewhere (the partner), or null. Used only when they match the
- * checksum this node recorded for the page.
+ * Asked for a page that fails its checksum on every local copy, or whose
+ * checksum was lost here: the page's bytes from elsewhere (the partner), or
+ * null. Used only when they match the checksum this node recorded for the
+ * page; when that checksum is lost, the partner's bytes are taken as they
+ * come (the transport checked them against the partner's checksum).
  */
 export type PageRepair = (blockId: string, page: number) => Promise<Uint8Array | null>;
 
@@ -37,6 +40,7 @@ export class FrameCache {
   readonly #sched: Scheduler;
   readonly #wal: Wal;
   readonly #repair: () => PageRepair | null;
+  readonly #damage: DamageLog;
   readonly pageSize: number;
   /** Checksum of an all-zero page (never-written pages read as zeros). */
   readonly zeroSum: bigint;
@@ -52,12 +56,13 @@ export class FrameCache {
   /** Pages read back whole from the partner after failing their checksum here. */
   repairedFromPartner = 0;
 
-  constructor(core: Core, pageStore: PageStore, sched: Scheduler, wal: Wal, repair: () => PageRepair | null) {
+  constructor(core: Core, pageStore: PageStore, sched: Scheduler, wal: Wal, repair: () => PageRepair | null, damage: DamageLog) {
     this.#core = core;
     this.#pageStore = pageStore;
     this.#sched = sched;
     this.#wal = wal;
     this.#repair = repair;
+    this.#damage = damage;
     this.pageSize = core.pageSize;
     const frames = core.frameCount;
     this.#state = new Uint8Array(frames);
@@ -87,6 +92,8 @@ export class FrameCache {
       this.#lsn[f] = lsn;
       this.#state[f] = state;
       pages.setDirty(f, true);
+      // Its bytes are known again (a crash before they reach the page file brings the damage back at open).
+      if (this.#damage.any) this.#damage.healed(pages.frame(f).page);
     }
   }
 
@@ -255,7 +262,13 @@ export class FrameCache {
   async #loadNow(page: number, frame: number, block: Block): Promise<void> {
     const view = this.#core.frameView(frame);
     const sum = await this.#pageStore.readSum(page);
-    if (sum.lsn === 0 || sum.lsn < block.generation) {
+    if (sum.lost !== undefined && block.generation <= sum.lost) {
+      // Its checksum was destroyed here: only a copy elsewhere can tell what it holds.
+      if (await this.#repairFromPartner(page, frame, block, null)) return;
+      view.fill(0);
+      throw TwinpageError.corrupt(`page ${page - block.base} of block ${block.id}: its checksum entry was lost to damage here, so its bytes are not returned`);
+    }
+    if (sum.lost !== undefined || sum.lsn === 0 || sum.lsn < block.generation) {
       view.fill(0);
       this.#sum[frame] = this.zeroSum;
       this.#lsn[frame] = 0;
@@ -266,6 +279,7 @@ export class FrameCache {
     if (!ok) ok = await this.#repairFromPartner(page, frame, block, sum);
     if (!ok) {
       view.fill(0);
+      this.#damage.badBytes(page, sum.lsn);
       throw TwinpageError.corrupt(`page ${page - block.base} of block ${block.id} fails its checksum on every copy; it is not returned`);
     }
     this.#sum[frame] = sum.checksum;
@@ -273,25 +287,41 @@ export class FrameCache {
   }
 
   /**
-   * Read repair: a page failing its checksum on every local copy is asked of
-   * the partner; bytes matching the checksum recorded here go into the frame
-   * and over the bad copy in the page store.
+   * Read repair: a page failing its checksum on every local copy (or whose
+   * checksum is lost, `sum` null) is asked of the partner; bytes matching
+   * the checksum recorded here (any bytes, when it is lost) go into the
+   * frame and over the bad copy in the page store.
    */
-  async #repairFromPartner(page: number, frame: number, block: Block, sum: { checksum: bigint; lsn: number }): Promise<boolean> {
+  async #repairFromPartner(page: number, frame: number, block: Block, sum: { checksum: bigint; lsn: number } | null): Promise<boolean> {
+    const good = await this.repairBytes(block, page, sum?.checksum ?? null);
+    if (!good) return false;
+    const checksum = sum?.checksum ?? this.#core.checksum(good);
+    const lsn = sum?.lsn ?? Math.max(block.generation, this.#wal.nextLsn - 1);
+    this.#core.frameView(frame).set(good);
+    this.#core.checksumFrame(frame);
+    await this.#pageStore.writePages([{ page, image: good, checksum, lsn }]);
+    this.#sum[frame] = checksum;
+    this.#lsn[frame] = lsn;
+    return true;
+  }
+
+  /**
+   * A page's bytes from the partner (through the link's read repair),
+   * matching `checksum` unless it is null (lost here); null when there is no
+   * partner or it has no such bytes.
+   */
+  async repairBytes(block: Block, page: number, checksum: bigint | null): Promise<Uint8Array | null> {
     const repair = this.#repair();
-    if (!repair) return false;
+    if (!repair) return null;
     let good: Uint8Array | null;
     try {
       good = await repair(block.id, page);
     } catch {
-      return false;
+      return null;
     }
-    if (!good || good.length !== this.pageSize || this.#core.checksum(good) !== sum.checksum) return false;
-    this.#core.frameView(frame).set(good);
-    this.#core.checksumFrame(frame);
-    await this.#pageStore.writePages([{ page, image: good, checksum: sum.checksum, lsn: sum.lsn }]);
+    if (!good || good.length !== this.pageSize || (checksum !== null && this.#core.checksum(good) !== checksum)) return null;
     this.repairedFromPartner++;
-    return true;
+    return good;
   }
 
   // --- eviction and destaging ---------------------------------------------------------------

@@ -5,7 +5,7 @@
 // journals write-back pages every `flushIntervalMs`.
 
 import type { Hash } from '../storage/format.js';
-import { RecordType } from '../storage/format.js';
+import { RecordType, fillSector, saltOf } from '../storage/format.js';
 import { Journal } from '../storage/journal.js';
 import type { Store } from '../storage/device.js';
 import type { PageStore } from '../storage/pagestore.js';
@@ -85,17 +85,23 @@ export class Checkpointer {
     const epoch = d.metadata.superblock.walEpoch + 1;
     const device = await d.store.open(`wal.${epoch}`);
     await device.truncate(0);
-    const journal = new Journal(device, epoch, 0, d.pageSize, d.hash);
+    const fill = fillSector(saltOf(d.metadata.nodeId), epoch);
+    const journal = new Journal(device, epoch, 0, { pageSize: d.pageSize, hash: d.hash, fill, filledTo: 0, fresh: true });
     journal.append({ type: RecordType.Epoch, lsn: d.wal.nextLsn, epoch, blocks: d.blocks.size });
     for (const b of d.blocks.values()) {
       journal.append({ type: RecordType.Alloc, lsn: b.generation, epoch, block: { ...b, policy: policyToRecord(b.policy) } });
     }
     await journal.commit();
     await d.store.sync();
-    // Switch: the slot after the current one names the new journal. Then the
-    // other slot too, so that both agree before the old journal goes and a
-    // later damaged slot leaves a good one naming a journal that exists.
-    await d.metadata.write({ walEpoch: epoch });
+    // Switch: the slot after the current one names the new journal, with
+    // what this checkpoint made durable (the journal's records, the lengths
+    // of the page and checksum files). Then the other slot too, so that both
+    // agree before the old journal goes and a later damaged slot leaves a
+    // good one naming a journal that exists.
+    await d.metadata.write({
+      walEpoch: epoch, walEnd: journal.size, sumsBytes: d.pageStore.sumsLength, pagesBytes: d.pageStore.pagesLength,
+      checkpointLsn: d.wal.nextLsn,
+    });
     const old = d.wal.swap(journal);
     if (old) {
       await old.settle();

@@ -10,6 +10,9 @@
 //   checkpoint.ts  checkpoints and the background flusher
 //   recovery.ts    opening a store and replaying its journal
 //   metadata.ts    the superblock record
+//   damage.ts      the pages this node cannot trust (found at open, by reads, by scrub)
+//   scrub.ts       reading every page and its metadata, repairing what it can
+//   upgrade.ts     a store of format version 1 rewritten as version 2
 //   replica.ts     what the superblock keeps about the partner, with
 //   intents.ts     write intents (the activity log) and
 //   out-of-sync.ts the pages and blocks the partner may lack
@@ -29,13 +32,14 @@ import { TwinpageError } from '../errors.js';
 import type { PolicyList } from '../policies.js';
 import { Scheduler, type SchedulerStats } from '../sched/scheduler.js';
 import type { Device, Store } from '../storage/device.js';
-import { MAX_RECORD_PAGES } from '../storage/format.js';
-import { PageStore } from '../storage/pagestore.js';
+import { FORMAT_VERSION, MAX_RECORD_PAGES, saltOf } from '../storage/format.js';
+import { PageStore, type SumEntry } from '../storage/pagestore.js';
 import { resolveStore } from '../storage/resolve.js';
 import { BlockTable, type Block } from './blocks.js';
 import { FrameCache } from './cache.js';
 import { Checkpointer } from './checkpoint.js';
 import { Committer } from './commit.js';
+import { DamageLog, type DamageListener, type PageDamage } from './damage.js';
 import type { Change, LinkPolicy, MemoryLink, PageWrite } from './link.js';
 import { Metadata } from './metadata.js';
 import { resolveMemoryOptions, type MemoryOptions } from './options.js';
@@ -43,10 +47,14 @@ import { ReadPointer, WritePointer, type PointerHost, type PointerState } from '
 import { RangeLocks } from './ranges.js';
 import { loadSuperblock, readSuperblockSlots, replay } from './recovery.js';
 import { ReplicaRecord } from './replica.js';
+import { Scrubber, type ScrubOptions, type ScrubReport } from './scrub.js';
+import { upgradeFromV1 } from './upgrade.js';
 import { Wal } from './wal.js';
 
 export type { Block } from './blocks.js';
 export type { MemoryOptions } from './options.js';
+export type { PageDamage, DamageListener } from './damage.js';
+export type { ScrubOptions, ScrubReport } from './scrub.js';
 export type { Change, LinkPolicy, MemoryLink, PageWrite } from './link.js';
 export { ReadPointer, WritePointer } from './pointer.js';
 
@@ -67,6 +75,9 @@ function acquireSignal(options: AcquireOptions | undefined): AbortSignal | undef
   }
   return signal;
 }
+
+/** The checksum `header()` gives for a page this node cannot serve: it matches no page, so verify and resync take it from the partner. */
+const UNKNOWN_SUM = 0n;
 const RESOLVED = Promise.resolve();
 const POINTER_TABLE_CAPACITY = 4096;
 
@@ -97,6 +108,8 @@ export interface MemoryInit {
   checkpointBytes: number;
   tasksPerGroup: number;
   stripePages: number;
+  wal: Wal;
+  damage: DamageLog;
 }
 
 export class Memory implements PointerHost {
@@ -109,7 +122,8 @@ export class Memory implements PointerHost {
   readonly #sched: Scheduler;
   readonly #metadata: Metadata;
   readonly #blocks: BlockTable;
-  readonly #wal = new Wal();
+  readonly #wal: Wal;
+  readonly #damage: DamageLog;
   readonly #ranges: RangeLocks;
   readonly #cache: FrameCache;
   readonly #committer: Committer;
@@ -136,10 +150,13 @@ export class Memory implements PointerHost {
     this.policies = init.policies;
     this.#pageStore = init.pageStore;
     this.#metadata = init.metadata;
+    this.#wal = init.wal;
+    this.#damage = init.damage;
     this.#sched = new Scheduler(init.core.conflicts.slice(1), { tasks: init.tasksPerGroup, stripePages: init.stripePages });
     this.#blocks = new BlockTable(init.capacityPages);
     this.#ranges = new RangeLocks(init.core.conflicts[0]);
-    this.#cache = new FrameCache(init.core, init.pageStore, this.#sched, this.#wal, () => this.#link?.repair ?? null);
+    this.#cache = new FrameCache(init.core, init.pageStore, this.#sched, this.#wal, () => this.#link?.repair ?? null, init.damage);
+    init.damage.useBlocks(() => this.#blocks.values());
     this.#committer = new Committer({
       core: init.core, cache: this.#cache, wal: this.#wal, ranges: this.#ranges, blocks: this.#blocks,
       link: () => (this.#link ? { link: this.#link, intents: this.#replica.intents } : null),
@@ -149,7 +166,7 @@ export class Memory implements PointerHost {
     this.#checkpoints = new Checkpointer({
       store: init.store, pageSize: this.pageSize, hash, cache: this.#cache, sched: this.#sched, pageStore: init.pageStore,
       wal: this.#wal, metadata: init.metadata, ranges: this.#ranges, blocks: this.#blocks,
-      serial: (fn) => this.#serial(fn), checkpointBytes: init.checkpointBytes,
+      serial: <T>(fn: () => Promise<T>) => this.#serial(fn), checkpointBytes: init.checkpointBytes,
     });
   }
 
@@ -164,10 +181,11 @@ export class Memory implements PointerHost {
   protected static async openWith<M extends Memory>(options: MemoryOptions, make: (init: MemoryInit) => M): Promise<M> {
     const o = resolveMemoryOptions(options);
     const store = await resolveStore(o.store);
-    const superDevice = await store.open('super');
-    const opened: Device[] = [superDevice];
+    // A missing superblock is not created before the store is known to hold no data.
+    let superDevice: Device | null = (await store.exists('super')) ? await store.open('super') : null;
+    const opened: Device[] = superDevice ? [superDevice] : [];
     try {
-      const read = await readSuperblockSlots(store, superDevice);
+      const read = superDevice ? await readSuperblockSlots(superDevice) : { raws: [], pageSize: null };
       const pageSize = read.pageSize ?? o.pageSize ?? 4096;
       if (o.pageSize !== undefined && o.pageSize !== pageSize) {
         throw TwinpageError.invalidArgument(`pageSize: this store was created with ${pageSize}-byte pages, not ${o.pageSize}`);
@@ -176,18 +194,31 @@ export class Memory implements PointerHost {
       if (frames < 1) throw TwinpageError.invalidArgument(`cacheBytes must hold at least one ${pageSize}-byte page`);
       const core = await Core.create({ pageSize, frames, ioBytes: (1 << 20) + (64 << 10), conflictTables: 1 + o.taskGroups, conflictCapacity: POINTER_TABLE_CAPACITY });
       const hash = (b: Uint8Array) => core.checksum(b);
-      const sb = loadSuperblock(read, pageSize, hash);
+      const loaded = await loadSuperblock(store, superDevice, read, pageSize, hash);
+      if (!superDevice) opened.push(superDevice = await store.open('super'));
+      let sb = loaded.sb;
+      if (sb.version === 1 && o.upgrade) sb = await upgradeFromV1(store, superDevice, sb, hash);
+      if (sb.version !== FORMAT_VERSION) {
+        throw TwinpageError.unsupportedFormat(`this store has format version ${sb.version}; this twinpage reads version ${FORMAT_VERSION}${sb.version === 1 ? ' (and upgrades version 1 unless upgrade is false)' : ''}`);
+      }
       const capacityPages = Math.min(MAX_PAGE + 1, Math.floor((o.capacityBytes ?? (MAX_PAGE + 1) * pageSize) / pageSize));
       const pagesDevice = await store.open('pages');
       opened.push(pagesDevice);
       const sumsDevice = await store.open('sums');
       opened.push(sumsDevice);
-      const memory = make({
-        core, store, policies: o.policies, pageStore: new PageStore(pagesDevice, sumsDevice, pageSize),
-        metadata: new Metadata(superDevice, sb, hash), capacityPages, checkpointBytes: o.checkpointBytes,
-        tasksPerGroup: o.tasksPerGroup, stripePages: o.stripePages,
+      const wal = new Wal();
+      const damage = new DamageLog();
+      const pageStore = new PageStore(pagesDevice, sumsDevice, pageSize, {
+        hash, salt: saltOf(sb.nodeId), zeroSum: core.checksum(new Uint8Array(pageSize)), lsnNow: () => wal.nextLsn - 1, observer: damage,
       });
-      if (!read.fresh) await replay(store, sb.walEpoch, pageSize, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
+      // Every sum sector is checked before the journal is replayed over them.
+      await pageStore.open(sb.sumsBytes, Math.max(0, sb.checkpointLsn - 1), sb.pagesBytes);
+      const memory = make({
+        core, store, policies: o.policies, pageStore,
+        metadata: new Metadata(superDevice, sb, hash), capacityPages, checkpointBytes: o.checkpointBytes,
+        tasksPerGroup: o.tasksPerGroup, stripePages: o.stripePages, wal, damage,
+      });
+      if (!loaded.fresh) await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
       if (memory.#wal.hasJournal) opened.push(memory.#wal.journal.device);
       memory.#replica = await ReplicaRecord.load(store, hash, [...memory.#blocks.values()], sb.meta.mirror);
       await memory.#checkpoints.run();
@@ -386,7 +417,7 @@ export class Memory implements PointerHost {
     this.#open();
     const block = this.#blocks.get(id);
     if (!options?.checksums) return { ...block };
-    let sums: Array<{ checksum: bigint; lsn: number }> = [];
+    let sums: SumEntry[] = [];
     await this.#sched.submit({
       first: block.base, last: block.base + block.pages - 1, mode: 'shared',
       run: async () => { if (sums.length === 0) sums = await this.#pageStore.readSums(block.base, block.pages); },
@@ -395,7 +426,8 @@ export class Memory implements PointerHost {
     const checksums = sums.map((s, i) => {
       const f = this.core.pages.lookup(block.base + i);
       if (f >= 0 && !cache.loading(block.base + i)) return cache.sum(f);
-      return s.lsn === 0 || s.lsn < block.generation ? cache.zeroSum : s.checksum;
+      if (this.#damage.any && this.#damage.concerns(block.base + i, block)) return UNKNOWN_SUM;
+      return s.lost !== undefined || s.lsn === 0 || s.lsn < block.generation ? cache.zeroSum : s.checksum;
     });
     return { ...block, checksums };
   }
@@ -687,6 +719,47 @@ export class Memory implements PointerHost {
     this.#ranges.remove(p.entry);
     this.#pointers--;
     if (p.exclusive) this.#writerDone();
+  }
+
+  // --- damage and scrub -------------------------------------------------------------------
+
+  /**
+   * The pages of live blocks this node cannot serve: their checksum entry
+   * was lost to damage (`what: 'checksum'`) or their bytes fail their
+   * checksum on every local copy (`'bytes'`). Found at open (every sum
+   * sector is checked), by reads and by `scrub()`; a page leaves the list
+   * when it is written whole again or repaired. Reads of these pages fail
+   * with CORRUPT unless an attached mirror's read repair brings them back.
+   */
+  damage(): PageDamage[] {
+    this.#open();
+    return this.#damage.list();
+  }
+
+  /** Calls `listener` with each damaged page found from now on; returns a function that stops it. */
+  onDamage(listener: DamageListener): () => void {
+    this.#open();
+    if (typeof listener !== 'function') throw TwinpageError.invalidArgument('listener must be a function');
+    return this.#damage.on(listener);
+  }
+
+  /**
+   * Reads every page of every block and every piece of metadata (superblock
+   * slots, the journal, every sum sector) on every copy, like ZFS's scrub:
+   * a bad copy is rewritten from a good one (a mirrored set of stores), a
+   * page bad on every copy is asked of the partner when a mirror is
+   * attached, and what cannot be repaired is reported (and kept in
+   * `damage()`). Runs alongside reads and writes; starts with a checkpoint.
+   */
+  async scrub(options: ScrubOptions = {}): Promise<ScrubReport> {
+    this.#open();
+    if (options === null || typeof options !== 'object') throw TwinpageError.invalidArgument('options must be an object');
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw TwinpageError.invalidArgument('onProgress must be a function');
+    return new Scrubber({
+      core: this.core, store: this.store, pageStore: this.#pageStore, sched: this.#sched, cache: this.#cache,
+      metadata: this.#metadata, wal: this.#wal, damage: this.#damage, blocks: () => [...this.#blocks.values()],
+      checkpoint: () => this.#checkpoints.run(), serial: <T>(fn: () => Promise<T>) => this.#serial(fn),
+    }).run(options);
   }
 
   // --- flush and close -------------------------------------------------------------------

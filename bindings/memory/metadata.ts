@@ -20,6 +20,11 @@ export class Metadata {
     this.#hash = hash;
   }
 
+  /** The device holding the superblock slots (a mirrored device for a mirrored set). */
+  get device(): Device {
+    return this.#device;
+  }
+
   get superblock(): Readonly<Superblock> {
     return this.#sb;
   }

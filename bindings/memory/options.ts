@@ -11,6 +11,10 @@ export interface MemoryOptions {
   /**
    * Where the memory lives: a data folder (Node), a `Store`, or several of
    * either to keep a mirrored set of copies on this node (US 7,107,411 claim 4).
+   * A new store is made only where no twinpage data is (a missing or empty
+   * folder, or one whose creation never wrote its first superblock); a
+   * folder holding data files without a valid superblock is refused with
+   * CORRUPT, never taken for a new store.
    */
   store: StoreSpec;
   /**
@@ -59,6 +63,14 @@ export interface MemoryOptions {
    * @default 64 MiB
    */
   checkpointBytes?: number;
+  /**
+   * Upgrade a store of an older format version in place when it is opened
+   * (docs/storage.md: the old journal replayed, the checksums rewritten in
+   * the current format, a checkpoint). With false such a store is refused
+   * with UNSUPPORTED_FORMAT and left as it is.
+   * @default true
+   */
+  upgrade?: boolean;
 }
 
 /** The options, checked, with defaults filled in (the store still to resolve). */
@@ -73,6 +85,7 @@ export interface ResolvedMemoryOptions {
   tasksPerGroup: number;
   stripePages: number;
   checkpointBytes: number;
+  upgrade: boolean;
 }
 
 export function resolveMemoryOptions(options: MemoryOptions): ResolvedMemoryOptions {
@@ -92,7 +105,14 @@ export function resolveMemoryOptions(options: MemoryOptions): ResolvedMemoryOpti
     taskGroups,
     tasksPerGroup: intOption('tasksPerGroup', options.tasksPerGroup, 4),
     stripePages: intOption('stripePages', options.stripePages, 256),
+    upgrade: booleanOption('upgrade', options.upgrade, true),
   };
+}
+
+function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw TwinpageError.invalidArgument(`${name} must be a boolean, got ${String(value)}`);
+  return value;
 }
 
 export function checkPageSize(ps: unknown): void {

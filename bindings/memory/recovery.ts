@@ -1,96 +1,172 @@
-// Opening a store: its superblock read (or a new one made for an unused
-// store), and after a crash or a clean close alike the active journal
-// replayed onto the block table and the page store.
+// Opening a store: its superblock read (from the best copy of a mirrored
+// set, the others repaired), a new one made only for a store that holds no
+// data, and after a crash or a clean close alike the active journal replayed
+// onto the block table and the page store, every record checked.
 
 import { TwinpageError } from '../errors.js';
 import { policyFromRecord } from '../policies.js';
 import type { Device, Store } from '../storage/device.js';
 import {
-  FORMAT_VERSION, RecordType, SUPERBLOCK_SIZE, decodeSuperblock, sniffPageSize, type Hash, type Superblock,
+  FORMAT_VERSION, RECORD_HEADER_SIZE, RecordType, SECTOR, SUPERBLOCK_SIZE, decodeBody, decodeRecordHeader, decodeSuperblock,
+  fillSector, recordHeadValid, roundUp, saltOf, sniffPageSize, type Hash, type Superblock,
 } from '../storage/format.js';
 import { Journal, replayJournal } from '../storage/journal.js';
+import { copiesOf } from '../storage/mirrored.js';
 import type { BlockTable } from './blocks.js';
 import type { FrameCache } from './cache.js';
 import type { Wal } from './wal.js';
 
-/** A store's superblock slots as read: the page size they claim, or a new store. */
+/** A store's superblock slots as read, one buffer per copy, and the page size they claim. */
 export interface SuperblockRead {
-  raw: Uint8Array;
-  /** No superblock: a new store (or one whose first superblock never completed). */
-  fresh: boolean;
-  /** The page size the superblock claims (null for a new store). */
+  raws: Uint8Array[];
+  /** The page size a slot claims (read before the checksum can be checked), or null. */
   pageSize: number | null;
 }
 
-/** Reads the superblock slots of `store` and tells a new store from a damaged one. */
-export async function readSuperblockSlots(store: Store, superDevice: Device): Promise<SuperblockRead> {
-  const raw = new Uint8Array(2 * SUPERBLOCK_SIZE);
-  const present = await superDevice.read(0, raw);
-  const pageSize = present > 0 ? sniffPageSize(raw) : null;
-  const fresh = present === 0 || (pageSize === null && await looksUnused(store));
-  if (!fresh && pageSize === null) {
-    throw TwinpageError.corrupt('no valid superblock in this store: it is damaged or not a twinpage store');
-  }
-  return { raw, fresh, pageSize };
+/** Reads both superblock slots of every copy of `superDevice`. */
+export async function readSuperblockSlots(superDevice: Device): Promise<SuperblockRead> {
+  const raws = await Promise.all(copiesOf(superDevice).map(async (c) => {
+    const raw = new Uint8Array(2 * SUPERBLOCK_SIZE);
+    try { await c.read(0, raw); } catch { /* an unreadable copy is a blank one */ }
+    return raw;
+  }));
+  return { raws, pageSize: raws.map(sniffPageSize).find((ps) => ps !== null) ?? null };
 }
 
-/** The superblock of a store: the valid slot with the higher sequence, or a new one. */
-export function loadSuperblock(read: SuperblockRead, pageSize: number, hash: Hash): Superblock {
-  if (read.fresh) {
-    return { version: FORMAT_VERSION, pageSize, sequence: 0, walEpoch: 0, nodeId: crypto.randomUUID(), created: Date.now(), meta: {} };
-  }
-  const slots = [0, 1].map((i) => decodeSuperblock(read.raw.subarray(i * SUPERBLOCK_SIZE, (i + 1) * SUPERBLOCK_SIZE), hash));
-  const valid = slots.filter((s): s is Superblock => s !== null).sort((a, b) => b.sequence - a.sequence);
-  if (valid.length === 0) throw TwinpageError.corrupt('both superblocks fail their checksums');
-  const sb = valid[0];
-  if (sb.version !== FORMAT_VERSION) {
-    throw TwinpageError.unsupportedFormat(`this store has format version ${sb.version}; this twinpage reads version ${FORMAT_VERSION}`);
-  }
-  return sb;
-}
-
-/** A store whose first superblock never completed: no page written, no journal past the first. */
-async function looksUnused(store: Store): Promise<boolean> {
-  const names = await store.list();
-  if (names.some((n) => n.startsWith('wal.') && n !== 'wal.1')) return false;
-  if (!names.includes('pages')) return true;
-  const pages = await store.open('pages');
-  try { return (await pages.size()) === 0; } finally { await pages.close(); }
+/** A superblock loaded: the best one found, or a new one for a store holding no data. */
+export interface LoadedSuperblock {
+  sb: Superblock;
+  fresh: boolean;
+  /** Slots of mirrored copies rewritten from a better copy. */
+  repaired: number;
 }
 
 /**
- * Replays the journal of `epoch` onto the block table and the page store,
- * and makes it the WAL's journal (appends go on after its last valid record).
+ * The superblock of a store: the valid slot with the higher sequence, over
+ * every copy (copies whose slots are blank, damaged or older are rewritten
+ * from it). A store with no valid superblock is new only when it holds no
+ * data (see `looksUnused`); otherwise it is refused with CORRUPT, never taken
+ * for an empty store.
+ */
+export async function loadSuperblock(store: Store, superDevice: Device | null, read: SuperblockRead, pageSize: number, hash: Hash): Promise<LoadedSuperblock> {
+  const slots = read.raws.map((raw) => [0, 1].map((i) => {
+    const bytes = raw.subarray(i * SUPERBLOCK_SIZE, (i + 1) * SUPERBLOCK_SIZE);
+    return { bytes, sb: decodeSuperblock(bytes, hash) };
+  }));
+  const valid = slots.flat().filter((s) => s.sb !== null).sort((a, b) => b.sb!.sequence - a.sb!.sequence);
+  if (valid.length === 0) {
+    if (await looksUnused(store, hash)) {
+      return {
+        sb: {
+          version: FORMAT_VERSION, pageSize, sequence: 0, walEpoch: 0, nodeId: crypto.randomUUID(), created: Date.now(),
+          walEnd: 0, sumsBytes: 0, pagesBytes: 0, checkpointLsn: 0, meta: {},
+        },
+        fresh: true,
+        repaired: 0,
+      };
+    }
+    throw TwinpageError.corrupt(read.raws.some((r) => r.some((x) => x !== 0))
+      ? 'no valid superblock in this store, yet it holds data: it is damaged or not a twinpage store (refused, not taken for a new store)'
+      : 'the superblock is missing, yet this store holds data files: refused, not taken for a new store');
+  }
+  // Mirrored copies: each slot takes the best version any copy holds of it.
+  let repaired = 0;
+  const copies = superDevice ? copiesOf(superDevice) : [];
+  if (copies.length > 1) {
+    for (let i = 0; i < 2; i++) {
+      const best = slots.map((c) => c[i]).filter((s) => s.sb !== null).sort((a, b) => b.sb!.sequence - a.sb!.sequence)[0];
+      if (!best) continue;
+      for (let c = 0; c < copies.length; c++) {
+        const mine = slots[c][i];
+        if (mine.sb && mine.sb.sequence === best.sb!.sequence && mine.bytes.every((x, k) => x === best.bytes[k])) continue;
+        try {
+          await copies[c].write(i * SUPERBLOCK_SIZE, best.bytes.slice());
+          await copies[c].flush();
+          repaired++;
+        } catch { /* left for the next write of the superblock */ }
+      }
+    }
+  }
+  return { sb: valid[0].sb!, fresh: false, repaired };
+}
+
+/**
+ * Whether a store without a valid superblock holds no data: `pages` and
+ * `sums` empty or absent, and no journal but `wal.1` holding at most the
+ * epoch record of an empty store (a creation that never wrote its first
+ * superblock). Anything else is data, and the store is refused.
+ */
+export async function looksUnused(store: Store, hash: Hash): Promise<boolean> {
+  const names = await store.list();
+  for (const name of ['pages', 'sums']) {
+    if (!names.includes(name)) continue;
+    const d = await store.open(name);
+    try { if ((await d.size()) > 0) return false; } finally { await d.close(); }
+  }
+  const journals = names.filter((n) => /^wal\.\d+$/.test(n));
+  if (journals.some((n) => n !== 'wal.1')) return false;
+  if (!journals.length) return true;
+  const d = await store.open('wal.1');
+  try {
+    const size = await d.size();
+    if (size === 0) return true;
+    const all = new Uint8Array(Math.min(size, 4 << 20));
+    await d.read(0, all);
+    // The first record: the epoch record of an empty store.
+    const h = decodeRecordHeader(all);
+    if (!h || h.type !== RecordType.Epoch || h.batchStart !== 0) return false;
+    const head = all.subarray(0, RECORD_HEADER_SIZE + h.bodyLength);
+    const epoch = recordHeadValid(head, h, hash) ? decodeBody(h, head.subarray(RECORD_HEADER_SIZE)) : null;
+    if (!epoch || epoch.type !== RecordType.Epoch || epoch.blocks !== 0) return false;
+    // And no other batch anywhere after it.
+    for (let at = SECTOR; at + RECORD_HEADER_SIZE <= all.length; at += SECTOR) {
+      if (decodeRecordHeader(all.subarray(at, at + RECORD_HEADER_SIZE))) return false;
+    }
+    return size <= all.length;
+  } finally {
+    await d.close();
+  }
+}
+
+/**
+ * Replays the active journal of `sb` onto the block table and the page
+ * store, and makes it the WAL's journal. A journal that does not check out
+ * (not a torn tail a crash left) refuses the store with CORRUPT.
  */
 export async function replay(
-  store: Store, epoch: number, pageSize: number, hash: Hash,
+  store: Store, sb: Superblock, hash: Hash,
   into: { wal: Wal; blocks: BlockTable; cache: FrameCache },
 ): Promise<void> {
+  const epoch = sb.walEpoch;
   if (epoch === 0) return;
   const name = `wal.${epoch}`;
   if (!(await store.exists(name))) throw TwinpageError.corrupt(`the superblock names journal ${name}, which is missing`);
   const device = await store.open(name);
   const { wal, blocks, cache } = into;
-  const result = await replayJournal(device, epoch, pageSize, hash, async (r) => {
-    wal.saw(r.lsn);
-    switch (r.type) {
-      case RecordType.Alloc: {
-        const b = r.block;
-        blocks.add({ id: b.id, base: b.base, pages: b.pages, length: b.length, policy: policyFromRecord(b.policy), generation: r.lsn });
-        break;
+  const fill = fillSector(saltOf(sb.nodeId), epoch);
+  try {
+    const result = await replayJournal(device, { epoch, pageSize: sb.pageSize, hash, fill, durableEnd: sb.walEnd }, async (r) => {
+      wal.saw(r.lsn);
+      switch (r.type) {
+        case RecordType.Alloc: {
+          const b = r.block;
+          blocks.add({ id: b.id, base: b.base, pages: b.pages, length: b.length, policy: policyFromRecord(b.policy), generation: r.lsn });
+          break;
+        }
+        case RecordType.Free:
+          blocks.delete(r.id);
+          break;
+        case RecordType.Pages:
+          await cache.writePages(r.pages.map((p, i) => ({ page: p.page, image: r.images[i], checksum: p.checksum, lsn: r.lsn })));
+          break;
       }
-      case RecordType.Free:
-        blocks.delete(r.id);
-        break;
-      case RecordType.Pages:
-        await cache.writePages(r.pages.map((p, i) => ({ page: p.page, image: r.images[i], checksum: p.checksum, lsn: r.lsn })));
-        break;
-    }
-  });
-  if (result.records === 0) {
-    await device.close();
-    throw TwinpageError.corrupt(`journal ${name} has no valid epoch record`);
+    });
+    if (result.problem) throw TwinpageError.corrupt(result.problem);
+    const end = roundUp(result.end, SECTOR);
+    wal.swap(new Journal(device, epoch, end, { pageSize: sb.pageSize, hash, fill, filledTo: end }));
+  } catch (err) {
+    await device.close().catch(() => {});
+    throw err;
   }
-  wal.swap(new Journal(device, epoch, result.end, pageSize, hash));
   blocks.rebuildSpace();
 }

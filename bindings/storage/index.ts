@@ -7,3 +7,4 @@ export {
   OpfsDevice, OpfsStore, openOpfsStore,
   type OpfsSyncAccessHandle, type OpfsFileHandle, type OpfsDirectoryHandle,
 } from './opfs.js';
+export { PowerLossStore, type PowerLossMode, type PowerLossStoreOptions } from './powerloss.js';

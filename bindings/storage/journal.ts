@@ -1,23 +1,65 @@
 // The write-ahead journal of one epoch: records appended in order, made
-// durable by group commit (one flush covers every record appended before it),
-// and read back after a crash up to the first record that does not check out.
+// durable by group commit (one write and one flush cover every record
+// appended before it), and read back after a crash with every record checked.
+//
+// Telling a crash from damage. Each group commit (a batch) starts at a
+// sector boundary, is padded with fill to the next one, and is written only
+// over fill that is already durable (the journal writes fill ahead of its end
+// and flushes it before records go there). So after any crash:
+//   - a record of a later batch proves every earlier batch was flushed: a bad
+//     record before one is CORRUPT, never the end of the journal;
+//   - what a crash kept from the disk reads back as fill (whole sectors), and
+//     the end of the file never cuts a record: a bad record in the last batch
+//     is a torn tail only when a sector of it reads as fill; a bit flip, a
+//     zeroed range or a cut file is CORRUPT;
+//   - everything before the superblock's `walEnd` (the checkpoint's records)
+//     must check out.
+// What stays undetectable (docs/storage.md): the journal cut exactly at the
+// end of a batch that ended on a sector boundary, after that checkpoint.
 
 import { TwinpageError } from '../errors.js';
 import type { Device } from './device.js';
 import {
-  RECORD_HEADER_SIZE, RecordType, decodeBody, decodeRecordHeader, encodeRecordHead, recordHeadValid,
+  RECORD_HEADER_SIZE, RECORD_HEADER_SIZE_V1, RecordType, SECTOR, decodeBody, decodeRecordHeader, decodeRecordHeaderV1,
+  encodeRecordHead, fillInto, isFill, recordHeadValid, recordHeadValidV1, roundUp,
   type Hash, type JournalRecord,
 } from './format.js';
+import { copiesOf, readChecked } from './mirrored.js';
+
+/** How far ahead of its records the journal keeps durable fill (and how much it grows by), at least. */
+export const FILL_AHEAD = 1 << 20;
+/** At most (a batch of very many pages keeps twice its size ahead, up to this). */
+const MAX_AHEAD = 64 << 20;
+
+export interface JournalOptions {
+  pageSize: number;
+  hash: Hash;
+  /** The epoch's fill sector (format.ts `fillSector`). */
+  fill: Uint8Array;
+  /** Bytes from the start known to hold durable records or fill; records are written only below it. */
+  filledTo: number;
+  /**
+   * A journal no superblock names yet (a checkpoint's): its first batch is
+   * written together with the fill after it, since a crash before the
+   * superblock names the journal makes it garbage anyway.
+   */
+  fresh?: boolean;
+}
+
+interface Part { buf: Uint8Array; length: number }
 
 export class Journal {
   readonly device: Device;
   readonly epoch: number;
   readonly #pageSize: number;
   readonly #hash: Hash;
+  readonly #fill: Uint8Array;
+  /** FILL_AHEAD bytes of fill, made once (the pattern repeats every sector). */
+  #fillBlock = new Uint8Array(0);
   /** Where the next record goes. */
   #end: number;
-  /** Encoded records not yet handed to the device, in order, from #pendingAt. */
-  #pending: Uint8Array[] = [];
+  /** Encoded records not yet handed to the device, in order, from #pendingAt (the next batch's start). */
+  #pending: Part[] = [];
   #pendingAt: number;
   /** A commit asked for and not yet started, shared by everyone who asks meanwhile. */
   #nextCommit: Promise<void> | null = null;
@@ -25,21 +67,21 @@ export class Journal {
   #failed: unknown = null;
   /** End of the journal at the last successful flush. */
   #committedEnd: number;
-  /**
-   * The journal is written with zeros ahead of its end: a flush after
-   * overwriting zeros need not record a new file size, which halves its cost
-   * on common file systems. Zeros read back as no record.
-   */
-  #zeroedTo = 0;
+  /** End of what a failed batch may have written (wiped by recover). */
+  #dirtyTo: number;
+  #filledTo: number;
+  #fresh: boolean;
 
-  constructor(device: Device, epoch: number, end: number, pageSize: number, hash: Hash) {
+  constructor(device: Device, epoch: number, end: number, options: JournalOptions) {
+    if (end % SECTOR !== 0) throw TwinpageError.invalidArgument(`a journal resumes at a sector boundary, not ${end}`);
     this.device = device;
     this.epoch = epoch;
-    this.#end = end;
-    this.#pendingAt = end;
-    this.#committedEnd = end;
-    this.#pageSize = pageSize;
-    this.#hash = hash;
+    this.#end = this.#pendingAt = this.#committedEnd = this.#dirtyTo = end;
+    this.#pageSize = options.pageSize;
+    this.#hash = options.hash;
+    this.#fill = options.fill;
+    this.#filledTo = Math.max(options.filledTo, end);
+    this.#fresh = options.fresh === true;
   }
 
   /** Bytes in the journal, pending ones included. */
@@ -52,18 +94,21 @@ export class Journal {
    */
   append(record: JournalRecord): void {
     if (this.#failed) throw this.#failed;
-    const head = encodeRecordHead(record, this.#hash);
+    const head = encodeRecordHead(record, this.#pendingAt, this.#hash);
     const images = record.type === RecordType.Pages ? record.images : [];
-    const buf = new Uint8Array(head.length + images.length * this.#pageSize);
+    const length = head.length + images.length * this.#pageSize;
+    // Room for the padding of a batch of this record alone (it starts on a sector boundary): written without a copy.
+    const buf = new Uint8Array(roundUp(length, SECTOR));
     buf.set(head, 0);
     images.forEach((img, i) => buf.set(img, head.length + i * this.#pageSize));
-    this.#pending.push(buf);
-    this.#end += buf.length;
+    this.#pending.push({ buf, length });
+    this.#end += length;
   }
 
   /**
    * Makes every record appended so far durable: one write of everything
-   * pending, one flush. Callers that come while a commit runs share the next.
+   * pending (padded with fill to a sector boundary), one flush. Callers that
+   * come while a commit runs share the next.
    */
   commit(): Promise<void> {
     if (this.#failed) return Promise.reject(this.#failed);
@@ -76,52 +121,97 @@ export class Journal {
       if (this.#failed) throw this.#failed;
       const parts = this.#pending;
       const at = this.#pendingAt;
-      const end = this.#end;
-      if (end === this.#committedEnd) return;
+      const dataEnd = this.#end;
+      if (dataEnd === this.#committedEnd) return;
+      const batchEnd = roundUp(dataEnd, SECTOR);
       this.#pending = [];
-      this.#pendingAt = end;
+      this.#pendingAt = this.#end = batchEnd;
       try {
-        if (parts.length) await this.#write(at, concat(parts, end - at));
+        // Fill ahead: at least a step, and twice the batch (the next batches are alike).
+        const want = Math.min(MAX_AHEAD, Math.max(FILL_AHEAD, 2 * (batchEnd - at)));
+        if (batchEnd > this.#filledTo && !this.#fresh) await this.#extend(batchEnd, want);
+        const data = this.#assemble(parts, at, dataEnd, batchEnd);
+        this.#dirtyTo = batchEnd;
+        // Written with the batch, it is durable with its flush, before any record goes there.
+        const from = Math.max(this.#filledTo, batchEnd);
+        const ahead = batchEnd + want / 2 > this.#filledTo ? roundUp(batchEnd + want, FILL_AHEAD) : 0;
+        const [, aheadDone] = await Promise.all([
+          this.device.write(at, data),
+          ahead > from ? this.#writeFill(from, ahead).then(() => true, noSpaceIsFalse) : false,
+        ]);
         await this.device.flush();
+        if (this.#fresh) this.#filledTo = Math.max(this.#filledTo, batchEnd);
+        if (aheadDone) this.#filledTo = ahead;
+        this.#fresh = false;
       } catch (err) {
         this.#failed = err;
         throw err;
       }
-      this.#committedEnd = end;
+      this.#committedEnd = batchEnd;
     });
     this.#nextCommit = next;
     this.#committing = next.catch(() => {});
     return next;
   }
 
-  /** Writes `data` at `at`, with zeros ahead of it when it passes the zeroed part (best effort). */
-  async #write(at: number, data: Uint8Array): Promise<void> {
-    const end = at + data.length;
-    if (end <= this.#zeroedTo) return this.device.write(at, data);
-    const target = Math.ceil((end + ZERO_AHEAD) / ZERO_AHEAD) * ZERO_AHEAD;
-    const padded = new Uint8Array(target - at);
-    padded.set(data);
-    try {
-      await this.device.write(at, padded);
-      this.#zeroedTo = target;
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'NO_SPACE') throw err;
-      await this.device.write(at, data); // no room to zero ahead: just the records
+  /** The batch as one buffer: its records, then fill up to `batchEnd`. */
+  #assemble(parts: Part[], at: number, dataEnd: number, batchEnd: number): Uint8Array {
+    let out: Uint8Array;
+    if (parts.length === 1) {
+      out = parts[0].buf.subarray(0, batchEnd - at);
+    } else {
+      out = new Uint8Array(batchEnd - at);
+      let k = 0;
+      for (const p of parts) { out.set(p.buf.subarray(0, p.length), k); k += p.length; }
+    }
+    fillInto(out, dataEnd - at, dataEnd, batchEnd - dataEnd, this.#fill);
+    return out;
+  }
+
+  /** Writes fill over [from, to) (sector boundaries), a step at a time, from one block made once. */
+  async #writeFill(from: number, to: number): Promise<void> {
+    if (this.#fillBlock.length === 0) {
+      this.#fillBlock = new Uint8Array(FILL_AHEAD);
+      fillInto(this.#fillBlock, 0, 0, FILL_AHEAD, this.#fill);
+    }
+    for (let at = from; at < to; at += FILL_AHEAD) {
+      await this.device.write(at, this.#fillBlock.subarray(0, Math.min(FILL_AHEAD, to - at)));
     }
   }
 
   /**
-   * After a failed commit: drops what was pending, cuts the journal back to
-   * its last durable end and accepts records again. Callers undo their own
-   * changes for the records they lose.
+   * Grows the durable fill to cover `needEnd` before records are written
+   * there: `want` bytes ahead if the device has room, else just what is needed.
+   */
+  async #extend(needEnd: number, want: number): Promise<void> {
+    for (const target of [roundUp(needEnd + want, FILL_AHEAD), needEnd]) {
+      if (target <= this.#filledTo) continue;
+      try {
+        await this.#writeFill(this.#filledTo, target);
+        await this.device.flush();
+        this.#filledTo = target;
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'NO_SPACE') throw err;
+      }
+    }
+    throw TwinpageError.noSpace(`journal wal.${this.epoch} cannot grow to ${needEnd} bytes: the device is full`);
+  }
+
+  /**
+   * After a failed commit: drops what was pending, writes fill back over
+   * what the failed batch may have written (flushed), and accepts records
+   * again at the last durable end. Callers undo their own changes for the
+   * records they lose.
    */
   async recover(): Promise<void> {
     await this.settle();
     if (!this.#failed && this.#end === this.#committedEnd) return;
-    if (this.#failed) {
-      await this.device.truncate(this.#committedEnd);
-      this.#zeroedTo = this.#committedEnd;
+    if (this.#failed && this.#dirtyTo > this.#committedEnd) {
+      await this.#writeFill(this.#committedEnd, this.#dirtyTo);
+      await this.device.flush();
     }
+    this.#dirtyTo = this.#committedEnd;
     this.#pending = [];
     this.#end = this.#pendingAt = this.#committedEnd;
     this.#failed = null;
@@ -133,56 +223,219 @@ export class Journal {
   }
 }
 
-/** How far ahead of its end the journal is zeroed. */
-const ZERO_AHEAD = 1 << 20;
+const noSpaceIsFalse = (err: unknown): false => {
+  if ((err as { code?: string }).code === 'NO_SPACE') return false;
+  throw err;
+};
 
 /** Resolves on a later turn of the event loop (after pending promise work). */
 const nextTurn: () => Promise<void> = typeof setImmediate === 'function'
   ? () => new Promise((resolve) => setImmediate(resolve))
   : () => new Promise((resolve) => setTimeout(resolve, 0));
 
-function concat(parts: Uint8Array[], length: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
-  return out;
+// --- replay ---------------------------------------------------------------------------
+
+export interface ReplayOptions {
+  epoch: number;
+  pageSize: number;
+  hash: Hash;
+  /** The epoch's fill sector. */
+  fill: Uint8Array;
+  /** Bytes the superblock says were durable when it named this journal (0: none vouched for). */
+  durableEnd: number;
 }
 
 /** What `replayJournal` found. */
 export interface ReplayResult {
+  /** Valid records applied. */
   records: number;
-  /** Byte offset just past the last valid record. */
+  /** Byte offset just past the last valid record (and its batch's padding, when whole). */
   end: number;
-  /** True when bytes after `end` were not a valid record (a torn tail). */
-  tornTail: boolean;
+  /**
+   * What follows: `none` (fill: nothing was written there), or `torn` (a
+   * batch a crash kept from the disk, never acknowledged: dropped).
+   */
+  tail: 'none' | 'torn';
   lastLsn: number;
+  /** Why the journal is CORRUPT (and nothing after `end` was applied), or null. */
+  problem: string | null;
+  /** Bad bytes rewritten from a good copy (a mirrored device). */
+  repaired: number;
 }
 
+type RecordRead =
+  | { ok: true; record: JournalRecord; length: number; batchStart: number }
+  | { ok: false; span: [number, number]; why: string };
+
 /**
- * Reads the journal of `epoch` from the start and hands each valid record to
- * `apply`, in order, with its page images. Stops at the first record that is
- * torn, corrupt or of another epoch.
+ * Reads the journal of `o.epoch` from the start and hands each valid record
+ * to `apply`, in order, with its page images. It stops at the end of what
+ * was written or at a torn tail; anything else that does not check out is a
+ * `problem` (the caller refuses the store with CORRUPT). On a mirrored
+ * device a record failing its checks is read from another copy, which
+ * repairs the bad one.
  */
 export async function replayJournal(
-  device: Device, epoch: number, pageSize: number, hash: Hash,
+  device: Device, o: ReplayOptions,
   apply: (record: JournalRecord) => Promise<void> | void,
 ): Promise<ReplayResult> {
+  const { hash, fill, pageSize, epoch } = o;
+  const size = await device.size();
+  const name = `wal.${epoch}`;
+  let repaired = 0;
+  const checked = async (at: number, into: Uint8Array, verify: (b: Uint8Array) => boolean) => {
+    const r = await readChecked(device, at, into, verify);
+    repaired += r.repaired;
+    return r.ok;
+  };
+  const fillAt = (at: number, length: number) => checked(at, new Uint8Array(length), (b) => isFill(b, at, fill));
+
+  const readRecord = async (p: number): Promise<RecordRead> => {
+    const headerEnd = Math.min(size, p + RECORD_HEADER_SIZE);
+    const head = new Uint8Array(RECORD_HEADER_SIZE);
+    if (p + RECORD_HEADER_SIZE > size) return { ok: false, span: [p, headerEnd], why: 'its header is cut by the end of the file' };
+    if (!(await checked(p, head, (b) => decodeRecordHeader(b)?.epoch === epoch))) {
+      return { ok: false, span: [p, headerEnd], why: 'its header does not check out' };
+    }
+    const h = decodeRecordHeader(head)!;
+    const total = RECORD_HEADER_SIZE + h.bodyLength + h.pageCount * pageSize;
+    if (p + total > size) return { ok: false, span: [p, size], why: 'it is cut by the end of the file' };
+    const headBody = new Uint8Array(RECORD_HEADER_SIZE + h.bodyLength);
+    const bodyOk = await checked(p, headBody, (b) => {
+      const hh = decodeRecordHeader(b);
+      return !!hh && hh.epoch === epoch && hh.bodyLength === h.bodyLength && hh.pageCount === h.pageCount
+        && recordHeadValid(b, hh, hash) && decodeBody(hh, b.subarray(RECORD_HEADER_SIZE)) !== null;
+    });
+    if (!bodyOk) return { ok: false, span: [p, p + total], why: 'its checksum fails' };
+    const hv = decodeRecordHeader(headBody)!;
+    const record = decodeBody(hv, headBody.subarray(RECORD_HEADER_SIZE))!;
+    if (record.type === RecordType.Pages) {
+      const at = p + headBody.length;
+      const images = new Uint8Array(h.pageCount * pageSize);
+      await device.read(at, images);
+      for (let i = 0; i < h.pageCount; i++) {
+        const img = images.subarray(i * pageSize, (i + 1) * pageSize);
+        const expected = record.pages[i].checksum;
+        // The page-image check: each image matches the checksum its record lists.
+        if (hash(img) !== expected && !(await checked(at + i * pageSize, img, (b) => hash(b) === expected))) {
+          return { ok: false, span: [p, p + total], why: `page image ${i} fails its checksum` };
+        }
+        record.images.push(img);
+      }
+    }
+    return { ok: true, record, length: total, batchStart: hv.batchStart };
+  };
+
+  /** A valid record at a sector boundary q > p that starts its own batch: proof that p's batch was flushed. */
+  const laterBatch = async (p: number): Promise<number | null> => {
+    const first = roundUp(p + 1, SECTOR);
+    const chunk = new Uint8Array(1 << 20);
+    for (let base = first; base + RECORD_HEADER_SIZE <= size; base += chunk.length) {
+      const n = Math.min(chunk.length, size - base);
+      await device.read(base, chunk.subarray(0, n));
+      for (let k = 0; k + RECORD_HEADER_SIZE <= n; k += SECTOR) {
+        if (chunk[k] !== 0x54 || chunk[k + 1] !== 0x57) continue; // "TW"
+        const h = decodeRecordHeader(chunk.subarray(k, k + RECORD_HEADER_SIZE));
+        if (!h || h.epoch !== epoch || h.batchStart !== base + k) continue;
+        const head = new Uint8Array(RECORD_HEADER_SIZE + h.bodyLength);
+        await device.read(base + k, head);
+        if (recordHeadValid(head, h, hash)) return base + k;
+      }
+    }
+    return null;
+  };
+
+  /** Whether a whole sector overlapping `span` reads as fill on some copy: what a crash leaves. */
+  const torn = async ([from, to]: [number, number]): Promise<boolean> => {
+    const sector = new Uint8Array(SECTOR);
+    for (const copy of copiesOf(device)) {
+      for (let s = Math.floor(from / SECTOR) * SECTOR; s < to && s + SECTOR <= size; s += SECTOR) {
+        await copy.read(s, sector);
+        if (isFill(sector, s, fill)) return true;
+      }
+    }
+    return false;
+  };
+
+  let p = 0;
+  let records = 0;
+  let lastLsn = 0;
+  let batch = -1;
+  let contiguous = false;
+  const result = (tail: 'none' | 'torn', problem: string | null): ReplayResult => (
+    { records, end: p, tail, lastLsn, problem: problem && `journal ${name}: ${problem}`, repaired }
+  );
+  for (;;) {
+    if (p >= size) {
+      if (p < o.durableEnd) return result('none', `it ends at byte ${p}, but its checkpoint made ${o.durableEnd} bytes durable: it was cut`);
+      if (records === 0) return result('none', 'it is empty');
+      if (p % SECTOR !== 0) return result('none', `it ends inside a sector, right after the record ending at byte ${p}: it was cut`);
+      return result('none', null);
+    }
+    const r = await readRecord(p);
+    if (r.ok) {
+      const startsBatch = r.batchStart === p && p % SECTOR === 0;
+      if (!startsBatch && !(contiguous && r.batchStart === batch)) {
+        return result('none', `the record at byte ${p} says its batch starts at byte ${r.batchStart}, which does not fit`);
+      }
+      if ((records === 0) !== (r.record.type === RecordType.Epoch)) {
+        return result('none', records === 0 ? 'it does not start with its epoch record' : `a second epoch record at byte ${p}`);
+      }
+      batch = r.batchStart;
+      await apply(r.record);
+      records++;
+      lastLsn = Math.max(lastLsn, r.record.lsn);
+      p += r.length;
+      contiguous = true;
+      continue;
+    }
+    // No valid record at p: the padding at the end of a batch, the end, a torn tail, or damage.
+    if (p % SECTOR !== 0 && records > 0) {
+      const padEnd = roundUp(p, SECTOR);
+      if (padEnd <= size && await fillAt(p, padEnd - p)) {
+        p = padEnd;
+        contiguous = false;
+        continue;
+      }
+    }
+    if (records === 0) return result('none', `no valid epoch record at its start (${r.why})`);
+    const clean = p % SECTOR === 0 && await fillAt(p, Math.min(SECTOR, size - p));
+    const what = clean ? `nothing was written at byte ${p}` : `the record at byte ${p} is bad: ${r.why}`;
+    if (p < o.durableEnd) return result('none', `${what}, inside the ${o.durableEnd} bytes its checkpoint made durable`);
+    const later = await laterBatch(p);
+    if (later !== null) return result('none', `${what}, yet a later batch at byte ${later} proves it was flushed`);
+    if (clean) return result('none', null);
+    if (await torn(r.span)) return result('torn', null);
+    return result('none', `${what}, and no sector of it reads as fill: damage, not a write a crash tore`);
+  }
+}
+
+// --- version 1 -------------------------------------------------------------------------
+
+/**
+ * Reads a version-1 journal (no batches, no fill: zeros were written ahead)
+ * up to the first record that does not check out, as version 1 did. Used by
+ * the upgrade to version 2 and by `inspect`.
+ */
+export async function replayJournalV1(
+  device: Device, epoch: number, pageSize: number, hash: Hash,
+  apply: (record: JournalRecord) => Promise<void> | void,
+): Promise<{ records: number; end: number; tornTail: boolean; lastLsn: number }> {
   const size = await device.size();
   let at = 0;
   let records = 0;
   let lastLsn = 0;
-  const headBuf = new Uint8Array(RECORD_HEADER_SIZE);
-  while (at + RECORD_HEADER_SIZE <= size) {
+  const headBuf = new Uint8Array(RECORD_HEADER_SIZE_V1);
+  while (at + RECORD_HEADER_SIZE_V1 <= size) {
     await device.read(at, headBuf);
-    const h = decodeRecordHeader(headBuf);
+    const h = decodeRecordHeaderV1(headBuf);
     if (!h || h.epoch !== epoch) break;
-    const total = RECORD_HEADER_SIZE + h.bodyLength + h.pageCount * pageSize;
+    const total = RECORD_HEADER_SIZE_V1 + h.bodyLength + h.pageCount * pageSize;
     if (at + total > size) break;
-    const head = new Uint8Array(RECORD_HEADER_SIZE + h.bodyLength);
+    const head = new Uint8Array(RECORD_HEADER_SIZE_V1 + h.bodyLength);
     await device.read(at, head);
-    if (!recordHeadValid(head, h, hash)) break;
-    const record = decodeBody(h, head.subarray(RECORD_HEADER_SIZE));
+    if (!recordHeadValidV1(head, h, hash)) break;
+    const record = decodeBody(h, head.subarray(RECORD_HEADER_SIZE_V1));
     if (!record) break;
     if (record.type === RecordType.Pages) {
       const images = new Uint8Array(h.pageCount * pageSize);

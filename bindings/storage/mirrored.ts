@@ -97,9 +97,15 @@ export class MirroredDevice implements Device {
     await this.#all((c) => c.flush());
   }
 
+  /** The longest healthy copy's size (a copy cut short is repaired as it is read). */
   async size(): Promise<number> {
     this.#checkOpen();
-    return this.#first((c) => c.size());
+    const live = this.#healthy();
+    const results = await Promise.allSettled(live.map((i) => this.copies[i].size()));
+    const failed = results.flatMap((r, k) => (r.status === 'rejected' ? [{ copy: live[k], error: r.reason as unknown }] : []));
+    if (failed.length === live.length) throw failed[0].error;
+    this.#mark(failed);
+    return Math.max(...results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
   }
 
   async truncate(size: number): Promise<void> {
@@ -174,6 +180,74 @@ export class MirroredDevice implements Device {
   #checkOpen(): void {
     if (this.#closed) throw TwinpageError.closed(`device ${this.name} is closed`);
   }
+}
+
+/** The copies behind `device`: a mirrored device's, or the device alone. */
+export function copiesOf(device: Device): readonly Device[] {
+  const copies = (device as Partial<MirroredDevice>).copies;
+  return Array.isArray(copies) && typeof (device as Partial<MirroredDevice>).readVerified === 'function' ? copies : [device];
+}
+
+/**
+ * Reads `into` from `position` and checks it with `verify`. A mirrored
+ * device tries each copy until one passes and repairs the others from it;
+ * `ok` is false when no copy passes (`into` then holds the first copy's bytes).
+ */
+export async function readChecked(device: Device, position: number, into: Uint8Array, verify: (bytes: Uint8Array) => boolean): Promise<{ ok: boolean; repaired: number }> {
+  const mirrored = device as Partial<MirroredDevice>;
+  if (typeof mirrored.readVerified === 'function') {
+    try {
+      const r = await mirrored.readVerified(position, into, verify);
+      return { ok: true, repaired: r.repaired.length };
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'CORRUPT') throw err;
+      await device.read(position, into);
+      return { ok: false, repaired: 0 };
+    }
+  }
+  await device.read(position, into);
+  return { ok: verify(into), repaired: 0 };
+}
+
+/**
+ * Checks `length` bytes from `position` on every copy, `unit` bytes at a
+ * time, with `verify(bytes, at)`: a unit bad on one copy and good on another
+ * is rewritten from the good one (unless `repair` is false), `visit` sees
+ * each good unit once, and the units bad on every copy are returned.
+ */
+export async function scrubRange(
+  device: Device, position: number, length: number, unit: number,
+  verify: (bytes: Uint8Array, at: number) => boolean,
+  visit?: (bytes: Uint8Array, at: number) => void,
+  repair = true,
+): Promise<{ repaired: number; bad: number[] }> {
+  const copies = copiesOf(device);
+  const reads = await Promise.all(copies.map(async (c) => {
+    const buf = new Uint8Array(length);
+    try { await c.read(position, buf); return buf; } catch { return null; }
+  }));
+  if (reads.every((r) => r === null)) await device.read(position, new Uint8Array(length)); // every copy failed: throw the device's error
+  let repaired = 0;
+  const bad: number[] = [];
+  const rewritten = new Set<number>();
+  for (let k = 0; k < length; k += unit) {
+    const at = position + k;
+    const n = Math.min(unit, length - k);
+    const good = reads.findIndex((r) => r !== null && verify(r.subarray(k, k + n), at));
+    if (good < 0) { bad.push(at); continue; }
+    const bytes = reads[good]!.subarray(k, k + n);
+    visit?.(bytes, at);
+    for (let c = 0; c < copies.length; c++) {
+      if (c === good || reads[c] === null || (c > good ? verify(reads[c]!.subarray(k, k + n), at) : false) || !repair) continue;
+      try {
+        await copies[c].write(at, bytes);
+        rewritten.add(c);
+        repaired++;
+      } catch { /* a copy that cannot be written stays bad */ }
+    }
+  }
+  for (const c of rewritten) await copies[c].flush().catch(() => {});
+  return { repaired, bad };
 }
 
 /** Several stores kept as copies of each other: each name opens as a MirroredDevice. */

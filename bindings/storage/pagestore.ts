@@ -1,38 +1,213 @@
 // The page file and the checksum file of a store: page p lives at byte
-// p * pageSize of `pages`; its checksum entry (format.ts) at byte p * 16 of
-// `sums`, apart from the page, so a torn or flipped page never vouches for
-// itself.
+// p * pageSize of `pages`; its checksum entry in sum sector p / 31 of `sums`
+// (format.ts), apart from the page, so a torn or flipped page never vouches
+// for itself. Sum sectors carry their own checksum and are written whole
+// (read, changed, written back under a per-sector lock): a sector that fails
+// its check is read from another copy (a mirrored store), else salvaged
+// entry by entry (an entry whose page bytes match it is kept) and the rest
+// marked LOST, so that "never written" is never what damage leaves behind.
 
 import type { Device } from './device.js';
-import { SUM_ENTRY_SIZE, decodeSum, encodeSum } from './format.js';
-import type { MirroredDevice } from './mirrored.js';
+import {
+  SECTOR, SUMS_PER_SECTOR, decodeSumEntry, decodeSumSector, emptyEntries, encodeSumSector, roundUp, sumSectorOf,
+  sumSectorValid, type Hash, type Salt, type SumEntry,
+} from './format.js';
+import { readChecked, scrubRange, type MirroredDevice } from './mirrored.js';
+
+export type { SumEntry } from './format.js';
 
 /** One page to write: its image, its checksum and the sequence that wrote it. */
 export interface PageImage { page: number; image: Uint8Array; checksum: bigint; lsn: number }
+
+/** Told what damage the page store finds and what it heals (the memory keeps the list). */
+export interface DamageObserver {
+  /** `page`'s checksum entry is LOST: its checksum was destroyed when the sequence number was `lostAt`. */
+  lost(page: number, lostAt: number): void;
+  /** `page`'s bytes (written at sequence `lsn`) are on no copy: they fail their checksum, or the file is too short. */
+  badBytes(page: number, lsn: number): void;
+  /** `page` has a checksum entry again (written, or repaired). */
+  healed(page: number): void;
+}
+
+export interface PageStoreOptions {
+  hash: Hash;
+  salt: Salt;
+  /** Checksum of a zero page. */
+  zeroSum: bigint;
+  /** The last sequence number handed out (LOST entries found while running record it). */
+  lsnNow: () => number;
+  observer?: DamageObserver;
+}
+
+/** What a check of the sum sectors found. */
+export interface SumsReport {
+  /** Sectors checked. */
+  sectors: number;
+  /** Bad sectors (on one copy) rewritten from a good copy. */
+  repaired: number;
+  /** Sectors bad on every copy, rebuilt from what their pages vouch for. */
+  salvaged: number;
+  /** Sectors bad on every copy past what the last checkpoint vouched for: reset (the journal rewrites them). */
+  reset: number;
+  /** Pages whose entries are LOST (found LOST, or lost now), with the sequence number they were lost at. */
+  lost: Array<{ page: number; lostAt: number }>;
+}
+
+/** Bytes of `sums` read at a time when checking it whole. */
+const CHECK_CHUNK = 256 * SECTOR;
 
 export class PageStore {
   readonly pages: Device;
   readonly sums: Device;
   readonly pageSize: number;
+  readonly #o: PageStoreOptions;
+  /** Bytes of `sums` holding sectors (every sector below is written or found). */
+  #sumsLength = 0;
+  #pagesLength = 0;
+  readonly #locks = new Map<number, Promise<void>>();
+  /** Writes past the end of `sums` take turns (they fill the gap before them). */
+  #growing: Promise<void> = Promise.resolve();
 
-  constructor(pages: Device, sums: Device, pageSize: number) {
+  constructor(pages: Device, sums: Device, pageSize: number, options: PageStoreOptions) {
     this.pages = pages;
     this.sums = sums;
     this.pageSize = pageSize;
+    this.#o = options;
   }
 
-  /** The checksum entry of `page` (lsn 0: never written). */
-  async readSum(page: number): Promise<{ checksum: bigint; lsn: number }> {
-    const buf = new Uint8Array(SUM_ENTRY_SIZE);
-    await this.sums.read(page * SUM_ENTRY_SIZE, buf);
-    return decodeSum(buf);
+  /** Bytes of `sums` in use (sectors written or found). */
+  get sumsLength(): number { return this.#sumsLength; }
+  /** Bytes of `pages` in use. */
+  get pagesLength(): number { return this.#pagesLength; }
+
+  /**
+   * At open, before the journal is replayed: every sum sector checked. A bad
+   * sector is rewritten from a good copy; else, below `vouched` (the sums
+   * length the last checkpoint made durable), salvaged with LOST entries
+   * since `lostAt`; past it, reset to empty (only pages written since the
+   * checkpoint can be there, and the journal's replay rewrites them).
+   */
+  async open(vouched: number, lostAt: number, pagesVouched = 0): Promise<SumsReport> {
+    this.#pagesLength = await this.pages.size();
+    const report = await this.checkSums({ vouched, lostAt, rewrite: true });
+    // A page file shorter than the checkpoint left it: the pages cut off are gone (unless zeros).
+    const first = Math.ceil(this.#pagesLength / this.pageSize);
+    const last = Math.floor(pagesVouched / this.pageSize) - 1;
+    // The next checkpoint still vouches for the length it had: the loss stays known until the pages are written.
+    this.#pagesLength = Math.max(this.#pagesLength, pagesVouched);
+    for (let p = first; p <= last; p += SUMS_PER_SECTOR) {
+      const entries = await this.readSums(p, Math.min(SUMS_PER_SECTOR, last - p + 1));
+      entries.forEach((e, i) => {
+        if (e.lost === undefined && e.lsn !== 0 && e.checksum !== this.#o.zeroSum) this.#o.observer?.badBytes(p + i, e.lsn);
+      });
+    }
+    return report;
+  }
+
+  /**
+   * Checks every sum sector on every copy, repairs bad copies from good
+   * ones, and (with `rewrite`) rebuilds sectors bad on every copy; reports
+   * the LOST entries of sectors that check out. Without `rewrite` nothing is
+   * written (inspect).
+   */
+  async checkSums(o: { vouched: number; lostAt: number; rewrite: boolean }): Promise<SumsReport> {
+    const { hash, salt } = this.#o;
+    const end = roundUp(Math.max(await this.sums.size(), o.vouched, this.#sumsLength), SECTOR);
+    const report: SumsReport = { sectors: 0, repaired: 0, salvaged: 0, reset: 0, lost: [] };
+    for (let at = 0; at < end; at += CHECK_CHUNK) {
+      const length = Math.min(CHECK_CHUNK, end - at);
+      const first = at / SECTOR;
+      await this.#withSectors(first, first + length / SECTOR - 1, async () => {
+        const r = await scrubRange(this.sums, at, length, SECTOR, (b, pos) => sumSectorValid(b, pos / SECTOR, salt.tag, hash), (b, pos) => {
+          const entries = decodeSumSector(b, pos / SECTOR, salt.tag);
+          entries.forEach((e, i) => { if (e.lost !== undefined) report.lost.push({ page: pos / SECTOR * SUMS_PER_SECTOR + i, lostAt: e.lost }); });
+        }, o.rewrite);
+        report.sectors += length / SECTOR;
+        report.repaired += r.repaired;
+        for (const pos of r.bad) {
+          const index = pos / SECTOR;
+          if (pos >= o.vouched) {
+            report.reset++;
+            if (o.rewrite) await this.sums.write(pos, encodeSumSector(index, emptyEntries(this.#o.zeroSum), salt.tag, hash));
+            continue;
+          }
+          report.salvaged++;
+          const raw = new Uint8Array(SECTOR);
+          await this.sums.read(pos, raw);
+          const entries = await this.#salvage(index, raw, o.lostAt, o.rewrite);
+          entries.forEach((e, i) => { if (e.lost !== undefined) report.lost.push({ page: index * SUMS_PER_SECTOR + i, lostAt: e.lost }); });
+          if (o.rewrite) await this.sums.write(pos, encodeSumSector(index, entries, salt.tag, hash));
+        }
+      });
+    }
+    if (o.rewrite) this.#sumsLength = Math.max(this.#sumsLength, end);
+    if (o.rewrite) for (const { page, lostAt } of report.lost) this.#o.observer?.lost(page, lostAt);
+    return report;
+  }
+
+  /**
+   * The entries of a sector bad on every copy: each entry whose page bytes
+   * match it (checksum and seal: its sequence number and place) is kept; the
+   * others become LOST since `lostAt`.
+   */
+  async #salvage(index: number, raw: Uint8Array, lostAt: number, repairPages: boolean): Promise<SumEntry[]> {
+    const { hash, salt } = this.#o;
+    const out: SumEntry[] = [];
+    const page = new Uint8Array(this.pageSize);
+    for (let i = 0; i < SUMS_PER_SECTOR; i++) {
+      const p = index * SUMS_PER_SECTOR + i;
+      const at = 16 + i * 16;
+      const zeroed = raw.subarray(at, at + 16).every((x) => x === 0);
+      const e = decodeSumEntry(raw, at, p, salt.tag);
+      let kept = false;
+      if (!zeroed && e.lost === undefined) {
+        const verify = (b: Uint8Array) => hash(b) === e.checksum;
+        kept = repairPages
+          ? (await readChecked(this.pages, p * this.pageSize, page, verify)).ok
+          : (await this.pages.read(p * this.pageSize, page), verify(page));
+      }
+      out.push(kept ? e : { checksum: 0n, lsn: 0, lost: lostAt });
+    }
+    return out;
+  }
+
+  /** The checksum entry of `page`. */
+  async readSum(page: number): Promise<SumEntry> {
+    const index = sumSectorOf(page);
+    const entries = await this.#withSectors(index, index, () => this.#readSector(index));
+    return entries[page - index * SUMS_PER_SECTOR];
   }
 
   /** The checksum entries of pages [first, first + count). */
-  async readSums(first: number, count: number): Promise<Array<{ checksum: bigint; lsn: number }>> {
-    const buf = new Uint8Array(SUM_ENTRY_SIZE * count);
-    await this.sums.read(first * SUM_ENTRY_SIZE, buf);
-    return Array.from({ length: count }, (_, i) => decodeSum(buf, i * SUM_ENTRY_SIZE));
+  async readSums(first: number, count: number): Promise<SumEntry[]> {
+    if (count === 0) return [];
+    const s0 = sumSectorOf(first);
+    const s1 = sumSectorOf(first + count - 1);
+    const out: SumEntry[] = [];
+    for (let s = s0; s <= s1; s++) {
+      const entries = await this.#withSectors(s, s, () => this.#readSector(s));
+      for (let i = 0; i < SUMS_PER_SECTOR; i++) {
+        const p = s * SUMS_PER_SECTOR + i;
+        if (p >= first && p < first + count) out.push(entries[i]);
+      }
+    }
+    return out;
+  }
+
+  /** A sector's entries (its lock held): checked, from a good copy, else salvaged and rewritten. */
+  async #readSector(index: number): Promise<SumEntry[]> {
+    const { hash, salt } = this.#o;
+    const at = index * SECTOR;
+    if (at >= this.#sumsLength) return emptyEntries(this.#o.zeroSum);
+    const buf = new Uint8Array(SECTOR);
+    if ((await readChecked(this.sums, at, buf, (b) => sumSectorValid(b, index, salt.tag, hash))).ok) {
+      return decodeSumSector(buf, index, salt.tag);
+    }
+    const lostAt = this.#o.lsnNow();
+    const entries = await this.#salvage(index, buf, lostAt, true);
+    await this.sums.write(at, encodeSumSector(index, entries, salt.tag, hash));
+    entries.forEach((e, i) => { if (e.lost !== undefined) this.#o.observer?.lost(index * SUMS_PER_SECTOR + i, e.lost); });
+    return entries;
   }
 
   /**
@@ -57,7 +232,8 @@ export class PageStore {
 
   /**
    * Writes pages, coalescing runs of consecutive pages into one write to
-   * each device, in page order. `images` must be sorted by page.
+   * each device, in page order, then their checksum entries (sectors read,
+   * changed and written back whole). `images` must be sorted by page.
    */
   async writePages(images: PageImage[]): Promise<void> {
     const ps = this.pageSize;
@@ -66,15 +242,37 @@ export class PageStore {
       while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
       const run = images.slice(i, j);
       const data = new Uint8Array(run.length * ps);
-      const sums = new Uint8Array(run.length * SUM_ENTRY_SIZE);
-      run.forEach((p, k) => {
-        data.set(p.image, k * ps);
-        encodeSum(p.checksum, p.lsn, sums, k * SUM_ENTRY_SIZE);
-      });
+      run.forEach((p, k) => data.set(p.image, k * ps));
       await this.pages.write(run[0].page * ps, data);
-      await this.sums.write(run[0].page * SUM_ENTRY_SIZE, sums);
+      this.#pagesLength = Math.max(this.#pagesLength, (run[run.length - 1].page + 1) * ps);
+      await this.writeSums(run.map((p) => ({ page: p.page, entry: { checksum: p.checksum, lsn: p.lsn } })));
       i = j;
     }
+  }
+
+  /** Writes checksum entries (sorted by page) into their sectors. */
+  async writeSums(entries: Array<{ page: number; entry: SumEntry }>): Promise<void> {
+    const { hash, salt } = this.#o;
+    if (entries.length === 0) return;
+    const s0 = sumSectorOf(entries[0].page);
+    const s1 = sumSectorOf(entries[entries.length - 1].page);
+    await this.#withSectors(s0, s1, async () => {
+      // Sectors between the end of `sums` and this write are written empty first (never left as holes).
+      const from = Math.min(s0, this.#sumsLength / SECTOR);
+      const out = new Uint8Array((s1 - from + 1) * SECTOR);
+      const byPage = new Map(entries.map((e) => [e.page, e.entry]));
+      for (let s = from; s <= s1; s++) {
+        let covered = s >= s0;
+        for (let i = 0; covered && i < SUMS_PER_SECTOR; i++) covered = byPage.has(s * SUMS_PER_SECTOR + i);
+        // A sector whose every entry is rewritten need not be read.
+        const current = s < s0 || covered ? emptyEntries(this.#o.zeroSum) : await this.#readSector(s);
+        const next = current.map((e, i) => byPage.get(s * SUMS_PER_SECTOR + i) ?? e);
+        encodeSumSector(s, next, salt.tag, hash, out, (s - from) * SECTOR);
+      }
+      await this.sums.write(from * SECTOR, out);
+      this.#sumsLength = Math.max(this.#sumsLength, (s1 + 1) * SECTOR);
+    });
+    for (const e of entries) this.#o.observer?.healed(e.page);
   }
 
   /** Makes every completed page and checksum write durable. */
@@ -84,5 +282,37 @@ export class PageStore {
 
   async close(): Promise<void> {
     await Promise.all([this.pages.close(), this.sums.close()]);
+  }
+
+  /**
+   * Runs `fn` holding the locks of sum sectors [first, last] (taken in one
+   * step, so two holders never wait for each other); a range past the end of
+   * `sums` also takes the turn of writes that grow it.
+   */
+  async #withSectors<T>(first: number, last: number, fn: () => Promise<T>): Promise<T> {
+    let grown: (() => void) | null = null;
+    if ((last + 1) * SECTOR > this.#sumsLength) {
+      const before = this.#growing;
+      this.#growing = new Promise<void>((resolve) => { grown = resolve; });
+      await before;
+    }
+    const waits: Promise<void>[] = [];
+    const mine: Array<[number, Promise<void>]> = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    for (let s = first; s <= last; s++) {
+      const before = this.#locks.get(s);
+      if (before) waits.push(before);
+      this.#locks.set(s, held);
+      mine.push([s, held]);
+    }
+    try {
+      if (waits.length) await Promise.all(waits);
+      return await fn();
+    } finally {
+      release();
+      for (const [s, p] of mine) if (this.#locks.get(s) === p) this.#locks.delete(s);
+      (grown as (() => void) | null)?.();
+    }
   }
 }
