@@ -515,7 +515,7 @@ t('inspect --check: a clean folder is exit 0; each damage is listed, exit 1; not
 t('twinpage scrub --dir asks a running node (serve) to scrub, and reports what it repaired', async () => {
   const dir = join(tmp, 'node');
   const secret = join(tmp, 'secret');
-  await writeFile(secret, 'scrub test secret\n');
+  await writeFile(secret, 'scrub test secret\n', { mode: 0o600 });
   const node = new NodeProcess(['--dir', dir, '--role', 'primary', '--listen', '127.0.0.1:0', '--secret-file', secret, '--no-stdin']);
   try {
     await node.event('listening');

@@ -533,7 +533,7 @@ export function decodeSumEntry(bytes: Uint8Array, at: number, page: number, tag:
 }
 
 /** The 512 bytes of sum sector `index` holding `entries` (31, in page order). */
-export function encodeSumSector(index: number, entries: SumEntry[], tag: number, hash: Hash, into = new Uint8Array(SECTOR), at = 0): Uint8Array {
+export function encodeSumSector(index: number, entries: SumEntry[], tag: number, hash: Hash, into: Uint8Array = new Uint8Array(SECTOR), at = 0): Uint8Array {
   const s = into.subarray(at, at + SECTOR);
   const v = new DataView(s.buffer, s.byteOffset, SECTOR);
   v.setUint32(8, index, true);
