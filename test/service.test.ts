@@ -132,7 +132,7 @@ test('serve --config FILE: policies chosen by name, relative paths from the file
     const s = await statusOf(join(w.dir, 'data'));
     assert.equal(s.settings, {
       configFile: config, heartbeatMs: 100, timeoutMs: 3000, failover: 'manual', splitBrain: 'discard-local',
-      copy: 'auto', tls: false, insecurePlaintext: false, metrics: null,
+      copy: 'auto', tls: false, insecurePlaintext: false, metrics: null, arbiter: null, leaseMs: null, onNoQuorum: null,
     }, '--timeout-ms on the command line over the file\'s timeoutMs');
     const text = await run('status', '--dir', join(w.dir, 'data'));
     assert.match(text.stdout, /failover\s+manual \(heartbeat 100 ms, timeout 3000 ms\), split brain: discard-local/);

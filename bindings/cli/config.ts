@@ -65,6 +65,12 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'heartbeatMs', flag: '--heartbeat-ms', kind: count(1, 3_600_000) },
   { key: 'timeoutMs', flag: '--timeout-ms', kind: count(1, 3_600_000) },
   { key: 'failover', flag: '--failover', kind: oneOf('manual', 'auto') },
+  { key: 'witness', flag: '--witness', kind: endpoint },
+  { key: 'witnessSecretFile', flag: '--witness-secret-file', kind: path },
+  { key: 'etcd', flag: '--etcd', kind: { type: 'string' } },
+  { key: 'etcdPrefix', flag: '--etcd-prefix', kind: { type: 'string' } },
+  { key: 'leaseMs', flag: '--lease-ms', kind: count(1000, 3_600_000) },
+  { key: 'onNoQuorum', flag: '--on-no-quorum', kind: oneOf('suspend', 'error') },
   { key: 'splitBrain', flag: '--split-brain', kind: oneOf(...SPLIT_BRAIN_POLICIES) },
   { key: 'copy', flag: '--copy', kind: oneOf('auto', 'message', 'storage') },
   { key: 'exchange', flag: '--exchange', kind: path },
@@ -92,6 +98,12 @@ export interface ServeConfig {
   heartbeatMs?: number;
   timeoutMs?: number;
   failover?: 'manual' | 'auto';
+  witness?: [string, number];
+  witnessSecretFile?: string;
+  etcd?: string;
+  etcdPrefix?: string;
+  leaseMs?: number;
+  onNoQuorum?: 'suspend' | 'error';
   splitBrain?: (typeof SPLIT_BRAIN_POLICIES)[number];
   copy?: 'auto' | 'message' | 'storage';
   exchange?: string;

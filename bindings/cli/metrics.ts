@@ -77,13 +77,17 @@ export function nodeMetrics(memory: MirroredMemory): { registry: Registry; meter
     name: 'twinpage_blocks', help: 'Blocks held by this node', registers,
     collect() { this.set(memory.blockCount); },
   });
-  // The arbiter's vote. A pair without an arbiter acknowledges as long as its
-  // rules allow, so this is 1; the quorum work sets it from the arbiter and
-  // its quorum-lost / quorum-regained events.
-  const quorum = new Gauge({ name: 'twinpage_quorum', help: 'Whether this node holds the quorum it needs to acknowledge writes (1)', registers });
+  // The arbiter's vote: 0 while writes the partner lacks wait for (or fail
+  // without) the arbiter's lease (quorum-lost until quorum-regained); 1
+  // otherwise, and always 1 for a pair without an arbiter.
+  const quorum = new Gauge({ name: 'twinpage_quorum', help: 'Whether this node holds the quorum it needs to acknowledge writes (1) or writes wait for the arbiter (0)', registers });
   quorum.set(1);
   mirror.on('quorum-lost', () => quorum.set(0));
   mirror.on('quorum-regained', () => quorum.set(1));
+  new Gauge({
+    name: 'twinpage_epoch', help: 'The pair\'s epoch this node knows (it grows at every change of primary through the arbiter)', registers,
+    collect() { this.set(mirror.sense().epoch); },
+  });
 
   const writes = new Counter({ name: 'twinpage_writes_total', help: 'Writes acknowledged to this node\'s callers', registers });
   const bytes = new Counter({ name: 'twinpage_written_bytes_total', help: 'Bytes of the writes acknowledged', registers });

@@ -24,6 +24,9 @@ import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { openMemory, TwinpageError, type MirroredMemory, type MirrorOptions, type PolicyInput } from '../index.js';
 import type { SplitBrainPolicy } from '../messages.js';
+import type { Arbiter } from '../mirror/arbiter.js';
+import { EtcdArbiter } from '../mirror/etcd.js';
+import { WitnessArbiter } from '../mirror/witness.js';
 import { reconnecting } from '../mirror/transports/reconnect.js';
 import { connectTcp, listenTcp, type TcpCommonOptions } from '../mirror/transports/tcp.js';
 import { FileDevice, mapFsError } from '../storage/file.js';
@@ -82,9 +85,21 @@ socket DIR/control.sock, where 'twinpage status', 'verify', 'promote',
   --timeout-ms   a partner silent (or not acknowledging) this long is down
                  (default 2000); the --peer side redials with backoff up to it
   --failover     manual (default: 'twinpage promote' makes a secondary primary);
-                 auto (a secondary promotes itself when its primary is down for
-                 --timeout-ms and an arbiter grants it the lease) needs an
-                 arbiter, which serve does not take yet
+                 auto: a secondary promotes itself when its primary is down for
+                 --timeout-ms and the arbiter grants it the lease (needs
+                 --witness or --etcd)
+  --witness      HOST:PORT of a 'twinpage witness', the pair's third vote; with
+                 it a primary acknowledges a write its partner lacks only
+                 while it holds the witness's lease
+  --witness-secret-file
+                 the secret shared with the witness (default: --secret-file)
+  --etcd         etcd's client URL(s), comma-separated, as the third vote
+                 instead of a witness (a lease under --etcd-prefix)
+  --etcd-prefix  the pair's keys in etcd (default 'twinpage')
+  --lease-ms     the arbiter's lease in ms (default 10000; a witness's own
+                 --ttl-ms must match)
+  --on-no-quorum what a write the partner lacks does without the lease:
+                 suspend (default: it waits) or error (NO_QUORUM)
   --copy         how pages travel to the partner: auto (default), message (in the
                  frames) or storage (through the --exchange file)
   --exchange     a file both nodes open, for the storage copy method
@@ -120,6 +135,8 @@ interface ServeArgs {
   extentPages?: number; intentExtents?: number; splitBrain?: SplitBrainPolicy;
   tlsCert?: string; tlsKey?: string; tlsCa?: string; insecurePlaintext: boolean;
   metrics?: [string, number]; configFile?: string;
+  witness?: [string, number]; witnessSecretFile?: string; etcd?: string[]; etcdPrefix: string;
+  leaseMs: number; onNoQuorum?: 'suspend' | 'error';
 }
 
 /** The settings (flags over the config file), checked together. */
@@ -135,11 +152,13 @@ async function parse(argv: string[]): Promise<ServeArgs> {
   if (c.pageSize !== undefined && (c.pageSize & (c.pageSize - 1)) !== 0) throw new UsageError('--page-size must be a power of two from 512 to 1048576');
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (c.listen && c.tlsCa !== undefined && c.tlsCert === undefined) throw new UsageError('--tls-ca on the --listen side needs --tls-cert and --tls-key');
-  // The arbiter settings (a witness, etcd) join this check when serve takes them.
-  if (c.failover === 'auto') {
-    throw new UsageError('--failover auto needs a third vote (an arbiter: a witness or etcd), which serve does not take yet: ' +
-      'two nodes alone cannot tell a dead partner from a dead link. Use --failover manual and twinpage promote');
+  if (c.witness && c.etcd) throw new UsageError('give one arbiter: --witness or --etcd');
+  if (c.failover === 'auto' && !c.witness && !c.etcd) {
+    throw new UsageError('--failover auto needs a third vote (an arbiter: a witness or etcd): give --witness HOST:PORT (a twinpage witness) ' +
+      'or --etcd URL. Two nodes alone cannot tell a dead partner from a dead link');
   }
+  if ((c.witnessSecretFile || c.leaseMs || c.onNoQuorum) && !c.witness && !c.etcd) throw new UsageError('--witness-secret-file, --lease-ms and --on-no-quorum need --witness or --etcd');
+  if (c.etcdPrefix && !c.etcd) throw new UsageError('--etcd-prefix needs --etcd');
   const heartbeatMs = c.heartbeatMs ?? 200;
   const timeoutMs = c.timeoutMs ?? 2000;
   if (heartbeatMs >= timeoutMs) throw new UsageError(`--heartbeat-ms (${heartbeatMs}) must be below --timeout-ms (${timeoutMs})`);
@@ -151,7 +170,20 @@ async function parse(argv: string[]): Promise<ServeArgs> {
     extentPages: c.extentPages, intentExtents: c.intentExtents, splitBrain: c.splitBrain,
     tlsCert: c.tlsCert, tlsKey: c.tlsKey, tlsCa: c.tlsCa, insecurePlaintext: c.insecurePlaintext === true,
     metrics: c.metrics, configFile: c.configFile,
+    witness: c.witness, witnessSecretFile: c.witnessSecretFile,
+    etcd: c.etcd ? c.etcd.split(',').map((u) => u.trim()).filter(Boolean) : undefined,
+    etcdPrefix: c.etcdPrefix ?? 'twinpage', leaseMs: c.leaseMs ?? 10_000, onNoQuorum: c.onNoQuorum,
   };
+}
+
+/** The arbiter the settings name (a witness, etcd), or none. */
+async function arbiterOf(args: ServeArgs, secret: string): Promise<Arbiter | undefined> {
+  if (args.witness) {
+    const witnessSecret = args.witnessSecretFile ? await readSecretFile(args.witnessSecretFile) : secret;
+    return new WitnessArbiter({ host: args.witness[0], port: args.witness[1], secret: witnessSecret, ttlMs: args.leaseMs });
+  }
+  if (args.etcd) return new EtcdArbiter({ endpoints: args.etcd, prefix: args.etcdPrefix, ttlMs: args.leaseMs });
+  return undefined;
 }
 
 const say = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -166,9 +198,11 @@ async function serve(args: ServeArgs): Promise<void> {
   const control = controlPath(args.dir);
   await clearStaleSocket(control, args.dir);
 
+  const arbiter = await arbiterOf(args, secret);
   const mirrorOptions: MirrorOptions = {
     role: args.role, heartbeatMs: args.heartbeatMs, timeoutMs: args.timeoutMs, failover: args.failover,
     extentPages: args.extentPages, intentExtents: args.intentExtents, splitBrain: args.splitBrain,
+    arbiter, onNoQuorum: args.onNoQuorum,
   };
   let exchange: FileDevice | null = null;
   if (args.exchange) {
@@ -316,6 +350,8 @@ function settingsOf(args: ServeArgs): Record<string, unknown> {
     configFile: args.configFile ?? null, heartbeatMs: args.heartbeatMs, timeoutMs: args.timeoutMs, failover: args.failover,
     splitBrain: args.splitBrain ?? 'refuse', copy: args.copy ?? 'auto', tls: args.tlsCert !== undefined || args.tlsCa !== undefined,
     insecurePlaintext: args.insecurePlaintext, metrics: args.metrics ? `${args.metrics[0]}:${args.metrics[1]}` : null,
+    arbiter: args.witness ? `witness ${args.witness[0]}:${args.witness[1]}` : args.etcd ? `etcd ${args.etcd.join(',')} (${args.etcdPrefix})` : null,
+    leaseMs: args.witness || args.etcd ? args.leaseMs : null, onNoQuorum: args.witness || args.etcd ? args.onNoQuorum ?? 'suspend' : null,
   };
 }
 

@@ -23,6 +23,9 @@ export interface NodeStatus {
   sense: {
     role: string; health: string; generation: string; history: string[]; connected: boolean; peerRole?: string | null;
     inFlight: number; lagPages: number; lastApplied: number; intents?: number;
+    bitmapGeneration?: string; epoch?: number; refused?: string | null;
+    quorum?: null | { arbiter: string; held: boolean; leaseMs: number; epoch: number; outdated: string | null; waiting: number; lastError: string | null };
+    lastError?: { code: string; message: string; at: number } | null;
   };
   stats: null | {
     copy: string; pages: Record<string, number>; resyncedPages: number;
@@ -35,6 +38,7 @@ export interface NodeStatus {
   settings?: {
     configFile: string | null; heartbeatMs: number; timeoutMs: number; failover: string; splitBrain: string;
     copy: string; tls: boolean; insecurePlaintext: boolean; metrics: string | null;
+    arbiter?: string | null; leaseMs?: number | null; onNoQuorum?: string | null;
   };
 }
 
@@ -52,6 +56,16 @@ export function statusText(s: NodeStatus): string {
     ['lagging', `${m.lagPages} pages`],
     ['applied', `up to frame ${m.lastApplied} from the partner`],
   ];
+  if (m.bitmapGeneration && m.bitmapGeneration !== '0000000000000000') rows.push(['bitmap generation', `${m.bitmapGeneration} (recording what the partner lacks since then)`]);
+  if (m.refused) rows.push(['refused', m.refused]);
+  if (m.epoch !== undefined) rows.push(['epoch', String(m.epoch)]);
+  if (m.quorum) {
+    const q = m.quorum;
+    rows.push(['quorum', `${q.arbiter}: ${q.held ? `lease held, ${q.leaseMs} ms left` : 'no lease held'}` +
+      `${q.outdated ? `; partner ${q.outdated} marked outdated` : ''}${q.waiting ? `; ${q.waiting} writes waiting for quorum` : ''}` +
+      `${q.lastError ? `; last refusal: ${q.lastError}` : ''}`]);
+  }
+  if (m.lastError) rows.push(['last error', `${m.lastError.code}: ${m.lastError.message}`]);
   if (m.intents !== undefined) rows.push(['intents', `${m.intents} hot extent${m.intents === 1 ? '' : 's'}${s.stats ? ` of ${s.stats.extentPages} pages` : ''}`]);
   if (s.stats) {
     const p = s.stats.pages;
@@ -65,6 +79,7 @@ export function statusText(s: NodeStatus): string {
   const st = s.settings;
   if (st) {
     rows.push(['failover', `${st.failover} (heartbeat ${st.heartbeatMs} ms, timeout ${st.timeoutMs} ms), split brain: ${st.splitBrain}`]);
+    if (st.arbiter) rows.push(['arbiter', `${st.arbiter}, lease ${st.leaseMs} ms, without quorum: ${st.onNoQuorum}`]);
     rows.push(['link', st.insecurePlaintext ? 'PLAINTEXT (--insecure-plaintext)' : st.tls ? 'sealed, over TLS' : 'sealed']);
     if (st.metrics) rows.push(['metrics', `http://${st.metrics}/metrics`]);
     if (st.configFile) rows.push(['config', st.configFile]);

@@ -49,15 +49,31 @@ export class Failover {
     return Date.now() - this.#heardAt > this.#timeoutMs;
   }
 
+  /**
+   * Whether this process itself stalled since `last` (a timer firing far
+   * later than asked: a busy or descheduled event loop). Then the partner's
+   * frames may be waiting unread: its silence is no evidence, and it is
+   * given a fresh timeout.
+   */
+  #stalled(last: number, now: number): boolean {
+    if (now - last <= Math.max(3 * this.#heartbeatMs, this.#timeoutMs / 2)) return false;
+    this.heard();
+    return true;
+  }
+
   /** A primary's heartbeat, on a new connection. */
   startHeartbeat(): void {
     this.stopHeartbeat();
+    let last = Date.now();
     this.#heartbeat = setInterval(() => {
       const now = Date.now();
+      const stalled = this.#stalled(last, now);
+      last = now;
+      if (stalled) return;
       const silent = now - this.#heardAt > this.#timeoutMs;
       const oldest = this.#hooks.oldestWait();
-      const stalled = oldest !== null && now - oldest > this.#timeoutMs;
-      if (silent || stalled) {
+      const unacked = oldest !== null && now - oldest > this.#timeoutMs;
+      if (silent || unacked) {
         this.#hooks.drop(TwinpageError.closed(silent ? `the partner was silent for ${this.#timeoutMs} ms` : `no acknowledgement for ${this.#timeoutMs} ms`));
         return;
       }
@@ -73,8 +89,12 @@ export class Failover {
   /** A secondary's watch on its primary, with automatic failover. */
   startWatchdog(): void {
     if (!this.#auto || this.#watchdog) return;
+    let last = Date.now();
     const timer = setInterval(() => {
-      if (!this.#hooks.primaryGone(() => this.silent())) return;
+      const now = Date.now();
+      const stalled = this.#stalled(last, now);
+      last = now;
+      if (stalled || !this.#hooks.primaryGone(() => this.silent())) return;
       clearInterval(timer);
       this.#watchdog = null;
       this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node tries to take over`));

@@ -192,9 +192,13 @@ export class Mirror extends MirrorEvents {
       if (this.#role === 'primary') replica.primarySince = Date.now();
     }
     const arbiter = this.#o.arbiter;
-    this.#quorum = arbiter && new Quorum(arbiter, { onNoQuorum: this.#o.onNoQuorum, marginMs: Math.max(100, Math.floor(arbiter.ttlMs / 10)), epoch: replica.epoch }, {
+    this.#quorum = arbiter && new Quorum(arbiter, { onNoQuorum: this.#o.onNoQuorum, epoch: replica.epoch }, {
       nodeId: () => memory.nodeId,
       generation: () => replica.generation!,
+      changed: (held, reason) => {
+        if (held) this.dispatch('quorum-regained', {});
+        else this.dispatch('quorum-lost', { reason: reason ?? 'the arbiter did not grant the lease' });
+      },
       epochSeen: (epoch, record) => {
         this.#adoptEpoch(epoch);
         // Another node took over through the arbiter: this primary is stale.

@@ -35,14 +35,15 @@ export interface QuorumHooks {
   generation(): string;
   /** The arbiter's record shows an epoch; a newer one than this node knew is adopted (and a primary behind it fenced). */
   epochSeen(epoch: number, record: PairRecord): void;
-  /** Quorum was lost or regained (for events). */
-  changed?(held: boolean): void;
+  /** Quorum was lost or regained (for events), with why when lost. */
+  changed?(held: boolean, reason: string | null): void;
 }
 
 export class Quorum {
   readonly arbiter: Arbiter;
   readonly #mode: 'suspend' | 'error';
-  readonly #marginMs: number;
+  /** The margin for clock rates, as a share of each lease granted. */
+  readonly #marginShare: number;
   readonly #hooks: QuorumHooks;
   #epoch = 0;
   /** Local monotonic ms until which the lease is surely held here. */
@@ -54,13 +55,15 @@ export class Quorum {
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   #lastError: string | null = null;
   #stopped = false;
+  /** What was last said of quorum (null: nothing yet). */
+  #reported: boolean | null = null;
   /** Set when this node was fenced (a newer primary took over): writes waiting for quorum fail with it. */
   #fencedBy: Error | null = null;
 
-  constructor(arbiter: Arbiter, options: { onNoQuorum: 'suspend' | 'error'; marginMs: number; epoch: number }, hooks: QuorumHooks) {
+  constructor(arbiter: Arbiter, options: { onNoQuorum: 'suspend' | 'error'; marginShare?: number; epoch: number }, hooks: QuorumHooks) {
     this.arbiter = arbiter;
     this.#mode = options.onNoQuorum;
-    this.#marginMs = options.marginMs;
+    this.#marginShare = options.marginShare ?? 0.1;
     this.#epoch = options.epoch;
     this.#hooks = hooks;
   }
@@ -99,7 +102,7 @@ export class Quorum {
         this.#lastError = (err as Error).message;
       }
       if (this.#mode === 'error') throw TwinpageError.noQuorum(`no quorum: ${this.#lastError ?? 'the lease is not held'}; the write is kept here and resynced, but not acknowledged`);
-      this.#hooks.changed?.(false);
+      this.#changed(false);
       // Suspended: tried again after a while, or released when the partner holds everything.
       const again = await this.#wait(Math.max(100, Math.min(1000, this.arbiter.ttlMs / 4)));
       if (again === 'released') return 'released';
@@ -113,7 +116,7 @@ export class Quorum {
     this.#seen(got.record);
     if (!got.granted) throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) refused the lease: ${got.reason}`);
     const hadLease = performance.now() < this.#validUntil;
-    this.#validUntil = asked + got.ttlMs - this.#marginMs;
+    this.#validUntil = asked + this.#held(got.ttlMs);
     if (partner !== null && this.#outdated !== partner) {
       if (!(await this.arbiter.outdate(this.#hooks.nodeId(), got.record.epoch, partner, this.#hooks.generation()))) {
         this.#validUntil = 0;
@@ -122,8 +125,15 @@ export class Quorum {
       this.#outdated = partner;
     }
     this.#lastError = null;
-    if (!hadLease) this.#hooks.changed?.(true);
+    if (!hadLease) this.#changed(true);
     this.#scheduleRenew();
+  }
+
+  /** Quorum lost or regained: said once per change. */
+  #changed(held: boolean): void {
+    if (this.#reported === held) return;
+    this.#reported = held;
+    this.#hooks.changed?.(held, this.#lastError);
   }
 
   /** Renews a third of the way through the lease, while it is held. */
@@ -138,7 +148,7 @@ export class Quorum {
         this.#lastError = (err as Error).message;
         // Out of reach: tried again until the lease ends here.
         if (performance.now() < this.#validUntil) this.#scheduleRenew();
-        else this.#hooks.changed?.(false);
+        else this.#changed(false);
       });
     }, delay);
     (this.#renewTimer as { unref?: () => void }).unref?.();
@@ -204,7 +214,7 @@ export class Quorum {
       this.#lastError = got.reason;
       return { granted: false, reason: got.reason };
     }
-    this.#validUntil = asked + got.ttlMs - this.#marginMs;
+    this.#validUntil = asked + this.#held(got.ttlMs);
     this.#outdated = null;
     this.#lastError = null;
     this.#fencedBy = null;
@@ -215,6 +225,11 @@ export class Quorum {
   /** An epoch seen elsewhere (the partner's frames): adopted when newer. */
   adopt(epoch: number): void {
     if (epoch > this.#epoch) this.#epoch = epoch;
+  }
+
+  /** How long a lease of `ttlMs` (as granted) counts as held here: less a margin for clock rates (a tenth, at least 100 ms, never all of it). */
+  #held(ttlMs: number): number {
+    return ttlMs - Math.min(ttlMs / 2, Math.max(100, ttlMs * this.#marginShare));
   }
 
   #seen(record: PairRecord): void {
