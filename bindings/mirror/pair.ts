@@ -30,7 +30,7 @@
 // write intents) is the memory's metadata (memory/replica.ts).
 
 import { TwinpageError } from '../errors.js';
-import type { Attachment, Change, LinkPolicy, Memory } from '../memory/memory.js';
+import type { Attachment, Change, LinkPolicy, Memory, PageDamage } from '../memory/memory.js';
 import type { ReplicaRecord } from '../memory/replica.js';
 import {
   AckLevel, MessageType, decodeFrame, encodeFrame,
@@ -165,6 +165,7 @@ export class Mirror extends MirrorEvents {
   #announced = false;
   readonly #copied: Record<Method, number> = { message: 0, shared: 0, storage: 0 };
   readonly #handlers: Partial<Record<MessageType, Handler>>;
+  readonly #stopDamage: () => void;
 
   constructor(memory: Memory, options: MirrorOptions) {
     super();
@@ -234,6 +235,9 @@ export class Mirror extends MirrorEvents {
       onFailover: () => { this.#o.onFailover?.(); this.dispatch('failover', { generation: this.#replica.generation! }); },
     });
     this.#handlers = this.#dispatchTable();
+    // Damage this node found (at open, by reads, by scrub) is taken from the partner.
+    this.#stopDamage = memory.onDamage((found) => this.#damaged(found));
+    this.#damaged(memory.damage());
     // From now on the record says "not closed cleanly" until close().
     replica.save().catch((err) => this.#report(err));
   }
@@ -630,6 +634,7 @@ export class Mirror extends MirrorEvents {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopDamage();
     this.#failover.stop();
     this.#quorum?.stop();
     const t = this.#transport;
@@ -906,6 +911,8 @@ export class Mirror extends MirrorEvents {
         r.partner = m.nodeId;
         if (r.discardLocal) r.discardLocal = false;
         this.#openApplier();
+        // Damage found before the partner was here: a primary reads it back now (read repair).
+        if (this.#role === 'primary') this.#damaged(this.memory.damage());
         const full = d.kind === 'source' && d.full;
         // The primary resyncs its partner; a secondary only when the handshake made it the source (of another secondary).
         this.#source = d.kind === 'source';
@@ -941,9 +948,49 @@ export class Mirror extends MirrorEvents {
 
   #onPeerRuns(m: MessageOf<MessageType.OUT_OF_SYNC>): void {
     const peer = this.#peer;
-    if (!peer || peer.runsDone) return;
+    if (!peer) return;
+    if (peer.runsDone) {
+      // After the handshake: pages the partner reports it lacks (damage it
+      // found); the resync source sends them.
+      if (this.#role !== 'primary' && !this.#source) return;
+      this.#replica.outOfSync.addRuns(m.runs, this.memory.blocks());
+      this.#replica.save().then(() => this.resync()).catch((err) => this.#report(err));
+      return;
+    }
     peer.runs.push(...m.runs);
     if (m.last) { peer.runsDone = true; this.#peerComplete(peer); }
+  }
+
+  /**
+   * Pages this node cannot trust (their checksum lost to damage, or their
+   * bytes bad on every local copy): a secondary records them as out of sync
+   * and tells its primary, which resyncs them; a primary reads each back,
+   * which asks the partner for it (read repair).
+   */
+  #damaged(found: PageDamage[]): void {
+    if (found.length === 0 || this.#closed) return;
+    const pages = found.map((d) => d.page).sort((a, b) => a - b);
+    if (this.#role === 'secondary') {
+      this.#replica.outOfSync.addAll(pages);
+      this.#replica.saveSoon();
+      const runs: Array<[number, number]> = [];
+      for (const p of pages) {
+        const last = runs[runs.length - 1];
+        if (last && last[0] + last[1] === p) last[1]++; else if (!last || last[0] + last[1] < p) runs.push([p, 1]);
+      }
+      this.#post({ type: MessageType.OUT_OF_SYNC, last: true, runs });
+      return;
+    }
+    const ps = this.memory.pageSize;
+    const scratch = new Uint8Array(ps);
+    (async () => {
+      for (const d of found) {
+        const block = this.memory.blocks().find((b) => b.id === d.blockId);
+        if (!block) continue;
+        const length = Math.min(ps, block.length - d.index * ps);
+        await this.memory.readInto(d.blockId, d.index * ps, length === ps ? scratch : scratch.subarray(0, length)).catch(() => {});
+      }
+    })().catch((err) => this.#report(err));
   }
 
   #onPeerIds(m: MessageOf<MessageType.BLOCK_IDS>): void {
