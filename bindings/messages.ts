@@ -171,13 +171,18 @@ export interface ReleaseMemory { type: MessageType.RELEASE_MEMORY; blockId: stri
 export interface LockRequest { type: MessageType.LOCK_REQUEST; blockId: string; offset: number; length: number; mode: LockMode }
 
 /**
- * A block's header, with each page's checksum when `checksums`.
+ * A block's header, with the checksums of `count` of its pages from page
+ * `first` (of the block, 0-based) when `checksums`; at most SUMS_PER_FRAME,
+ * so a block of any size is compared in parts. Without checksums both are 0.
  *
- *   0         16          17
- *   | blockId | checksums |
- *   | guid    | bool      |
+ *   0         16          17      20      24
+ *   | blockId | checksums | 0 0 0 | first | count |
+ *   | guid    | bool      |       | u32   | u32   |
  */
-export interface ReadHeader { type: MessageType.READ_HEADER; blockId: string; checksums: boolean }
+export interface ReadHeader { type: MessageType.READ_HEADER; blockId: string; checksums: boolean; first: number; count: number }
+
+/** The most page checksums one READ_HEADER asks for (512 KiB of them). */
+export const SUMS_PER_FRAME = 65536;
 
 /**
  * One page of a block: its bytes (copy `message`) or where the receiver finds
@@ -296,16 +301,18 @@ export type StatusReplyType =
 export interface LockReply { type: MessageType.LOCK_REPLY; replyTo: number; status: LockStatus }
 
 /**
- * A block's header; `checksums` (one per page of the block) when asked for.
+ * A block's header; when asked for, the checksums of the pages from `first`
+ * (of the block) on, as many as the request named.
  * A READ_HEADER that cannot be answered (unknown block) gets an ERROR.
  *
  *   0         8             52 + jsonLen
- *   | replyTo | BlockHeader | hasChecksums | pages x big64 (when hasChecksums) |
- *   | u64     |             | bool         |                                   |
+ *   | replyTo | BlockHeader | hasChecksums | first (when hasChecksums) | count x big64 |
+ *   | u64     |             | bool         | u32                       |               |
  */
 export interface ReadHeaderReply extends BlockHeader {
   type: MessageType.READ_HEADER_REPLY;
   replyTo: number;
+  first?: number;
   checksums?: bigint[];
 }
 
@@ -686,6 +693,10 @@ function encodeBody(w: Writer, m: Message): void {
     case MessageType.READ_HEADER:
       w.guid(m.blockId, 'blockId');
       w.enum(m.checksums, BOOLS, 'checksums');
+      w.u8(0); w.u8(0); w.u8(0);
+      w.u32(m.first, 'first');
+      w.u32(m.count, 'count');
+      if (m.checksums ? m.count > SUMS_PER_FRAME : m.first !== 0 || m.count !== 0) w.bad('count', m.checksums ? `at most ${SUMS_PER_FRAME} checksums` : '0 (with first) without checksums', m.count);
       return;
     case MessageType.WRITE_PAGE: {
       w.guid(m.blockId, 'blockId');
@@ -749,8 +760,12 @@ function encodeBody(w: Writer, m: Message): void {
       if (m.checksums === undefined) {
         w.u8(0);
       } else {
-        if (!Array.isArray(m.checksums) || m.checksums.length !== m.pages) w.bad('checksums', `an array of one checksum per page (${m.pages})`, m.checksums);
+        const first = m.first ?? 0;
+        if (!Array.isArray(m.checksums) || m.checksums.length > SUMS_PER_FRAME || first + m.checksums.length > m.pages) {
+          w.bad('checksums', `an array of at most ${SUMS_PER_FRAME} checksums of pages from ${first}, within the block's ${m.pages}`, m.checksums);
+        }
         w.u8(1);
+        w.u32(first, 'first');
         for (let i = 0; i < m.checksums.length; i++) w.big64(m.checksums[i], `checksums[${i}]`);
       }
       return;
@@ -1049,7 +1064,15 @@ function decodeBody(type: MessageType, r: Reader, pageSize: number | undefined):
       return { type, blockId, offset, length, mode: r.enum(LOCK_MODES, 'mode') };
     }
     case MessageType.READ_HEADER:
-      return { type, blockId: r.guid('blockId'), checksums: r.enum(BOOLS, 'checksums') };
+    {
+      const blockId = r.guid('blockId');
+      const checksums = r.enum(BOOLS, 'checksums');
+      r.zero(3, 'padding');
+      const first = r.u32('first');
+      const count = r.u32('count');
+      if (checksums ? count > SUMS_PER_FRAME : first !== 0 || count !== 0) r.bad('count', `is ${count} from ${first}: at most ${SUMS_PER_FRAME} with checksums, else 0 from 0`);
+      return { type, blockId, checksums, first, count };
+    }
     case MessageType.WRITE_PAGE: {
       const blockId = r.guid('blockId');
       const page = r.u32('page');
@@ -1105,10 +1128,14 @@ function decodeBody(type: MessageType, r: Reader, pageSize: number | undefined):
       const replyTo = r.u64('replyTo');
       const header = decodeBlockHeader(r, pageSize);
       if (!r.enum(BOOLS, 'hasChecksums')) return { type, replyTo, ...header };
-      if (r.left !== header.pages * 8) r.bad('checksums', `has ${r.left} bytes for ${header.pages} pages`);
-      const checksums = new Array<bigint>(header.pages);
-      for (let i = 0; i < header.pages; i++) checksums[i] = r.big64('checksums');
-      return { type, replyTo, ...header, checksums };
+      const first = r.u32('first');
+      const count = r.left / 8;
+      if (!Number.isInteger(count) || count > SUMS_PER_FRAME || first + count > header.pages) {
+        r.bad('checksums', `has ${r.left} bytes from page ${first}: whole checksums, at most ${SUMS_PER_FRAME}, within the block's ${header.pages} pages`);
+      }
+      const checksums = new Array<bigint>(count);
+      for (let i = 0; i < count; i++) checksums[i] = r.big64('checksums');
+      return { type, replyTo, ...header, first, checksums };
     }
     case MessageType.SENSE_REPLY: {
       const replyTo = r.u64('replyTo');

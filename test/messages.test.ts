@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { Core, TwinpageError } from '../bindings/index.js';
 import {
   decodeFrame, encodeFrame, FrameReader, MessageType, MESSAGE_TYPES, FRAME_HEADER_SIZE, FRAME_MAGIC,
-  messageName, replyTypeOf, isReply, isRequest, type Message, type MessageOf, type Frame,
+  messageName, replyTypeOf, isReply, isRequest, SUMS_PER_FRAME, type Message, type MessageOf, type Frame,
 } from '../bindings/messages.js';
 
 const core = await Core.create({ frames: 1, ioBytes: 1 << 20 });
@@ -107,7 +107,10 @@ const ARBITRARIES: { [T in MessageType]: fc.Arbitrary<MessageOf<T>> } = {
   [MessageType.RELEASE_MEMORY]: withType(MessageType.RELEASE_MEMORY, fc.record({ blockId: guid })),
   [MessageType.LOCK_REQUEST]: withType(MessageType.LOCK_REQUEST, fc.tuple(guid, range, fc.constantFrom('shared' as const, 'exclusive' as const))
     .map(([blockId, r, mode]) => ({ blockId, ...r, mode }))),
-  [MessageType.READ_HEADER]: withType(MessageType.READ_HEADER, fc.record({ blockId: guid, checksums: fc.boolean() })),
+  [MessageType.READ_HEADER]: withType(MessageType.READ_HEADER, fc.oneof(
+    fc.record({ blockId: guid, checksums: fc.constant(false), first: fc.constant(0), count: fc.constant(0) }),
+    fc.record({ blockId: guid, checksums: fc.constant(true), first: u32, count: fc.integer({ min: 0, max: SUMS_PER_FRAME }) }),
+  )),
   [MessageType.WRITE_PAGE]: withType(MessageType.WRITE_PAGE, fc.oneof(
     fc.record({ blockId: guid, page: u32, lsn: safe, checksum: big64, copy: fc.constant('message' as const), data: fc.uint8Array({ maxLength: 96 }) }),
     fc.record({ blockId: guid, page: u32, lsn: safe, checksum: big64, copy: fc.constantFrom('shared' as const, 'storage' as const), location: range }),
@@ -123,7 +126,8 @@ const ARBITRARIES: { [T in MessageType]: fc.Arbitrary<MessageOf<T>> } = {
   [MessageType.LOCK_REPLY]: withType(MessageType.LOCK_REPLY, fc.record({ replyTo: safe, status: fc.constantFrom('granted' as const, 'queued' as const, 'refused' as const) })),
   [MessageType.READ_HEADER_REPLY]: withType(MessageType.READ_HEADER_REPLY, fc.oneof(
     fc.tuple(safe, blockHeader(0xFFFFFFFF)).map(([replyTo, h]) => ({ replyTo, ...h })),
-    fc.tuple(safe, blockHeader(16)).chain(([replyTo, h]) => fc.array(big64, { minLength: h.pages, maxLength: h.pages }).map((checksums) => ({ replyTo, ...h, checksums }))),
+    fc.tuple(safe, blockHeader(16)).chain(([replyTo, h]) => fc.integer({ min: 0, max: h.pages }).chain((first) =>
+      fc.array(big64, { maxLength: h.pages - first }).map((checksums) => ({ replyTo, ...h, first, checksums })))),
   )),
   [MessageType.WRITE_PAGE_REPLY]: statusReply(MessageType.WRITE_PAGE_REPLY),
   [MessageType.SENSE_REPLY]: withType(MessageType.SENSE_REPLY, fc.record({
@@ -256,7 +260,10 @@ test('bodies: GUIDs, enums, booleans, padding, safe integers, trailing bytes', (
   rejects(forge(MessageType.RELEASE_MEMORY, new Uint8Array(16)), /RELEASE_MEMORY\.blockId is the nil GUID/);
   rejects(forge(MessageType.RELEASE_MEMORY, id.subarray(0, 15)), /blockId needs 16 bytes/);
   rejects(forge(MessageType.RELEASE_MEMORY, cat(id, [0])), /1 trailing bytes/);
-  rejects(forge(MessageType.READ_HEADER, cat(id, [2])), /READ_HEADER\.checksums is 2/);
+  rejects(forge(MessageType.READ_HEADER, cat(id, [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), /READ_HEADER\.checksums is 2/);
+  rejects(forge(MessageType.READ_HEADER, cat(id, [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])), /READ_HEADER\.count is 1 from 0/);
+  rejects(forge(MessageType.READ_HEADER, cat(id, [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0])), /READ_HEADER\.count is 65537 from 0/);
+  throwsCode(() => encodeFrame({ type: MessageType.READ_HEADER, blockId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', checksums: true, first: 0, count: SUMS_PER_FRAME + 1 }, SEQ, hash), 'INVALID_ARGUMENT', /READ_HEADER\.count/);
   const lock = bodyOf(encodeFrame({ type: MessageType.LOCK_REQUEST, blockId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', offset: 1, length: 2, mode: 'exclusive' }, SEQ, hash));
   lock[32] = 2;
   rejects(forge(MessageType.LOCK_REQUEST, lock), /LOCK_REQUEST\.mode is 2/);
@@ -330,7 +337,9 @@ test('bodies: block headers, checksum lists and histories must fit', () => {
   new DataView(body.buffer).setUint32(20, 2, true);
   rejects(forge(MessageType.ALLOCATE_MEMORY, body), /ends by page 2\^32/);
   const reply = bodyOf(encodeFrame({ ...block, type: MessageType.READ_HEADER_REPLY, replyTo: 1, checksums: [1n, 2n] }, SEQ, hash));
-  rejects(forge(MessageType.READ_HEADER_REPLY, reply.subarray(0, reply.length - 8)), /has 8 bytes for 2 pages/);
+  rejects(forge(MessageType.READ_HEADER_REPLY, reply.subarray(0, reply.length - 4)), /has 12 bytes from page 0/);
+  new DataView(reply.buffer, reply.byteOffset).setUint32(reply.length - 20, 1, true);
+  rejects(forge(MessageType.READ_HEADER_REPLY, reply), /has 16 bytes from page 1: .* within the block's 2 pages/);
   const sense = bodyOf(encodeFrame({ type: MessageType.SENSE_REPLY, replyTo: 1, role: 'primary', nodeId: block.blockId, generation: '00000000000000ff', history: ['0000000000000001'], lastApplied: 5, health: 'ok', lagPages: 0 }, SEQ, hash));
   assert.is(sense.length, 62);
   new DataView(sense.buffer).setUint32(50, 0x20000000, true);
@@ -355,7 +364,7 @@ test('the encoder refuses what the decoder would refuse, naming the field', () =
   throwsCode(enc({ type: MessageType.ERROR, replyTo: 0, code: 'bad code', message: '' }), 'INVALID_ARGUMENT', /ERROR\.code/);
   throwsCode(enc({ type: MessageType.ERROR, replyTo: 0, code: 'BAD', message: 'a\uD800b' }), 'INVALID_ARGUMENT', /ERROR\.message/);
   throwsCode(enc({ type: MessageType.SENSE_REPLY, replyTo: 1, role: 'primary', nodeId: id, generation: 'FF', history: [], lastApplied: 0, health: 'ok', lagPages: 0 }), 'INVALID_ARGUMENT', /SENSE_REPLY\.generation/);
-  throwsCode(enc({ type: MessageType.READ_HEADER_REPLY, replyTo: 1, blockId: id, base: 0, pages: 2, length: 1, generation: 1, policy: {}, checksums: [1n] }), 'INVALID_ARGUMENT', /checksums/);
+  throwsCode(enc({ type: MessageType.READ_HEADER_REPLY, replyTo: 1, blockId: id, base: 0, pages: 2, length: 1, generation: 1, policy: {}, checksums: [1n, 2n, 3n] }), 'INVALID_ARGUMENT', /checksums/);
   throwsCode(enc({ type: MessageType.ALLOCATE_MEMORY, blockId: id, base: 0, pages: 1, length: 1, generation: 1, policy: { n: 1n } }), 'INVALID_ARGUMENT', /policy cannot be written as JSON/);
   throwsCode(enc({ type: MessageType.ALLOCATE_MEMORY, blockId: id, base: 0, pages: 1, length: 1, generation: 1, policy: [] }), 'INVALID_ARGUMENT', /policy must be a JSON object/);
   const hello = {

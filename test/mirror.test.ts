@@ -137,6 +137,32 @@ t('verify reports pages that differ', async () => {
   await p.close(); await s.close();
 });
 
+t('verify compares a block of more pages than one frame holds checksums of, in parts', async () => {
+  const { p, s, mp, ms } = await connectedPair();
+  // 150,000 pages: three parts of at most SUMS_PER_FRAME (65,536) checksums.
+  const pages = 150_000;
+  const b = await p.allocate(pages * 512, { policy: 'async' });
+  const far = [3, 70_000, 149_999];
+  for (const k of far) await p.write(b.id, k * 512, pattern(512, k));
+  // Async writes: verified until the partner applied them.
+  for (let tries = 0; (await mp.verify()).differences.length > 0; tries++) {
+    if (tries > 100) assert.unreachable('the secondary never held every page');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await ms.close();
+  await s.write(b.id, 131_072 * 512 + 7, pattern(3, 9));
+  await s.write(b.id, 149_999 * 512, pattern(1, 9));
+  const ms2 = new Mirror(s, { role: 'secondary' });
+  const [ta2, tb2] = inProcessPair();
+  ms2.attach(tb2);
+  mp.attach(ta2);
+  const report = await mp.verify();
+  assert.is(report.pages, pages);
+  assert.equal(report.differences, [{ blockId: b.id, page: b.base + 131_072 }, { blockId: b.id, page: b.base + 149_999 }]);
+  mp.close(); ms2.close();
+  await p.close(); await s.close();
+});
+
 t('faults on the link (drops, duplicates, reordering, delays, a partition): after healing and resync both nodes are identical', async () => {
   for (const seed of [1, 2, 3]) {
     const [ra, rb] = inProcessPair();

@@ -29,6 +29,7 @@
 import { Core } from '../core/index.js';
 import { asyncDispose } from '../disposable.js';
 import { TwinpageError } from '../errors.js';
+import { intOption } from '../options.js';
 import type { PolicyList } from '../policies.js';
 import { Scheduler, type SchedulerStats } from '../sched/scheduler.js';
 import type { Device, Store } from '../storage/device.js';
@@ -412,21 +413,29 @@ export class Memory implements PointerHost {
     }
   }
 
-  /** A block's header (READ_HEADER); with `checksums`, each page's current checksum too. */
-  async header(id: string, options: { checksums?: boolean } = {}): Promise<Block & { checksums?: bigint[] }> {
+  /**
+   * A block's header (READ_HEADER); with `checksums`, the current checksum of
+   * each page too: all of them, or `count` from page `first` of the block.
+   */
+  async header(id: string, options: { checksums?: boolean; first?: number; count?: number } = {}): Promise<Block & { checksums?: bigint[] }> {
     this.#open();
     const block = this.#blocks.get(id);
     if (!options?.checksums) return { ...block };
+    const from = intOption('first', options.first, 0, 0, block.pages);
+    const count = intOption('count', options.count, block.pages - from, 0, block.pages - from);
+    const base = block.base + from;
     let sums: SumEntry[] = [];
-    await this.#sched.submit({
-      first: block.base, last: block.base + block.pages - 1, mode: 'shared',
-      run: async () => { if (sums.length === 0) sums = await this.#pageStore.readSums(block.base, block.pages); },
-    });
+    if (count > 0) {
+      await this.#sched.submit({
+        first: base, last: base + count - 1, mode: 'shared',
+        run: async () => { if (sums.length === 0) sums = await this.#pageStore.readSums(base, count); },
+      });
+    }
     const cache = this.#cache;
     const checksums = sums.map((s, i) => {
-      const f = this.core.pages.lookup(block.base + i);
-      if (f >= 0 && !cache.loading(block.base + i)) return cache.sum(f);
-      if (this.#damage.any && this.#damage.concerns(block.base + i, block)) return UNKNOWN_SUM;
+      const f = this.core.pages.lookup(base + i);
+      if (f >= 0 && !cache.loading(base + i)) return cache.sum(f);
+      if (this.#damage.any && this.#damage.concerns(base + i, block)) return UNKNOWN_SUM;
       return s.lost !== undefined || s.lsn === 0 || s.lsn < block.generation ? cache.zeroSum : s.checksum;
     });
     return { ...block, checksums };

@@ -166,6 +166,8 @@ export class Mirror extends MirrorEvents {
   readonly #copied: Record<Method, number> = { message: 0, shared: 0, storage: 0 };
   readonly #handlers: Partial<Record<MessageType, Handler>>;
   readonly #stopDamage: () => void;
+  /** Damaged pages being read back from the partner (close waits for it). */
+  #readingBack: Promise<void> = Promise.resolve();
 
   constructor(memory: Memory, options: MirrorOptions) {
     super();
@@ -209,7 +211,7 @@ export class Mirror extends MirrorEvents {
       },
     });
     this.#resync = new Resync(memory, replica, {
-      route: (change, policy) => this.#route(change, policy),
+      route: (change, policy, posted) => this.#route(change, policy, undefined, posted),
       canRun: () => this.#connected() && !this.#degraded && (this.#role === 'primary' || this.#source) && !this.#closed,
       verify: () => this.#verifier.verify(),
       synced: () => this.#synced(),
@@ -642,6 +644,7 @@ export class Mirror extends MirrorEvents {
     t?.close();
     this.#lost();
     await this.#rotation?.catch(() => {});
+    await this.#readingBack;
     this.#attachment.detach();
     // Queued on the memory's own chain now, so it runs before the memory closes.
     await this.#replica.close().catch(() => {});
@@ -686,9 +689,10 @@ export class Mirror extends MirrorEvents {
   /**
    * Sends one change by the copy method its policy asks for, or records it
    * as lagging without a partner. `settled` is called once the partner
-   * acknowledged it at disk level or its pages are recorded as out of sync.
+   * acknowledged it at disk level or its pages are recorded as out of sync;
+   * `posted` once its frames have their places in the stream (or it is recorded).
    */
-  #route(change: Change, policy: LinkPolicy, settled?: () => void): Promise<void> {
+  #route(change: Change, policy: LinkPolicy, settled?: () => void, posted?: () => void): Promise<void> {
     const pages = change.type === 'release' ? change.pages.map((p) => p.page) : [];
     const blockId = change.type === 'allocate' ? change.block.id : change.type === 'free' ? change.blockId : undefined;
     const stream = this.#stream;
@@ -698,22 +702,24 @@ export class Mirror extends MirrorEvents {
       oos.addAll(pages);
       if (blockId !== undefined) oos.addBlock(blockId);
       settled?.();
+      posted?.();
       return this.#acknowledgeAlone();
     }
     const messages = changeMessages(change);
     const placed = this.#copy.place(messages, pages.length ? this.#copy.choose(policy.copyMethod) : 'message');
-    if (placed.method !== 'storage') return this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled);
+    if (placed.method !== 'storage') return this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled, posted);
     // Storage: the pages are written to the exchange before the frames that point at them go.
     return Promise.all(placed.puts).then(
-      () => (this.#transport === t ? this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled) : this.#route(change, policy, settled)),
-      (err) => { this.#fail(err); return this.#route(change, policy, settled); },
+      () => (this.#transport === t ? this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled, posted) : this.#route(change, policy, settled, posted)),
+      (err) => { this.#fail(err); return this.#route(change, policy, settled, posted); },
     );
   }
 
   /** Sends one change's frames in order; resolves at the durability asked for. */
-  #sendBatch(stream: Stream, messages: Request[], pages: number[], blockId: string | undefined, policy: LinkPolicy, ring: SlotRing | null, settled?: () => void): Promise<void> {
+  #sendBatch(stream: Stream, messages: Request[], pages: number[], blockId: string | undefined, policy: LinkPolicy, ring: SlotRing | null, settled?: () => void, posted?: () => void): Promise<void> {
     for (const m of messages) if (m.type === MessageType.WRITE_PAGE) this.#copied[m.copy]++;
     const { last, sent } = stream.sequence(messages);
+    posted?.();
     ring?.mark(last);
     this.#replica.outOfSync.sent(last, pages, blockId, settled);
     const level = LEVEL[policy.durability];
@@ -981,16 +987,22 @@ export class Mirror extends MirrorEvents {
       this.#post({ type: MessageType.OUT_OF_SYNC, last: true, runs });
       return;
     }
+    // Without a partner there is nothing to read back from: the handshake tries again.
+    if (!this.#connected()) return;
     const ps = this.memory.pageSize;
     const scratch = new Uint8Array(ps);
-    (async () => {
+    const previous = this.#readingBack;
+    const task = (async () => {
+      await previous;
       for (const d of found) {
+        if (this.#closed) return;
         const block = this.memory.blocks().find((b) => b.id === d.blockId);
         if (!block) continue;
         const length = Math.min(ps, block.length - d.index * ps);
         await this.memory.readInto(d.blockId, d.index * ps, length === ps ? scratch : scratch.subarray(0, length)).catch(() => {});
       }
     })().catch((err) => this.#report(err));
+    this.#readingBack = task;
   }
 
   #onPeerIds(m: MessageOf<MessageType.BLOCK_IDS>): void {

@@ -22,8 +22,12 @@ import type { VerifyReport } from './verify.js';
 export const RESYNC_POLICY: LinkPolicy = { durability: 'disk', copyMethod: 'auto' };
 
 export interface ResyncHooks {
-  /** Sends one change to the partner (or records it as lagging without one). */
-  route(change: Change, policy: LinkPolicy): Promise<void>;
+  /**
+   * Sends one change to the partner (or records it as lagging without one);
+   * resolves once acknowledged. `posted` is called once its frames have
+   * their places in the stream.
+   */
+  route(change: Change, policy: LinkPolicy, posted?: () => void): Promise<void>;
   /** Whether a resync may go on: a primary, connected and not degraded, not closed. */
   canRun(): boolean;
   /** Compares every page's checksum with the partner's. */
@@ -91,10 +95,22 @@ export class Resync {
     }
     const total = oos.size;
     const sorted = [...blocks.values()].sort((a, b) => a.base - b.base);
-    let done = 0;
-    const ps = m.pageSize;
     // A release of lagging pages of one block, at most 64 (and half what a pointer may hold here).
     const most = Math.max(1, Math.min(64, m.maxPointerPages >> 1));
+    const window = new AckWindow(RESYNC_WINDOW_PAGES);
+    try {
+      await this.#sendRuns(sorted, most, total, window);
+    } finally {
+      await window.drain();
+    }
+  }
+
+  /** The out-of-sync runs in address order, as releases of at most `most` pages, acknowledged in `window`. */
+  async #sendRuns(sorted: Block[], most: number, total: number, window: AckWindow): Promise<void> {
+    const m = this.#memory;
+    const oos = this.#replica.outOfSync;
+    const ps = m.pageSize;
+    let done = 0;
     // The bitmap's runs in address order (walked in copied batches: clearing as it goes is fine).
     for (const [runFirst, runCount] of oos.runs()) {
       const end = runFirst + runCount;
@@ -112,16 +128,23 @@ export class Resync {
         const count = Math.min(most, end - first, block.base + block.pages - first);
         const offset = (first - block.base) * ps;
         const length = Math.min(count * ps, block.length - offset);
-        // The read pointer is held until the pages are on their way: a write to
-        // them waits, so its frames follow these (never a stale image after a newer one).
+        // The read pointer is held until the pages have their places in the
+        // stream: a write to them waits, so its frames follow these (never a
+        // stale image after a newer one). Their acknowledgements are awaited
+        // in a window, so the partner's journal flushes are shared.
         const ptr = await m.acquireRead(block.id, offset, length);
+        let acked: Promise<void>;
         try {
           const change: Change = { type: 'release', blockId: block.id, offset, length, lsn: 0, pages: pointerPages(ptr, first, count, (x) => m.core.checksum(x)) };
           oos.deleteRun(first, count);
-          await this.#hooks.route(change, RESYNC_POLICY);
+          let posted!: () => void;
+          const placed = new Promise<void>((resolve) => { posted = resolve; });
+          acked = this.#hooks.route(change, RESYNC_POLICY, posted);
+          await Promise.race([placed, acked.then(() => {}, () => {})]);
         } finally {
           await ptr.release();
         }
+        await window.add(acked, count);
         this.resyncedPages += count;
         done += count;
         this.#hooks.onProgress?.({ done, total });
@@ -181,6 +204,40 @@ export class Resync {
       const b = blocks.get(d.blockId);
       if (b) oos.addBlockPages(b);
     }
+  }
+}
+
+/** Pages a resync keeps on their way to the partner, unacknowledged. */
+export const RESYNC_WINDOW_PAGES = 4096;
+
+/**
+ * Acknowledgements awaited together: `add` waits while `pages` are on their
+ * way; the first failure is thrown by the next `add` or by `drain`.
+ */
+class AckWindow {
+  readonly #limit: number;
+  #pages = 0;
+  #failure: { err: unknown } | null = null;
+  readonly #waiting = new Set<Promise<void>>();
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  async add(acked: Promise<void>, pages: number): Promise<void> {
+    this.#pages += pages;
+    const entry: Promise<void> = acked.then(
+      () => {},
+      (err) => { this.#failure ??= { err }; },
+    ).finally(() => { this.#pages -= pages; this.#waiting.delete(entry); });
+    this.#waiting.add(entry);
+    while (this.#pages > this.#limit && this.#waiting.size > 0) await Promise.race(this.#waiting);
+    if (this.#failure) throw this.#failure.err;
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.#waiting);
+    if (this.#failure) throw this.#failure.err;
   }
 }
 

@@ -1,13 +1,13 @@
 // Verify and read repair: comparing this node's blocks and pages with the
 // partner's (its block list, BLOCK_LIST; each block's page checksums,
-// READ_HEADER with checksums), and reading back
+// READ_HEADER with checksums, in parts of up to SUMS_PER_FRAME), and reading back
 // from the partner a page that fails its checksum on every local copy
 // (ALLOCATE_READ, answered by the page as a WRITE_PAGE outside the stream,
 // sequence 0, then ALLOCATE_READ_REPLY). Both ends of both requests live here.
 
 import { TwinpageError } from '../errors.js';
-import type { Memory } from '../memory/memory.js';
-import { MessageType, type AllocateRead, type ReadHeader, type WritePage } from '../messages.js';
+import type { Block, Memory } from '../memory/memory.js';
+import { MessageType, SUMS_PER_FRAME, type AllocateRead, type ReadHeader, type WritePage } from '../messages.js';
 import { policyToRecord } from '../policies.js';
 import { pageMessages, pointerPages } from './changes.js';
 import type { Stream } from './stream.js';
@@ -52,23 +52,36 @@ export class Verifier {
       report.differences.push({ blockId: id, page: -1 });
     }
     for (const b of mine) {
-      const mine = (await this.#memory.header(b.id, { checksums: true })).checksums!;
-      const reply = await stream.request({ type: MessageType.READ_HEADER, blockId: b.id, checksums: true });
       report.blocks++;
-      if (reply.type === MessageType.ERROR && reply.code !== 'UNKNOWN_BLOCK') {
-        // Not an answer about the block (a timeout, the partner gone, its I/O failing): verify cannot tell.
-        throw TwinpageError.fromCode(reply.code, `verify of block ${b.id}: ${reply.message}`);
+      // In parts of at most SUMS_PER_FRAME pages: a block of any size fits the frames.
+      for (let first = 0; first < b.pages; first += SUMS_PER_FRAME) {
+        const count = Math.min(SUMS_PER_FRAME, b.pages - first);
+        if (!(await this.#comparePart(stream, b, first, count, report))) break;
       }
-      if (reply.type !== MessageType.READ_HEADER_REPLY || !reply.checksums) {
-        report.differences.push({ blockId: b.id, page: -1 });
-        continue;
-      }
-      mine.forEach((sum, i) => {
-        report.pages++;
-        if (reply.checksums![i] !== sum) report.differences.push({ blockId: b.id, page: b.base + i });
-      });
     }
     return report;
+  }
+
+  /** Compares `count` page checksums of block `b` from its page `first`; false when the partner lacks the block. */
+  async #comparePart(stream: Stream, b: Block, first: number, count: number, report: VerifyReport): Promise<boolean> {
+    const [mine, reply] = await Promise.all([
+      this.#memory.header(b.id, { checksums: true, first, count }),
+      stream.request({ type: MessageType.READ_HEADER, blockId: b.id, checksums: true, first, count }),
+    ]);
+    if (reply.type === MessageType.ERROR && reply.code !== 'UNKNOWN_BLOCK') {
+      // Not an answer about the block (a timeout, the partner gone, its I/O failing): verify cannot tell.
+      throw TwinpageError.fromCode(reply.code, `verify of block ${b.id}: ${reply.message}`);
+    }
+    if (reply.type !== MessageType.READ_HEADER_REPLY || !reply.checksums || reply.first !== first || reply.checksums.length !== count || reply.pages !== b.pages) {
+      report.differences.push({ blockId: b.id, page: -1 });
+      return false;
+    }
+    const sums = mine.checksums!;
+    for (let i = 0; i < count; i++) {
+      report.pages++;
+      if (reply.checksums[i] !== sums[i]) report.differences.push({ blockId: b.id, page: b.base + first + i });
+    }
+    return true;
   }
 
   /** The partner's block ids (BLOCK_LIST, answered in parts). */
@@ -83,8 +96,10 @@ export class Verifier {
 
   /** Answers a partner's READ_HEADER. */
   answerHeader(seq: number, m: ReadHeader): void {
-    this.#memory.header(m.blockId, { checksums: m.checksums }).then(
-      (h) => this.#stream()?.post({ type: MessageType.READ_HEADER_REPLY, replyTo: seq, blockId: h.id, base: h.base, pages: h.pages, length: h.length, generation: h.generation, policy: policyToRecord(h.policy), checksums: h.checksums }),
+    const range = m.checksums ? { first: m.first, count: m.count } : {};
+    // (A range past the block's end is INVALID_ARGUMENT, answered as an ERROR.)
+    Promise.resolve().then(() => this.#memory.header(m.blockId, { checksums: m.checksums, ...range })).then(
+      (h) => this.#stream()?.post({ type: MessageType.READ_HEADER_REPLY, replyTo: seq, blockId: h.id, base: h.base, pages: h.pages, length: h.length, generation: h.generation, policy: policyToRecord(h.policy), ...(h.checksums ? { first: m.first, checksums: h.checksums } : {}) }),
       (err) => this.#stream()?.post({ type: MessageType.ERROR, replyTo: seq, code: (err as TwinpageError).code ?? 'IO_ERROR', message: String((err as Error).message) }),
     );
   }
