@@ -13,7 +13,7 @@
 import type { Core } from '../core/index.js';
 import { TwinpageError } from '../errors.js';
 import type { Scheduler } from '../sched/scheduler.js';
-import { MAX_RECORD_PAGES, RecordType, type JournalRecord } from '../storage/format.js';
+import { MAX_RECORD_PAGES, RecordType, SUMS_PER_SECTOR, type JournalRecord } from '../storage/format.js';
 import type { PageImage, PageStore } from '../storage/pagestore.js';
 import type { Block } from './blocks.js';
 import type { DamageLog } from './damage.js';
@@ -22,6 +22,11 @@ import type { Wal } from './wal.js';
 
 /** Frame states kept beside the core's dirty flag. */
 export const CLEAN = 0, UNLOGGED = 1, LOGGED = 2;
+
+/** Pages one destaging operation may span (the pages between are locked too). */
+const DESTAGE_SPAN = 256;
+/** Pages around a dirty victim whose dirty, idle frames are written back with it. */
+const EVICT_NEIGHBOURS = 64;
 
 /**
  * Asked for a page that fails its checksum on every local copy, or whose
@@ -345,10 +350,13 @@ export class FrameCache {
         continue;
       }
       if (v.dirty) {
-        pages.setIo(v.frame, true);
-        const done = this.writeBack([v.frame]).finally(() => {
-          pages.setIo(v.frame, false);
+        const batch = this.#evictionBatch(v.frame, v.page);
+        for (const f of batch) pages.setIo(f, true);
+        const done = this.writeBack(batch).finally(() => {
+          for (const f of batch) pages.setIo(f, false);
           this.#evictions.delete(done);
+          // Frames that were busy are victims again: whoever found none looks again.
+          this.wakeFrames();
         });
         this.#evictions.add(done);
         await done;
@@ -360,6 +368,26 @@ export class FrameCache {
       claim(v.frame);
       return v.frame;
     }
+  }
+
+  /**
+   * A dirty victim and the dirty frames of the pages around it that nobody
+   * holds or writes: written back together, they share their I/O and their
+   * checksum sectors (scattered writes evicted one by one cost one sector
+   * update each), and the neighbours are clean when their turn comes.
+   */
+  #evictionBatch(victim: number, page: number): number[] {
+    const pages = this.#core.pages;
+    const batch = [victim];
+    const first = Math.min(Math.max(0, page - (EVICT_NEIGHBOURS >> 1)), 0xFFFFFFFF - EVICT_NEIGHBOURS);
+    const frames = pages.lookupRun(first, EVICT_NEIGHBOURS, false);
+    for (let k = 0; k < EVICT_NEIGHBOURS; k++) {
+      const f = frames[k];
+      if (f < 0 || f === victim || this.#state[f] !== LOGGED) continue;
+      const st = pages.frame(f);
+      if (st.dirty && !st.io && st.pins === 0) batch.push(f);
+    }
+    return batch;
   }
 
   /** Evictions writing back right now. */
@@ -410,15 +438,17 @@ export class FrameCache {
   }
 
   /**
-   * Destages page images through their task groups: each run of adjacent
-   * pages is one operation (split per stripe), in page order.
+   * Destages page images through their task groups, in page order: pages
+   * near each other (gaps of less than a checksum sector's pages, spans of
+   * at most DESTAGE_SPAN) are one operation (split per stripe), so the
+   * checksum sectors they share are written once.
    */
   async writePages(images: PageImage[]): Promise<void> {
     images.sort((a, b) => a.page - b.page);
     const runs: Promise<void>[] = [];
     for (let i = 0; i < images.length;) {
       let j = i + 1;
-      while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
+      while (j < images.length && images[j].page - images[j - 1].page <= SUMS_PER_SECTOR && images[j].page - images[i].page < DESTAGE_SPAN) j++;
       const run = images.slice(i, j);
       runs.push(this.#sched.submit({
         first: run[0].page, last: run[run.length - 1].page, mode: 'exclusive',

@@ -53,6 +53,9 @@ export interface SumsReport {
   lost: Array<{ page: number; lostAt: number }>;
 }
 
+/** Sum sectors a page store remembers (31 pages' entries each). */
+const SECTORS_CACHED = 1024;
+
 /** Bytes of `sums` read at a time when checking it whole. */
 const CHECK_CHUNK = 256 * SECTOR;
 
@@ -67,6 +70,12 @@ export class PageStore {
   readonly #locks = new Map<number, Promise<void>>();
   /** Writes past the end of `sums` take turns (they fill the gap before them). */
   #growing: Promise<void> = Promise.resolve();
+  /**
+   * Sum sectors as last read or written here, checked (at most
+   * SECTORS_CACHED, the oldest dropped first): pages near each other share
+   * a sector, and staging them one by one need not read it each time.
+   */
+  readonly #sectors = new Map<number, SumEntry[]>();
 
   constructor(pages: Device, sums: Device, pageSize: number, options: PageStoreOptions) {
     this.pages = pages;
@@ -112,6 +121,8 @@ export class PageStore {
    */
   async checkSums(o: { vouched: number; lostAt: number; rewrite: boolean }): Promise<SumsReport> {
     const { hash, salt } = this.#o;
+    // Read from storage again, every copy: what this store remembers is not what is checked.
+    this.#sectors.clear();
     const end = roundUp(Math.max(await this.sums.size(), o.vouched, this.#sumsLength), SECTOR);
     const report: SumsReport = { sectors: 0, repaired: 0, salvaged: 0, reset: 0, lost: [] };
     for (let at = 0; at < end; at += CHECK_CHUNK) {
@@ -199,14 +210,24 @@ export class PageStore {
     const { hash, salt } = this.#o;
     const at = index * SECTOR;
     if (at >= this.#sumsLength) return emptyEntries(this.#o.zeroSum);
+    const known = this.#sectors.get(index);
+    if (known) return known;
     const buf = new Uint8Array(SECTOR);
     if ((await readChecked(this.sums, at, buf, (b) => sumSectorValid(b, index, salt.tag, hash))).ok) {
-      return decodeSumSector(buf, index, salt.tag);
+      return this.#keep(index, decodeSumSector(buf, index, salt.tag));
     }
     const lostAt = this.#o.lsnNow();
     const entries = await this.#salvage(index, buf, lostAt, true);
     await this.sums.write(at, encodeSumSector(index, entries, salt.tag, hash));
     entries.forEach((e, i) => { if (e.lost !== undefined) this.#o.observer?.lost(index * SUMS_PER_SECTOR + i, e.lost); });
+    return this.#keep(index, entries);
+  }
+
+  /** Remembers a sector's entries as they are on storage now. */
+  #keep(index: number, entries: SumEntry[]): SumEntry[] {
+    this.#sectors.delete(index);
+    if (this.#sectors.size >= SECTORS_CACHED) this.#sectors.delete(this.#sectors.keys().next().value!);
+    this.#sectors.set(index, entries);
     return entries;
   }
 
@@ -231,21 +252,36 @@ export class PageStore {
   }
 
   /**
-   * Writes pages, coalescing runs of consecutive pages into one write to
-   * each device, in page order, then their checksum entries (sectors read,
-   * changed and written back whole). `images` must be sorted by page.
+   * Writes pages, coalescing runs of consecutive pages into one write each
+   * (the runs written together), then their checksum entries: the sectors
+   * they fall in read, changed and written back whole, neighbouring sectors
+   * in one write (pages scattered over a sector cost one update of it, not
+   * one each). `images` must be sorted by page.
    */
   async writePages(images: PageImage[]): Promise<void> {
     const ps = this.pageSize;
+    const writes: Promise<void>[] = [];
     for (let i = 0; i < images.length;) {
       let j = i + 1;
       while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
-      const run = images.slice(i, j);
-      const data = new Uint8Array(run.length * ps);
-      run.forEach((p, k) => data.set(p.image, k * ps));
-      await this.pages.write(run[0].page * ps, data);
-      this.#pagesLength = Math.max(this.#pagesLength, (run[run.length - 1].page + 1) * ps);
-      await this.writeSums(run.map((p) => ({ page: p.page, entry: { checksum: p.checksum, lsn: p.lsn } })));
+      const first = images[i].page;
+      let data: Uint8Array;
+      if (j - i === 1) {
+        data = images[i].image;
+      } else {
+        data = new Uint8Array((j - i) * ps);
+        for (let k = i; k < j; k++) data.set(images[k].image, (k - i) * ps);
+      }
+      writes.push(this.pages.write(first * ps, data));
+      this.#pagesLength = Math.max(this.#pagesLength, (images[j - 1].page + 1) * ps);
+      i = j;
+    }
+    await Promise.all(writes);
+    // The checksums after the bytes they vouch for.
+    for (let i = 0; i < images.length;) {
+      let j = i + 1;
+      while (j < images.length && sumSectorOf(images[j].page) <= sumSectorOf(images[j - 1].page) + 1) j++;
+      await this.writeSums(images.slice(i, j).map((p) => ({ page: p.page, entry: { checksum: p.checksum, lsn: p.lsn } })));
       i = j;
     }
   }
@@ -261,6 +297,7 @@ export class PageStore {
       const from = Math.min(s0, this.#sumsLength / SECTOR);
       const out = new Uint8Array((s1 - from + 1) * SECTOR);
       const byPage = new Map(entries.map((e) => [e.page, e.entry]));
+      const written: SumEntry[][] = [];
       for (let s = from; s <= s1; s++) {
         let covered = s >= s0;
         for (let i = 0; covered && i < SUMS_PER_SECTOR; i++) covered = byPage.has(s * SUMS_PER_SECTOR + i);
@@ -268,8 +305,12 @@ export class PageStore {
         const current = s < s0 || covered ? emptyEntries(this.#o.zeroSum) : await this.#readSector(s);
         const next = current.map((e, i) => byPage.get(s * SUMS_PER_SECTOR + i) ?? e);
         encodeSumSector(s, next, salt.tag, hash, out, (s - from) * SECTOR);
+        written.push(next);
       }
+      // Forgotten while the write is under way: a failed write leaves storage to say what is there.
+      for (let s = from; s <= s1; s++) this.#sectors.delete(s);
       await this.sums.write(from * SECTOR, out);
+      written.forEach((entries, k) => this.#keep(from + k, entries));
       this.#sumsLength = Math.max(this.#sumsLength, (s1 + 1) * SECTOR);
     });
     for (const e of entries) this.#o.observer?.healed(e.page);
