@@ -15,7 +15,6 @@
 import type { Block, Change, LinkPolicy, Memory } from '../memory/memory.js';
 import type { ReplicaRecord } from '../memory/replica.js';
 import { runsFrom } from '../memory/out-of-sync.js';
-import { pointerPages } from './changes.js';
 import type { VerifyReport } from './verify.js';
 
 /** What a resync's changes are sent with. */
@@ -105,52 +104,97 @@ export class Resync {
     }
   }
 
-  /** The out-of-sync runs in address order, as releases of at most `most` pages, acknowledged in `window`. */
+  /**
+   * The out-of-sync runs in address order, as releases of at most `most`
+   * pages each (runs of one block near each other together), read by
+   * RESYNC_READERS at a time (their staging reads overlap) and acknowledged
+   * in `window`.
+   */
   async #sendRuns(sorted: Block[], most: number, total: number, window: AckWindow): Promise<void> {
-    const m = this.#memory;
-    const oos = this.#replica.outOfSync;
-    const ps = m.pageSize;
+    const pieces = this.#pieces(sorted, most);
     let done = 0;
+    const reader = async () => {
+      for (let next = pieces.next(); !next.done; next = pieces.next()) {
+        const piece = next.value;
+        let sending: { acked: Promise<void> };
+        try {
+          sending = await this.#sendPiece(piece);
+        } catch (err) {
+          // Not sent (its pages could not be read): they stay on the record, for the next try.
+          this.#replica.outOfSync.addRuns(piece.runs, [piece.block]);
+          throw err;
+        }
+        await window.add(sending, piece.pages);
+        this.resyncedPages += piece.pages;
+        done += piece.pages;
+        this.#hooks.onProgress?.({ done: Math.min(done, total), total });
+      }
+    };
+    await Promise.all(Array.from({ length: RESYNC_READERS }, reader));
+  }
+
+  /**
+   * Releases to send: runs of lagging pages of one block, at most `most`
+   * pages within RESYNC_SPAN pages; taken off the record as they are handed
+   * out (a failure records them again). Lagging pages of no block (freed
+   * since) are forgotten.
+   */
+  *#pieces(sorted: Block[], most: number): Generator<Piece> {
+    const oos = this.#replica.outOfSync;
+    let piece: Piece | null = null;
     // The bitmap's runs in address order (walked in copied batches: clearing as it goes is fine).
     for (const [runFirst, runCount] of oos.runs()) {
       const end = runFirst + runCount;
       for (let first = runFirst; first < end;) {
         const block = ownerOf(sorted, first);
         if (!block) {
-          // Pages of no block (freed since): nothing to send.
           const next = nextBlockStart(sorted, first);
           const count = Math.min(end, next) - first;
           oos.deleteRun(first, count);
-          done += count;
           first += count;
           continue;
         }
-        const count = Math.min(most, end - first, block.base + block.pages - first);
-        const offset = (first - block.base) * ps;
-        const length = Math.min(count * ps, block.length - offset);
-        // The read pointer is held until the pages have their places in the
-        // stream: a write to them waits, so its frames follow these (never a
-        // stale image after a newer one). Their acknowledgements are awaited
-        // in a window, so the partner's journal flushes are shared.
-        const ptr = await m.acquireRead(block.id, offset, length);
-        let acked: Promise<void>;
-        try {
-          const change: Change = { type: 'release', blockId: block.id, offset, length, lsn: 0, pages: pointerPages(ptr, first, count, (x) => m.core.checksum(x)) };
-          oos.deleteRun(first, count);
-          let posted!: () => void;
-          const placed = new Promise<void>((resolve) => { posted = resolve; });
-          acked = this.#hooks.route(change, RESYNC_POLICY, posted);
-          await Promise.race([placed, acked.then(() => {}, () => {})]);
-        } finally {
-          await ptr.release();
+        if (piece && (piece.block !== block || first - piece.runs[0][0] >= RESYNC_SPAN)) {
+          yield piece;
+          piece = null;
         }
-        await window.add(acked, count);
-        this.resyncedPages += count;
-        done += count;
-        this.#hooks.onProgress?.({ done, total });
+        piece ??= { block, runs: [], pages: 0 };
+        const count = Math.min(most - piece.pages, end - first, block.base + block.pages - first);
+        oos.deleteRun(first, count);
+        piece.runs.push([first, count]);
+        piece.pages += count;
         first += count;
+        if (piece.pages === most) {
+          yield piece;
+          piece = null;
+        }
       }
     }
+    if (piece) yield piece;
+  }
+
+  /**
+   * Sends a piece as one release; resolves once its frames have their places
+   * in the stream, with its acknowledgement. Its pages' range is held until
+   * then: a write to those pages waits, so its frames follow these (never a
+   * stale image after a newer one).
+   */
+  async #sendPiece(piece: Piece): Promise<{ acked: Promise<void> }> {
+    const m = this.#memory;
+    const { block, runs } = piece;
+    const ps = m.pageSize;
+    const pages = runs.flatMap(([first, count]) => Array.from({ length: count }, (_, k) => first + k));
+    return m.copyPages(block.id, pages, async (copies) => {
+      const [lastFirst, lastCount] = runs[runs.length - 1];
+      const offset = (runs[0][0] - block.base) * ps;
+      const length = Math.min((lastFirst + lastCount - block.base) * ps, block.length) - offset;
+      const change: Change = { type: 'release', blockId: block.id, offset, length, lsn: 0, pages: copies };
+      let posted!: () => void;
+      const placed = new Promise<void>((resolve) => { posted = resolve; });
+      const acked = this.#hooks.route(change, RESYNC_POLICY, posted);
+      await Promise.race([placed, acked.then(() => {}, () => {})]);
+      return { acked };
+    });
   }
 
   /**
@@ -209,6 +253,13 @@ export class Resync {
 
 /** Pages a resync keeps on their way to the partner, unacknowledged. */
 export const RESYNC_WINDOW_PAGES = 4096;
+/** Releases a resync reads at once (their staging reads overlap). */
+const RESYNC_READERS = 4;
+/** Pages one release of a resync may span (runs of one block near each other go together). */
+const RESYNC_SPAN = 1024;
+
+/** Lagging pages of one block sent as one release. */
+interface Piece { block: Block; runs: Array<[number, number]>; pages: number }
 
 /**
  * Acknowledgements awaited together: `add` waits while `pages` are on their
@@ -224,7 +275,7 @@ class AckWindow {
     this.#limit = limit;
   }
 
-  async add(acked: Promise<void>, pages: number): Promise<void> {
+  async add({ acked }: { acked: Promise<void> }, pages: number): Promise<void> {
     this.#pages += pages;
     const entry: Promise<void> = acked.then(
       () => {},
