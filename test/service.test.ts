@@ -11,6 +11,8 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openMemory } from '../bindings/index.js';
+import { FileStore } from '../bindings/storage/file.js';
 import { CLI, NodeProcess } from './pair-process.js';
 
 interface Run { status: number | null; stdout: string; stderr: string }
@@ -283,19 +285,18 @@ test('--heartbeat-ms and --timeout-ms: a secondary gone silent (SIGSTOP) is take
 
 // --- the operator's commands --------------------------------------------------------------
 
-/** Flips the checksum recorded for `page` in a stopped node's sums file (its lsn kept): the page now differs from the partner's. */
-async function flipChecksum(dir: string, page: number): Promise<void> {
-  const fh = await open(join(dir, 'sums'), 'r+');
+/**
+ * Changes a page of a stopped node's block behind its mirror's back (the
+ * store opened alone, no pair attached): a silent difference only verify
+ * finds. (A flipped checksum no longer is one: the node finds the damage
+ * itself and its partner resyncs the page.)
+ */
+async function divergeWhileStopped(dir: string, id: string, offset: number): Promise<void> {
+  const m = await openMemory({ store: new FileStore(dir) });
   try {
-    // Format version 2: 31 entries of 16 bytes per 512-byte sector, after a 16-byte head.
-    const at = Math.floor(page / 31) * 512 + 16 + (page % 31) * 16;
-    const entry = Buffer.alloc(16);
-    await fh.read(entry, 0, 16, at);
-    assert.ok(entry.readUInt32LE(8) > 0, 'the page was written');
-    entry[0] ^= 0xFF;
-    await fh.write(entry, 0, 16, at);
+    await m.write(id, offset, Uint8Array.of(0xDE, 0xAD));
   } finally {
-    await fh.close();
+    await m.close();
   }
 }
 
@@ -339,9 +340,9 @@ test('promote, demote, resync and verify --repair on running nodes; discard on a
     assert.is(wrong.status, 1);
     assert.match(wrong.stderr, /^twinpage: NOT_PRIMARY: .* is a secondary: a resync is sent by the primary/);
 
-    // verify --repair: a page that differs on A (its recorded checksum flipped while stopped).
+    // verify --repair: a page that differs on A (changed while it was stopped, behind its mirror's back).
     await a.close();
-    await flipChecksum(dirA, base + 5);
+    await divergeWhileStopped(dirA, id, 5 * 4096 + 100);
     a = start([...peerA, '--role', 'secondary']);
     await a.event('connected');
     await waitFor('the pair back in sync', async () => {
