@@ -450,7 +450,9 @@ export class Mirror extends MirrorEvents {
   /**
    * Sends the partner what it missed while degraded: block-table changes,
    * then the lagging pages in address order, in releases of up to 64 pages.
-   * New writes go on meanwhile. Resolves once the partner holds it all.
+   * New writes go on meanwhile. Resolves once the partner holds it all;
+   * rejects with CLOSED when pages still lag and no partner can take them
+   * (none connected, or it went away meanwhile).
    */
   resync(): Promise<void> {
     return this.#resync.run();

@@ -12,6 +12,7 @@
 // (a node new to the pair, a generation only in a history, a partner
 // interrupted mid-resync), every page's checksum compared (verify).
 
+import { TwinpageError } from '../errors.js';
 import type { Block, Change, LinkPolicy, Memory } from '../memory/memory.js';
 import type { ReplicaRecord } from '../memory/replica.js';
 import { runsFrom } from '../memory/out-of-sync.js';
@@ -79,7 +80,12 @@ export class Resync {
     while (!oos.empty && this.#hooks.canRun()) await this.#round();
     this.last = { pages: this.resyncedPages - before, ms: Date.now() - start };
     this.#replica.saveSoon();
-    if (this.#hooks.canRun() && oos.empty) this.#hooks.synced();
+    if (oos.empty) {
+      if (this.#hooks.canRun()) this.#hooks.synced();
+      return;
+    }
+    // Not done: the caller is told, not left to believe the partner holds it all.
+    throw TwinpageError.closed(`the resync could not finish: ${oos.size} pages${oos.blockCount ? ` and ${oos.blockCount} blocks` : ''} still lag, and this node cannot send them now (no partner connected, or it is not the one that sends); the next connection resyncs them`);
   }
 
   async #round(): Promise<void> {
