@@ -26,6 +26,15 @@ async function same(a: Memory, b: Memory) {
   assert.is(b.blocks().length, a.blocks().length);
 }
 
+/** Waits until `check` holds, or fails saying what it waited for. */
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Two fresh nodes, a primary and a secondary, linked in process. */
 async function connectedPair() {
   const [ta, tb] = inProcessPair();
@@ -59,7 +68,7 @@ t('memory and async durabilities; many concurrent writes keep their order per pa
   await Promise.all(Array.from({ length: 40 }, (_, i) => p.write(i % 2 ? m.id : a.id, (i * 97) % 4000, pattern(1500, i))));
   await p.write(a.id, 0, pattern(20000, 99));
   // Let the last async frames land and be applied.
-  for (let i = 0; i < 50 && mp.sense().inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await until(() => mp.sense().inFlight === 0, 'the async frames to be acknowledged at disk level');
   await same(p, s);
   mp.close(); ms.close();
   await p.close(); await s.close();
@@ -137,11 +146,16 @@ t('verify reports pages that differ', async () => {
   await p.close(); await s.close();
 });
 
-t('faults on the link (drops, duplicates, reordering, delays, a partition): after healing and resync both nodes are identical', async () => {
+t('faults on the link (drops, duplicates, reordering, delays, a partition): before any repair the primary holds every acknowledged write and its record names every page the secondary lacks; after healing and resync both nodes are identical', async () => {
+  const PS = opts.pageSize;
+  const faults = { drop: 0.05, duplicate: 0.05, reorder: 0.05, delayMs: [0, 2] as [number, number] };
+  let lagging = 0;
+  let faulted = 0;
   for (const seed of [1, 2, 3]) {
     const [ra, rb] = inProcessPair();
-    const fa = withFaults(ra, { seed, drop: 0.05, duplicate: 0.05, reorder: 0.05, delayMs: [0, 2] });
-    const fb = withFaults(rb, { seed: seed + 100, drop: 0.05, duplicate: 0.05, reorder: 0.05, delayMs: [0, 2] });
+    // The blocks are allocated on a clean link, so the secondary holds all of them; then the faults begin.
+    const fa = withFaults(ra, { seed });
+    const fb = withFaults(rb, { seed: seed + 100 });
     const p = await node();
     const s = await node();
     const mp = new Mirror(p, { role: 'primary', heartbeatMs: 20, timeoutMs: 150 });
@@ -149,6 +163,11 @@ t('faults on the link (drops, duplicates, reordering, delays, a partition): afte
     mp.attach(fa);
     ms.attach(fb);
     const blocks = [await p.allocate(4000, { policy: 'disk' }), await p.allocate(6000, { policy: 'memory' }), await p.allocate(30000, { policy: 'async' })];
+    await until(() => s.blocks().length === 3, 'the allocations to reach the secondary (the async one resolved when sent)');
+    fa.setPlan(faults);
+    fb.setPlan(faults);
+    // What was acknowledged: each write resolved (by the partner, or alone once the link was taken for down).
+    const model = new Map(blocks.map((b) => [b.id, new Uint8Array(b.length)]));
     const random = rng(seed);
     for (let i = 0; i < 60; i++) {
       if (i === 30) fa.partition(true);
@@ -157,18 +176,39 @@ t('faults on the link (drops, duplicates, reordering, delays, a partition): afte
       const len = 1 + Math.floor(random() * Math.min(3000, b.length));
       const at = Math.floor(random() * (b.length - len));
       await p.write(b.id, at, pattern(len, seed * 1000 + i));
+      model.get(b.id)!.set(pattern(len, seed * 1000 + i), at);
+    }
+    faulted += fa.stats.send.dropped + fa.stats.send.partitioned + fb.stats.send.dropped + fb.stats.send.partitioned;
+    // Before any repair: every acknowledged write is on the primary ...
+    for (const b of blocks) assert.equal(await p.read(b.id, 0, b.length), model.get(b.id), `seed ${seed}: the primary holds every acknowledged write of block ${b.id}`);
+    // ... and, the faulty link cut, every page where the secondary differs is in the primary's out-of-sync record (what a resync sends).
+    fa.close();
+    await until(() => !mp.sense().connected && !ms.sense().connected, 'both ends to see the link cut');
+    const record = new Set(mp.laggingPages());
+    for (const b of blocks) {
+      const want = model.get(b.id)!;
+      const got = await s.read(b.id, 0, b.length);
+      for (let k = 0; k * PS < b.length; k++) {
+        const end = Math.min(b.length, (k + 1) * PS);
+        if (got.subarray(k * PS, end).every((v, i) => v === want[k * PS + i])) continue;
+        lagging++;
+        assert.ok(record.has(b.base + k), `seed ${seed}: page ${k} of block ${b.id} differs on the secondary, and the primary's out-of-sync record does not name it`);
+      }
     }
     // Heal: a clean link, then the resync of whatever was not acknowledged.
     const [ta, tb] = inProcessPair();
     mp.attach(ta);
     ms.attach(tb);
     await mp.resync();
-    for (let i = 0; i < 100 && mp.sense().inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => mp.sense().inFlight === 0 && mp.sense().lagPages === 0, 'the resync to be acknowledged');
     await same(p, s);
     assert.equal((await mp.verify()).differences, [], `seed ${seed}`);
     mp.close(); ms.close();
     await p.close(); await s.close();
   }
+  // The checks above compared something: the faults hit frames and left the secondary behind.
+  assert.ok(faulted > 0, 'frames were dropped or cut by the partition');
+  assert.ok(lagging > 0, 'the secondary lacked some acknowledged pages before the resync');
 });
 
 t('split brain: both sides written while parted are detected, nothing is merged; discarding one side resolves it', async () => {
@@ -208,7 +248,7 @@ t('split brain: both sides written while parted are detected, nothing is merged;
   [ta, tb] = inProcessPair();
   mp2.attach(ta);
   ms.attach(tb);
-  for (let i = 0; i < 100 && (await p2.read(b.id, 0, 100)).some((v, k) => v !== pattern(4096, 1)[k]); i++) await new Promise((r) => setTimeout(r, 10));
+  await until(async () => (await p2.read(b.id, 0, 100)).every((v, k) => v === pattern(4096, 1)[k]), "the discarding node to take the other's data");
   assert.equal((await ms.verify()).differences, []);
   assert.equal(await p2.read(b.id, 0, 4096), await s.read(b.id, 0, 4096));
   assert.is(mp2.sense().generation, ms.sense().generation);
@@ -224,8 +264,7 @@ t('over TCP on loopback with a shared secret', async () => {
   const secret = 'correct horse battery staple';
   const listener = await listenTcp({ host: '127.0.0.1', port: 0, secret, nodeId: s.nodeId }, (t) => ms.attach(t));
   mp.attach(await connectTcp({ host: '127.0.0.1', port: listener.port, secret, nodeId: p.nodeId }));
-  for (let i = 0; i < 100 && !ms.sense().connected; i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(ms.sense().connected, 'the secondary accepted the connection');
+  await until(() => ms.sense().connected, 'the secondary to accept the connection');
   const b = await p.allocate(4000, { policy: 'disk' });
   await p.write(b.id, 0, pattern(4000, 7));
   assert.equal(await s.read(b.id, 0, 4000), pattern(4000, 7));
