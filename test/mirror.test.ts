@@ -35,6 +35,12 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
   }
 }
 
+/** The code of the TwinpageError `p` rejects with, or 'resolved'. */
+async function code(p: Promise<unknown>): Promise<string> {
+  try { await p; } catch (err) { return (err as { code?: string }).code ?? String(err); }
+  return 'resolved';
+}
+
 /** Two fresh nodes, a primary and a secondary, linked in process. */
 async function connectedPair() {
   const [ta, tb] = inProcessPair();
@@ -57,6 +63,46 @@ t('a disk-durable write is on the partner when it resolves', async () => {
   assert.equal(await s.read(b.id, 10, 2900), pattern(2900, 1), 'the partner holds the write when write() resolves');
   assert.is(mp.sense().inFlight, 0);
   assert.is(mp.sense().health, 'ok');
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
+t("a secondary refuses its own callers' changes with NOT_PRIMARY and changes nothing; it serves reads", async () => {
+  const { p, s, mp, ms } = await connectedPair();
+  const b = await p.allocate(2048, { policy: 'disk' });
+  await p.write(b.id, 0, pattern(2048, 1));
+  assert.is(await code(s.allocate(1000)), 'NOT_PRIMARY');
+  assert.is(await code(s.write(b.id, 0, pattern(10, 2))), 'NOT_PRIMARY');
+  assert.is(await code(s.acquireWrite(b.id, 0, 10)), 'NOT_PRIMARY');
+  assert.is(await code(s.free(b.id)), 'NOT_PRIMARY');
+  assert.equal(s.blocks().map((x) => x.id), [b.id], 'no block made or freed on the secondary');
+  assert.equal(await s.read(b.id, 0, 2048), pattern(2048, 1), 'its reads are served, its bytes unchanged');
+  assert.equal(p.blocks().map((x) => x.id), [b.id], 'nor on the primary');
+  assert.equal((await mp.verify()).differences, []);
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
+t('a partner without room refuses the allocation: NO_SPACE, and nothing changes on either node', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await node();
+  // The secondary's address space holds 8 pages.
+  const s = await openMemory({ store: new MemoryStore(), ...opts, capacityBytes: 8 * opts.pageSize });
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const small = await p.allocate(4 * opts.pageSize, { policy: 'async' });
+  await until(() => s.blocks().length === 1, 'the first allocation on the secondary');
+  assert.is(await code(p.allocate(16 * opts.pageSize, { policy: 'async' })), 'NO_SPACE');
+  assert.equal(p.blocks().map((x) => x.id), [small.id], 'nothing allocated on the primary');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(s.blocks().map((x) => x.id), [small.id], 'nothing allocated on the secondary');
+  assert.is(mp.sense().health, 'ok', 'the pair goes on');
+  assert.is(mp.sense().lagPages, 0, 'nothing for a resync: the partner lacks nothing');
+  // What fits is allocated on both.
+  const fits = await p.allocate(4 * opts.pageSize, { policy: 'disk' });
+  assert.ok(s.blocks().some((x) => x.id === fits.id));
   mp.close(); ms.close();
   await p.close(); await s.close();
 });
