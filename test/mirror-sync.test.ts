@@ -2,7 +2,7 @@
 // in its superblock to resync only what differs, and automatic failover.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openMemory, MemoryStore, MemoryDevice, type Memory } from '../bindings/index.js';
+import { openMemory, MemoryStore, MemoryDevice, type Memory, type Transport } from '../bindings/index.js';
 import { Mirror } from '../bindings/mirror/pair.js';
 import { MemoryArbiter } from '../bindings/mirror/arbiter.js';
 import { inProcessPair } from '../bindings/mirror/transports/transport.js';
@@ -28,6 +28,19 @@ async function snapshot(store: MemoryStore): Promise<MemoryStore> {
     await (await copy.open(name)).write(0, bytes);
   }
   return copy;
+}
+
+/** `t`, with the frames it sends that `lose` picks dropped on the way (the peer never sees them). */
+function losing(t: Transport, lose: (frame: Uint8Array) => boolean): Transport {
+  return {
+    send: (frame) => (lose(frame) ? Promise.resolve() : t.send(frame)),
+    onFrame: (h) => t.onFrame(h),
+    onClose: (h) => t.onClose(h),
+    close: (reason) => t.close(reason),
+    get closed() { return t.closed; },
+    get shared() { return t.shared; },
+    get peerId() { return t.peerId; },
+  };
 }
 
 /** Waits until `check` holds (a resync runs in the background). */
@@ -166,7 +179,48 @@ sync('after a crash, every page of the hot write-intent extents is resynced, and
   await p2.close(); await s.close();
 });
 
-sync('blocks only the rejoining node holds are freed there; blocks it lacks are sent', async () => {
+sync('a block only the rejoining node holds, its allocation never acknowledged, is freed there; blocks it lacks are sent', async () => {
+  const ps = new MemoryStore();
+  const ss = new MemoryStore();
+  let [ta, tb] = inProcessPair();
+  // From a point on, the primary's ALLOCATE_MEMORY frames are lost on the way.
+  let lose = false;
+  const a = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: losing(ta, (f) => lose && f[5] === MessageType.ALLOCATE_MEMORY) } });
+  const bNode = await openMemory({ store: ss, ...opts, mirror: { role: 'secondary', transport: tb } });
+  const keep = await a.allocate(8 * PS);
+  await a.write(keep.id, 0, pattern(8 * PS, 1));
+  lose = true;
+  let acknowledged = false;
+  const allocating = a.allocate(4 * PS);
+  allocating.then(() => { acknowledged = true; }, () => {});
+  await until(() => a.blocks().length === 2, 'the allocation journaled on the primary');
+  const extra = a.blocks().find((x) => x.id !== keep.id)!;
+  // A crashes now, its allocation unacknowledged (the partner never got it).
+  const aStore = await snapshot(ps);
+  assert.not.ok(acknowledged, 'the allocation was not acknowledged before the crash');
+  assert.not.ok(bNode.blocks().some((x) => x.id === extra.id));
+  ta.close();
+  await a.close();
+  // B takes over and allocates its own block.
+  await bNode.mirror.promote();
+  const mine = await bNode.allocate(6 * PS);
+  await bNode.write(mine.id, 0, pattern(6 * PS, 3));
+  await bNode.write(keep.id, PS, pattern(PS, 4));
+  // A comes back as secondary: behind B (it never changed anything B lacks that was acknowledged).
+  const a2 = await openMemory({ store: aStore, ...opts, mirror: { role: 'secondary' } });
+  assert.ok(a2.blocks().some((x) => x.id === extra.id), "the crashed primary's journal holds the allocation");
+  [ta, tb] = inProcessPair();
+  a2.mirror.attach(ta);
+  bNode.mirror.attach(tb);
+  await until(() => bNode.mirror.stats().lastResync !== null && bNode.mirror.sense().lagPages === 0 && !a2.mirror.sense().inconsistent, 'the resync');
+  assert.not.ok(a2.blocks().some((x) => x.id === extra.id), 'the never-acknowledged block is freed on the rejoined node');
+  await same(bNode, a2);
+  assert.is(a2.mirror.sense().generation, bNode.mirror.sense().generation);
+  assert.is((await bNode.mirror.verify()).differences.length, 0);
+  await a2.close(); await bNode.close();
+});
+
+sync('a block the old primary allocated alone while its partner took over is a split brain: kept, never silently freed, until its changes are discarded', async () => {
   const ps = new MemoryStore();
   const ss = new MemoryStore();
   let [ta, tb] = inProcessPair();
@@ -174,26 +228,37 @@ sync('blocks only the rejoining node holds are freed there; blocks it lacks are 
   const bNode = await openMemory({ store: ss, ...opts, mirror: { role: 'secondary', transport: tb } });
   const keep = await a.allocate(8 * PS);
   await a.write(keep.id, 0, pattern(8 * PS, 1));
-  // Parted: A (still primary, then "crashes") allocates a block B never sees.
-  await a.mirror.close();
+  // Parted: A, still primary, allocates and writes a block B never sees (acknowledged alone), then crashes.
+  ta.close();
+  await until(() => !a.mirror.sense().connected && !bNode.mirror.sense().connected, 'the link down');
   const extra = await a.allocate(4 * PS);
   await a.write(extra.id, 0, pattern(4 * PS, 2));
   const aStore = await snapshot(ps);
   await a.close();
-  // B takes over and allocates its own block.
+  // B takes over and writes too.
   await bNode.mirror.promote();
   const mine = await bNode.allocate(6 * PS);
   await bNode.write(mine.id, 0, pattern(6 * PS, 3));
   await bNode.write(keep.id, PS, pattern(PS, 4));
-  // A comes back as secondary.
+  // A comes back as secondary: both changed since they parted.
   const a2 = await openMemory({ store: aStore, ...opts, mirror: { role: 'secondary' } });
   [ta, tb] = inProcessPair();
   a2.mirror.attach(ta);
   bNode.mirror.attach(tb);
-  await until(() => bNode.mirror.stats().lastResync !== null && bNode.mirror.sense().lagPages === 0 && a2.blocks().length === 2, 'the resync');
-  assert.not.ok(a2.blocks().some((x) => x.id === extra.id), "the block only A held is gone");
+  await until(() => a2.mirror.sense().health === 'split-brain' && bNode.mirror.sense().health === 'split-brain', 'the split brain on both nodes');
+  // Nothing merged, nothing freed: each keeps what it wrote.
+  assert.equal(await a2.read(extra.id, 0, 4 * PS), pattern(4 * PS, 2), 'the old primary keeps the block it allocated alone');
+  assert.not.ok(a2.blocks().some((x) => x.id === mine.id));
+  assert.equal(await a2.read(keep.id, PS, PS), pattern(8 * PS, 1).subarray(PS, 2 * PS));
+  assert.not.ok(bNode.blocks().some((x) => x.id === extra.id));
+  // Resolved by choice: A discards its changes, and is resynced from B.
+  await a2.mirror.discardLocalChanges();
+  [ta, tb] = inProcessPair();
+  a2.mirror.attach(ta);
+  bNode.mirror.attach(tb);
+  await until(() => bNode.mirror.sense().health === 'ok' && bNode.mirror.sense().lagPages === 0 && !a2.mirror.sense().inconsistent, 'the resync of the discarding node');
+  assert.not.ok(a2.blocks().some((x) => x.id === extra.id), 'the discarded block is freed');
   await same(bNode, a2);
-  assert.is(a2.mirror.sense().generation, bNode.mirror.sense().generation);
   assert.is((await bNode.mirror.verify()).differences.length, 0);
   await a2.close(); await bNode.close();
 });
