@@ -2,7 +2,7 @@
 // in its superblock to resync only what differs, and automatic failover.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openMemory, MemoryStore, MemoryDevice, type Memory, type Transport } from '../bindings/index.js';
+import { openMemory, MemoryStore, MemoryDevice, type Device, type Memory, type Store, type Transport } from '../bindings/index.js';
 import { Mirror } from '../bindings/mirror/pair.js';
 import { MemoryArbiter } from '../bindings/mirror/arbiter.js';
 import { inProcessPair } from '../bindings/mirror/transports/transport.js';
@@ -28,6 +28,37 @@ async function snapshot(store: MemoryStore): Promise<MemoryStore> {
     await (await copy.open(name)).write(0, bytes);
   }
   return copy;
+}
+
+/**
+ * `store`, with each device write and each finished flush appended to `log`
+ * as "write NAME" and "flushed NAME", in order. A flush of `slow` waits 20 ms
+ * first, so that what does not wait for it shows in the log.
+ */
+function watched(store: Store, log: string[], slow: string): Store {
+  const device = (d: Device): Device => ({
+    name: d.name,
+    read: (at, into) => d.read(at, into),
+    write: (at, data) => { log.push(`write ${d.name}`); return d.write(at, data); },
+    flush: async () => {
+      if (d.name === slow) await new Promise((r) => setTimeout(r, 20));
+      await d.flush();
+      log.push(`flushed ${d.name}`);
+    },
+    size: () => d.size(),
+    truncate: (n) => d.truncate(n),
+    close: () => d.close(),
+  });
+  return {
+    kind: store.kind,
+    open: async (name) => device(await store.open(name)),
+    exists: (name) => store.exists(name),
+    remove: (name) => store.remove(name),
+    rename: (from, to) => store.rename(from, to),
+    list: () => store.list(),
+    sync: () => store.sync(),
+    space: () => store.space(),
+  };
 }
 
 /** `t`, with the frames it sends that `lose` picks dropped on the way (the peer never sees them). */
@@ -177,6 +208,57 @@ sync('after a crash, every page of the hot write-intent extents is resynced, and
   assert.is(p2.mirror.stats().resyncedPages, expected);
   await same(p2, s);
   await p2.close(); await s.close();
+});
+
+sync('a write intent is durable before the pages it covers are written here', async () => {
+  // Each write turns a new extent hot: the replica record (its flush slowed) must be durable before the journal write.
+  const log: string[] = [];
+  const [ta, tb] = inProcessPair();
+  const mirror = { extentPages: 16, intentExtents: 4 };
+  const p = await openMemory({ store: watched(new MemoryStore(), log, 'replica'), ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
+  const b = await p.allocate(64 * PS);
+  for (let e = 0; e < 3; e++) {
+    log.length = 0;
+    await p.write(b.id, e * 16 * PS, pattern(PS, e));
+    const journal = log.findIndex((x) => x.startsWith('write wal.'));
+    const intent = log.indexOf('flushed replica');
+    assert.ok(journal >= 0, `write ${e} reached the journal (${log.join(', ')})`);
+    assert.ok(intent >= 0 && intent < journal, `write ${e}: its extent's intent was durable before its pages were journaled (${log.join(', ')})`);
+  }
+  assert.is(p.mirror.stats().intents, 3);
+  await p.close(); await s.close();
+});
+
+sync('a crash after write intents retired: every page written alone is still in the out-of-sync record', async () => {
+  const ps = new MemoryStore();
+  const mirror = { extentPages: 4, intentExtents: 2 };
+  const [ta, tb] = inProcessPair();
+  let p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
+  const b = await p.allocate(64 * PS);
+  await p.write(b.id, 0, pattern(64 * PS, 1));
+  // The partner goes; one page changes without it, and the primary closes cleanly (its bitmap saved).
+  await s.close();
+  await p.write(b.id, 0, pattern(PS, 2));
+  await p.close();
+  p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', ...mirror } });
+  // Alone: pages in 8 more extents, at most 2 hot: the older ones' intents retire as new ones turn hot.
+  const written = [b.base];
+  for (let e = 1; e <= 8; e++) {
+    await p.write(b.id, e * 4 * PS, pattern(PS, 10 + e));
+    written.push(b.base + e * 4);
+  }
+  assert.ok(p.mirror.stats().intents <= 2, `${p.mirror.stats().intents} extents hot`);
+  assert.equal(p.mirror.laggingPages(), written);
+  // A crash: the store as it is, without close.
+  const crashed = await snapshot(ps);
+  await p.close();
+  const p2 = await openMemory({ store: crashed, ...opts, mirror: { role: 'primary', ...mirror } });
+  const lag = new Set(p2.mirror.laggingPages());
+  const missing = written.filter((q) => !lag.has(q)).map((q) => q - b.base);
+  assert.equal(missing, [], 'pages of the block written without the partner and not in the record after the crash');
+  await p2.close();
 });
 
 sync('a block only the rejoining node holds, its allocation never acknowledged, is freed there; blocks it lacks are sent', async () => {
