@@ -1,9 +1,12 @@
 // `npm test [-- pattern...]`: runs each uvu test file of build/test in its own
 // Node process, TEST_JOBS files at a time (default 2), each within
-// TEST_FILE_TIMEOUT seconds (default 240). A file over its time is stopped
-// (its process group: SIGTERM, then SIGKILL) and reported with the last test it
-// had started. Ends with uvu's totals over all files (Total, Passed, Skipped),
-// which .ci/run adds up, and exits non-zero when anything failed.
+// TEST_FILE_TIMEOUT seconds (default 240), and each test within TEST_TIMEOUT
+// seconds (default 120; test-trace/uvu.mjs fails a test over it, by name). A
+// file over its time is stopped (its process group: SIGTERM, then SIGKILL) and
+// reported with the last test it had started; so is a file still running 10 s
+// after it printed its totals (a timer, socket or child keeps it alive). Ends
+// with uvu's totals over all files (Total, Passed, Skipped), which .ci/run
+// adds up, and exits non-zero when anything failed.
 //
 // A pattern is a regular expression matched against the file's path under
 // build/test (`npm test -- mirror` runs mirror.test.js and mirror-sync.test.js).
@@ -20,6 +23,7 @@ const PRELOAD = fileURLToPath(new URL('./test-trace/register.mjs', import.meta.u
 const LIMIT_S = positive('TEST_FILE_TIMEOUT', 240);
 const JOBS = positive('TEST_JOBS', 2);
 const GRACE_MS = 5000; // between SIGTERM and SIGKILL
+const EXIT_MS = 10000; // from a file's totals to its exit
 const ANSI = /\x1b\[[0-9;]*m/g;
 // Test names are traced through a module hook (Node 20.6+); without one, a stop names no test.
 const TRACE_ARGS = typeof nodeModule.register === 'function' ? ['--import', PRELOAD] : [];
@@ -87,15 +91,26 @@ function runFile(file, traceDir, live) {
   });
   live.add(child);
   let output = '';
-  child.stdout.setEncoding('utf8').on('data', (s) => { output += s; });
-  child.stderr.setEncoding('utf8').on('data', (s) => { output += s; });
-
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  let lingered = false;
+  const stop = () => {
     signalGroup(child, 'SIGTERM');
     setTimeout(() => signalGroup(child, 'SIGKILL'), GRACE_MS).unref();
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
   }, LIMIT_S * 1000);
+  // uvu's totals end with its Duration line: the file has nothing left to run.
+  let exitTimer = null;
+  const read = (s) => {
+    output += s;
+    if (exitTimer === null && /^\s*Duration:/m.test(output.replace(ANSI, ''))) {
+      exitTimer = setTimeout(() => { lingered = true; stop(); }, EXIT_MS);
+    }
+  };
+  child.stdout.setEncoding('utf8').on('data', read);
+  child.stderr.setEncoding('utf8').on('data', read);
 
   return new Promise((resolve) => {
     let settled = false;
@@ -103,6 +118,7 @@ function runFile(file, traceDir, live) {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      if (exitTimer) clearTimeout(exitTimer);
       live.delete(child);
       signalGroup(child, 'SIGKILL'); // whatever the file left running in its group
       const seconds = (Date.now() - start) / 1000;
@@ -110,7 +126,10 @@ function runFile(file, traceDir, live) {
       const counts = uvuTotals(plain);
       const started = startedTests(trace);
       let problem = null;
-      if (timedOut && counts) {
+      if (lingered && counts) {
+        const failed = counts.total - counts.passed;
+        problem = `${failed > 0 ? `${failed} test${failed > 1 ? 's' : ''} failed, and it ` : ''}ran its tests but had not exited ${EXIT_MS / 1000} s after its totals: a timer, socket or child process keeps it alive`;
+      } else if (timedOut && counts) {
         problem = `ran its tests but had not exited after ${LIMIT_S} s (TEST_FILE_TIMEOUT): a timer, socket or child process keeps it alive`;
       } else if (timedOut) {
         problem = `stopped after ${LIMIT_S} s (TEST_FILE_TIMEOUT); last test started: ${started.length ? JSON.stringify(started.at(-1)) : '(none: it hung before its first test)'}`;

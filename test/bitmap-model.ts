@@ -139,7 +139,13 @@ export class PageBitmapModel implements PageBitmapLike {
     const out = new Uint8Array(CHUNK_BYTES);
     const base = chunk * CHUNK_PAGES;
     for (const r of this.#overlaps(base, base + CHUNK_PAGES)) {
-      for (let p = r.first; p < r.end; p++) out[(p - base) >>> 3] |= 1 << ((p - base) & 7);
+      // Bit by bit up to a byte boundary, whole bytes through the middle, bit by bit at the end.
+      let p = r.first;
+      for (; p < r.end && (p - base) & 7; p++) out[(p - base) >>> 3] |= 1 << ((p - base) & 7);
+      const whole = (r.end - p) >>> 3;
+      out.fill(0xFF, (p - base) >>> 3, ((p - base) >>> 3) + whole);
+      p += whole * 8;
+      for (; p < r.end; p++) out[(p - base) >>> 3] |= 1 << ((p - base) & 7);
     }
     return out;
   }
@@ -156,7 +162,9 @@ export class PageBitmapModel implements PageBitmapLike {
       if (r.first < base) keep.push({ first: r.first, end: base });
       if (r.end > base + CHUNK_PAGES) keep.push({ first: base + CHUNK_PAGES, end: r.end });
     }
-    this.list = keep;
+    // The loaded runs (in order, apart from each other), merged with the rest in one pass:
+    // one #insert per run costs a sort each, too slow for a chunk of alternating bits.
+    const loaded: Run[] = [];
     let weight = 0;
     let start = -1;
     for (let i = 0; i <= CHUNK_PAGES; i++) {
@@ -164,10 +172,18 @@ export class PageBitmapModel implements PageBitmapLike {
       if (on) weight++;
       if (on && start < 0) start = i;
       if (!on && start >= 0) {
-        this.#insert(base + start, base + i);
+        loaded.push({ first: base + start, end: base + i });
         start = -1;
       }
     }
+    const all = [...keep, ...loaded].sort((a, b) => a.first - b.first);
+    const merged: Run[] = [];
+    for (const r of all) {
+      const last = merged.at(-1);
+      if (last && r.first <= last.end) last.end = Math.max(last.end, r.end);
+      else merged.push({ ...r });
+    }
+    this.list = merged;
     this.dirty.delete(chunk);
     return weight;
   }

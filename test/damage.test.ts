@@ -273,7 +273,10 @@ test(`${ROUNDS} damaged stores (clean and SIGKILLed, folders and mirrored sets):
       + `${failures.length} wrong`);
     console.log(`  by file: ${Object.entries(byFile).map(([f, o]) => `${f} ${Object.entries(o).map(([k, v]) => `${v} ${k}`).join(', ')}`).join('; ')}`);
     assert.equal(failures, [], failures.slice(0, 20).join('\n'));
-    assert.ok(total >= Math.min(ROUNDS, 200) || ROUNDS < 200);
+    assert.is(total, ROUNDS, 'every damaged store was judged');
+    // The damage reached what is read back: detected (refused or repaired) in some of the cases, not all harmless.
+    const found = counts['corrupt on open'] + counts['corrupt on read'] + counts.repaired;
+    if (ROUNDS >= 50) assert.ok(found > ROUNDS / 10, `${found} of ${ROUNDS} damaged stores refused or repaired`);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@
 // mirrored set's failover and repair.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryDevice, MemoryStore, MirroredDevice, TwinpageError, type Device, type Store } from '../bindings/index.js';
@@ -80,6 +80,39 @@ storeSuite('file', async () => {
   return { store: await openFileStore(join(dir, 'nested', 'store')), done: () => rm(dir, { recursive: true, force: true }) };
 });
 storeSuite('memory', async () => ({ store: new MemoryStore(), done: async () => {} }));
+
+const file = suite('file device');
+
+file("flush() is an fdatasync of the device's file, and resolves only once it is done", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'twinpage-dev-'));
+  const store = await openFileStore(join(dir, 'store'));
+  const d = await store.open('a');
+  await d.write(0, bytes(1, 2, 3));
+  // Every FileHandle's datasync, watched: a flush must call it and wait for it.
+  const probe = await open(join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { datasync: (this: FileHandle) => Promise<void> };
+  await probe.close();
+  const real = proto.datasync;
+  const done: number[] = [];
+  proto.datasync = async function (this: FileHandle) {
+    await new Promise((r) => setTimeout(r, 20));
+    await real.call(this);
+    done.push(this.fd);
+  };
+  try {
+    await d.flush();
+    assert.is(done.length, 1, 'one fdatasync, finished before flush() resolved');
+    await d.write(3, bytes(4));
+    await d.flush();
+    assert.is(done.length, 2, 'and again for the next flush');
+  } finally {
+    proto.datasync = real;
+    await d.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+file.run();
 
 const mirror = suite('mirrored set and errors');
 

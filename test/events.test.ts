@@ -4,12 +4,19 @@
 // stand beside (onResyncProgress, onFailover).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openMemory, MemoryArbiter, MemoryStore, MirrorEvent, MIRROR_EVENTS, type MirroredMemory, type Mirror } from '../bindings/index.js';
+import { openMemory, MemoryArbiter, MemoryStore, MirrorEvent, MIRROR_EVENTS, type MirroredMemory, type Mirror, type MirrorEventType } from '../bindings/index.js';
 import { inProcessPair } from '../bindings/mirror/transports/transport.js';
 import { pattern } from './data.js';
 
 const PS = 512;
 const opts = { pageSize: PS, cacheBytes: 64 * PS, flushIntervalMs: 0 };
+
+/** The next `type` event of `mirror`, or a failure naming it after `ms`. */
+function next<K extends MirrorEventType>(mirror: Mirror, type: K, what: string, ms = 5000) {
+  return mirror.once(type, { signal: AbortSignal.timeout(ms) }).catch((err: Error) => {
+    throw new Error(`timed out after ${ms} ms waiting for ${what} (${err.message})`);
+  });
+}
 
 async function until(check: () => boolean, what: string, ms = 5000) {
   const end = Date.now() + ms;
@@ -70,7 +77,7 @@ t('connected, disconnected and degraded, then connected, resync progress and don
   [ta, tb] = inProcessPair();
   s.mirror.attach(tb);
   p.mirror.attach(ta);
-  const done = await p.mirror.once('resync-done');
+  const done = await next(p.mirror, 'resync-done', 'the end of the resync');
   assert.is(done.pages, 20);
   const after = ep.slice(before);
   assert.equal(types(after), ['connected', 'resync-progress', 'resync-done']);
@@ -114,7 +121,7 @@ t('a switchover: role on both nodes; an automatic failover: disconnected, degrad
   es.length = 0;
 
   // The primary goes: the secondary takes over by itself.
-  const failover = s.mirror.once('failover');
+  const failover = next(s.mirror, 'failover', "the secondary's automatic failover");
   await p.close();
   const { generation } = await failover;
   assert.equal(types(es), ['disconnected', 'degraded', 'role', 'failover']);
@@ -137,8 +144,8 @@ t('split-brain: both nodes changed since they parted; the refusal is an event', 
   await s.mirror.promote();
   await s.write(b.id, 0, pattern(PS, 5));
   await p.write(b.id, PS, pattern(PS, 6));
-  const split = p.mirror.once('split-brain');
-  const other = s.mirror.once('split-brain');
+  const split = next(p.mirror, 'split-brain', 'the split-brain event on the old primary');
+  const other = next(s.mirror, 'split-brain', 'the split-brain event on the promoted secondary');
   [ta, tb] = inProcessPair();
   s.mirror.attach(tb);
   p.mirror.attach(ta);

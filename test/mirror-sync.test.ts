@@ -2,7 +2,7 @@
 // in its superblock to resync only what differs, and automatic failover.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openMemory, MemoryStore, MemoryDevice, type Memory } from '../bindings/index.js';
+import { openMemory, MemoryStore, MemoryDevice, type Device, type Memory, type Store, type Transport } from '../bindings/index.js';
 import { Mirror } from '../bindings/mirror/pair.js';
 import { MemoryArbiter } from '../bindings/mirror/arbiter.js';
 import { inProcessPair } from '../bindings/mirror/transports/transport.js';
@@ -28,6 +28,50 @@ async function snapshot(store: MemoryStore): Promise<MemoryStore> {
     await (await copy.open(name)).write(0, bytes);
   }
   return copy;
+}
+
+/**
+ * `store`, with each device write and each finished flush appended to `log`
+ * as "write NAME" and "flushed NAME", in order. A flush of `slow` waits 20 ms
+ * first, so that what does not wait for it shows in the log.
+ */
+function watched(store: Store, log: string[], slow: string): Store {
+  const device = (d: Device): Device => ({
+    name: d.name,
+    read: (at, into) => d.read(at, into),
+    write: (at, data) => { log.push(`write ${d.name}`); return d.write(at, data); },
+    flush: async () => {
+      if (d.name === slow) await new Promise((r) => setTimeout(r, 20));
+      await d.flush();
+      log.push(`flushed ${d.name}`);
+    },
+    size: () => d.size(),
+    truncate: (n) => d.truncate(n),
+    close: () => d.close(),
+  });
+  return {
+    kind: store.kind,
+    open: async (name) => device(await store.open(name)),
+    exists: (name) => store.exists(name),
+    remove: (name) => store.remove(name),
+    rename: (from, to) => store.rename(from, to),
+    list: () => store.list(),
+    sync: () => store.sync(),
+    space: () => store.space(),
+  };
+}
+
+/** `t`, with the frames it sends that `lose` picks dropped on the way (the peer never sees them). */
+function losing(t: Transport, lose: (frame: Uint8Array) => boolean): Transport {
+  return {
+    send: (frame) => (lose(frame) ? Promise.resolve() : t.send(frame)),
+    onFrame: (h) => t.onFrame(h),
+    onClose: (h) => t.onClose(h),
+    close: (reason) => t.close(reason),
+    get closed() { return t.closed; },
+    get shared() { return t.shared; },
+    get peerId() { return t.peerId; },
+  };
 }
 
 /** Waits until `check` holds (a resync runs in the background). */
@@ -166,7 +210,99 @@ sync('after a crash, every page of the hot write-intent extents is resynced, and
   await p2.close(); await s.close();
 });
 
-sync('blocks only the rejoining node holds are freed there; blocks it lacks are sent', async () => {
+sync('a write intent is durable before the pages it covers are written here', async () => {
+  // Each write turns a new extent hot: the replica record (its flush slowed) must be durable before the journal write.
+  const log: string[] = [];
+  const [ta, tb] = inProcessPair();
+  const mirror = { extentPages: 16, intentExtents: 4 };
+  const p = await openMemory({ store: watched(new MemoryStore(), log, 'replica'), ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
+  const b = await p.allocate(64 * PS);
+  for (let e = 0; e < 3; e++) {
+    log.length = 0;
+    await p.write(b.id, e * 16 * PS, pattern(PS, e));
+    const journal = log.findIndex((x) => x.startsWith('write wal.'));
+    const intent = log.indexOf('flushed replica');
+    assert.ok(journal >= 0, `write ${e} reached the journal (${log.join(', ')})`);
+    assert.ok(intent >= 0 && intent < journal, `write ${e}: its extent's intent was durable before its pages were journaled (${log.join(', ')})`);
+  }
+  assert.is(p.mirror.stats().intents, 3);
+  await p.close(); await s.close();
+});
+
+sync('a crash after write intents retired: every page written alone is still in the out-of-sync record', async () => {
+  const ps = new MemoryStore();
+  const mirror = { extentPages: 4, intentExtents: 2 };
+  const [ta, tb] = inProcessPair();
+  let p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
+  const s = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
+  const b = await p.allocate(64 * PS);
+  await p.write(b.id, 0, pattern(64 * PS, 1));
+  // The partner goes; one page changes without it, and the primary closes cleanly (its bitmap saved).
+  await s.close();
+  await p.write(b.id, 0, pattern(PS, 2));
+  await p.close();
+  p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', ...mirror } });
+  // Alone: pages in 8 more extents, at most 2 hot: the older ones' intents retire as new ones turn hot.
+  const written = [b.base];
+  for (let e = 1; e <= 8; e++) {
+    await p.write(b.id, e * 4 * PS, pattern(PS, 10 + e));
+    written.push(b.base + e * 4);
+  }
+  assert.ok(p.mirror.stats().intents <= 2, `${p.mirror.stats().intents} extents hot`);
+  assert.equal(p.mirror.laggingPages(), written);
+  // A crash: the store as it is, without close.
+  const crashed = await snapshot(ps);
+  await p.close();
+  const p2 = await openMemory({ store: crashed, ...opts, mirror: { role: 'primary', ...mirror } });
+  const lag = new Set(p2.mirror.laggingPages());
+  const missing = written.filter((q) => !lag.has(q)).map((q) => q - b.base);
+  assert.equal(missing, [], 'pages of the block written without the partner and not in the record after the crash');
+  await p2.close();
+});
+
+sync('a block only the rejoining node holds, its allocation never acknowledged, is freed there; blocks it lacks are sent', async () => {
+  const ps = new MemoryStore();
+  const ss = new MemoryStore();
+  let [ta, tb] = inProcessPair();
+  // From a point on, the primary's ALLOCATE_MEMORY frames are lost on the way.
+  let lose = false;
+  const a = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: losing(ta, (f) => lose && f[5] === MessageType.ALLOCATE_MEMORY) } });
+  const bNode = await openMemory({ store: ss, ...opts, mirror: { role: 'secondary', transport: tb } });
+  const keep = await a.allocate(8 * PS);
+  await a.write(keep.id, 0, pattern(8 * PS, 1));
+  lose = true;
+  let acknowledged = false;
+  const allocating = a.allocate(4 * PS);
+  allocating.then(() => { acknowledged = true; }, () => {});
+  await until(() => a.blocks().length === 2, 'the allocation journaled on the primary');
+  const extra = a.blocks().find((x) => x.id !== keep.id)!;
+  // A crashes now, its allocation unacknowledged (the partner never got it).
+  const aStore = await snapshot(ps);
+  assert.not.ok(acknowledged, 'the allocation was not acknowledged before the crash');
+  assert.not.ok(bNode.blocks().some((x) => x.id === extra.id));
+  ta.close();
+  await a.close();
+  // B takes over and allocates its own block.
+  await bNode.mirror.promote();
+  const mine = await bNode.allocate(6 * PS);
+  await bNode.write(mine.id, 0, pattern(6 * PS, 3));
+  await bNode.write(keep.id, PS, pattern(PS, 4));
+  // A comes back as secondary: behind B (it never changed anything B lacks that was acknowledged).
+  const a2 = await openMemory({ store: aStore, ...opts, mirror: { role: 'secondary' } });
+  assert.ok(a2.blocks().some((x) => x.id === extra.id), "the crashed primary's journal holds the allocation");
+  [ta, tb] = inProcessPair();
+  a2.mirror.attach(ta);
+  bNode.mirror.attach(tb);
+  await until(() => bNode.mirror.stats().lastResync !== null && bNode.mirror.sense().lagPages === 0 && !a2.mirror.sense().inconsistent, 'the resync');
+  assert.not.ok(a2.blocks().some((x) => x.id === extra.id), 'the never-acknowledged block is freed on the rejoined node');
+  await same(bNode, a2);
+  assert.is(a2.mirror.sense().generation, bNode.mirror.sense().generation);
+  assert.is((await bNode.mirror.verify()).differences.length, 0);
+  await a2.close(); await bNode.close();
+});
+
+sync('a block the old primary allocated alone while its partner took over is a split brain: kept, never silently freed, until its changes are discarded', async () => {
   const ps = new MemoryStore();
   const ss = new MemoryStore();
   let [ta, tb] = inProcessPair();
@@ -174,26 +310,37 @@ sync('blocks only the rejoining node holds are freed there; blocks it lacks are 
   const bNode = await openMemory({ store: ss, ...opts, mirror: { role: 'secondary', transport: tb } });
   const keep = await a.allocate(8 * PS);
   await a.write(keep.id, 0, pattern(8 * PS, 1));
-  // Parted: A (still primary, then "crashes") allocates a block B never sees.
-  await a.mirror.close();
+  // Parted: A, still primary, allocates and writes a block B never sees (acknowledged alone), then crashes.
+  ta.close();
+  await until(() => !a.mirror.sense().connected && !bNode.mirror.sense().connected, 'the link down');
   const extra = await a.allocate(4 * PS);
   await a.write(extra.id, 0, pattern(4 * PS, 2));
   const aStore = await snapshot(ps);
   await a.close();
-  // B takes over and allocates its own block.
+  // B takes over and writes too.
   await bNode.mirror.promote();
   const mine = await bNode.allocate(6 * PS);
   await bNode.write(mine.id, 0, pattern(6 * PS, 3));
   await bNode.write(keep.id, PS, pattern(PS, 4));
-  // A comes back as secondary.
+  // A comes back as secondary: both changed since they parted.
   const a2 = await openMemory({ store: aStore, ...opts, mirror: { role: 'secondary' } });
   [ta, tb] = inProcessPair();
   a2.mirror.attach(ta);
   bNode.mirror.attach(tb);
-  await until(() => bNode.mirror.stats().lastResync !== null && bNode.mirror.sense().lagPages === 0 && a2.blocks().length === 2, 'the resync');
-  assert.not.ok(a2.blocks().some((x) => x.id === extra.id), "the block only A held is gone");
+  await until(() => a2.mirror.sense().health === 'split-brain' && bNode.mirror.sense().health === 'split-brain', 'the split brain on both nodes');
+  // Nothing merged, nothing freed: each keeps what it wrote.
+  assert.equal(await a2.read(extra.id, 0, 4 * PS), pattern(4 * PS, 2), 'the old primary keeps the block it allocated alone');
+  assert.not.ok(a2.blocks().some((x) => x.id === mine.id));
+  assert.equal(await a2.read(keep.id, PS, PS), pattern(8 * PS, 1).subarray(PS, 2 * PS));
+  assert.not.ok(bNode.blocks().some((x) => x.id === extra.id));
+  // Resolved by choice: A discards its changes, and is resynced from B.
+  await a2.mirror.discardLocalChanges();
+  [ta, tb] = inProcessPair();
+  a2.mirror.attach(ta);
+  bNode.mirror.attach(tb);
+  await until(() => bNode.mirror.sense().health === 'ok' && bNode.mirror.sense().lagPages === 0 && !a2.mirror.sense().inconsistent, 'the resync of the discarding node');
+  assert.not.ok(a2.blocks().some((x) => x.id === extra.id), 'the discarded block is freed');
   await same(bNode, a2);
-  assert.is(a2.mirror.sense().generation, bNode.mirror.sense().generation);
   assert.is((await bNode.mirror.verify()).differences.length, 0);
   await a2.close(); await bNode.close();
 });

@@ -26,6 +26,21 @@ async function same(a: Memory, b: Memory) {
   assert.is(b.blocks().length, a.blocks().length);
 }
 
+/** Waits until `check` holds, or fails saying what it waited for. */
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The code of the TwinpageError `p` rejects with, or 'resolved'. */
+async function code(p: Promise<unknown>): Promise<string> {
+  try { await p; } catch (err) { return (err as { code?: string }).code ?? String(err); }
+  return 'resolved';
+}
+
 /** Two fresh nodes, a primary and a secondary, linked in process. */
 async function connectedPair() {
   const [ta, tb] = inProcessPair();
@@ -52,6 +67,46 @@ t('a disk-durable write is on the partner when it resolves', async () => {
   await p.close(); await s.close();
 });
 
+t("a secondary refuses its own callers' changes with NOT_PRIMARY and changes nothing; it serves reads", async () => {
+  const { p, s, mp, ms } = await connectedPair();
+  const b = await p.allocate(2048, { policy: 'disk' });
+  await p.write(b.id, 0, pattern(2048, 1));
+  assert.is(await code(s.allocate(1000)), 'NOT_PRIMARY');
+  assert.is(await code(s.write(b.id, 0, pattern(10, 2))), 'NOT_PRIMARY');
+  assert.is(await code(s.acquireWrite(b.id, 0, 10)), 'NOT_PRIMARY');
+  assert.is(await code(s.free(b.id)), 'NOT_PRIMARY');
+  assert.equal(s.blocks().map((x) => x.id), [b.id], 'no block made or freed on the secondary');
+  assert.equal(await s.read(b.id, 0, 2048), pattern(2048, 1), 'its reads are served, its bytes unchanged');
+  assert.equal(p.blocks().map((x) => x.id), [b.id], 'nor on the primary');
+  assert.equal((await mp.verify()).differences, []);
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
+t('a partner without room refuses the allocation: NO_SPACE, and nothing changes on either node', async () => {
+  const [ta, tb] = inProcessPair();
+  const p = await node();
+  // The secondary's address space holds 8 pages.
+  const s = await openMemory({ store: new MemoryStore(), ...opts, capacityBytes: 8 * opts.pageSize });
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const small = await p.allocate(4 * opts.pageSize, { policy: 'async' });
+  await until(() => s.blocks().length === 1, 'the first allocation on the secondary');
+  assert.is(await code(p.allocate(16 * opts.pageSize, { policy: 'async' })), 'NO_SPACE');
+  assert.equal(p.blocks().map((x) => x.id), [small.id], 'nothing allocated on the primary');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(s.blocks().map((x) => x.id), [small.id], 'nothing allocated on the secondary');
+  assert.is(mp.sense().health, 'ok', 'the pair goes on');
+  assert.is(mp.sense().lagPages, 0, 'nothing for a resync: the partner lacks nothing');
+  // What fits is allocated on both.
+  const fits = await p.allocate(4 * opts.pageSize, { policy: 'disk' });
+  assert.ok(s.blocks().some((x) => x.id === fits.id));
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
 t('memory and async durabilities; many concurrent writes keep their order per page', async () => {
   const { ta, p, s, mp, ms } = await connectedPair();
   const m = await p.allocate(6000, { policy: 'memory' });
@@ -59,7 +114,7 @@ t('memory and async durabilities; many concurrent writes keep their order per pa
   await Promise.all(Array.from({ length: 40 }, (_, i) => p.write(i % 2 ? m.id : a.id, (i * 97) % 4000, pattern(1500, i))));
   await p.write(a.id, 0, pattern(20000, 99));
   // Let the last async frames land and be applied.
-  for (let i = 0; i < 50 && mp.sense().inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await until(() => mp.sense().inFlight === 0, 'the async frames to be acknowledged at disk level');
   await same(p, s);
   mp.close(); ms.close();
   await p.close(); await s.close();
@@ -163,18 +218,30 @@ t('verify compares a block of more pages than one frame holds checksums of, in p
   await p.close(); await s.close();
 });
 
-t('faults on the link (drops, duplicates, reordering, delays, a partition): after healing and resync both nodes are identical', async () => {
+t('faults on the link (drops, duplicates, reordering, delays, a partition): before any repair the primary holds every acknowledged write and its record names every page the secondary lacks; after healing and resync both nodes are identical', async () => {
+  const PS = opts.pageSize;
+  const faults = { drop: 0.05, duplicate: 0.05, reorder: 0.05, delayMs: [0, 2] as [number, number] };
+  let lagging = 0;
+  let faulted = 0;
   for (const seed of [1, 2, 3]) {
     const [ra, rb] = inProcessPair();
-    const fa = withFaults(ra, { seed, drop: 0.05, duplicate: 0.05, reorder: 0.05, delayMs: [0, 2] });
-    const fb = withFaults(rb, { seed: seed + 100, drop: 0.05, duplicate: 0.05, reorder: 0.05, delayMs: [0, 2] });
+    // The blocks are allocated on a clean link, so the secondary holds all of them; then the faults begin.
+    const fa = withFaults(ra, { seed });
+    const fb = withFaults(rb, { seed: seed + 100 });
     const p = await node();
     const s = await node();
-    const mp = new Mirror(p, { role: 'primary', heartbeatMs: 20, timeoutMs: 150 });
+    // The partition is taken for a failed partner after a second: long enough that an event
+    // loop stalled by a loaded machine does not drop the healed link (verify then fails with CLOSED).
+    const mp = new Mirror(p, { role: 'primary', heartbeatMs: 50, timeoutMs: 1000 });
     const ms = new Mirror(s, { role: 'secondary' });
     mp.attach(fa);
     ms.attach(fb);
     const blocks = [await p.allocate(4000, { policy: 'disk' }), await p.allocate(6000, { policy: 'memory' }), await p.allocate(30000, { policy: 'async' })];
+    await until(() => s.blocks().length === 3, 'the allocations to reach the secondary (the async one resolved when sent)');
+    fa.setPlan(faults);
+    fb.setPlan(faults);
+    // What was acknowledged: each write resolved (by the partner, or alone once the link was taken for down).
+    const model = new Map(blocks.map((b) => [b.id, new Uint8Array(b.length)]));
     const random = rng(seed);
     for (let i = 0; i < 60; i++) {
       if (i === 30) fa.partition(true);
@@ -183,18 +250,39 @@ t('faults on the link (drops, duplicates, reordering, delays, a partition): afte
       const len = 1 + Math.floor(random() * Math.min(3000, b.length));
       const at = Math.floor(random() * (b.length - len));
       await p.write(b.id, at, pattern(len, seed * 1000 + i));
+      model.get(b.id)!.set(pattern(len, seed * 1000 + i), at);
+    }
+    for (const st of [fa.stats.send, fa.stats.receive, fb.stats.send, fb.stats.receive]) faulted += st.dropped + st.duplicated + st.reordered + st.partitioned;
+    // Before any repair: every acknowledged write is on the primary ...
+    for (const b of blocks) assert.equal(await p.read(b.id, 0, b.length), model.get(b.id), `seed ${seed}: the primary holds every acknowledged write of block ${b.id}`);
+    // ... and, the faulty link cut, every page where the secondary differs is in the primary's out-of-sync record (what a resync sends).
+    fa.close();
+    await until(() => !mp.sense().connected && !ms.sense().connected, 'both ends to see the link cut');
+    const record = new Set(mp.laggingPages());
+    for (const b of blocks) {
+      const want = model.get(b.id)!;
+      const got = await s.read(b.id, 0, b.length);
+      for (let k = 0; k * PS < b.length; k++) {
+        const end = Math.min(b.length, (k + 1) * PS);
+        if (got.subarray(k * PS, end).every((v, i) => v === want[k * PS + i])) continue;
+        lagging++;
+        assert.ok(record.has(b.base + k), `seed ${seed}: page ${k} of block ${b.id} differs on the secondary, and the primary's out-of-sync record does not name it`);
+      }
     }
     // Heal: a clean link, then the resync of whatever was not acknowledged.
     const [ta, tb] = inProcessPair();
     mp.attach(ta);
     ms.attach(tb);
     await mp.resync();
-    for (let i = 0; i < 100 && mp.sense().inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => mp.sense().inFlight === 0 && mp.sense().lagPages === 0, 'the resync to be acknowledged');
     await same(p, s);
     assert.equal((await mp.verify()).differences, [], `seed ${seed}`);
     mp.close(); ms.close();
     await p.close(); await s.close();
   }
+  // The checks above compared something: the faults hit frames and left the secondary behind.
+  assert.ok(faulted > 0, 'frames were dropped, duplicated, reordered or cut by the partition');
+  assert.ok(lagging > 0, 'the secondary lacked some acknowledged pages before the resync');
 });
 
 t('split brain: both sides written while parted are detected, nothing is merged; discarding one side resolves it', async () => {
@@ -234,7 +322,7 @@ t('split brain: both sides written while parted are detected, nothing is merged;
   [ta, tb] = inProcessPair();
   mp2.attach(ta);
   ms.attach(tb);
-  for (let i = 0; i < 100 && (await p2.read(b.id, 0, 100)).some((v, k) => v !== pattern(4096, 1)[k]); i++) await new Promise((r) => setTimeout(r, 10));
+  await until(async () => (await p2.read(b.id, 0, 100)).every((v, k) => v === pattern(4096, 1)[k]), "the discarding node to take the other's data");
   assert.equal((await ms.verify()).differences, []);
   assert.equal(await p2.read(b.id, 0, 4096), await s.read(b.id, 0, 4096));
   assert.is(mp2.sense().generation, ms.sense().generation);
@@ -250,8 +338,7 @@ t('over TCP on loopback with a shared secret', async () => {
   const secret = 'correct horse battery staple';
   const listener = await listenTcp({ host: '127.0.0.1', port: 0, secret, nodeId: s.nodeId }, (t) => ms.attach(t));
   mp.attach(await connectTcp({ host: '127.0.0.1', port: listener.port, secret, nodeId: p.nodeId }));
-  for (let i = 0; i < 100 && !ms.sense().connected; i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(ms.sense().connected, 'the secondary accepted the connection');
+  await until(() => ms.sense().connected, 'the secondary to accept the connection');
   const b = await p.allocate(4000, { policy: 'disk' });
   await p.write(b.id, 0, pattern(4000, 7));
   assert.equal(await s.read(b.id, 0, 4000), pattern(4000, 7));

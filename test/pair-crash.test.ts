@@ -37,9 +37,23 @@ async function startPair(dir: string, port = 0) {
 
 interface Write { at: number; len: number; seed: number }
 
+/** Waits until `check` holds, or fails saying what it waited for. */
+async function until(check: () => Promise<boolean>, what: string, ms = 15000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+interface Sense { lagPages: number; connected: boolean; inFlight: number; inconsistent: boolean; generation: string }
+const sense = async (n: NodeProcess) => (await n.send({ cmd: 'sense' })).sense as Sense;
+
 test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, async () => {
   const random = rng(424242);
   let acked = 0;
+  /** Rounds that killed the primary while a write was on its way (sent before the kill, not yet answered). */
+  let inFlightAtKill = 0;
   let resynced = 0;
   let bound = 0;
   for (let round = 0; round < ROUNDS; round++) {
@@ -52,14 +66,17 @@ test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, 
     const killPrimary = round % 3 !== 2;
     const victim = killPrimary ? primary : secondary;
     let inFlight: Write | null = null;
+    let sentBeforeKill = false;
     let killed = false;
     const killAt = 30 + Math.floor(random() * 300);
     setTimeout(() => { killed = true; void victim.kill(); }, killAt);
+    // A killed primary: write until one is refused (the write in flight). A killed secondary: 300 ms more alone.
     const deadline = Date.now() + killAt + 300;
-    while (Date.now() < deadline) {
+    while (killPrimary || Date.now() < deadline) {
       const len = 1 + Math.floor(random() * 20000);
       const w: Write = { at: Math.floor(random() * (SIZE - len)), len, seed: Math.floor(random() * 2 ** 31) };
       inFlight = w;
+      sentBeforeKill = !killed;
       const r = await primary.send({ cmd: 'write', block: id, offset: w.at, data: Buffer.from(pattern(w.len, w.seed)).toString('base64') });
       if (!r.ok) { assert.ok(killed && killPrimary, `write refused: ${JSON.stringify(r)}`); break; }
       model.set(pattern(w.len, w.seed), w.at);
@@ -73,14 +90,16 @@ test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, 
       const read = await secondary.send({ cmd: 'read', block: id, offset: 0, length: SIZE });
       assert.ok(read.ok, `read on the promoted node: ${JSON.stringify(read)}`);
       const got = new Uint8Array(Buffer.from(read.data as string, 'base64'));
-      if (inFlight) {
-        const fresh = pattern(inFlight.len, inFlight.seed);
-        const slice = got.subarray(inFlight.at, inFlight.at + inFlight.len);
-        const isNew = slice.every((v, i) => v === fresh[i]);
-        const isOld = slice.every((v, i) => v === model[inFlight!.at + i]);
-        assert.ok(isNew || isOld, `round ${round}: the write in flight is all old or all new`);
-        if (isNew) model.set(fresh, inFlight.at);
-      }
+      // The writes went on until one was refused: that one was in flight (sent before the kill, or just after it).
+      const w = inFlight as Write | null;
+      assert.ok(w !== null, `round ${round}: the primary was killed, yet no write was refused`);
+      if (sentBeforeKill) inFlightAtKill++;
+      const fresh = pattern(w!.len, w!.seed);
+      const slice = got.subarray(w!.at, w!.at + w!.len);
+      const isNew = slice.every((v, i) => v === fresh[i]);
+      const isOld = slice.every((v, i) => v === model[w!.at + i]);
+      assert.ok(isNew || isOld, `round ${round}: the write in flight is all old or all new`);
+      if (isNew) model.set(fresh, w!.at);
       const diff = got.findIndex((v, i) => v !== model[i]);
       assert.is(diff, -1, `round ${round}: the promoted secondary differs at byte ${diff}`);
       // The old primary comes back as secondary: its generation is behind,
@@ -96,14 +115,17 @@ test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, 
       assert.ok(mayDiffer.size < SIZE / PAGE, `round ${round}: the write intents name ${mayDiffer.size} of ${SIZE / PAGE} pages`);
       const rejoined = new NodeProcess(['--dir', join(dir, 'a'), '--role', 'secondary', '--peer', `127.0.0.1:${port}`, '--secret-file', secret, '--cache-mb', '4', ...INTENTS]);
       await rejoined.event('connected');
-      let clean = false;
-      for (let i = 0; i < 100 && !clean; i++) {
-        await secondary.send({ cmd: 'resync' });
-        const v = await secondary.send({ cmd: 'verify' });
-        clean = v.ok === true && (v.verify as { differences: unknown[] }).differences.length === 0;
-        if (!clean) await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.ok(clean, `round ${round}: the rejoined old primary matches after resync`);
+      // It is behind (the promotion took a new generation): it takes the new
+      // primary's and is inconsistent until the resync that follows the handshake is done.
+      const target = (await sense(secondary)).generation;
+      await until(async () => {
+        const r = await sense(rejoined);
+        const s = await sense(secondary);
+        return r.generation === target && !r.inconsistent && s.connected && s.lagPages === 0 && s.inFlight === 0;
+      }, `round ${round}: the rejoined old primary to be resynced by the new one`);
+      const v = await secondary.send({ cmd: 'verify' });
+      assert.ok(v.ok, JSON.stringify(v));
+      assert.equal((v.verify as { differences: unknown[] }).differences, [], `round ${round}: the rejoined old primary matches after its resync`);
       // The new primary wrote nothing alone, so what it resent is bounded by the old primary's record.
       const st = (await secondary.send({ cmd: 'status' })).status as { stats: { resyncedPages: number } };
       assert.ok(st.stats.resyncedPages <= mayDiffer.size, `round ${round}: ${st.stats.resyncedPages} pages resynced, the write intents name ${mayDiffer.size}`);
@@ -118,12 +140,10 @@ test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, 
       // The primary went on alone; a restarted secondary rejoins and is resynced.
       const again = new NodeProcess(['--dir', join(dir, 'b'), '--role', 'secondary', '--listen', `127.0.0.1:${port}`, '--secret-file', secret, '--cache-mb', '4']);
       await again.event('connected');
-      for (let i = 0; i < 200; i++) {
-        const s = (await primary.send({ cmd: 'sense' })).sense as { lagPages: number; connected: boolean; inFlight: number };
-        if (s.connected && s.lagPages === 0 && s.inFlight === 0) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      await primary.send({ cmd: 'resync' });
+      await until(async () => {
+        const s = await sense(primary);
+        return s.connected && s.lagPages === 0 && s.inFlight === 0 && !(await sense(again)).inconsistent;
+      }, `round ${round}: the restarted secondary to be resynced`);
       const v = await primary.send({ cmd: 'verify' });
       assert.ok(v.ok, JSON.stringify(v));
       assert.equal((v.verify as { differences: unknown[] }).differences, [], `round ${round}: verify after resync`);
@@ -135,7 +155,10 @@ test(`${ROUNDS} rounds: a node SIGKILLed mid-write loses no acknowledged byte`, 
     }
     await rm(dir, { recursive: true, force: true });
   }
-  console.log(`  pair campaign: ${ROUNDS} kills, ${acked} acknowledged writes checked; rejoins resynced ${resynced} pages, write intents named ${bound}`);
+  console.log(`  pair campaign: ${ROUNDS} kills, ${acked} acknowledged writes checked, ${inFlightAtKill} primaries killed with a write in flight; rejoins resynced ${resynced} pages, write intents named ${bound}`);
+  // The checks above checked something: writes were acknowledged before the kills, and some primaries died mid-write.
+  assert.ok(acked >= ROUNDS, `${acked} writes acknowledged in ${ROUNDS} rounds`);
+  if (ROUNDS >= 3) assert.ok(inFlightAtKill > 0, 'no primary was killed while a write was on its way');
 });
 
 test.run();

@@ -47,7 +47,8 @@ test('dials until it connects (backing off), attaches each new transport, comes 
   assert.equal(await s.read(b.id, 0, 8 * PS), pattern(8 * PS, 1));
 
   // The partner drops the link: it is dialled again, and what changed meanwhile is resynced.
-  const reconnected = p.mirror.once('resync-done');
+  const reconnected = p.mirror.once('resync-done', { signal: AbortSignal.timeout(5000) })
+    .catch((err: Error) => { throw new Error(`timed out waiting for the resync after the reconnection (${err.message})`); });
   ends[0].close(new Error('reset'));
   await until(() => !p.mirror.sense().connected, 'the drop');
   await p.write(b.id, 0, pattern(2 * PS, 2));

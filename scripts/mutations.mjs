@@ -1,0 +1,159 @@
+// The mutations `npm run mutate` applies to the built code (scripts/mutate.mjs):
+// each is a bug a user would meet, made by string replacements in
+// build/bindings/**/*.js, and each must turn some test red.
+//
+//   id       a short name (`npm run mutate -- ID...` runs only those)
+//   what     the bug, as a user would meet it
+//   file     the built file, under build/bindings
+//   edits    [find, replace] pairs: `find` must occur exactly once in the file
+//            (runs of whitespace in it match any run of whitespace, so the
+//            compiler's line breaks do not matter)
+//   tests    the test files to run (names under build/test, without .test.js):
+//            the files of the mechanism, not the whole suite
+//
+// When the code a mutation names changes, the run stops before mutating
+// anything and says which `find` no longer matches once: update it here.
+
+/** @type {Array<{ id: string, what: string, file: string, edits: Array<[string, string]>, tests: string[] }>} */
+export const MUTATIONS = [
+  // --- checksums off ------------------------------------------------------------------------
+  {
+    id: 'journal-record-checksum',
+    what: "a journal record's checksum (header and body) is not checked at replay",
+    file: 'storage/format.js',
+    edits: [['setBigUint64(48, 0n, true);\n    return hash(copy) === h.checksum;', 'setBigUint64(48, 0n, true);\n    return true;']],
+    tests: ['damage', 'integrity', 'corruption'],
+  },
+  {
+    id: 'replay-page-image-checksum',
+    what: 'a page image in the journal is replayed without checking it against its checksum',
+    file: 'storage/journal.js',
+    edits: [['if (hash(img) !== expected && !(await', 'if (false && !(await']],
+    tests: ['damage', 'integrity', 'corruption'],
+  },
+  {
+    id: 'page-read-checksum',
+    what: 'a page read from the page file is not checked against its checksum entry',
+    file: 'memory/cache.js',
+    edits: [['this.#core.checksum(bytes)) === sum.checksum);', 'this.#core.checksum(bytes)) === sum.checksum || true);']],
+    tests: ['corruption', 'integrity', 'mirror-sync'],
+  },
+  {
+    id: 'frame-checksum',
+    what: "a frame's checksum is not checked by the codec",
+    file: 'messages.js',
+    edits: [['if (sum !== h.checksum)', 'if (false)']],
+    tests: ['messages', 'transport'],
+  },
+  // --- generations ------------------------------------------------------------------------------
+  {
+    id: 'handshake-split-brain-as-peer-behind',
+    what: 'both nodes changed since they parted, and the handshake takes the partner for behind (its changes overwritten)',
+    file: 'mirror/handshake.js',
+    edits: [["return splitBrain(self, peer, 'both nodes changed since they parted');", "return ahead(self, peer, false, 'both nodes changed since they parted');"]],
+    tests: ['generations', 'mirror', 'events'],
+  },
+  {
+    id: 'handshake-self-behind',
+    what: 'a node whose bitmap generation is its partner\'s current one takes itself for behind',
+    file: 'mirror/handshake.js',
+    edits: [["return ahead(self, peer, false, 'the partner missed what this node changed since they parted');", "return behind(self, peer, false, 'the partner missed what this node changed since they parted');"]],
+    tests: ['generations', 'mirror'],
+  },
+  // --- flushes ----------------------------------------------------------------------------------
+  {
+    id: 'file-flush-noop',
+    what: "a file device's flush does not fdatasync",
+    file: 'storage/file.js',
+    edits: [['await fh.datasync();', '']],
+    tests: ['devices', 'storage'],
+  },
+  {
+    id: 'journal-commit-flush-noop',
+    what: "the journal's group commit acknowledges without flushing the batch",
+    file: 'storage/journal.js',
+    edits: [[']);\n                await this.device.flush();\n                if (this.#fresh)', ']);\n                if (this.#fresh)']],
+    tests: ['powerloss'],
+  },
+  // --- the pair ---------------------------------------------------------------------------------
+  {
+    id: 'ack-before-apply',
+    what: 'the secondary acknowledges frames at disk level as they arrive, before their apply finished',
+    file: 'mirror/apply.js',
+    edits: [
+      ['const applied = lvl >= AckLevel.DISK ? this.#applied : this.#received;', 'const applied = this.#received;'],
+      ['this.#scheduleAck(AckLevel.MEMORY);', 'this.#scheduleAck(AckLevel.DISK);'],
+    ],
+    tests: ['mirror', 'apply', 'mirror-sync'],
+  },
+  {
+    id: 'unacked-pages-forgotten',
+    what: 'pages sent and not yet acknowledged are not recorded as out of sync when the link is lost',
+    file: 'memory/out-of-sync.js',
+    edits: [['for (const p of e.pages)\n                this.bitmap.set(p);', '']],
+    tests: ['mirror', 'mirror-sync'],
+  },
+  {
+    id: 'resync-skipped',
+    what: 'a resync sends nothing',
+    file: 'mirror/resync.js',
+    edits: [['while (!oos.empty && this.#hooks.canRun())', 'while (false)']],
+    tests: ['mirror', 'mirror-sync'],
+  },
+  {
+    id: 'range-exclusive-as-shared',
+    what: "the range table lets a write pointer's exclusive range through (taken as shared)",
+    file: 'memory/ranges.js',
+    edits: [["table.insert(first, last, exclusive ? 'exclusive' : 'shared', 0)", "table.insert(first, last, 'shared', 0)"]],
+    tests: ['memory', 'signal'],
+  },
+  {
+    id: 'sched-conflict-off',
+    what: "the scheduler's conflict table takes every operation as shared: conflicting operations overlap",
+    file: 'sched/group.js',
+    edits: [['w.entry = this.#table.insert(w.first, w.last, w.mode, 0);', "w.entry = this.#table.insert(w.first, w.last, 'shared', 0);"]],
+    tests: ['sched'],
+  },
+  {
+    id: 'quorum-off',
+    what: 'a primary cut off from its partner acknowledges alone without the lease',
+    file: 'mirror/quorum.js',
+    edits: [['return performance.now() < this.#validUntil && (partner === null || this.#outdated === partner);', 'return true;']],
+    tests: ['quorum'],
+  },
+  {
+    id: 'fencing-off',
+    what: 'a frame of an older epoch is accepted',
+    file: 'mirror/pair.js',
+    edits: [['if (frame.epoch < this.#replica.epoch) {', 'if (false) {']],
+    tests: ['quorum'],
+  },
+  {
+    id: 'intent-not-awaited',
+    what: 'pages are written before their write intent is durable',
+    file: 'memory/commit.js',
+    edits: [['if (intent)\n            await intent;', '']],
+    tests: ['mirror-sync'],
+  },
+  {
+    id: 'bitmap-not-saved-before-intent-retires',
+    what: "the out-of-sync bitmap is saved only at a clean close: a save that retires write intents does not write the bitmap's changed chunks first",
+    file: 'memory/replica.js',
+    edits: [['const dirty = bitmap.dirtyChunks();', 'const dirty = clean ? bitmap.dirtyChunks() : [];']],
+    tests: ['mirror-sync'],
+  },
+  {
+    id: 'secondary-accepts-writes',
+    what: "a secondary accepts its callers' changes (no NOT_PRIMARY)",
+    file: 'memory/memory.js',
+    edits: [['if (this.#link && !this.#link.primary) {', 'if (false) {']],
+    tests: ['mirror', 'quorum'],
+  },
+  {
+    id: 'space-refusal-ignored',
+    what: "a partner's SPACE_REQUEST refusal is ignored: the primary allocates anyway",
+    file: 'mirror/pair.js',
+    edits: [['return reply.granted;', 'return true;']],
+    tests: ['mirror'],
+  },
+];
