@@ -9,6 +9,7 @@ import { inProcessPair } from '../bindings/mirror/transports/transport.js';
 import { listenTcp, connectTcp } from '../bindings/mirror/transports/tcp.js';
 import { withFaults } from '../bindings/mirror/transports/faulty.js';
 import { pattern, rng } from './data.js';
+import { forgePage } from './forge.js';
 
 const policies = [
   { name: 'disk', maxSize: 4096, durability: 'disk' as const },
@@ -44,13 +45,42 @@ async function code(p: Promise<unknown>): Promise<string> {
 /** Two fresh nodes, a primary and a secondary, linked in process. */
 async function connectedPair() {
   const [ta, tb] = inProcessPair();
+  const sStore = new MemoryStore();
   const p = await node();
-  const s = await node();
+  const s = await openMemory({ store: sStore, ...opts });
   const mp = new Mirror(p, { role: 'primary' });
   const ms = new Mirror(s, { role: 'secondary' });
   mp.attach(ta);
   ms.attach(tb);
-  return { ta, tb, p, s, mp, ms };
+  return { ta, tb, p, s, mp, ms, sStore };
+}
+
+/**
+ * Makes pages of the secondary differ silently (forge.ts): its mirror and
+ * memory closed, each page rewritten with `change` applied and a checksum
+ * that vouches for it; then reopened and linked to the primary again.
+ */
+async function divergeSecondary(pair: Awaited<ReturnType<typeof connectedPair>>, blockId: string, changes: Array<{ offset: number; bytes: Uint8Array }>) {
+  const { p, s, mp, ms, sStore } = pair;
+  const ps = opts.pageSize;
+  const base = s.blocks().find((b) => b.id === blockId)!.base;
+  const nodeId = s.nodeId;
+  const pages = await Promise.all(changes.map(async ({ offset, bytes }) => {
+    const first = Math.floor(offset / ps);
+    const page = await p.read(blockId, first * ps, ps);
+    page.set(bytes, offset - first * ps);
+    return { page: base + first, bytes: page };
+  }));
+  await ms.close();
+  await s.close();
+  for (const f of pages) await forgePage(sStore, nodeId, f.page, f.bytes);
+  const s2 = await openMemory({ store: sStore, ...opts });
+  const ms2 = new Mirror(s2, { role: 'secondary' });
+  const [ta2, tb2] = inProcessPair();
+  ms2.attach(tb2);
+  mp.attach(ta2);
+  await until(() => mp.sense().connected && mp.sense().peerRole === 'secondary', 'the pair linked again');
+  return { s2, ms2 };
 }
 
 const t = suite('mirrored pair');
@@ -81,6 +111,32 @@ t("a secondary refuses its own callers' changes with NOT_PRIMARY and changes not
   assert.equal((await mp.verify()).differences, []);
   mp.close(); ms.close();
   await p.close(); await s.close();
+});
+
+t('a store of a pair refuses changes without its mirror (closed, or opened alone): NOT_PRIMARY, nothing changes, reads are served', async () => {
+  const pair = await connectedPair();
+  const { p, s, mp, ms, sStore } = pair;
+  const b = await p.allocate(2048, { policy: 'disk' });
+  await p.write(b.id, 0, pattern(2048, 1));
+  // The mirror closed, the memory still open.
+  await mp.close();
+  assert.is(await code(p.write(b.id, 0, pattern(10, 2))), 'NOT_PRIMARY');
+  assert.is(await code(p.allocate(1000)), 'NOT_PRIMARY');
+  assert.is(await code(p.free(b.id)), 'NOT_PRIMARY');
+  assert.is(await code(p.acquireWrite(b.id, 0, 10)), 'NOT_PRIMARY');
+  // Opened alone later: the record says it is paired.
+  await ms.close();
+  await s.close();
+  const alone = await openMemory({ store: sStore, ...opts });
+  assert.is(await code(alone.write(b.id, 0, pattern(10, 2))), 'NOT_PRIMARY');
+  assert.equal(await alone.read(b.id, 0, 2048), pattern(2048, 1));
+  await alone.close();
+  // With its mirror (as a primary without a partner: degraded) it writes, and remembers what the partner lacks.
+  const again = await openMemory({ store: sStore, ...opts, mirror: { role: 'primary' } });
+  await again.write(b.id, 0, pattern(10, 3));
+  assert.equal(again.mirror.laggingPages(), [b.base]);
+  await again.close();
+  await p.close();
 });
 
 t('a partner without room refuses the allocation: NO_SPACE, and nothing changes on either node', async () => {
@@ -175,25 +231,20 @@ t('a reconnected partner is resynced: blocks, frees and pages it missed; verify 
 });
 
 t('verify reports pages that differ', async () => {
-  const { p, s, mp, ms } = await connectedPair();
+  const pair = await connectedPair();
+  const { p, mp } = pair;
   const b = await p.allocate(2048, { policy: 'disk' });
   await p.write(b.id, 0, pattern(2048, 1));
-  // Change the secondary's copy behind the mirror's back: a secondary refuses
-  // its own callers' writes, so its mirror is closed first and a new one attached.
-  await ms.close();
-  await s.write(b.id, 600, pattern(10, 2));
-  const ms2 = new Mirror(s, { role: 'secondary' });
-  const [ta2, tb2] = inProcessPair();
-  ms2.attach(tb2);
-  mp.attach(ta2);
+  const { s2, ms2 } = await divergeSecondary(pair, b.id, [{ offset: 600, bytes: pattern(10, 2) }]);
   const report = await mp.verify();
   assert.equal(report.differences, [{ blockId: b.id, page: b.base + 1 }]);
   mp.close(); ms2.close();
-  await p.close(); await s.close();
+  await p.close(); await s2.close();
 });
 
 t('verify compares a block of more pages than one frame holds checksums of, in parts', async () => {
-  const { p, s, mp, ms } = await connectedPair();
+  const pair = await connectedPair();
+  const { p, mp } = pair;
   // 150,000 pages: three parts of at most SUMS_PER_FRAME (65,536) checksums.
   const pages = 150_000;
   const b = await p.allocate(pages * 512, { policy: 'async' });
@@ -204,18 +255,12 @@ t('verify compares a block of more pages than one frame holds checksums of, in p
     if (tries > 100) assert.unreachable('the secondary never held every page');
     await new Promise((r) => setTimeout(r, 20));
   }
-  await ms.close();
-  await s.write(b.id, 131_072 * 512 + 7, pattern(3, 9));
-  await s.write(b.id, 149_999 * 512, pattern(1, 9));
-  const ms2 = new Mirror(s, { role: 'secondary' });
-  const [ta2, tb2] = inProcessPair();
-  ms2.attach(tb2);
-  mp.attach(ta2);
+  const { s2, ms2 } = await divergeSecondary(pair, b.id, [{ offset: 70_000 * 512 + 7, bytes: pattern(3, 9) }, { offset: 149_999 * 512, bytes: pattern(1, 9) }]);
   const report = await mp.verify();
   assert.is(report.pages, pages);
-  assert.equal(report.differences, [{ blockId: b.id, page: b.base + 131_072 }, { blockId: b.id, page: b.base + 149_999 }]);
+  assert.equal(report.differences, [{ blockId: b.id, page: b.base + 70_000 }, { blockId: b.id, page: b.base + 149_999 }]);
   mp.close(); ms2.close();
-  await p.close(); await s.close();
+  await p.close(); await s2.close();
 });
 
 t('faults on the link (drops, duplicates, reordering, delays, a partition): before any repair the primary holds every acknowledged write and its record names every page the secondary lacks; after healing and resync both nodes are identical', async () => {

@@ -9,6 +9,12 @@ import { rng } from './data.js';
 export const PAGE_SIZE = 512;
 /** Pages of the pair's one block (2 GiB, sparse: only what is written takes room). */
 export const BLOCK_PAGES = 1 << 22;
+/**
+ * The block's policy: writes acknowledged once in this node's memory; the
+ * writer flushes after each batch and counts only flushed ones as
+ * acknowledged (one flush per batch instead of one per few writes).
+ */
+export const POLICY = { name: 'outage', maxSize: Infinity, durability: 'memory' as const };
 /** Where in its page a write puts its stamp. */
 export const STAMP_AT = 100;
 

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openMemory, inProcessPair, type MirroredMemory, type Transport } from '../bindings/index.js';
 import { FileStore } from '../bindings/storage/file.js';
-import { BLOCK_PAGES, PAGE_SIZE, pageAfter, plannedPages } from './outage-plan.js';
+import { BLOCK_PAGES, PAGE_SIZE, POLICY, pageAfter, plannedPages } from './outage-plan.js';
 
 const PAGES = Number(process.env.OUTAGE_PAGES ?? 1_000_000);
 const CHILD = fileURLToPath(new URL('./outage-child.js', import.meta.url));
@@ -51,9 +51,6 @@ function writer(dir: string, from: number, to: number, killAt: number | null): P
   });
 }
 
-async function openNode(dir: string, role: 'primary' | 'secondary', transport: Transport): Promise<MirroredMemory> {
-  return openMemory({ store: new FileStore(dir), pageSize: PAGE_SIZE, cacheBytes: 32 << 20, mirror: { role, transport } });
-}
 
 test(`${PAGES.toLocaleString('en-US')} scattered pages written alone, a clean close and a SIGKILL between: all resynced, verify clean`, async () => {
   const root = await mkdtemp(join(tmpdir(), 'twinpage-outage-'));
@@ -61,12 +58,23 @@ test(`${PAGES.toLocaleString('en-US')} scattered pages written alone, a clean cl
   const dirB = join(root, 'b');
   await mkdir(dirA);
   await mkdir(dirB);
+  const open: MirroredMemory[] = [];
+  const openNode = async (dir: string, role: 'primary' | 'secondary', transport: Transport) => {
+    const m = await openMemory({ store: new FileStore(dir), pageSize: PAGE_SIZE, cacheBytes: 32 << 20, policies: [POLICY], mirror: { role, transport } });
+    open.push(m);
+    return m;
+  };
   try {
     // The pair, in sync, with one sparse block of 2 GiB.
     let [ta, tb] = inProcessPair();
     let p = await openNode(dirA, 'primary', ta);
     let s = await openNode(dirB, 'secondary', tb);
-    const block = await p.allocate(BLOCK_PAGES * PAGE_SIZE);
+    const block = await p.allocate(BLOCK_PAGES * PAGE_SIZE, { policy: POLICY.name });
+    // (The policy's durability is memory: the secondary applies the allocation right after.)
+    for (let i = 0; s.blocks().length === 0; i++) {
+      if (i > 500) assert.unreachable('the secondary never took the block');
+      await new Promise((r) => setTimeout(r, 10));
+    }
     assert.equal(s.blocks().map((b) => b.id), [block.id]);
     await s.close();
     await p.close();
@@ -126,6 +134,7 @@ test(`${PAGES.toLocaleString('en-US')} scattered pages written alone, a clean cl
     await s.close();
     await p.close();
   } finally {
+    for (const m of open) await m.close().catch(() => {});
     await rm(root, { recursive: true, force: true });
   }
 });

@@ -11,8 +11,8 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openMemory } from '../bindings/index.js';
 import { FileStore } from '../bindings/storage/file.js';
+import { forgePage } from './forge.js';
 import { CLI, NodeProcess } from './pair-process.js';
 
 interface Run { status: number | null; stdout: string; stderr: string }
@@ -285,21 +285,6 @@ test('--heartbeat-ms and --timeout-ms: a secondary gone silent (SIGSTOP) is take
 
 // --- the operator's commands --------------------------------------------------------------
 
-/**
- * Changes a page of a stopped node's block behind its mirror's back (the
- * store opened alone, no pair attached): a silent difference only verify
- * finds. (A flipped checksum no longer is one: the node finds the damage
- * itself and its partner resyncs the page.)
- */
-async function divergeWhileStopped(dir: string, id: string, offset: number): Promise<void> {
-  const m = await openMemory({ store: new FileStore(dir) });
-  try {
-    await m.write(id, offset, Uint8Array.of(0xDE, 0xAD));
-  } finally {
-    await m.close();
-  }
-}
-
 test('promote, demote, resync and verify --repair on running nodes; discard on a running node after a split brain, and on a stopped one', async () => {
   const w = await workspace();
   const dirA = join(w.dir, 'a');
@@ -340,9 +325,12 @@ test('promote, demote, resync and verify --repair on running nodes; discard on a
     assert.is(wrong.status, 1);
     assert.match(wrong.stderr, /^twinpage: NOT_PRIMARY: .* is a secondary: a resync is sent by the primary/);
 
-    // verify --repair: a page that differs on A (changed while it was stopped, behind its mirror's back).
+    // verify --repair: a page that differs on A, silently (forged while it was stopped: forge.ts).
+    const nodeA = (await statusOf(dirA)).nodeId as string;
     await a.close();
-    await divergeWhileStopped(dirA, id, 5 * 4096 + 100);
+    const forged = Buffer.alloc(4096, 1);
+    forged[100] = 0xDE;
+    await forgePage(new FileStore(dirA), nodeA, base + 5, forged);
     a = start([...peerA, '--role', 'secondary']);
     await a.event('connected');
     await waitFor('the pair back in sync', async () => {

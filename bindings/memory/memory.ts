@@ -132,6 +132,8 @@ export class Memory implements PointerHost {
   #link: MemoryLink | null = null;
   /** What this node keeps about its partner (loaded at open; its devices exist once a mirror saved it). */
   #replica!: ReplicaRecord;
+  /** One node of a pair (a mirror attached now or before): changed only through its mirror. */
+  #paired = false;
   /** The core's data area (frames), for copies without a view per frame. */
   #dataArea: Uint8Array | null = null;
   /** Runs reserved for the partner's allocations (SPACE_REQUEST), by base: pages. */
@@ -222,6 +224,7 @@ export class Memory implements PointerHost {
       if (!loaded.fresh) await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
       if (memory.#wal.hasJournal) opened.push(memory.#wal.journal.device);
       memory.#replica = await ReplicaRecord.load(store, hash, [...memory.#blocks.values()], sb.meta.mirror);
+      memory.#paired = memory.#replica.stored;
       await memory.#checkpoints.run();
       if (o.flushIntervalMs > 0) memory.#checkpoints.startFlusher(o.flushIntervalMs);
       return memory;
@@ -243,6 +246,7 @@ export class Memory implements PointerHost {
     this.#open();
     if (this.#link) throw TwinpageError.busy('a mirror is attached to this memory already');
     this.#link = link;
+    this.#paired = true;
     this.#replica.configureIntents(link.intents);
     this.#replica.resume();
     return {
@@ -410,6 +414,12 @@ export class Memory implements PointerHost {
   #writable(what: string): void {
     if (this.#link && !this.#link.primary) {
       throw TwinpageError.notPrimary(`${what}: this node is a secondary; only its primary changes it (reads are allowed)`);
+    }
+    if (!this.#link && this.#paired) {
+      // Changed behind its mirror's back, the node would differ from its partner unknown to both.
+      throw TwinpageError.notPrimary(`${what}: this store is one node of a pair and no mirror is attached: a change made here would ` +
+        "neither reach its partner nor be resynced. Open it with its mirror (mirror: { role: 'primary' } with no partner writes degraded " +
+        'and remembers what the partner lacks); reads are allowed');
     }
   }
 

@@ -53,6 +53,8 @@ export interface SumsReport {
   lost: Array<{ page: number; lostAt: number }>;
 }
 
+/** Sum sectors read at once when many pages' entries are asked for (4,096 pages' worth). */
+const READ_CHUNK_SECTORS = 128;
 /** Sum sectors a page store remembers (31 pages' entries each). */
 const SECTORS_CACHED = 1024;
 
@@ -189,18 +191,44 @@ export class PageStore {
     return entries[page - index * SUMS_PER_SECTOR];
   }
 
-  /** The checksum entries of pages [first, first + count). */
+  /**
+   * The checksum entries of pages [first, first + count), their sectors read
+   * READ_CHUNK_SECTORS at a time (a sector that fails its check is read
+   * again alone: from another copy, else salvaged).
+   */
   async readSums(first: number, count: number): Promise<SumEntry[]> {
     if (count === 0) return [];
+    const { hash, salt } = this.#o;
     const s0 = sumSectorOf(first);
     const s1 = sumSectorOf(first + count - 1);
     const out: SumEntry[] = [];
-    for (let s = s0; s <= s1; s++) {
-      const entries = await this.#withSectors(s, s, () => this.#readSector(s));
+    const take = (s: number, entries: SumEntry[]) => {
       for (let i = 0; i < SUMS_PER_SECTOR; i++) {
         const p = s * SUMS_PER_SECTOR + i;
         if (p >= first && p < first + count) out.push(entries[i]);
       }
+    };
+    for (let c0 = s0; c0 <= s1; c0 += READ_CHUNK_SECTORS) {
+      const c1 = Math.min(s1, c0 + READ_CHUNK_SECTORS - 1);
+      await this.#withSectors(c0, c1, async () => {
+        // The sectors of this chunk that storage holds and this store does not remember: one read.
+        const stored = Math.min(c1 + 1, this.#sumsLength / SECTOR) - c0;
+        let raw: Uint8Array | null = null;
+        if (stored > 1) {
+          let unknown = 0;
+          for (let s = c0; s < c0 + stored; s++) if (!this.#sectors.has(s)) unknown++;
+          if (unknown > 1) {
+            raw = new Uint8Array(stored * SECTOR);
+            await this.sums.read(c0 * SECTOR, raw);
+          }
+        }
+        for (let s = c0; s <= c1; s++) {
+          const k = s - c0;
+          const bytes = raw && k < stored ? raw.subarray(k * SECTOR, (k + 1) * SECTOR) : null;
+          if (bytes && !this.#sectors.has(s) && sumSectorValid(bytes, s, salt.tag, hash)) take(s, decodeSumSector(bytes, s, salt.tag));
+          else take(s, await this.#readSector(s));
+        }
+      });
     }
     return out;
   }
