@@ -1,13 +1,33 @@
 // Partitions over real processes: two `twinpage serve` nodes, A dialing B
 // through a nemesis (test/nemesis.ts) that cuts the link (reset or
 // blackhole), drops one direction, delays, heals.
+//
+// First the failures the pair once got wrong, each as its own test: a
+// partition then a promotion (a split brain, refused, both sides intact,
+// resolved by `discard`), a secondary refusing its callers' writes, a
+// secondary shut down cleanly while its primary writes on (DRBD issue #145),
+// an allocation the partner has no room for, a block only the partner holds.
+//
+// Then the campaign: rounds of random faults (cuts, one-way drops, delays,
+// heals, SIGKILLs, restarts in either role, promotions with and without
+// force, switchovers, discards) under concurrent writers, and a checker
+// reading every node back at the end of each round: every acknowledged write
+// is on the final primary, or the round ended in a detected, refused split
+// brain with both sides' data intact. Never a silent overwrite.
+//
+// PARTITION_ROUNDS sets the campaign's rounds (default 30), PARTITION_SEED
+// its seed (default: a fresh one, printed; a failure names the round and the
+// seed to replay with).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MemoryStore, openMemory, type MirroredMemory } from '../bindings/index.js';
+import { connectTcp, listenTcp } from '../bindings/mirror/transports/tcp.js';
 import { NodeProcess, type Reply } from './pair-process.js';
-import { Nemesis } from './nemesis.js';
+import { Nemesis, type CutMode, type Direction } from './nemesis.js';
+import { rng } from './data.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -218,6 +238,133 @@ async function write(n: Node, block: string, slot: number, version: number): Pro
 
 const cases = suite('partition: the failures, one by one');
 
+cases('a partition then a promotion: a split brain, refused; both sides intact; discard resolves it', async () => {
+  const pair = await startPair();
+  const { a, b, nemesis } = pair;
+  try {
+    const block = ((await a.must({ cmd: 'allocate', size: 8 * SLOT })).block as { id: string }).id;
+    for (let s = 0; s < 8; s++) (await a.must({ cmd: 'write', block, offset: s * SLOT, data: slotData(s, 1).toString('base64') }));
+    // The link is cut while both live; B is promoted.
+    nemesis.cut('blackhole');
+    await b.must({ cmd: 'promote' });
+    b.role = 'primary';
+    // A, still primary and degraded (once the heartbeat times out), acknowledges writes and a new block.
+    for (const s of [1, 3]) assert.ok((await write(a, block, s, 2)).ok, `A acknowledges slot ${s} version 2`);
+    const aSense = (await a.sense())!;
+    assert.is(aSense.role, 'primary');
+    assert.is(aSense.connected, false, 'A noticed the cut');
+    const newBlock = ((await a.must({ cmd: 'allocate', size: SLOT })).block as { id: string }).id;
+    assert.ok((await a.send({ cmd: 'write', block: newBlock, offset: 0, data: slotData(100, 1).toString('base64') })).ok);
+    // B acknowledges writes of its own.
+    for (const s of [1, 5]) assert.ok((await write(b, block, s, 3)).ok, `B acknowledges slot ${s} version 3`);
+    // A restarts as secondary and reconnects.
+    await a.kill();
+    await a.start('secondary');
+    nemesis.heal();
+    const seen = await splitBrain(a, b);
+    assert.match(seen.A!.refused!, /split brain/);
+    assert.match(seen.A!.refused!, /discard/, 'the refusal says how to resolve it');
+    // Both sides intact: A's writes and new block on A, B's on B; nothing merged.
+    assert.equal(await a.readSlots(block, 8), [1, 2, 1, 2, 1, 1, 1, 1], "A holds what it acknowledged");
+    assert.equal(await b.readSlots(block, 8), [1, 3, 1, 1, 1, 3, 1, 1], "B holds what it acknowledged");
+    assert.ok((await a.blockIds()).includes(newBlock), "A's new block is intact");
+    assert.is(versionOf(100, Buffer.from((await a.must({ cmd: 'read', block: newBlock, offset: 0, length: SLOT })).data as string, 'base64')), 1);
+    assert.not.ok((await b.blockIds()).includes(newBlock), "B never saw A's new block");
+    // A gives up its changes: it takes B's data, and ends equal to B.
+    await a.must({ cmd: 'discard' });
+    await inSync(a, b);
+    await verifyClean(b);
+    assert.equal(await a.readSlots(block, 8), [1, 3, 1, 1, 1, 3, 1, 1]);
+    assert.equal(await a.blockIds(), await b.blockIds());
+    assert.is((await a.sense())!.health, 'ok');
+  } finally {
+    await stopPair(pair);
+  }
+});
+
+cases('a secondary refuses its callers (NOT_PRIMARY); after SIGKILL of the primary and a promotion, the acknowledged write is served', async () => {
+  const pair = await startPair();
+  const { a, b } = pair;
+  try {
+    const block = ((await a.must({ cmd: 'allocate', size: 4 * SLOT })).block as { id: string }).id;
+    await a.must({ cmd: 'write', block, offset: 0, data: slotData(0, 1).toString('base64') });
+    await inSync(a, b);
+    const refusals = [
+      await write(b, block, 0, 9),
+      await write(b, block, 1, 9),
+      await b.send({ cmd: 'allocate', size: SLOT }),
+      await b.send({ cmd: 'free', block }),
+    ];
+    for (const r of refusals) assert.is(r.code, 'NOT_PRIMARY', `the secondary refuses: ${JSON.stringify(r)}`);
+    assert.equal(await b.readSlots(block, 2), [1, 0], 'nothing changed on the secondary');
+    assert.equal(await a.readSlots(block, 2), [1, 0], 'nothing changed on the primary');
+    assert.equal(await b.blockIds(), [block]);
+    assert.ok((await write(a, block, 0, 2)).ok);
+    await a.kill();
+    await b.must({ cmd: 'promote' });
+    assert.equal(await b.readSlots(block, 2), [2, 0], 'the new primary serves the acknowledged write');
+    assert.ok((await write(b, block, 1, 3)).ok, 'and takes writes');
+  } finally {
+    await stopPair(pair);
+  }
+});
+
+cases('DRBD #145: a secondary shut down cleanly while its primary writes on is resynced when it rejoins', async () => {
+  const pair = await startPair();
+  const { a, b } = pair;
+  try {
+    const block = ((await a.must({ cmd: 'allocate', size: 16 * SLOT })).block as { id: string }).id;
+    for (let s = 0; s < 16; s++) await a.must({ cmd: 'write', block, offset: s * SLOT, data: slotData(s, 1).toString('base64') });
+    // Writes in flight while B shuts down, and more after.
+    const during = Array.from({ length: 8 }, (_, s) => write(a, block, s, 2));
+    await b.close();
+    for (const r of await Promise.all(during)) assert.ok(r.ok, JSON.stringify(r));
+    for (let s = 8; s < 16; s++) assert.ok((await write(a, block, s, 3)).ok);
+    const extra = ((await a.must({ cmd: 'allocate', size: 2 * SLOT })).block as { id: string }).id;
+    await a.must({ cmd: 'write', block: extra, offset: SLOT, data: slotData(1, 7).toString('base64') });
+    await b.start('secondary');
+    await inSync(a, b);
+    await verifyClean(a);
+    const want = [...Array(8).fill(2), ...Array(8).fill(3)];
+    assert.equal(await b.readSlots(block, 16), want, 'B holds every write made while it was away');
+    assert.equal(await b.readSlots(extra, 2), [0, 7]);
+    assert.equal(await b.blockIds(), await a.blockIds());
+  } finally {
+    await stopPair(pair);
+  }
+});
+
+cases('DRBD #145, the other way round: the node that was away, started as primary, is refused (its partner holds newer data), never taken for in sync', async () => {
+  const pair = await startPair();
+  const { a, b } = pair;
+  try {
+    const block = ((await a.must({ cmd: 'allocate', size: 4 * SLOT })).block as { id: string }).id;
+    for (let s = 0; s < 4; s++) await a.must({ cmd: 'write', block, offset: s * SLOT, data: slotData(s, 1).toString('base64') });
+    await b.close();
+    for (let s = 0; s < 2; s++) assert.ok((await write(a, block, s, 2)).ok);
+    await a.close();
+    // The node that was away comes back first, as primary; the other rejoins as secondary.
+    await b.start('primary');
+    await a.start('secondary');
+    const [ra, rb] = await until('both refusals', async () => {
+      const [x, y] = [await a.sense(), await b.sense()];
+      return x?.refused && y?.refused ? [x, y] : null;
+    });
+    assert.match(ra.refused!, /newer data/, `A: ${ra.refused}`);
+    assert.match(rb.refused!, /behind/, `B: ${rb.refused}`);
+    assert.equal(await a.readSlots(block, 4), [2, 2, 1, 1], 'A keeps what it wrote alone');
+    assert.equal(await b.readSlots(block, 4), [1, 1, 1, 1], 'B is unchanged');
+    // As the refusals say: the primary behind is demoted, the secondary ahead promoted.
+    await b.must({ cmd: 'demote' });
+    await a.must({ cmd: 'promote' });
+    await inSync(a, b);
+    await verifyClean(a);
+    assert.equal(await b.readSlots(block, 4), [2, 2, 1, 1]);
+  } finally {
+    await stopPair(pair);
+  }
+});
+
 cases('a switchover right after a verify: the demotion is prompt, the link stays up, no new generation', async () => {
   const pair = await startPair();
   const { a, b } = pair;
@@ -243,6 +390,85 @@ cases('a switchover right after a verify: the demotion is prompt, the link stays
     assert.equal(await a.readSlots(block, 2), [1, 2]);
   } finally {
     await stopPair(pair);
+  }
+});
+
+/** Two memories over TCP in this process (serve has no capacity flag). */
+async function libraryPair(capacity: { primary?: number; secondary?: number } = {}) {
+  const opts = { pageSize: 4096, cacheBytes: 64 * 4096, flushIntervalMs: 0 };
+  const p = await openMemory({ store: new MemoryStore(), ...opts, capacityBytes: capacity.primary, mirror: { role: 'primary', heartbeatMs: 100, timeoutMs: 2000 } }) as MirroredMemory;
+  const s = await openMemory({ store: new MemoryStore(), ...opts, capacityBytes: capacity.secondary, mirror: { role: 'secondary', heartbeatMs: 100, timeoutMs: 2000 } }) as MirroredMemory;
+  const secret = 'the partition tests share this secret';
+  const listener = await listenTcp({ host: '127.0.0.1', port: 0, secret, nodeId: s.nodeId }, (t) => s.mirror.attach(t));
+  p.mirror.attach(await connectTcp({ host: '127.0.0.1', port: listener.port, secret, nodeId: p.nodeId }));
+  const synced = () => {
+    const [x, y] = [p.mirror.sense(), s.mirror.sense()];
+    return x.connected && y.connected && x.peerRole === 'secondary' && !x.lagPages && !x.inFlight && !y.inconsistent && x.generation === y.generation;
+  };
+  const close = async () => {
+    await p.close();
+    await s.close();
+    await listener.close();
+  };
+  try {
+    await until('the library pair in sync', async () => synced());
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { p, s, synced, close };
+}
+
+cases('allocate when the secondary lacks the room: NO_SPACE, nothing changed on either node', async () => {
+  const pair = await libraryPair({ primary: 64 * SLOT, secondary: 16 * SLOT });
+  const { p, s } = pair;
+  try {
+    const first = await p.allocate(8 * SLOT);
+    const before = { p: p.blocks(), s: s.blocks(), pFree: (await p.space()).addressSpace.free, sFree: (await s.space()).addressSpace.free };
+    // The primary has room for 16 more pages; the secondary only for 8.
+    let code = '';
+    try {
+      await p.allocate(16 * SLOT);
+    } catch (err) {
+      code = (err as { code?: string }).code ?? String(err);
+    }
+    assert.is(code, 'NO_SPACE', 'the partner refused the room: NO_SPACE');
+    assert.equal(p.blocks(), before.p, 'nothing allocated on the primary');
+    assert.equal(s.blocks(), before.s, 'nothing allocated on the secondary');
+    assert.is((await p.space()).addressSpace.free, before.pFree, "the primary's address space is as it was");
+    assert.is((await s.space()).addressSpace.free, before.sFree, "the secondary's address space is as it was (no reservation left behind)");
+    // What fits on both still allocates, on both.
+    const fits = await p.allocate(8 * SLOT);
+    await until('the pair in sync', async () => pair.synced());
+    assert.equal(s.blocks().map((b) => b.id).sort(), [first.id, fits.id].sort());
+    const v = await p.mirror.verify();
+    assert.equal(v.differences, []);
+  } finally {
+    await pair.close();
+  }
+});
+
+cases('a block only the partner holds shows in verify (page -1); verify with repair resolves it', async () => {
+  const pair = await libraryPair();
+  const { p, s } = pair;
+  try {
+    const kept = await p.allocate(2 * SLOT);
+    await p.write(kept.id, 0, slotData(0, 1));
+    await until('the pair in sync', async () => pair.synced());
+    // A block the secondary holds and its primary does not (a stray the records never named).
+    const stray = { id: crypto.randomUUID(), base: 32, pages: 2, length: 2 * SLOT, policy: kept.policy, generation: 0 };
+    await s.apply({ type: 'allocate', block: stray });
+    assert.ok(s.blocks().some((b) => b.id === stray.id));
+    const found = await p.mirror.verify();
+    assert.equal(found.differences, [{ blockId: stray.id, page: -1 }], 'verify names the block only the partner holds');
+    const repaired = await p.mirror.verify({ repair: true });
+    assert.equal(repaired.differences, [{ blockId: stray.id, page: -1 }]);
+    await until('the pair in sync', async () => pair.synced());
+    assert.equal((await p.mirror.verify()).differences, [], 'nothing differs after the repair');
+    assert.equal(s.blocks().map((b) => b.id), [kept.id], 'the stray block is gone from the partner');
+    assert.equal(Buffer.from(await s.read(kept.id, 0, SLOT)), slotData(0, 1));
+  } finally {
+    await pair.close();
   }
 });
 
