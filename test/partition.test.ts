@@ -282,6 +282,34 @@ cases('a partition then a promotion: a split brain, refused; both sides intact; 
   }
 });
 
+cases('a split brain resolved while the side kept is secondary: once it is promoted, the discarded side takes all of its data', async () => {
+  const pair = await startPair();
+  const { a, b, nemesis } = pair;
+  try {
+    const block = ((await a.must({ cmd: 'allocate', size: 4 * SLOT })).block as { id: string }).id;
+    for (let s = 0; s < 4; s++) await a.must({ cmd: 'write', block, offset: s * SLOT, data: slotData(s, 1).toString('base64') });
+    nemesis.cut('reset');
+    await b.must({ cmd: 'promote' });
+    assert.ok((await write(b, block, 1, 2)).ok);
+    const stray = ((await b.must({ cmd: 'allocate', size: SLOT })).block as { id: string }).id;
+    assert.ok((await write(a, block, 0, 2)).ok);
+    // A is demoted (it will be kept); they meet: a split brain.
+    await a.must({ cmd: 'demote' });
+    nemesis.heal();
+    await splitBrain(a, b);
+    // B gives up its changes while A is secondary; then A is promoted.
+    await b.must({ cmd: 'discard' });
+    await until('B to take A\'s generation', async () => (await b.sense())?.inconsistent === true);
+    await a.must({ cmd: 'promote' });
+    await inSync(a, b);
+    await verifyClean(a);
+    assert.equal(await b.readSlots(block, 4), [2, 1, 1, 1], "B holds A's data, not its own");
+    assert.equal(await b.blockIds(), [block], "B's block of the split brain is gone");
+  } finally {
+    await stopPair(pair);
+  }
+});
+
 cases('a secondary refuses its callers (NOT_PRIMARY); after SIGKILL of the primary and a promotion, the acknowledged write is served', async () => {
   const pair = await startPair();
   const { a, b } = pair;

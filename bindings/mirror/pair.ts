@@ -141,6 +141,12 @@ export class Mirror {
   #peer: Peer | null = null;
   /** Lets the current connection's applier start (the handshake accepted the partner). */
   #openApplier: () => void = () => {};
+  /**
+   * The handshake made this node the source while it was secondary (a split
+   * brain its partner discards): the resync it decided, planned once this
+   * node is promoted on the same connection.
+   */
+  #sourcePlan: { peer: Peer; full: boolean } | null = null;
   #degraded = false;
   #refused: string | null = null;
   #splitBrain = false;
@@ -226,6 +232,7 @@ export class Mirror {
     this.#refused = null;
     this.#splitBrain = false;
     this.#peer = null;
+    this.#sourcePlan = null;
     this.#failover.heard();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
@@ -440,6 +447,10 @@ export class Mirror {
       this.#role = 'primary';
       this.#hello({});
       this.#failover.startHeartbeat();
+      // The handshake made this node the source while it was secondary: the partner waits for that resync.
+      const plan = this.#sourcePlan;
+      this.#sourcePlan = null;
+      if (plan && plan.peer === this.#peer) this.#plan(plan.peer, plan.full);
       return;
     }
     // A failover. If the old primary lives, it meets this node's new
@@ -747,20 +758,25 @@ export class Mirror {
         r.shared = true;
         if (r.discardLocal) r.discardLocal = false;
         this.#openApplier();
-        const full = d.kind === 'source' && d.full;
+        // A partner interrupted mid-resync, or one without a record, is compared page by page.
+        const full = (d.kind === 'source' && d.full) || m.flags.inconsistent || !m.flags.outOfSyncKnown;
         if (this.#role !== 'primary') {
+          // Only a primary resyncs: a source that is secondary plans once promoted (promote()).
+          if (d.kind === 'source') this.#sourcePlan = { peer, full };
           r.save().catch((err) => this.#report(err));
           return;
         }
-        // The partner's record streams in after its HELLO: plan once it is here.
-        // A partner interrupted mid-resync, or one without a record, is compared page by page.
-        const untrusted = m.flags.inconsistent || !m.flags.outOfSyncKnown;
-        peer.record
-          .then((rec) => (this.#peer === peer ? this.#resync.plan(rec, full || untrusted) : undefined))
-          .catch((err) => this.#report(err));
+        this.#plan(peer, full);
         return;
       }
     }
+  }
+
+  /** Plans the resync of `peer` from here once its record (streamed after its HELLO) is here. */
+  #plan(peer: Peer, full: boolean): void {
+    peer.record
+      .then((rec) => (this.#peer === peer ? this.#resync.plan(rec, full) : undefined))
+      .catch((err) => this.#report(err));
   }
 
   /** Refuses the handshake: nothing merged, both keep their data; the partner is told why. */
