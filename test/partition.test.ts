@@ -263,7 +263,11 @@ cases('a partition then a promotion: a split brain, refused; both sides intact; 
     nemesis.heal();
     const seen = await splitBrain(a, b);
     assert.match(seen.A!.refused!, /split brain/);
-    assert.match(seen.A!.refused!, /discard/, 'the refusal says how to resolve it');
+    // The refusal says how to resolve it, with a command that exists.
+    for (const n of ['A', 'B'] as const) {
+      assert.match(seen[n]!.refused!, /\{"cmd":"discard"\}/, `${n}: ${seen[n]!.refused}`);
+      assert.not.match(seen[n]!.refused!, /twinpage discard/, 'there is no twinpage discard command');
+    }
     // Both sides intact: A's writes and new block on A, B's on B; nothing merged.
     assert.equal(await a.readSlots(block, 8), [1, 2, 1, 2, 1, 1, 1, 1], "A holds what it acknowledged");
     assert.equal(await b.readSlots(block, 8), [1, 3, 1, 1, 1, 3, 1, 1], "B holds what it acknowledged");

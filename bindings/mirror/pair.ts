@@ -784,9 +784,10 @@ export class Mirror {
     const r = this.#replica;
     const who = `this node ${this.memory.nodeId} (${this.#role}, generation ${r.generation}), partner ${m.nodeId} (${m.role}, generation ${m.current})`;
     const what = d.splitBrain
-      ? `${d.reason} (${who}). Nothing was merged and both keep their data. Choose the node whose changes to discard: ` +
-        `run 'twinpage discard --dir DIR' on its data folder (or give its mirror splitBrain: 'discard-local'), ` +
-        `make sure it runs as secondary, and it is resynced from the other when they meet again.`
+      ? `${d.reason} (${who}). Nothing was merged and both keep their data. Choose the node whose changes to discard ` +
+        `and send it the discard command ({"cmd":"discard"} to its 'twinpage serve', on standard input or its control ` +
+        `socket; in a program, mirror.discardLocalChanges()), or give its mirror splitBrain: 'discard-local'; ` +
+        `with it secondary and the other primary, the other resyncs it when they meet again.`
       : `${d.reason} (${who}). Nothing was changed on either node.`;
     this.#refused = what;
     this.#splitBrain = d.splitBrain;
