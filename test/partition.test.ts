@@ -314,6 +314,38 @@ cases('a split brain resolved while the side kept is secondary: once it is promo
   }
 });
 
+cases('a resync source demoted as its resync ends, then promoted again, says it is done: its partner does not stay inconsistent', async () => {
+  const pair = await startPair();
+  const { a, b, nemesis } = pair;
+  try {
+    const pages = 48;
+    const block = ((await a.must({ cmd: 'allocate', size: pages * SLOT })).block as { id: string }).id;
+    await b.kill();
+    // A writes alone: B will lack all of it (one resync release of 48 pages).
+    const data = Buffer.concat(Array.from({ length: pages }, (_, k) => slotData(k, 1)));
+    await a.must({ cmd: 'write', block, offset: 0, data: data.toString('base64') });
+    // A slow link, so the test can act while the resync's pages are on their way.
+    nemesis.delay(300);
+    await b.start('secondary');
+    await until('the resync sent, not yet acknowledged', async () => {
+      const s = await a.sense();
+      return s?.connected && s.lagPages === 0 && s.inFlight > 0;
+    });
+    // A is demoted as the resync ends; B, not told it is done, refuses to be promoted.
+    await a.must({ cmd: 'demote' });
+    assert.is((await b.send({ cmd: 'promote' })).code, 'INCONSISTENT');
+    nemesis.heal();
+    await until('B to hear that A is secondary', async () => (await b.sense())?.peerRole === 'secondary', 2000);
+    // A is promoted again (a switchover, same connection): it owes B the end of its resync.
+    await a.must({ cmd: 'promote' });
+    await inSync(a, b, 10000);
+    await verifyClean(a);
+    assert.is((await b.readSlots(block, pages)).findIndex((v) => v !== 1), -1, 'B holds every page A wrote alone');
+  } finally {
+    await stopPair(pair);
+  }
+});
+
 cases('a secondary refuses its callers (NOT_PRIMARY); after SIGKILL of the primary and a promotion, the acknowledged write is served', async () => {
   const pair = await startPair();
   const { a, b } = pair;

@@ -147,6 +147,8 @@ export class Mirror {
    * node is promoted on the same connection.
    */
   #sourcePlan: { peer: Peer; full: boolean } | null = null;
+  /** The partner, on this connection, is inconsistent until this node's resync says it is done (#synced). */
+  #owesSynced = false;
   #degraded = false;
   #refused: string | null = null;
   #splitBrain = false;
@@ -194,8 +196,9 @@ export class Mirror {
     this.#failover = new Failover({ heartbeatMs: this.#o.heartbeatMs, timeoutMs: this.#o.timeoutMs, auto: this.#o.failover === 'auto' }, {
       beat: () => {
         this.#post({ type: MessageType.SENSE_REQUEST });
-        // Pages out of sync while connected: a resync that failed (or was cut short) goes again.
-        if (!this.#replica.outOfSync.empty && !this.#resync.running && this.#peer) this.resync().catch((err) => this.#report(err));
+        // Pages out of sync while connected: a resync that failed (or was cut short) goes again;
+        // one that sent everything but ended before saying so (this node was demoted) says it.
+        if ((!this.#replica.outOfSync.empty || this.#owesSynced) && !this.#resync.running && this.#peer) this.resync().catch((err) => this.#report(err));
       },
       oldestWait: () => this.#stream?.oldestWait() ?? null,
       drop: (reason) => this.#drop(reason),
@@ -233,6 +236,7 @@ export class Mirror {
     this.#splitBrain = false;
     this.#peer = null;
     this.#sourcePlan = null;
+    this.#owesSynced = false;
     this.#failover.heard();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
@@ -636,6 +640,7 @@ export class Mirror {
 
   /** The partner holds everything now: the bitmap generation retires, and the partner is told (it stops being inconsistent). */
   #synced(): void {
+    this.#owesSynced = false;
     const g = this.#generations();
     if (g.bitmap !== NO_GENERATION) {
       this.#setGenerations(settled(g));
@@ -760,6 +765,8 @@ export class Mirror {
         this.#openApplier();
         // A partner interrupted mid-resync, or one without a record, is compared page by page.
         const full = (d.kind === 'source' && d.full) || m.flags.inconsistent || !m.flags.outOfSyncKnown;
+        // The partner is (or stays) inconsistent until a resync from here says it is done.
+        this.#owesSynced = d.kind === 'source' || m.flags.inconsistent;
         if (this.#role !== 'primary') {
           // Only a primary resyncs: a source that is secondary plans once promoted (promote()).
           if (d.kind === 'source') this.#sourcePlan = { peer, full };
