@@ -346,6 +346,34 @@ cases('a resync source demoted as its resync ends, then promoted again, says it 
   }
 });
 
+cases('writes and an allocation under way when the primary is demoted reach the partner: a switchover loses no acknowledged write', async () => {
+  const pair = await startPair();
+  const { a, b } = pair;
+  try {
+    const slots = 24;
+    const block = ((await a.must({ cmd: 'allocate', size: slots * SLOT })).block as { id: string }).id;
+    // Writes and an allocation sent, then the demotion at once, before they are done.
+    const writes = Array.from({ length: slots }, (_, s) => write(a, block, s, 1));
+    const allocation = a.send({ cmd: 'allocate', size: SLOT });
+    const demoted = a.send({ cmd: 'demote' });
+    const replies = await Promise.all(writes);
+    const alloc = await allocation;
+    assert.ok((await demoted).ok);
+    const acked = replies.map((r) => r.ok === true);
+    for (const r of replies) if (!r.ok) assert.is(r.code, 'NOT_PRIMARY', JSON.stringify(r));
+    assert.ok(acked.some(Boolean), 'some writes were under way (acknowledged)');
+    await until('B to hear that A is secondary', async () => (await b.sense())?.peerRole === 'secondary', 2000);
+    await b.must({ cmd: 'promote' });
+    const got = await b.readSlots(block, slots);
+    acked.forEach((ok, s) => { if (ok) assert.is(got[s], 1, `slot ${s}: A acknowledged it before its demotion ended; B, promoted, lacks it`); });
+    if (alloc.ok) assert.ok((await b.blockIds()).includes((alloc.block as { id: string }).id), 'the block A allocated is on B');
+    await inSync(a, b);
+    await verifyClean(b);
+  } finally {
+    await stopPair(pair);
+  }
+});
+
 cases('a secondary refuses its callers (NOT_PRIMARY); after SIGKILL of the primary and a promotion, the acknowledged write is served', async () => {
   const pair = await startPair();
   const { a, b } = pair;

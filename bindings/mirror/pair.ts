@@ -171,7 +171,9 @@ export class Mirror {
     const mirror = this;
     this.#verifier = new Verifier(memory, () => this.#current());
     this.#attachment = memory.attach({
-      get primary() { return mirror.#role === 'primary' && !mirror.#demoting; },
+      // While a demotion drains, changes under way still go out; new ones are refused.
+      get primary() { return mirror.#role === 'primary'; },
+      get accepting() { return mirror.#role === 'primary' && !mirror.#demoting; },
       send: (change, policy, local) => this.#send(change, policy, local),
       reserve: (base, pages) => this.#reserve(base, pages),
       repair: this.#verifier.repair,
