@@ -374,6 +374,36 @@ cases('writes and an allocation under way when the primary is demoted reach the 
   }
 });
 
+cases('a primary killed mid-write rejoins as secondary and its partner is promoted by switchover: what the killed node\'s record names is resynced', async () => {
+  const pair = await startPair();
+  const { a, b } = pair;
+  try {
+    const slots = 32;
+    const block = ((await a.must({ cmd: 'allocate', size: slots * SLOT })).block as { id: string }).id;
+    let version = 0;
+    let writing = true;
+    const writer = async (k: number) => {
+      for (let s = k; writing; s = (s + 4) % slots) if (!(await write(a, block, s, ++version)).ok) return;
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    await sleep(300);
+    await a.kill();
+    writing = false;
+    await Promise.all(writers);
+    // A comes back as secondary: both are secondaries, in sync by their generations, and A's
+    // record names the pages its writes in flight may have changed here alone.
+    await a.start('secondary');
+    await until('A and B connected, both secondary', async () => (await b.sense())?.peerRole === 'secondary' && (await a.sense())?.peerRole === 'secondary');
+    await b.must({ cmd: 'promote' });
+    await inSync(a, b);
+    await until("A's record of what may differ consumed by a resync", async () => (await a.sense())?.lagPages === 0, 5000);
+    await verifyClean(b);
+    assert.equal(await a.readSlots(block, slots), await b.readSlots(block, slots));
+  } finally {
+    await stopPair(pair);
+  }
+});
+
 cases('a secondary refuses its callers (NOT_PRIMARY); after SIGKILL of the primary and a promotion, the acknowledged write is served', async () => {
   const pair = await startPair();
   const { a, b } = pair;

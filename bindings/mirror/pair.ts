@@ -142,8 +142,9 @@ export class Mirror {
   /** Lets the current connection's applier start (the handshake accepted the partner). */
   #openApplier: () => void = () => {};
   /**
-   * The handshake made this node the source while it was secondary (a split
-   * brain its partner discards): the resync it decided, planned once this
+   * The handshake accepted the partner with neither node primary (this node
+   * in sync, or the source of a split brain its partner discards): the
+   * resync nobody planned then (the union of both records), planned if this
    * node is promoted on the same connection.
    */
   #sourcePlan: { peer: Peer; full: boolean } | null = null;
@@ -727,7 +728,11 @@ export class Mirror {
         r.outOfSync.clear();
         r.save().catch((err) => this.#report(err));
       }
-      if (m.role === 'primary' && this.#role === 'secondary') this.#failover.startWatchdog();
+      if (m.role === 'primary' && this.#role === 'secondary') {
+        // The partner was promoted on this connection: the resync is its to plan.
+        this.#sourcePlan = null;
+        this.#failover.startWatchdog();
+      }
       return;
     }
     let complete!: (rec: PeerRecord) => void;
@@ -770,8 +775,9 @@ export class Mirror {
         // The partner is (or stays) inconsistent until a resync from here says it is done.
         this.#owesSynced = d.kind === 'source' || m.flags.inconsistent;
         if (this.#role !== 'primary') {
-          // Only a primary resyncs: a source that is secondary plans once promoted (promote()).
-          if (d.kind === 'source') this.#sourcePlan = { peer, full };
+          // Only a primary resyncs. With none at the handshake, whichever is promoted on this
+          // connection plans then (promote()); with one, it planned.
+          if (m.role === 'secondary') this.#sourcePlan = { peer, full };
           r.save().catch((err) => this.#report(err));
           return;
         }
