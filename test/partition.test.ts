@@ -404,6 +404,34 @@ cases('a primary killed mid-write rejoins as secondary and its partner is promot
   }
 });
 
+cases('a split brain where both nodes were told to discard: the refusal says so, and promoting the one to keep resolves it', async () => {
+  const pair = await startPair();
+  const { a, b, nemesis } = pair;
+  try {
+    const block = ((await a.must({ cmd: 'allocate', size: 4 * SLOT })).block as { id: string }).id;
+    for (let s = 0; s < 4; s++) await a.must({ cmd: 'write', block, offset: s * SLOT, data: slotData(s, 1).toString('base64') });
+    nemesis.cut('reset');
+    await b.must({ cmd: 'promote' });
+    assert.ok((await write(a, block, 0, 2)).ok);
+    assert.ok((await write(b, block, 1, 2)).ok);
+    // Two operators each give up a side.
+    await b.must({ cmd: 'discard' });
+    await a.must({ cmd: 'discard' });
+    nemesis.heal();
+    const seen = await splitBrain(a, b);
+    assert.match(seen.A!.refused!, /both nodes are set to discard/, seen.A!.refused!);
+    assert.equal(await a.readSlots(block, 2), [2, 1]);
+    assert.equal(await b.readSlots(block, 2), [1, 2]);
+    // A is the one to keep: promoting it takes back its discard.
+    await a.must({ cmd: 'promote' });
+    await inSync(a, b);
+    await verifyClean(a);
+    assert.equal(await b.readSlots(block, 4), [2, 1, 1, 1], "B took A's side");
+  } finally {
+    await stopPair(pair);
+  }
+});
+
 cases('a secondary refuses its callers (NOT_PRIMARY); after SIGKILL of the primary and a promotion, the acknowledged write is served', async () => {
   const pair = await startPair();
   const { a, b } = pair;

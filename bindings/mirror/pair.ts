@@ -447,6 +447,8 @@ export class Mirror {
         `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
     }
     this.#failover.stop();
+    // A node made primary serves its data: a discard it was given is taken back.
+    r.discardLocal = false;
     if (this.#connected() && this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded) {
       // A switchover: the partner is alive and secondary; the stream turns round.
       r.primarySince = Date.now();
@@ -502,7 +504,8 @@ export class Mirror {
   /**
    * Gives up this node's changes at the next split brain: it then takes the
    * partner's data (the resync overwrites what it changed since they
-   * parted). Kept durably until used; a running secondary reconnects.
+   * parted). Kept durably until used, or until this node is promoted; a
+   * running secondary reconnects.
    */
   async discardLocalChanges(): Promise<void> {
     this.#replica.discardLocal = true;
