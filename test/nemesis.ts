@@ -20,6 +20,10 @@
 // during a blackhole are put through to B, and a side that closed meanwhile
 // has its close delivered to the other side (its FIN arrives late), as a
 // route coming back would do for a partition of a few seconds.
+// heal({ forget: true }) instead forgets the connections a blackhole held, as
+// a firewall or NAT that dropped their state does: their bytes and closes are
+// never delivered, and the sides still open hear nothing, ever (new
+// connections go through).
 //
 // The dialer may reconnect through the proxy as often as it likes: every
 // accepted connection is its own pair of sockets.
@@ -47,6 +51,8 @@ interface Link {
   b: Socket | null;
   /** B is being dialled for this link. */
   dialing: boolean;
+  /** Forgotten by heal({ forget }): nothing moves, nothing is told, until its sockets close. */
+  forgotten: boolean;
   ab: Pipe;
   ba: Pipe;
   done: boolean;
@@ -67,6 +73,8 @@ export interface NemesisStats {
 export class Nemesis {
   readonly #server: Server;
   readonly #links = new Set<Link>();
+  /** Links heal({ forget }) dropped, kept only to close their sockets at the end. */
+  readonly #forgotten = new Set<Link>();
   #target: { host: string; port: number };
   #cut: CutMode | null = null;
   #oneWay: Direction | null = null;
@@ -132,12 +140,18 @@ export class Nemesis {
     this.#delayMs = Math.max(0, ms);
   }
 
-  /** Ends every fault: waiting bytes and closes are delivered, held connections put through. */
-  heal(): void {
+  /**
+   * Ends every fault: waiting bytes and closes are delivered, held connections
+   * put through; with `forget`, the connections a blackhole held are dropped
+   * without a word to either side instead.
+   */
+  heal(options: { forget?: boolean } = {}): void {
+    const forget = options.forget === true && this.#cut === 'blackhole';
     this.#cut = null;
     this.#oneWay = null;
     this.#delayMs = 0;
     for (const link of [...this.#links]) {
+      if (forget) { this.#forget(link); continue; }
       // A held connection whose dialer gave up meanwhile never reaches B.
       if (!link.b && !link.dialing && link.ab.closing) { this.#finish(link, link.ab.reset); continue; }
       if (!link.b && !link.dialing) this.#dial(link);
@@ -150,7 +164,23 @@ export class Nemesis {
   async close(): Promise<void> {
     this.#closed = true;
     for (const link of [...this.#links]) this.#finish(link, true);
+    for (const link of [...this.#forgotten]) {
+      link.forgotten = false;
+      this.#finish(link, true);
+    }
+    this.#forgotten.clear();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Drops a link silently: its queues are discarded, and its open sides are left open, never told. */
+  #forget(link: Link): void {
+    this.#links.delete(link);
+    link.forgotten = true;
+    for (const pipe of [link.ab, link.ba]) {
+      if (pipe.timer) clearTimeout(pipe.timer);
+      pipe.queue = [];
+    }
+    this.#forgotten.add(link);
   }
 
   #moves(direction: Direction): boolean {
@@ -160,7 +190,7 @@ export class Nemesis {
   #accept(a: Socket): void {
     this.stats.accepted++;
     const pipe = (): Pipe => ({ queue: [], closing: false, reset: false, timer: null });
-    const link: Link = { id: this.#next++, a, b: null, dialing: false, ab: pipe(), ba: pipe(), done: false };
+    const link: Link = { id: this.#next++, a, b: null, dialing: false, forgotten: false, ab: pipe(), ba: pipe(), done: false };
     a.setNoDelay(true);
     if (this.#closed || this.#cut === 'reset') {
       this.stats.reset++;
@@ -197,12 +227,17 @@ export class Nemesis {
   #wire(link: Link, socket: Socket, direction: Direction): void {
     const pipe = direction === 'a->b' ? link.ab : link.ba;
     socket.on('data', (data: Buffer) => {
-      if (link.done) return;
+      if (link.done || link.forgotten) return;
       pipe.queue.push({ data, at: Date.now() + this.#delayMs });
       this.#pump(link, direction);
     });
     socket.on('error', () => { pipe.reset = true; });
     socket.on('close', () => {
+      if (link.forgotten) {
+        // Nobody is told: once both of its sockets are gone, so is the link.
+        if ([link.a, link.b].every((x) => !x || x.destroyed)) this.#forgotten.delete(link);
+        return;
+      }
       if (link.done) return;
       pipe.closing = true;
       this.#pump(link, direction);
@@ -211,7 +246,7 @@ export class Nemesis {
 
   /** Moves what waits in one direction, if the faults allow it now. */
   #pump(link: Link, direction: Direction): void {
-    if (link.done) return;
+    if (link.done || link.forgotten) return;
     const pipe = direction === 'a->b' ? link.ab : link.ba;
     const far = direction === 'a->b' ? link.b : link.a;
     if (!far || !this.#moves(direction)) return;

@@ -432,6 +432,28 @@ cases('a split brain where both nodes were told to discard: the refusal says so,
   }
 });
 
+cases('a link that dies without a word (a blackhole whose state is forgotten) is noticed by the secondary too: the pair reconnects', async () => {
+  const pair = await startPair();
+  const { a, b, nemesis } = pair;
+  try {
+    const block = ((await a.must({ cmd: 'allocate', size: 2 * SLOT })).block as { id: string }).id;
+    // B becomes the primary: A, which dials, is the secondary.
+    await a.must({ cmd: 'demote' });
+    await until('B to hear that A is secondary', async () => (await b.sense())?.peerRole === 'secondary', 2000);
+    await b.must({ cmd: 'promote' });
+    await inSync(a, b);
+    nemesis.cut('blackhole');
+    assert.ok((await write(b, block, 0, 1)).ok, 'B goes on alone once its partner is silent');
+    // The route comes back, but the connection's state is gone: nobody is told anything.
+    nemesis.heal({ forget: true });
+    await inSync(a, b, 15000);
+    await verifyClean(b);
+    assert.equal(await a.readSlots(block, 1), [1]);
+  } finally {
+    await stopPair(pair);
+  }
+});
+
 cases('a secondary refuses its callers (NOT_PRIMARY); after SIGKILL of the primary and a promotion, the acknowledged write is served', async () => {
   const pair = await startPair();
   const { a, b } = pair;

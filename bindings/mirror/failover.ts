@@ -2,9 +2,12 @@
 // every `heartbeatMs` (SENSE_REQUEST); a partner silent for `timeoutMs`, or
 // one that leaves writers waiting that long for acknowledgements (frames lost
 // on the way), is down: the primary drops the connection and goes on
-// degraded. A secondary with `failover: 'auto'` watches its primary: silent
-// for `timeoutMs`, or gone (the primary closed the link or it failed under
-// it, not a link this node dropped itself), it promotes itself.
+// degraded. A secondary watches its primary too: silent for `timeoutMs` on a
+// link still open (one that died without a word: a firewall or NAT that
+// forgot it), the link is dropped, so that it is dialled again. With
+// `failover: 'auto'` a secondary whose primary went silent, or is gone (the
+// primary closed the link or it failed under it, not a link this node
+// dropped itself), promotes itself instead.
 
 import { TwinpageError } from '../errors.js';
 
@@ -17,6 +20,8 @@ export interface FailoverHooks {
   drop(reason: TwinpageError): void;
   /** Whether automatic failover may act now: a consistent secondary, open, whose primary went silent or closed the link. */
   primaryGone(silentFor: (ms: number) => boolean): boolean;
+  /** Whether this node is a secondary on an open link to a partner that said it is primary (and so sends heartbeats). */
+  awaitsPrimary(): boolean;
   /** Takes over as primary. */
   promote(): Promise<void>;
   onFailover?: () => void;
@@ -70,15 +75,20 @@ export class Failover {
     this.#heartbeat = null;
   }
 
-  /** A secondary's watch on its primary, with automatic failover. */
+  /** A secondary's watch on its primary: a silent link is dropped; with automatic failover, the node takes over. */
   startWatchdog(): void {
-    if (!this.#auto || this.#watchdog) return;
+    if (this.#watchdog) return;
     const timer = setInterval(() => {
-      if (!this.#hooks.primaryGone(() => this.silent())) return;
-      clearInterval(timer);
-      this.#watchdog = null;
-      this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node takes over`));
-      this.#hooks.promote().then(() => this.#hooks.onFailover?.(), () => {});
+      if (this.#auto && this.#hooks.primaryGone(() => this.silent())) {
+        clearInterval(timer);
+        this.#watchdog = null;
+        this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node takes over`));
+        this.#hooks.promote().then(() => this.#hooks.onFailover?.(), () => {});
+        return;
+      }
+      if (this.silent() && this.#hooks.awaitsPrimary()) {
+        this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: the link is dropped (and dialled again)`));
+      }
     }, Math.min(this.#heartbeatMs, this.#timeoutMs));
     this.#watchdog = timer;
   }

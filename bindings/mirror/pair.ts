@@ -212,6 +212,7 @@ export class Mirror {
         const t = this.#transport;
         return t !== null && !t.closed ? silent(0) : t === null && this.#primaryLost;
       },
+      awaitsPrimary: () => this.#role === 'secondary' && !this.#closed && this.#connected() && this.#peer?.hello.role === 'primary',
       promote: () => this.promote(),
       onFailover: this.#o.onFailover,
     });
