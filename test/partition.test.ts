@@ -454,6 +454,26 @@ cases('a link that dies without a word (a blackhole whose state is forgotten) is
   }
 });
 
+cases('a link that dies without a word while both nodes are secondary is noticed: once one is promoted, the pair reconnects', async () => {
+  const pair = await startPair();
+  const { a, b, nemesis } = pair;
+  try {
+    const block = ((await a.must({ cmd: 'allocate', size: 2 * SLOT })).block as { id: string }).id;
+    await a.must({ cmd: 'demote' });
+    await until('B to hear that A is secondary', async () => (await b.sense())?.peerRole === 'secondary', 2000);
+    // Two secondaries: nobody sends heartbeats as a primary. The link dies silently.
+    nemesis.cut('blackhole');
+    nemesis.heal({ forget: true });
+    await b.must({ cmd: 'promote' });
+    assert.ok((await write(b, block, 0, 1)).ok);
+    await inSync(a, b, 15000);
+    await verifyClean(b);
+    assert.equal(await a.readSlots(block, 1), [1]);
+  } finally {
+    await stopPair(pair);
+  }
+});
+
 cases('a secondary refuses its callers (NOT_PRIMARY); after SIGKILL of the primary and a promotion, the acknowledged write is served', async () => {
   const pair = await startPair();
   const { a, b } = pair;

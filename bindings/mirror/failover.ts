@@ -2,9 +2,11 @@
 // every `heartbeatMs` (SENSE_REQUEST); a partner silent for `timeoutMs`, or
 // one that leaves writers waiting that long for acknowledgements (frames lost
 // on the way), is down: the primary drops the connection and goes on
-// degraded. A secondary watches its primary too: silent for `timeoutMs` on a
-// link still open (one that died without a word: a firewall or NAT that
-// forgot it), the link is dropped, so that it is dialled again. With
+// degraded. A secondary senses its partner too, at the same pace (two
+// secondaries would otherwise exchange nothing), and a partner silent for
+// `timeoutMs` on a link still open (one that died without a word: a
+// firewall or NAT that forgot it) has its link dropped, so that it is
+// dialled again. With
 // `failover: 'auto'` a secondary whose primary went silent, or is gone (the
 // primary closed the link or it failed under it, not a link this node
 // dropped itself), promotes itself instead.
@@ -20,8 +22,10 @@ export interface FailoverHooks {
   drop(reason: TwinpageError): void;
   /** Whether automatic failover may act now: a consistent secondary, open, whose primary went silent or closed the link. */
   primaryGone(silentFor: (ms: number) => boolean): boolean;
-  /** Whether this node is a secondary on an open link to a partner that said it is primary (and so sends heartbeats). */
-  awaitsPrimary(): boolean;
+  /** A secondary's heartbeat: senses the partner (its reply, like any frame, says the link lives). */
+  ping(): void;
+  /** Whether this node is a secondary on an open link. */
+  linked(): boolean;
   /** Takes over as primary. */
   promote(): Promise<void>;
   onFailover?: () => void;
@@ -86,9 +90,12 @@ export class Failover {
         this.#hooks.promote().then(() => this.#hooks.onFailover?.(), () => {});
         return;
       }
-      if (this.silent() && this.#hooks.awaitsPrimary()) {
-        this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: the link is dropped (and dialled again)`));
+      if (!this.#hooks.linked()) return;
+      if (this.silent()) {
+        this.#hooks.drop(TwinpageError.closed(`the partner was silent for ${this.#timeoutMs} ms: the link is dropped (and dialled again)`));
+        return;
       }
+      this.#hooks.ping();
     }, Math.min(this.#heartbeatMs, this.#timeoutMs));
     this.#watchdog = timer;
   }

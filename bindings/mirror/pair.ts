@@ -212,7 +212,8 @@ export class Mirror {
         const t = this.#transport;
         return t !== null && !t.closed ? silent(0) : t === null && this.#primaryLost;
       },
-      awaitsPrimary: () => this.#role === 'secondary' && !this.#closed && this.#connected() && this.#peer?.hello.role === 'primary',
+      ping: () => this.#post({ type: MessageType.SENSE_REQUEST }),
+      linked: () => this.#role === 'secondary' && !this.#closed && this.#connected(),
       promote: () => this.promote(),
       onFailover: this.#o.onFailover,
     });
