@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { MemoryStore, openMemory, type MirroredMemory } from '../bindings/index.js';
 import { connectTcp, listenTcp } from '../bindings/mirror/transports/tcp.js';
 import { NodeProcess, type Reply } from './pair-process.js';
-import { Nemesis, type CutMode, type Direction } from './nemesis.js';
+import { Nemesis, type Direction } from './nemesis.js';
 import { rng } from './data.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -665,3 +665,512 @@ cases('a block only the partner holds shows in verify (page -1); verify with rep
 });
 
 cases.run();
+
+// --- the campaign ----------------------------------------------------------------------------
+//
+// One pair for the whole campaign; each round starts with it in sync and a
+// known baseline (every slot's version, the same on both nodes). Writers
+// write through whichever node the test made primary (several at once when
+// a promotion made two), each slot owned by one node (even slots by A, odd
+// by B), so that whatever a slot holds names the node that wrote it, and an
+// older version means a lost write. A write counts once its node replied
+// ok; one that failed may or may not have landed.
+//
+// The checker, at the end of a round:
+//   - converged (one primary, one secondary, in sync): every acknowledged
+//     write is on the primary (its version, or a later one that was in
+//     flight), minus what the user gave up (a discard, a forced promotion);
+//   - a refused split brain on both: each side holds every write it
+//     acknowledged, and none of the other side's sent after the last
+//     separating fault (a cut, one-way drop, kill, promotion, discard):
+//     nothing crossed once they parted.
+// Then a split brain is resolved as a user would (discard on one side), the
+// extra blocks are freed, verify finds nothing, and the primary's contents
+// are the next round's baseline.
+
+const ROUNDS = Number(process.env.PARTITION_ROUNDS ?? 30);
+const SEED = process.env.PARTITION_SEED ? Number(process.env.PARTITION_SEED) >>> 0 : (Date.now() ^ (process.pid << 10)) >>> 0;
+const SLOTS = 32;
+const WRITERS = 4;
+const owner = (slot: number): Name => (slot % 2 === 0 ? 'A' : 'B');
+const other = (n: Name): Name => (n === 'A' ? 'B' : 'A');
+
+interface Ack { slot: number; version: number; node: Name; t: number; alone: boolean }
+interface BlockAck { id: string; node: Name; sent: number; t: number; marker: number; markerSlot: number }
+
+/** What the test knows: versions sent and acknowledged, what the user gave up, the separating faults. */
+class Model {
+  /** Versions handed out per slot; one write at a time per slot. */
+  readonly issued = new Uint32Array(SLOTS);
+  readonly busy = new Uint8Array(SLOTS);
+  /** When each version of each slot was sent (the model's clock). */
+  readonly sentAt: Array<Map<number, number>> = Array.from({ length: SLOTS }, () => new Map());
+  /** Every slot's version at the start of the round, on both nodes. */
+  base = new Uint32Array(SLOTS);
+  clock = 0;
+  // this round
+  acks: Ack[] = [];
+  blocks: BlockAck[] = [];
+  /** A node's acknowledgements before this time were given up (discard; a forced promotion gives up everyone's). */
+  forfeitBefore: Record<Name, number> = { A: 0, B: 0 };
+  /** The least each slot holds on a converged pair, before this round's acknowledgements. */
+  convBase = new Uint32Array(SLOTS);
+  /** The least each slot holds on each side of a split brain, before its own acknowledgements. */
+  sbBase: Record<Name, Uint32Array> = { A: new Uint32Array(SLOTS), B: new Uint32Array(SLOTS) };
+  /** The last fault after which nothing may cross between the nodes if they end in a split brain. */
+  lastSeparation = 0;
+  markerSlots = 0;
+
+  tick(): number { return ++this.clock; }
+
+  newRound(): void {
+    this.acks = [];
+    this.blocks = [];
+    this.forfeitBefore = { A: 0, B: 0 };
+    this.convBase = this.base.slice();
+    this.sbBase = { A: this.base.slice(), B: this.base.slice() };
+    this.lastSeparation = this.tick();
+    this.busy.fill(0);
+  }
+
+  kept(a: { node: Name; t: number }): boolean {
+    return a.t >= this.forfeitBefore[a.node];
+  }
+
+  /** The least version of `slot` a converged pair's primary must hold. */
+  convRequired(slot: number): { version: number; ack: Ack | null } {
+    let best = { version: this.convBase[slot], ack: null as Ack | null };
+    for (const a of this.acks) if (a.slot === slot && this.kept(a) && a.version > best.version) best = { version: a.version, ack: a };
+    return best;
+  }
+
+  /** The least version of `slot` side `n` of a split brain must hold. */
+  sbRequired(n: Name, slot: number): { version: number; ack: Ack | null } {
+    let best = { version: this.sbBase[n][slot], ack: null as Ack | null };
+    for (const a of this.acks) if (a.node === n && a.slot === slot && this.kept(a) && a.version > best.version) best = { version: a.version, ack: a };
+    return best;
+  }
+}
+
+interface CampaignStats {
+  rounds: number; writesAcked: number; writesChecked: number; writesFailed: number; blocksChecked: number;
+  faults: Record<string, number>;
+  splitBrainsExpected: number; splitBrainsDetected: number; splitBrainsNecessary: number;
+  promotions: number; forcedPromotions: number; promotionsRefused: number; switchovers: number; discards: number;
+  notPrimaryProbes: number; silentLosses: number; converged: number;
+}
+
+const campaign = suite('partition: the campaign');
+
+campaign(`${ROUNDS} rounds of partitions, kills, restarts, promotions: no acknowledged write silently lost`, async () => {
+  const stats: CampaignStats = {
+    rounds: 0, writesAcked: 0, writesChecked: 0, writesFailed: 0, blocksChecked: 0, faults: {},
+    splitBrainsExpected: 0, splitBrainsDetected: 0, splitBrainsNecessary: 0,
+    promotions: 0, forcedPromotions: 0, promotionsRefused: 0, switchovers: 0, discards: 0,
+    notPrimaryProbes: 0, silentLosses: 0, converged: 0,
+  };
+  console.log(`  partition campaign: seed ${SEED} (replay: PARTITION_SEED=${SEED}), ${ROUNDS} rounds`);
+  const pair = await startPair();
+  const { a, b, nemesis } = pair;
+  const nodes: Record<Name, Node> = { A: a, B: b };
+  const model = new Model();
+  const transition: Record<Name, boolean> = { A: false, B: false };
+  const started = Date.now();
+  try {
+    const main = ((await a.must({ cmd: 'allocate', size: SLOTS * SLOT })).block as { id: string }).id;
+    await inSync(a, b);
+
+    for (let round = 0; round < ROUNDS; round++) {
+      const seed = (SEED + Math.imul(round + 1, 0x9E3779B1)) >>> 0;
+      const random = rng(seed);
+      const wrandom = rng(seed ^ 0x5bd1e995);
+      const log: string[] = [];
+      const say = (line: string) => log.push(`${Date.now() - roundStart} ms: ${line}`);
+      const roundStart = Date.now();
+      const where = () => `round ${round}, seed ${seed} (replay: PARTITION_SEED=${SEED} PARTITION_ROUNDS=${round + 1})`;
+      const eventsFrom = { A: a.proc?.events.length ?? 0, B: b.proc?.events.length ?? 0, procs: { A: a.proc, B: b.proc } };
+      const fail = (what: string): never => {
+        const events = (['A', 'B'] as Name[]).map((n) => {
+          const p = nodes[n].proc;
+          const list = (p?.events ?? []).slice(p === eventsFrom.procs[n] ? eventsFrom[n] : 0).filter((e) => e.event !== 'resync');
+          return `${n} events: ${list.map((e) => JSON.stringify(e).slice(0, 160)).join(' | ')}`;
+        });
+        throw new Error(`${where()}: ${what}\n    ${[...log, ...events].join('\n    ')}`);
+      };
+      const fault = (label: string) => {
+        const kind = label.replace(/ [AB]( to [AB])?/g, '').replace(/ (a->b|b->a)/, ' one way');
+        stats.faults[kind] = (stats.faults[kind] ?? 0) + 1;
+        say(label);
+      };
+      const separate = () => { model.lastSeparation = model.tick(); };
+      model.newRound();
+      const discardedAt: Partial<Record<Name, number>> = {};
+
+      // --- the workload -----------------------------------------------------------------
+      let writing = true;
+      const pickSlot = (n: Name): number => {
+        const free = [];
+        for (let s = 0; s < SLOTS; s++) if (owner(s) === n && !model.busy[s]) free.push(s);
+        return free.length ? free[Math.floor(wrandom() * free.length)] : -1;
+      };
+      const writeSlot = async (n: Node, slot: number): Promise<Reply> => {
+        const version = ++model.issued[slot];
+        model.busy[slot] = 1;
+        model.sentAt[slot].set(version, model.tick());
+        const r = await write(n, main, slot, version);
+        model.busy[slot] = 0;
+        if (r.ok) {
+          model.acks.push({ slot, version, node: n.name, t: model.tick(), alone: !n.linked });
+          stats.writesAcked++;
+        } else {
+          stats.writesFailed++;
+        }
+        return r;
+      };
+      const writer = async () => {
+        while (writing) {
+          const primaries = [a, b].filter((n) => n.alive && n.role === 'primary' && !transition[n.name]);
+          const secondaries = [a, b].filter((n) => n.alive && n.role === 'secondary' && !transition[n.name]);
+          if (secondaries.length && wrandom() < 0.03) {
+            // A secondary refuses its callers' writes.
+            const s = secondaries[Math.floor(wrandom() * secondaries.length)];
+            const slot = pickSlot(s.name);
+            if (slot < 0) { await sleep(5); continue; }
+            const r = await writeSlot(s, slot);
+            if (r.ok && !transition[s.name] && s.role === 'secondary') fail(`secondary ${s.name} acknowledged a write of its caller (slot ${slot})`);
+            if (r.code === 'NOT_PRIMARY') stats.notPrimaryProbes++;
+            continue;
+          }
+          if (!primaries.length) { await sleep(20); continue; }
+          const n = primaries[Math.floor(wrandom() * primaries.length)];
+          if (wrandom() < 0.02 && model.blocks.length < 3) {
+            // A new block, with a marker written into it.
+            const sent = model.tick();
+            const r = await n.send({ cmd: 'allocate', size: SLOT });
+            if (!r.ok) continue;
+            const ack: BlockAck = { id: (r.block as { id: string }).id, node: n.name, sent, t: model.tick(), marker: 0, markerSlot: 1000 + model.markerSlots++ };
+            model.blocks.push(ack);
+            const m = await n.send({ cmd: 'write', block: ack.id, offset: 0, data: slotData(ack.markerSlot, 1).toString('base64') });
+            if (m.ok) ack.marker = 1;
+            continue;
+          }
+          const slot = pickSlot(n.name);
+          if (slot < 0) { await sleep(5); continue; }
+          await writeSlot(n, slot);
+        }
+      };
+      const writers = Array.from({ length: WRITERS }, writer);
+
+      // --- the faults ---------------------------------------------------------------------
+      const promote = async (n: Node, force: boolean): Promise<void> => {
+        transition[n.name] = true;
+        try {
+          separate();
+          let r = await n.send({ cmd: 'promote' });
+          if (!r.ok && r.code === 'INCONSISTENT') {
+            if (!force) { stats.promotionsRefused++; say(`promote ${n.name}: refused, INCONSISTENT`); return; }
+            r = await n.send({ cmd: 'promote', force: true });
+            if (r.ok) {
+              // The user forced a node that does not hold all the data: what it lacks is given up.
+              stats.forcedPromotions++;
+              const t = model.tick();
+              const snap = await n.readSlots(main, SLOTS);
+              if (snap.some((v) => v < 0)) fail(`node ${n.name}, force-promoted, holds a slot that is no write: ${snap}`);
+              model.convBase = Uint32Array.from(snap);
+              model.sbBase = { A: new Uint32Array(SLOTS), B: new Uint32Array(SLOTS) };
+              model.sbBase[n.name] = Uint32Array.from(snap);
+              model.forfeitBefore = { A: t, B: t };
+              say(`promote ${n.name} with force (it was inconsistent): holds ${snap.join(',')}`);
+            }
+          }
+          if (r.ok) {
+            n.role = 'primary';
+            stats.promotions++;
+            say(`promoted ${n.name}`);
+          } else if (r.code !== 'EXITED') {
+            fail(`promote ${n.name} failed: ${r.code} ${r.error}`);
+          }
+        } finally {
+          transition[n.name] = false;
+        }
+      };
+      const demote = async (n: Node): Promise<boolean> => {
+        transition[n.name] = true;
+        try {
+          const r = await n.send({ cmd: 'demote' });
+          if (r.ok) n.role = 'secondary';
+          else if (r.code !== 'EXITED') fail(`demote ${n.name} failed: ${r.code} ${r.error}`);
+          return r.ok === true;
+        } finally {
+          transition[n.name] = false;
+        }
+      };
+      const discard = async (n: Node): Promise<void> => {
+        transition[n.name] = true;
+        try {
+          separate();
+          const r = await n.send({ cmd: 'discard' });
+          if (!r.ok) { if (r.code !== 'EXITED') fail(`discard on ${n.name} failed: ${r.code} ${r.error}`); return; }
+          // Everything it acknowledged before (its demotion drained it) is given up.
+          const t = model.tick();
+          n.role = 'secondary';
+          model.forfeitBefore[n.name] = Math.max(model.forfeitBefore[n.name], t);
+          model.sbBase[n.name] = new Uint32Array(SLOTS);
+          discardedAt[n.name] = n.proc!.events.length;
+          stats.discards++;
+        } finally {
+          transition[n.name] = false;
+        }
+      };
+      const restart = async (n: Node, role: Role) => {
+        say(`start ${n.name} as ${role}`);
+        await n.start(role);
+      };
+
+      const steps = 1 + Math.floor(random() * 3);
+      for (let step = 0; step < steps; step++) {
+        await sleep(60 + random() * 160);
+        const options: Array<[string, number, () => Promise<void> | void]> = [];
+        const healed = nemesis.state === 'healed';
+        options.push(['cut (reset)', healed ? 1 : 0.3, () => { separate(); nemesis.cut('reset'); }]);
+        options.push(['cut (blackhole)', healed ? 1 : 0.3, () => { separate(); nemesis.cut('blackhole'); }]);
+        for (const d of ['a->b', 'b->a'] as Direction[]) options.push([`drop ${d}`, healed ? 0.5 : 0.2, () => { separate(); nemesis.dropOneWay(d); }]);
+        options.push(['delay', 0.4, () => nemesis.delay(20 + Math.floor(random() * 200))]);
+        if (!healed) options.push(['heal', 1.5, () => nemesis.heal()]);
+        // The route comes back, but a firewall forgot the connections: nobody is told.
+        if (nemesis.state.includes('blackhole')) options.push(['heal (connections forgotten)', 0.5, () => nemesis.heal({ forget: true })]);
+        for (const n of [a, b]) {
+          if (n.alive) options.push([`kill ${n.name}`, 0.8, async () => { separate(); await n.kill(); }]);
+          else {
+            options.push([`restart ${n.name}`, 2, () => restart(n, random() < 0.5 ? 'primary' : 'secondary')]);
+            // An operator in a hurry: the node restarts as secondary on a slow link and is promoted
+            // while it is being resynced (refused as INCONSISTENT, so forced).
+            options.push([`restart ${n.name} and promote it (force)`, 1.5, async () => {
+              if (nemesis.state === 'healed') nemesis.delay(150);
+              await restart(n, 'secondary');
+              await until('the restarted node resynced', async () => (await n.sense())?.inconsistent, 1500).catch(() => {});
+              await promote(n, true);
+            }]);
+          }
+          if (n.alive && n.role === 'secondary') {
+            options.push([`promote ${n.name}`, 1, () => promote(n, false)]);
+            options.push([`promote ${n.name} (force)`, 0.5, () => promote(n, true)]);
+          }
+          if (n.alive) options.push([`discard on ${n.name}`, 0.2, () => discard(n)]);
+          const partner = nodes[other(n.name)];
+          if (n.alive && n.role === 'primary' && partner.alive && partner.role === 'secondary') {
+            options.push([`switchover ${n.name} to ${partner.name}`, 1, async () => {
+              if (!(await demote(n))) return;
+              // The partner hears of the demotion before it is promoted (else its promotion is a failover).
+              await until('the demotion heard', async () => (await partner.sense())?.peerRole === 'secondary', 1000).catch(() => {});
+              stats.switchovers++;
+              await promote(partner, false);
+            }]);
+          }
+        }
+        let pick = random() * options.reduce((s, o) => s + o[1], 0);
+        const chosen = options.find((o) => (pick -= o[1]) < 0) ?? options[options.length - 1];
+        fault(chosen[0]);
+        await chosen[2]();
+      }
+      await sleep(80 + random() * 170);
+      writing = false;
+      await Promise.all(writers);
+
+      // --- settle: heal, restart, make the roles sane -------------------------------------
+      nemesis.heal({ forget: random() < 0.3 });
+      for (const n of [a, b]) {
+        if (n.alive) continue;
+        stats.faults.restart = (stats.faults.restart ?? 0) + 1;
+        await restart(n, random() < 0.5 ? 'primary' : 'secondary');
+      }
+      const sbSeen: Record<Name, string | null> = { A: null, B: null };
+      let outcome: 'converged' | 'split-brain' | null = null;
+      let primary: Node | null = null;
+      const settleDeadline = Date.now() + 30000;
+      const settle = async (): Promise<void> => {
+        outcome = null;
+        primary = null;
+        let forcedReconnect = false;
+        while (!outcome) {
+          if (Date.now() > settleDeadline) {
+            fail(`the pair did not settle: A ${JSON.stringify(await a.sense())}, B ${JSON.stringify(await b.sense())}`);
+          }
+          const sa = await a.sense();
+          const sb = await b.sense();
+          if (!sa || !sb) fail('a node stopped answering');
+          const s: Record<Name, Sense> = { A: sa!, B: sb! };
+          for (const n of ['A', 'B'] as Name[]) if (s[n].health === 'split-brain' && s[n].refused) sbSeen[n] = s[n].refused;
+          const synced = s.A.connected && s.B.connected && !s.A.refused && !s.B.refused && s.A.role !== s.B.role &&
+            s.A.peerRole === s.B.role && s.B.peerRole === s.A.role && s.A.generation === s.B.generation;
+          const p = s.A.role === 'primary' ? 'A' : 'B';
+          if (synced && !s[p].lagPages && !s[p].inFlight && !s[other(p)].inconsistent) {
+            // A discard given this round is kept until a handshake uses it: make sure one did.
+            const stale = (['A', 'B'] as Name[]).filter((n) => discardedAt[n] !== undefined && !nodes[n].proc!.events.slice(discardedAt[n]).some((e) => e.event === 'connected'));
+            if (stale.length && !forcedReconnect) {
+              forcedReconnect = true;
+              nemesis.cut('reset');
+              nemesis.heal();
+              await sleep(100);
+              continue;
+            }
+            outcome = 'converged';
+            primary = nodes[p];
+            break;
+          }
+          if (sbSeen.A && sbSeen.B) { outcome = 'split-brain'; break; }
+          const refused = (n: Name) => (s[n].health === 'split-brain' ? null : s[n].refused);
+          for (const n of ['A', 'B'] as Name[]) nodes[n].role = s[n].role;
+          if (/unrelated/.test(refused('A') ?? '') || /unrelated/.test(refused('B') ?? '')) fail(`refused as unrelated: ${refused('A') ?? refused('B')}`);
+          const behind = (['A', 'B'] as Name[]).find((n) => /this primary is behind/.test(refused(n) ?? ''));
+          const ahead = (['A', 'B'] as Name[]).find((n) => /this secondary holds newer data/.test(refused(n) ?? ''));
+          if (behind && s[behind].role === 'primary') {
+            say(`settle: ${behind} is a primary behind its partner: demote it`);
+            await demote(nodes[behind]);
+          } else if (ahead && s[other(ahead)].role === 'primary') {
+            say(`settle: ${ahead} is a secondary ahead of its primary: demote ${other(ahead)}`);
+            await demote(nodes[other(ahead)]);
+          } else if (ahead && s[ahead].role === 'secondary') {
+            say(`settle: promote ${ahead}, ahead of its partner`);
+            await promote(nodes[ahead], false);
+          } else if (s.A.role === 'primary' && s.B.role === 'primary' && !sbSeen.A && !sbSeen.B && (refused('A') || refused('B'))) {
+            const n = random() < 0.5 ? a : b;
+            say(`settle: both primary: demote ${n.name}`);
+            await demote(n);
+          } else if (s.A.role === 'secondary' && s.B.role === 'secondary' && !sbSeen.A && !sbSeen.B) {
+            const candidates = [a, b].filter((n) => !s[n.name].inconsistent);
+            if (candidates.length) {
+              const n = candidates[Math.floor(random() * candidates.length)];
+              say(`settle: both secondary: promote ${n.name}`);
+              await promote(n, false);
+            }
+          }
+          await sleep(60);
+        }
+      };
+      await settle();
+      const ended = outcome as 'converged' | 'split-brain' | null;
+
+      // --- the checker ------------------------------------------------------------------
+      const data: Record<Name, number[]> = { A: await a.readSlots(main, SLOTS), B: await b.readSlots(main, SLOTS) };
+      const ids: Record<Name, string[]> = { A: await a.blockIds(), B: await b.blockIds() };
+      const describe = (x: Ack | null) => (x ? `acknowledged by ${x.node}${x.alone ? ' (alone)' : ''} at t${x.t}` : 'the baseline');
+      const alone = (n: Name) => model.acks.some((x) => x.node === n && x.alone && model.kept(x));
+      if (alone('A') && alone('B')) stats.splitBrainsExpected++;
+      for (const n of ['A', 'B'] as Name[]) {
+        data[n].forEach((v, slot) => { if (v < 0 || v > model.issued[slot]) fail(`node ${n} slot ${slot} holds bytes no write wrote (${v})`); });
+      }
+      if (outcome === 'split-brain') {
+        stats.splitBrainsDetected++;
+        say(`split brain detected: A: ${sbSeen.A}; B: ${sbSeen.B}`);
+        let lacks: Record<Name, boolean> = { A: false, B: false };
+        for (const n of ['A', 'B'] as Name[]) {
+          const y = other(n);
+          for (let slot = 0; slot < SLOTS; slot++) {
+            const need = model.sbRequired(n, slot);
+            if (data[n][slot] < need.version) {
+              stats.silentLosses++;
+              fail(`split brain, but ${n} lost its own write: slot ${slot} holds version ${data[n][slot]}, version ${need.version} was ${describe(need.ack)}`);
+            }
+            const v = data[n][slot];
+            if (owner(slot) === y && v > 0 && (model.sentAt[slot].get(v) ?? 0) > model.lastSeparation) {
+              stats.silentLosses++;
+              fail(`split brain, but ${n} holds ${y}'s write of slot ${slot} version ${v}, sent after they parted (t${model.sentAt[slot].get(v)} > t${model.lastSeparation})`);
+            }
+          }
+          for (const blk of model.blocks) {
+            if (blk.node === n && model.kept(blk) && !ids[n].includes(blk.id)) fail(`split brain, but ${n} lost the block ${blk.id} it allocated`);
+            if (blk.node === y && blk.sent > model.lastSeparation && ids[n].includes(blk.id)) fail(`split brain, but ${n} holds ${y}'s block ${blk.id}, allocated after they parted`);
+          }
+          // Does this side lack a write the other acknowledged? (Both do: the split brain was necessary.)
+          lacks[n] = model.acks.some((x) => x.node === y && model.kept(x) && data[n][x.slot] < x.version);
+        }
+        for (const x of model.acks) if (model.kept(x)) stats.writesChecked++;
+        if (lacks.A && lacks.B) stats.splitBrainsNecessary++;
+        // Resolved as a user would: one side discards its changes, the other serves.
+        const loser = random() < 0.5 ? a : b;
+        const winner = nodes[other(loser.name)];
+        const promoteFirst = random() < 0.7;
+        say(`resolve: ${loser.name} discards${winner.role === 'primary' ? '' : promoteFirst ? `, ${winner.name} promoted first` : `, ${winner.name} promoted after`}`);
+        if (winner.role !== 'primary' && promoteFirst) await promote(winner, false);
+        const dialed = a.proc!.events.length;
+        await discard(loser);
+        if (winner.role !== 'primary') {
+          await until(`${loser.name} to take ${winner.name}'s generation`, async () => (await loser.sense())?.inconsistent === true, 10000).catch(() => {});
+          await promote(winner, false);
+        }
+        delete discardedAt[loser.name];
+        // The refusals stand until the next handshake: A dials again (within 200 ms, or once a
+        // connection a forgotten blackhole held times out).
+        await until('A to connect again', async () => a.proc!.events.slice(dialed).some((e) => e.event === 'connected'), 15000).catch(() => {});
+        await until('a new handshake', async () => {
+          const [x, y] = [await a.sense(), await b.sense()];
+          return !(x?.health === 'split-brain' && y?.health === 'split-brain');
+        }, 5000).catch(() => {});
+        sbSeen.A = sbSeen.B = null;
+        await settle();
+        if (outcome !== 'converged' || primary !== winner) fail(`the split brain was not resolved in favour of ${winner.name} (${outcome}, primary ${(primary as Node | null)?.name})`);
+        const kept = await winner.readSlots(main, SLOTS);
+        for (let slot = 0; slot < SLOTS; slot++) {
+          if (kept[slot] !== data[winner.name][slot]) fail(`${winner.name} kept its side of the split brain, but slot ${slot} went from version ${data[winner.name][slot]} to ${kept[slot]}`);
+        }
+        data[winner.name] = kept;
+        data[loser.name] = await loser.readSlots(main, SLOTS);
+        ids[winner.name] = await winner.blockIds();
+        ids[loser.name] = await loser.blockIds();
+      } else {
+        stats.converged++;
+        const p = primary!.name;
+        for (let slot = 0; slot < SLOTS; slot++) {
+          const need = model.convRequired(slot);
+          if (data[p][slot] < need.version) {
+            stats.silentLosses++;
+            fail(`SILENT LOSS on the final primary ${p}: slot ${slot} holds version ${data[p][slot]}, version ${need.version} was ${describe(need.ack)} (no split brain was reported)`);
+          }
+        }
+        for (const x of model.acks) if (model.kept(x)) stats.writesChecked++;
+        for (const blk of model.blocks) {
+          if (!model.kept(blk)) continue;
+          stats.blocksChecked++;
+          if (!ids[p].includes(blk.id)) { stats.silentLosses++; fail(`SILENT LOSS on the final primary ${p}: block ${blk.id} allocated by ${blk.node} is gone`); }
+          if (blk.marker) {
+            const m = await primary!.must({ cmd: 'read', block: blk.id, offset: 0, length: SLOT });
+            if (versionOf(blk.markerSlot, Buffer.from(m.data as string, 'base64')) !== 1) { stats.silentLosses++; fail(`SILENT LOSS on ${p}: the marker written into block ${blk.id} is gone`); }
+          }
+        }
+      }
+
+      // --- back to one consistent state -----------------------------------------------------
+      const p = primary! as Node;
+      for (const id of ids[p.name]) if (id !== main) await p.must({ cmd: 'free', block: id });
+      await settle();
+      const v = (await p.must({ cmd: 'verify' })).verify as { differences: unknown[] };
+      if (v.differences.length) fail(`verify on ${p.name} found ${v.differences.length} differences: ${JSON.stringify(v.differences.slice(0, 8))}`);
+      const s = nodes[other(p.name)];
+      const [pd, sd] = [await p.readSlots(main, SLOTS), await s.readSlots(main, SLOTS)];
+      if (pd.join() !== sd.join()) fail(`verify found nothing, but ${s.name} holds ${sd.join(',')} and ${p.name} ${pd.join(',')}`);
+      const [pi, si] = [await p.blockIds(), await s.blockIds()];
+      if (pi.join() !== main || si.join() !== main) fail(`the blocks are not back to the main block: ${p.name} ${pi}, ${s.name} ${si}`);
+      model.base = Uint32Array.from(pd);
+      stats.rounds++;
+      const history = log.map((l) => l.replace(/^\d+ ms: /, '').replace(/^(split brain detected).*/, '$1'));
+      console.log(`  round ${round} (seed ${seed}): ${ended === 'split-brain' ? `split brain, resolved on ${p.name}` : `converged on ${p.name}`}, ` +
+        `${model.acks.length} writes acknowledged, ${Date.now() - roundStart} ms: ${history.join('; ')}`);
+    }
+  } finally {
+    await stopPair(pair);
+  }
+  const took = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`  partition campaign, seed ${SEED}: ${stats.rounds} rounds in ${took} s; ${stats.writesChecked} acknowledged writes checked ` +
+    `(${stats.writesAcked} acknowledged, ${stats.writesFailed} failed or refused), ${stats.blocksChecked} new blocks checked`);
+  console.log(`  faults: ${Object.entries(stats.faults).sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  console.log(`  split brains: ${stats.splitBrainsExpected} expected (both sides acknowledged writes while disconnected), ` +
+    `${stats.splitBrainsDetected} detected and refused (${stats.splitBrainsNecessary} where each side lacked writes the other acknowledged); ` +
+    `${stats.converged} rounds converged`);
+  console.log(`  promotions ${stats.promotions} (${stats.forcedPromotions} forced, ${stats.promotionsRefused} refused as INCONSISTENT), ` +
+    `switchovers ${stats.switchovers}, discards ${stats.discards}, writes refused by a secondary (NOT_PRIMARY) ${stats.notPrimaryProbes}; silent losses ${stats.silentLosses}`);
+  assert.is(stats.silentLosses, 0);
+  assert.is(stats.rounds, ROUNDS);
+});
+
+campaign.run();
