@@ -34,6 +34,13 @@ export interface MemoryLink {
    */
   readonly primary: boolean;
   /**
+   * Whether the primary takes new changes from its callers: false while it is
+   * being demoted (new changes are refused with NOT_PRIMARY, while those
+   * already under way are still committed and sent: `primary` stays true
+   * until they are). @default primary
+   */
+  readonly accepting?: boolean;
+  /**
    * Takes a change this memory committed for its caller, and resolves once
    * the partner holds it at `policy.durability`. `local`, when given, is this
    * node's own journal commit of the change, running meanwhile: if it fails,

@@ -412,7 +412,7 @@ export class Memory implements PointerHost {
 
   /** Refuses a change from this memory's own caller on a secondary. */
   #writable(what: string): void {
-    if (this.#link && !this.#link.primary) {
+    if (this.#link && !(this.#link.accepting ?? this.#link.primary)) {
       throw TwinpageError.notPrimary(`${what}: this node is a secondary; only its primary changes it (reads are allowed)`);
     }
     if (!this.#link && this.#paired) {

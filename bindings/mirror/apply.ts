@@ -45,9 +45,17 @@ export class Applier {
     this.#queue = this.#queue.then(() => gate.then(() => undefined, () => undefined));
   }
 
-  /** A request took sequence `seq` in the partner's numbering. */
+  /**
+   * A request took sequence `seq` in the partner's numbering. It changes
+   * nothing here: once every frame before it is applied, it counts as
+   * applied (acknowledged at disk level), or the partner would wait for it.
+   */
   saw(seq: number): void {
     this.#received = Math.max(this.#received, seq);
+    this.#queue = this.#queue.then(() => {
+      this.#inflight.push({ seq, done: Promise.resolve(), finished: true });
+      this.#settle();
+    });
   }
 
   /**

@@ -2,9 +2,14 @@
 // every `heartbeatMs` (SENSE_REQUEST); a partner silent for `timeoutMs`, or
 // one that leaves writers waiting that long for acknowledgements (frames lost
 // on the way), is down: the primary drops the connection and goes on
-// degraded. A secondary with `failover: 'auto'` watches its primary: silent
-// for `timeoutMs`, or gone (the primary closed the link or it failed under
-// it, not a link this node dropped itself), it promotes itself.
+// degraded. A secondary senses its partner too, at the same pace (two
+// secondaries would otherwise exchange nothing), and a partner silent for
+// `timeoutMs` on a link still open (one that died without a word: a
+// firewall or NAT that forgot it) has its link dropped, so that it is
+// dialled again. With
+// `failover: 'auto'` a secondary whose primary went silent, or is gone (the
+// primary closed the link or it failed under it, not a link this node
+// dropped itself), promotes itself instead.
 
 import { TwinpageError } from '../errors.js';
 
@@ -17,6 +22,10 @@ export interface FailoverHooks {
   drop(reason: TwinpageError): void;
   /** Whether automatic failover may act now: a consistent secondary, open, whose primary went silent or closed the link. */
   primaryGone(silentFor: (ms: number) => boolean): boolean;
+  /** A secondary's heartbeat: senses the partner (its reply, like any frame, says the link lives). */
+  ping(): void;
+  /** Whether this node is a secondary on an open link. */
+  linked(): boolean;
   /** Takes over as primary, when allowed (the arbiter grants the lease): whether it did. */
   promote(): Promise<boolean>;
   onFailover?: () => void;
@@ -86,24 +95,33 @@ export class Failover {
     this.#heartbeat = null;
   }
 
-  /** A secondary's watch on its primary, with automatic failover. */
+  /** A secondary's watch on its primary: a silent link is dropped; with automatic failover, the node takes over. */
   startWatchdog(): void {
-    if (!this.#auto || this.#watchdog) return;
+    if (this.#watchdog) return;
     let last = Date.now();
     const timer = setInterval(() => {
       const now = Date.now();
       const stalled = this.#stalled(last, now);
       last = now;
-      if (stalled || !this.#hooks.primaryGone(() => this.silent())) return;
-      clearInterval(timer);
-      this.#watchdog = null;
-      this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node tries to take over`));
-      // Refused (the old primary holds the lease, this node is outdated, the
-      // arbiter is out of reach): it keeps watching and asks again.
-      this.#hooks.promote().then(
-        (took) => { if (took) this.#hooks.onFailover?.(); else this.startWatchdog(); },
-        () => this.startWatchdog(),
-      );
+      if (stalled) return;
+      if (this.#auto && this.#hooks.primaryGone(() => this.silent())) {
+        clearInterval(timer);
+        this.#watchdog = null;
+        this.#hooks.drop(TwinpageError.closed(`the primary was silent for ${this.#timeoutMs} ms: this node tries to take over`));
+        // Refused (the old primary holds the lease, this node is outdated, the
+        // arbiter is out of reach): it keeps watching and asks again.
+        this.#hooks.promote().then(
+          (took) => { if (took) this.#hooks.onFailover?.(); else this.startWatchdog(); },
+          () => this.startWatchdog(),
+        );
+        return;
+      }
+      if (!this.#hooks.linked()) return;
+      if (this.silent()) {
+        this.#hooks.drop(TwinpageError.closed(`the partner was silent for ${this.#timeoutMs} ms: the link is dropped (and dialled again)`));
+        return;
+      }
+      this.#hooks.ping();
     }, Math.min(this.#heartbeatMs, this.#timeoutMs));
     this.#watchdog = timer;
   }

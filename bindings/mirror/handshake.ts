@@ -165,7 +165,11 @@ function behind(self: Side, _peer: Side, full: boolean, reason: string): Decisio
 function splitBrain(self: Side, peer: Side, what: string): Decision {
   const loser = discarded(self, peer);
   const reason = `split brain: ${what}`;
-  if (loser === null) return refuse(true, reason);
+  if (loser === null) {
+    const both = (self.discardLocal || self.splitBrain === 'discard-local') && (peer.discardLocal || peer.splitBrain === 'discard-local');
+    // Both give up: nobody to take from. A promotion takes back a node's discard.
+    return refuse(true, both ? `${reason}, and both nodes are set to discard their changes (promote the one to keep)` : reason);
+  }
   const discarding = loser === 'self' ? self : peer;
   if (discarding.role === 'primary') {
     return refuse(true, `${reason}; the ${loser === 'self' ? "this node's" : "partner's"} changes are to be discarded, ` +

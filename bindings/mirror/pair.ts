@@ -148,10 +148,17 @@ export class Mirror extends MirrorEvents {
   #applier: Applier | null = null;
   #copy: CopyMethods;
   #peer: Peer | null = null;
-  /** The handshake made this node the resync source of this connection (a secondary may be, for another secondary). */
-  #source = false;
   /** Lets the current connection's applier start (the handshake accepted the partner). */
   #openApplier: () => void = () => {};
+  /**
+   * The handshake accepted the partner with neither node primary (this node
+   * in sync, or the source of a split brain its partner discards): the
+   * resync nobody planned then (the union of both records), planned if this
+   * node is promoted on the same connection.
+   */
+  #sourcePlan: { peer: Peer; full: boolean } | null = null;
+  /** The partner, on this connection, is inconsistent until this node's resync says it is done (#synced). */
+  #owesSynced = false;
   #degraded = false;
   #refused: string | null = null;
   #splitBrain = false;
@@ -180,7 +187,9 @@ export class Mirror extends MirrorEvents {
     const mirror = this;
     this.#verifier = new Verifier(memory, () => this.#current());
     this.#attachment = memory.attach({
-      get primary() { return mirror.#role === 'primary' && !mirror.#demoting; },
+      // While a demotion drains, changes under way still go out; new ones are refused.
+      get primary() { return mirror.#role === 'primary'; },
+      get accepting() { return mirror.#role === 'primary' && !mirror.#demoting; },
       send: (change, policy, local) => this.#send(change, policy, local),
       reserve: (base, pages) => this.#reserve(base, pages),
       repair: this.#verifier.repair,
@@ -212,7 +221,7 @@ export class Mirror extends MirrorEvents {
     });
     this.#resync = new Resync(memory, replica, {
       route: (change, policy, posted) => this.#route(change, policy, undefined, posted),
-      canRun: () => this.#connected() && !this.#degraded && (this.#role === 'primary' || this.#source) && !this.#closed,
+      canRun: () => this.#connected() && !this.#degraded && this.#role === 'primary' && !this.#closed,
       verify: () => this.#verifier.verify(),
       synced: () => this.#synced(),
       onProgress: (p) => { this.#o.onResyncProgress?.(p); this.dispatch('resync-progress', p); },
@@ -221,8 +230,9 @@ export class Mirror extends MirrorEvents {
     this.#failover = new Failover({ heartbeatMs: this.#o.heartbeatMs, timeoutMs: this.#o.timeoutMs, auto: this.#o.failover === 'auto' }, {
       beat: () => {
         this.#post({ type: MessageType.SENSE_REQUEST });
-        // Pages out of sync while connected: a resync that failed (or was cut short) goes again.
-        if (!this.#replica.outOfSync.empty && !this.#resync.running && this.#peer) this.resync().catch((err) => this.#report(err));
+        // Pages out of sync while connected: a resync that failed (or was cut short) goes again;
+        // one that sent everything but ended before saying so (this node was demoted) says it.
+        if ((!this.#replica.outOfSync.empty || this.#owesSynced) && !this.#resync.running && this.#peer) this.resync().catch((err) => this.#report(err));
       },
       oldestWait: () => this.#stream?.oldestWait() ?? null,
       drop: (reason) => this.#drop(reason),
@@ -233,6 +243,8 @@ export class Mirror extends MirrorEvents {
         const t = this.#transport;
         return t !== null && !t.closed ? silent(0) : t === null && this.#primaryLost;
       },
+      ping: () => this.#post({ type: MessageType.SENSE_REQUEST }),
+      linked: () => this.#role === 'secondary' && !this.#closed && this.#connected(),
       promote: () => this.#takeOver(),
       onFailover: () => { this.#o.onFailover?.(); this.dispatch('failover', { generation: this.#replica.generation! }); },
     });
@@ -262,7 +274,8 @@ export class Mirror extends MirrorEvents {
     this.#refused = null;
     this.#splitBrain = false;
     this.#peer = null;
-    this.#source = false;
+    this.#sourcePlan = null;
+    this.#owesSynced = false;
     this.#failover.heard();
     // Frames still arriving from an earlier connection are not this one's.
     transport.onFrame((bytes) => { if (this.#transport === transport) this.#receive(bytes); });
@@ -509,6 +522,8 @@ export class Mirror extends MirrorEvents {
     }
     this.#failover.stop();
     this.#quorum?.unfence();
+    // A node made primary serves its data: a discard it was given is taken back.
+    r.discardLocal = false;
     if (switchover) {
       // A switchover: the partner is alive and secondary; the stream turns round.
       r.primarySince = Date.now();
@@ -517,6 +532,10 @@ export class Mirror extends MirrorEvents {
       this.dispatch('role', { role: 'primary', previous: 'secondary' });
       this.#hello({});
       this.#failover.startHeartbeat();
+      // The handshake made this node the source while it was secondary: the partner waits for that resync.
+      const plan = this.#sourcePlan;
+      this.#sourcePlan = null;
+      if (plan && plan.peer === this.#peer) this.#plan(plan.peer, plan.full);
       return;
     }
     // A failover. If the old primary lives, it meets this node's new
@@ -581,7 +600,8 @@ export class Mirror extends MirrorEvents {
   /**
    * Gives up this node's changes at the next split brain: it then takes the
    * partner's data (the resync overwrites what it changed since they
-   * parted). Kept durably until used; a running secondary reconnects.
+   * parted). Kept durably until used, or until this node is promoted; a
+   * running secondary reconnects.
    */
   async discardLocalChanges(): Promise<void> {
     this.#replica.discardLocal = true;
@@ -739,6 +759,7 @@ export class Mirror extends MirrorEvents {
 
   /** The partner holds everything now: the bitmap generation retires, and the partner is told (it stops being inconsistent). */
   #synced(): void {
+    this.#owesSynced = false;
     const last = this.#resync.last;
     this.dispatch('resync-done', { pages: last?.pages ?? 0, ms: last?.ms ?? 0 });
     this.#quorum?.settle().catch((err) => this.#report(err));
@@ -875,7 +896,11 @@ export class Mirror extends MirrorEvents {
         r.outOfSync.clear();
         r.save().catch((err) => this.#report(err));
       }
-      if (m.role === 'primary' && this.#role === 'secondary') this.#failover.startWatchdog();
+      if (m.role === 'primary' && this.#role === 'secondary') {
+        // The partner was promoted on this connection: the resync is its to plan.
+        this.#sourcePlan = null;
+        this.#failover.startWatchdog();
+      }
       return;
     }
     let complete!: (rec: PeerRecord) => void;
@@ -921,22 +946,28 @@ export class Mirror extends MirrorEvents {
         this.#openApplier();
         // Damage found before the partner was here: a primary reads it back now (read repair).
         if (this.#role === 'primary') this.#damaged(this.memory.damage());
-        const full = d.kind === 'source' && d.full;
-        // The primary resyncs its partner; a secondary only when the handshake made it the source (of another secondary).
-        this.#source = d.kind === 'source';
-        if (this.#role !== 'primary' && !this.#source) {
+        // A partner interrupted mid-resync, or one without a record, is compared page by page.
+        const full = (d.kind === 'source' && d.full) || m.flags.inconsistent || !m.flags.outOfSyncKnown;
+        // The partner is (or stays) inconsistent until a resync from here says it is done.
+        this.#owesSynced = d.kind === 'source' || m.flags.inconsistent;
+        if (this.#role !== 'primary') {
+          // Only a primary resyncs. With none at the handshake, whichever is promoted on this
+          // connection plans then (promote()); with one, it planned.
+          if (m.role === 'secondary') this.#sourcePlan = { peer, full };
           r.save().catch((err) => this.#report(err));
           return;
         }
-        // The partner's record streams in after its HELLO: plan once it is here.
-        // A partner interrupted mid-resync, or one without a record, is compared page by page.
-        const untrusted = m.flags.inconsistent || !m.flags.outOfSyncKnown;
-        peer.record
-          .then((rec) => (this.#peer === peer ? this.#resync.plan(rec, full || untrusted) : undefined))
-          .catch((err) => this.#report(err));
+        this.#plan(peer, full);
         return;
       }
     }
+  }
+
+  /** Plans the resync of `peer` from here once its record (streamed after its HELLO) is here. */
+  #plan(peer: Peer, full: boolean): void {
+    peer.record
+      .then((rec) => (this.#peer === peer ? this.#resync.plan(rec, full) : undefined))
+      .catch((err) => this.#report(err));
   }
 
   /** Refuses the handshake: nothing merged, both keep their data; the partner is told why. */
@@ -944,9 +975,10 @@ export class Mirror extends MirrorEvents {
     const r = this.#replica;
     const who = `this node ${this.memory.nodeId} (${this.#role}, generation ${r.generation}), partner ${m.nodeId} (${m.role}, generation ${m.current})`;
     const what = d.splitBrain
-      ? `${d.reason} (${who}). Nothing was merged and both keep their data. Choose the node whose changes to discard: ` +
-        `run 'twinpage discard --dir DIR' on its data folder (or give its mirror splitBrain: 'discard-local'), ` +
-        `make sure it runs as secondary, and it is resynced from the other when they meet again.`
+      ? `${d.reason} (${who}). Nothing was merged and both keep their data. Choose the node whose changes to discard ` +
+        `and send it the discard command ({"cmd":"discard"} to its 'twinpage serve', on standard input or its control ` +
+        `socket; in a program, mirror.discardLocalChanges()), or give its mirror splitBrain: 'discard-local'; ` +
+        `with it secondary and the other primary, the other resyncs it when they meet again.`
       : `${d.reason} (${who}). Nothing was changed on either node.`;
     this.#refused = what;
     this.#splitBrain = d.splitBrain;
@@ -960,7 +992,7 @@ export class Mirror extends MirrorEvents {
     if (peer.runsDone) {
       // After the handshake: pages the partner reports it lacks (damage it
       // found); the resync source sends them.
-      if (this.#role !== 'primary' && !this.#source) return;
+      if (this.#role !== 'primary') return;
       this.#replica.outOfSync.addRuns(m.runs, this.memory.blocks());
       this.#replica.save().then(() => this.resync()).catch((err) => this.#report(err));
       return;
