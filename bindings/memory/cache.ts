@@ -410,23 +410,26 @@ export class FrameCache {
   }
 
   /**
-   * Destages page images through their task groups: each run of adjacent
-   * pages is one operation (split per stripe), in page order.
+   * Destages page images through their task groups: the images of each
+   * stripe are one operation (runs of adjacent pages one write each, their
+   * checksum sectors written once), the stripes in parallel.
    */
   async writePages(images: PageImage[]): Promise<void> {
     images.sort((a, b) => a.page - b.page);
-    const runs: Promise<void>[] = [];
+    const stripe = this.#sched.stripePages;
+    const parts: Promise<void>[] = [];
     for (let i = 0; i < images.length;) {
+      const s = Math.floor(images[i].page / stripe);
       let j = i + 1;
-      while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
-      const run = images.slice(i, j);
-      runs.push(this.#sched.submit({
-        first: run[0].page, last: run[run.length - 1].page, mode: 'exclusive',
-        run: (first, last) => this.#pageStore.writePages(run.filter((p) => p.page >= first && p.page <= last)),
+      while (j < images.length && Math.floor(images[j].page / stripe) === s) j++;
+      const part = images.slice(i, j);
+      parts.push(this.#sched.submit({
+        first: part[0].page, last: part[part.length - 1].page, mode: 'exclusive',
+        run: () => this.#pageStore.writePages(part),
       }));
       i = j;
     }
-    await Promise.all(runs);
+    await Promise.all(parts);
   }
 
   /** Dirty write-back frames nobody holds: what the flusher journals. */

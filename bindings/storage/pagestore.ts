@@ -53,6 +53,9 @@ export interface SumsReport {
   lost: Array<{ page: number; lostAt: number }>;
 }
 
+/** Sum sectors apart that a write of checksum entries still covers in one write (the sectors between read and written back). */
+const SUMS_GAP = 4;
+
 /** Bytes of `sums` read at a time when checking it whole. */
 const CHECK_CHUNK = 256 * SECTOR;
 
@@ -232,26 +235,49 @@ export class PageStore {
 
   /**
    * Writes pages, coalescing runs of consecutive pages into one write to
-   * each device, in page order, then their checksum entries (sectors read,
-   * changed and written back whole). `images` must be sorted by page.
+   * each device (the runs in parallel), then their checksum entries (each
+   * sum sector touched read, changed and written back whole, once).
+   * `images` must be sorted by page.
    */
   async writePages(images: PageImage[]): Promise<void> {
+    if (images.length === 0) return;
     const ps = this.pageSize;
+    const writes: Promise<void>[] = [];
     for (let i = 0; i < images.length;) {
       let j = i + 1;
       while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
-      const run = images.slice(i, j);
-      const data = new Uint8Array(run.length * ps);
-      run.forEach((p, k) => data.set(p.image, k * ps));
-      await this.pages.write(run[0].page * ps, data);
-      this.#pagesLength = Math.max(this.#pagesLength, (run[run.length - 1].page + 1) * ps);
-      await this.writeSums(run.map((p) => ({ page: p.page, entry: { checksum: p.checksum, lsn: p.lsn } })));
+      let data: Uint8Array;
+      if (j - i === 1) {
+        data = images[i].image;
+      } else {
+        data = new Uint8Array((j - i) * ps);
+        for (let k = i; k < j; k++) data.set(images[k].image, (k - i) * ps);
+      }
+      writes.push(this.pages.write(images[i].page * ps, data));
+      i = j;
+    }
+    await Promise.all(writes);
+    this.#pagesLength = Math.max(this.#pagesLength, (images[images.length - 1].page + 1) * ps);
+    const entries = new Array<{ page: number; entry: SumEntry }>(images.length);
+    for (let i = 0; i < images.length; i++) entries[i] = { page: images[i].page, entry: { checksum: images[i].checksum, lsn: images[i].lsn } };
+    await this.writeSums(entries);
+  }
+
+  /**
+   * Writes checksum entries (sorted by page) into their sectors: sectors
+   * near each other in one write, sectors far apart in writes of their own.
+   */
+  async writeSums(entries: Array<{ page: number; entry: SumEntry }>): Promise<void> {
+    for (let i = 0; i < entries.length;) {
+      let j = i + 1;
+      while (j < entries.length && sumSectorOf(entries[j].page) - sumSectorOf(entries[j - 1].page) <= SUMS_GAP) j++;
+      await this.#writeSumsNear(i === 0 && j === entries.length ? entries : entries.slice(i, j));
       i = j;
     }
   }
 
-  /** Writes checksum entries (sorted by page) into their sectors. */
-  async writeSums(entries: Array<{ page: number; entry: SumEntry }>): Promise<void> {
+  /** Writes checksum entries (sorted by page, their sectors near each other) into their sectors. */
+  async #writeSumsNear(entries: Array<{ page: number; entry: SumEntry }>): Promise<void> {
     const { hash, salt } = this.#o;
     if (entries.length === 0) return;
     const s0 = sumSectorOf(entries[0].page);
