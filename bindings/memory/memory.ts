@@ -221,7 +221,12 @@ export class Memory implements PointerHost {
       if (!loaded.fresh) await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
       if (memory.#wal.hasJournal) opened.push(memory.#wal.journal.device);
       memory.#replica = await ReplicaRecord.load(store, hash, [...memory.#blocks.values()], sb.meta.mirror);
-      await memory.#checkpoints.run();
+      // A new store gets its first journal, and an older format is written
+      // in this one, by a checkpoint. Otherwise the replayed journal goes on
+      // (its pages are in the page file already; the next checkpoint, when
+      // the journal grows or at flush() and close(), makes them durable there).
+      if (!memory.#wal.hasJournal || loaded.sb.version !== FORMAT_VERSION) await memory.#checkpoints.run();
+      else memory.#checkpoints.maybe();
       if (o.flushIntervalMs > 0) memory.#checkpoints.startFlusher(o.flushIntervalMs);
       return memory;
     } catch (err) {

@@ -12,9 +12,60 @@ import {
 } from '../storage/format.js';
 import { Journal, replayJournal } from '../storage/journal.js';
 import { copiesOf } from '../storage/mirrored.js';
+import type { PageImage } from '../storage/pagestore.js';
 import type { BlockTable } from './blocks.js';
 import type { FrameCache } from './cache.js';
 import type { Wal } from './wal.js';
+
+/** Bytes of page images a replay holds in memory before it writes them. */
+const MAX_HELD = 64 << 20;
+
+/** The last image of each page a replay found, in one growing arena. */
+class LatestImages {
+  readonly #pageSize: number;
+  readonly #slots = new Map<number, { slot: number; checksum: bigint; lsn: number }>();
+  #arena = new Uint8Array(0);
+
+  constructor(pageSize: number) {
+    this.#pageSize = pageSize;
+  }
+
+  /** Bytes held. */
+  get bytes(): number {
+    return this.#slots.size * this.#pageSize;
+  }
+
+  /** Keeps a copy of `image` as the last of `page`. */
+  set(page: number, image: Uint8Array, checksum: bigint, lsn: number): void {
+    const ps = this.#pageSize;
+    let e = this.#slots.get(page);
+    if (e) {
+      e.checksum = checksum;
+      e.lsn = lsn;
+    } else {
+      e = { slot: this.#slots.size, checksum, lsn };
+      this.#slots.set(page, e);
+      if ((e.slot + 1) * ps > this.#arena.length) {
+        const grown = new Uint8Array(Math.max(64 * ps, 2 * this.#arena.length));
+        grown.set(this.#arena);
+        this.#arena = grown;
+      }
+    }
+    this.#arena.set(image, e.slot * ps);
+  }
+
+  /** Writes every image held through the cache's destaging (coalesced, by stripe), and lets them go. */
+  async writeTo(cache: FrameCache): Promise<void> {
+    if (this.#slots.size === 0) return;
+    const ps = this.#pageSize;
+    const arena = this.#arena;
+    const images: PageImage[] = [];
+    for (const [page, e] of this.#slots) images.push({ page, image: arena.subarray(e.slot * ps, (e.slot + 1) * ps), checksum: e.checksum, lsn: e.lsn });
+    this.#slots.clear();
+    this.#arena = new Uint8Array(0);
+    await cache.writePages(images);
+  }
+}
 
 /** A store's superblock slots as read, one buffer per copy, and the page size they claim. */
 export interface SuperblockRead {
@@ -144,8 +195,12 @@ export async function replay(
   const device = await store.open(name);
   const { wal, blocks, cache } = into;
   const fill = fillSector(saltOf(sb.nodeId), epoch);
+  // The last image of each page, copied into one arena (a page written again
+  // takes its slot back) and written once, in coalesced runs, when the replay
+  // is done (or when the arena grows too large).
+  const latest = new LatestImages(sb.pageSize);
   try {
-    const result = await replayJournal(device, { epoch, pageSize: sb.pageSize, hash, fill, durableEnd: sb.walEnd }, async (r) => {
+    const result = await replayJournal(device, { epoch, pageSize: sb.pageSize, hash, fill, durableEnd: sb.walEnd }, (r) => {
       wal.saw(r.lsn);
       switch (r.type) {
         case RecordType.Alloc: {
@@ -157,11 +212,13 @@ export async function replay(
           blocks.delete(r.id);
           break;
         case RecordType.Pages:
-          await cache.writePages(r.pages.map((p, i) => ({ page: p.page, image: r.images[i], checksum: p.checksum, lsn: r.lsn })));
+          for (let i = 0; i < r.pages.length; i++) latest.set(r.pages[i].page, r.images[i], r.pages[i].checksum, r.lsn);
+          if (latest.bytes > MAX_HELD) return latest.writeTo(cache);
           break;
       }
     });
     if (result.problem) throw TwinpageError.corrupt(result.problem);
+    await latest.writeTo(cache);
     const end = roundUp(result.end, SECTOR);
     wal.swap(new Journal(device, epoch, end, { pageSize: sb.pageSize, hash, fill, filledTo: end }));
   } catch (err) {

@@ -363,11 +363,16 @@ export function decodeRecordHeader(bytes: Uint8Array): RecordHeader | null {
   if ((type === RecordType.Pages) !== (pageCount > 0)) return null;
   return {
     type, bodyLength, pageCount,
-    lsn: Number(v.getBigUint64(16, true)),
-    epoch: Number(v.getBigUint64(24, true)),
-    batchStart: Number(v.getBigUint64(32, true)),
+    lsn: getU64(v, 16),
+    epoch: getU64(v, 24),
+    batchStart: getU64(v, 32),
     checksum: v.getBigUint64(48, true),
   };
+}
+
+/** Reads a little-endian u64 as a number (two words: no BigInt on the replay path). */
+function getU64(v: DataView, at: number): number {
+  return v.getUint32(at, true) + v.getUint32(at + 4, true) * 0x100000000;
 }
 
 /** Checks the checksum of header + body (`head`, with the checksum field as read). */
@@ -375,6 +380,18 @@ export function recordHeadValid(head: Uint8Array, h: RecordHeader, hash: Hash): 
   const copy = head.slice();
   new DataView(copy.buffer).setBigUint64(48, 0n, true);
   return hash(copy) === h.checksum;
+}
+
+/**
+ * The same check without a copy: the checksum field of `head` (a buffer the
+ * caller owns) is zeroed while it is hashed, then put back.
+ */
+export function recordHeadValidInPlace(head: Uint8Array, h: RecordHeader, hash: Hash): boolean {
+  const saved = head.subarray(48, 56).slice();
+  head.fill(0, 48, 56);
+  const ok = hash(head) === h.checksum;
+  head.set(saved, 48);
+  return ok;
 }
 
 /** Decodes a checked body; null when its contents do not fit its header. */
