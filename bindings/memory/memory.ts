@@ -45,7 +45,7 @@ import { Metadata } from './metadata.js';
 import { resolveMemoryOptions, type MemoryOptions } from './options.js';
 import { ReadPointer, WritePointer, type PointerHost, type PointerState } from './pointer.js';
 import { RangeLocks } from './ranges.js';
-import { loadSuperblock, readSuperblockSlots, replay } from './recovery.js';
+import { loadSuperblock, loadTable, readSuperblockSlots, replay } from './recovery.js';
 import { ReplicaRecord } from './replica.js';
 import { Scrubber, type ScrubOptions, type ScrubReport } from './scrub.js';
 import { upgradeFromV1 } from './upgrade.js';
@@ -141,6 +141,8 @@ export class Memory implements PointerHost {
   #pointers = 0;
   /** allocate, free, superblock writes and checkpoints take turns on this chain. */
   #serialChain: Promise<unknown> = Promise.resolve();
+  /** Allocations whose journal record is appended, waiting for its flush. */
+  readonly #pending = new Set<Promise<void>>();
   #closed = false;
 
   protected constructor(init: MemoryInit) {
@@ -156,7 +158,7 @@ export class Memory implements PointerHost {
     this.#blocks = new BlockTable(init.capacityPages);
     this.#ranges = new RangeLocks(init.core.conflicts[0]);
     this.#cache = new FrameCache(init.core, init.pageStore, this.#sched, this.#wal, () => this.#link?.repair ?? null, init.damage);
-    init.damage.useBlocks(() => this.#blocks.values());
+    init.damage.useBlocks((page) => this.#blocks.blockAt(page));
     this.#committer = new Committer({
       core: init.core, cache: this.#cache, wal: this.#wal, ranges: this.#ranges, blocks: this.#blocks,
       link: () => (this.#link ? { link: this.#link, intents: this.#replica.intents } : null),
@@ -166,7 +168,7 @@ export class Memory implements PointerHost {
     this.#checkpoints = new Checkpointer({
       store: init.store, pageSize: this.pageSize, hash, cache: this.#cache, sched: this.#sched, pageStore: init.pageStore,
       wal: this.#wal, metadata: init.metadata, ranges: this.#ranges, blocks: this.#blocks,
-      serial: <T>(fn: () => Promise<T>) => this.#serial(fn), checkpointBytes: init.checkpointBytes,
+      serial: <T>(fn: () => Promise<T>) => this.#serial(fn), settleChanges: () => this.#settleChanges(), checkpointBytes: init.checkpointBytes,
     });
   }
 
@@ -198,8 +200,11 @@ export class Memory implements PointerHost {
       if (!superDevice) opened.push(superDevice = await store.open('super'));
       let sb = loaded.sb;
       if (sb.version === 1 && o.upgrade) sb = await upgradeFromV1(store, superDevice, sb, hash);
-      if (sb.version !== FORMAT_VERSION) {
-        throw TwinpageError.unsupportedFormat(`this store has format version ${sb.version}; this twinpage reads version ${FORMAT_VERSION}${sb.version === 1 ? ' (and upgrades version 1 unless upgrade is false)' : ''}`);
+      // Version 2 is version 3 without a table file (its journal holds every
+      // block): it is read as it is, and the checkpoint at open writes it in
+      // version 3.
+      if (sb.version !== FORMAT_VERSION && !(sb.version === 2 && o.upgrade)) {
+        throw TwinpageError.unsupportedFormat(`this store has format version ${sb.version}; this twinpage reads version ${FORMAT_VERSION}${sb.version < FORMAT_VERSION ? ' (and upgrades versions 1 and 2 unless upgrade is false)' : ''}`);
       }
       const capacityPages = Math.min(MAX_PAGE + 1, Math.floor((o.capacityBytes ?? (MAX_PAGE + 1) * pageSize) / pageSize));
       const pagesDevice = await store.open('pages');
@@ -218,9 +223,12 @@ export class Memory implements PointerHost {
         metadata: new Metadata(superDevice, sb, hash), capacityPages, checkpointBytes: o.checkpointBytes,
         tasksPerGroup: o.tasksPerGroup, stripePages: o.stripePages, wal, damage,
       });
-      if (!loaded.fresh) await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
+      if (!loaded.fresh) {
+        await loadTable(store, sb, hash, memory.#blocks);
+        await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
+      }
       if (memory.#wal.hasJournal) opened.push(memory.#wal.journal.device);
-      memory.#replica = await ReplicaRecord.load(store, hash, [...memory.#blocks.values()], sb.meta.mirror);
+      memory.#replica = await ReplicaRecord.load(store, hash, () => memory.#blocks.list(), sb.meta.mirror);
       // A new store gets its first journal, and an older format is written
       // in this one, by a checkpoint. Otherwise the replayed journal goes on
       // (its pages are in the page file already; the next checkpoint, when
@@ -339,6 +347,7 @@ export class Memory implements PointerHost {
    */
   async drainWrites(): Promise<void> {
     await this.#serial(async () => {});
+    await this.#settleChanges();
     while (this.#writers > 0) await new Promise<void>((resolve) => this.#writersIdle.push(resolve));
   }
 
@@ -353,7 +362,10 @@ export class Memory implements PointerHost {
     const capacity = this.#blocks.capacityPages;
     if (pages > capacity) throw TwinpageError.noSpace(`${size} bytes exceed the capacity of ${capacity * this.pageSize} bytes`);
     this.#writable('allocate');
-    return this.#serial(async () => {
+    // The run and the journal record are taken in turn with every other
+    // allocate, free and checkpoint; the flush is waited for after the turn,
+    // so that allocations under way together share one (group commit).
+    const { block, durable } = await this.#serial(async () => {
       this.#writable('allocate');
       const base = this.#blocks.takeRun(pages);
       if (base < 0) throw TwinpageError.noSpace(`no free run of ${pages} pages (${this.#blocks.freePages} pages free in all)`);
@@ -366,17 +378,29 @@ export class Memory implements PointerHost {
         if (!granted) this.#blocks.releaseRun(base, pages);
       }
       if (!granted) throw TwinpageError.noSpace(`the partner has no room for ${pages} pages at page ${base}: nothing was allocated on either node`);
-      const block: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#wal.takeLsn() };
-      try {
-        await this.#wal.logAlloc(block);
-      } catch (err) {
-        this.#blocks.releaseRun(base, pages);
-        throw err;
-      }
-      this.#blocks.add(block);
-      await this.#send({ type: 'allocate', block: { ...block } }, policy);
-      return { ...block };
+      const b: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#wal.takeLsn() };
+      const flushed = this.#wal.appendAlloc(b).then(
+        () => { this.#blocks.add(b); },
+        (err: unknown) => { this.#blocks.releaseRun(base, pages); throw err; },
+      );
+      return { block: b, durable: this.#pendingChange(flushed) };
     });
+    await durable;
+    await this.#send({ type: 'allocate', block: { ...block } }, policy);
+    return { ...block };
+  }
+
+  /** Tracks a block-table change whose record is appended and not yet flushed (a checkpoint waits for it). */
+  #pendingChange(p: Promise<void>): Promise<void> {
+    this.#pending.add(p);
+    const gone = () => { this.#pending.delete(p); };
+    p.then(gone, gone);
+    return p;
+  }
+
+  /** Resolves once every block-table change appended so far is flushed and in the table (or failed). */
+  async #settleChanges(): Promise<void> {
+    while (this.#pending.size) await Promise.allSettled([...this.#pending]);
   }
 
   /** Frees a block once no pointer holds any of it (RELEASE_MEMORY). */
@@ -393,8 +417,8 @@ export class Memory implements PointerHost {
       await this.#ranges.waitTurn(entry);
       if (!this.#blocks.holds(block)) throw TwinpageError.unknownBlock(`block ${id} was freed meanwhile`);
       await this.#serial(async () => {
-        await this.#wal.logFree(id);
-        this.#blocks.delete(id);
+        const lsn = await this.#wal.logFree(id);
+        this.#blocks.delete(id, lsn);
         await this.#cache.dropBlock(block);
         this.#blocks.releaseRun(block.base, block.pages);
         if (send) await this.#send({ type: 'free', blockId: id }, block.policy);
@@ -445,7 +469,7 @@ export class Memory implements PointerHost {
   /** Every block's header. */
   blocks(): Block[] {
     this.#open();
-    return [...this.#blocks.values()].map((b) => ({ ...b }));
+    return this.#blocks.list();
   }
 
   /**
@@ -762,8 +786,9 @@ export class Memory implements PointerHost {
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw TwinpageError.invalidArgument('onProgress must be a function');
     return new Scrubber({
       core: this.core, store: this.store, pageStore: this.#pageStore, sched: this.#sched, cache: this.#cache,
-      metadata: this.#metadata, wal: this.#wal, damage: this.#damage, blocks: () => [...this.#blocks.values()],
-      checkpoint: () => this.#checkpoints.run(), serial: <T>(fn: () => Promise<T>) => this.#serial(fn),
+      metadata: this.#metadata, wal: this.#wal, damage: this.#damage, blocks: () => this.#blocks.list(),
+      checkpoint: () => this.#checkpoints.run(), rewriteTable: () => this.#checkpoints.rewriteTable(),
+      serial: <T>(fn: () => Promise<T>) => this.#serial(fn),
     }).run(options);
   }
 

@@ -19,7 +19,7 @@
 import { TwinpageError } from '../errors.js';
 import type { Device, Store } from '../storage/device.js';
 import {
-  RecordType, SECTOR, decodeSumV1, fillSector, saltOf, sumSectorValid, type BlockRecord, type Hash, type Superblock, type SumEntry,
+  FORMAT_VERSION, RecordType, SECTOR, decodeSumV1, fillSector, saltOf, sumSectorValid, type BlockRecord, type Hash, type Superblock, type SumEntry,
 } from '../storage/format.js';
 import { Journal, replayJournalV1 } from '../storage/journal.js';
 import { PageStore } from '../storage/pagestore.js';
@@ -111,7 +111,7 @@ export async function upgradeFromV1(store: Store, superDevice: Device, sb: Super
     await journal.commit();
     await store.sync();
     const metadata = new Metadata(superDevice, sb, hash);
-    await metadata.write({ version: 2, walEpoch: epoch, walEnd: journal.size, sumsBytes, pagesBytes, checkpointLsn: nextLsn });
+    await metadata.write({ version: FORMAT_VERSION, walEpoch: epoch, walEnd: journal.size, sumsBytes, pagesBytes, checkpointLsn: nextLsn });
     if (sb.walEpoch > 0) await store.remove(`wal.${sb.walEpoch}`);
     await store.sync();
     return { ...metadata.superblock };
