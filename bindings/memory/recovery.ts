@@ -46,6 +46,7 @@ export async function loadTable(store: Store, sb: Superblock, hash: Hash, blocks
   const name = tableName(sb.tableEpoch);
   if (!(await store.exists(name))) throw TwinpageError.corrupt(`the superblock names the block table ${name}, which is missing`);
   const device = await store.open(name);
+  blocks.expect(sb.tableBlocks);
   try {
     let numbers: number[] = [];
     await readTable(device, tableRefOf(sb), saltOf(sb.nodeId), hash, {
@@ -62,6 +63,7 @@ export async function loadTable(store: Store, sb: Superblock, hash: Hash, blocks
       },
       entries: (view, at, n) => blocks.loadEntries(view, at, n, numbers, name),
     });
+    blocks.indexLoaded(name);
   } finally {
     await device.close();
   }
