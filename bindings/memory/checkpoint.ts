@@ -21,6 +21,9 @@ import type { Wal } from './wal.js';
 
 const MAX_PAGE = 0xFFFFFFFE;
 
+/** The journal file a checkpoint recycles (an older epoch's, never read again). */
+export const SPARE_JOURNAL = 'wal-spare';
+
 /**
  * Changes since the block table file (blocks added, table blocks freed)
  * that make a checkpoint write it again: a 64th of the blocks, and at least
@@ -124,8 +127,13 @@ export class Checkpointer {
     } else if (rewrite) {
       table = NO_TABLE;
     }
-    const device = await d.store.open(`wal.${epoch}`);
-    await device.truncate(0);
+    // The journal of the last epoch but one is recycled: written over in
+    // place, its space is already the file's (a flush then records no new
+    // space), and the fill goes before any record as in a new file.
+    const name = `wal.${epoch}`;
+    await d.store.remove(name); // a checkpoint of this epoch cut short before its superblock: never named
+    if (await d.store.exists(SPARE_JOURNAL)) await d.store.rename(SPARE_JOURNAL, name);
+    const device = await d.store.open(name);
     const fill = fillSector(salt, epoch);
     const journal = new Journal(device, epoch, 0, { pageSize: d.pageSize, hash: d.hash, fill, filledTo: 0, fresh: true });
     const added = rewrite ? [] : [...blocks.addedSinceTable()];
@@ -155,7 +163,8 @@ export class Checkpointer {
       await old.settle();
       await old.device.close();
     }
-    await d.store.remove(`wal.${epoch - 1}`);
+    // Kept for the next checkpoint to write over (the last epoch's journal is never needed again).
+    if (await d.store.exists(`wal.${epoch - 1}`)) await d.store.rename(`wal.${epoch - 1}`, SPARE_JOURNAL);
     if (sb.tableEpoch > 0 && sb.tableEpoch !== table.epoch) await d.store.remove(tableName(sb.tableEpoch));
     await d.store.sync();
   }

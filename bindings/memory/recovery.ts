@@ -203,7 +203,7 @@ export async function looksUnused(store: Store, hash: Hash): Promise<boolean> {
     const d = await store.open(name);
     try { if ((await d.size()) > 0) return false; } finally { await d.close(); }
   }
-  if (names.some((n) => /^table\.\d+$/.test(n))) return false;
+  if (names.some((n) => /^table\.\d+$/.test(n) || n === 'wal-spare')) return false;
   const journals = names.filter((n) => /^wal\.\d+$/.test(n));
   if (journals.some((n) => n !== 'wal.1')) return false;
   if (!journals.length) return true;

@@ -41,7 +41,9 @@ export interface JournalOptions {
   /**
    * A journal no superblock names yet (a checkpoint's): its first batch is
    * written together with the fill after it, since a crash before the
-   * superblock names the journal makes it garbage anyway.
+   * superblock names the journal makes it garbage anyway. Its device may be
+   * a recycled journal of an older epoch: past the fill, its bytes are that
+   * journal's, and no record is ever written there before fill is.
    */
   fresh?: boolean;
 }
@@ -71,6 +73,8 @@ export class Journal {
   #dirtyTo: number;
   #filledTo: number;
   #fresh: boolean;
+  /** The next step of fill ahead (doubling, up to MAX_AHEAD). */
+  #step = FILL_AHEAD;
 
   constructor(device: Device, epoch: number, end: number, options: JournalOptions) {
     if (end % SECTOR !== 0) throw TwinpageError.invalidArgument(`a journal resumes at a sector boundary, not ${end}`);
@@ -90,19 +94,23 @@ export class Journal {
   /**
    * Appends a record (and, for PAGES, its page images, in the order of
    * `record.pages`) to the pending tail. Head and images are copied now, so
-   * frames may change right after; `commit()` writes and flushes.
+   * frames may change right after; `commit()` writes and flushes. Returns
+   * the copy of the images (one after the other), which stays as it is.
    */
-  append(record: JournalRecord): void {
+  append(record: JournalRecord): Uint8Array {
     if (this.#failed) throw this.#failed;
     const head = encodeRecordHead(record, this.#pendingAt, this.#hash);
     const images = record.type === RecordType.Pages ? record.images : [];
-    const length = head.length + images.length * this.#pageSize;
+    const ps = this.#pageSize;
+    const length = head.length + images.length * ps;
     // Room for the padding of a batch of this record alone (it starts on a sector boundary): written without a copy.
     const buf = new Uint8Array(roundUp(length, SECTOR));
     buf.set(head, 0);
-    images.forEach((img, i) => buf.set(img, head.length + i * this.#pageSize));
+    for (let i = 0, at = head.length; i < images.length; i++, at += ps) buf.set(images[i], at);
     this.#pending.push({ buf, length });
     this.#end += length;
+    // The copy of the images: never changed after this (padding goes after them).
+    return buf.subarray(head.length, length);
   }
 
   /**
@@ -129,12 +137,18 @@ export class Journal {
       try {
         // Fill ahead: at least a step, and twice the batch (the next batches are alike).
         const want = Math.min(MAX_AHEAD, Math.max(FILL_AHEAD, 2 * (batchEnd - at)));
-        if (batchEnd > this.#filledTo && !this.#fresh) await this.#extend(batchEnd, want);
+        // A sector of durable fill always follows the last batch: a recycled
+        // file holds an older journal's bytes past the fill, never to be
+        // taken for this one's.
+        if (batchEnd + SECTOR > this.#filledTo && !this.#fresh) await this.#extend(batchEnd + SECTOR, want);
         const data = this.#assemble(parts, at, dataEnd, batchEnd);
         this.#dirtyTo = batchEnd;
         // Written with the batch, it is durable with its flush, before any record goes there.
+        // The steps double (up to MAX_AHEAD): the file grows, and its flush
+        // records new space, once in a long while rather than at every batch.
         const from = Math.max(this.#filledTo, batchEnd);
-        const ahead = batchEnd + want / 2 > this.#filledTo ? roundUp(batchEnd + want, FILL_AHEAD) : 0;
+        const ahead = batchEnd + want / 2 > this.#filledTo || this.#fresh ? roundUp(batchEnd + Math.max(want, this.#step), FILL_AHEAD) : 0;
+        if (ahead > from) this.#step = Math.min(MAX_AHEAD, 2 * this.#step);
         const [, aheadDone] = await Promise.all([
           this.device.write(at, data),
           ahead > from ? this.#writeFill(from, ahead).then(() => true, noSpaceIsFalse) : false,
