@@ -23,6 +23,9 @@ import type { Wal } from './wal.js';
 /** Frame states kept beside the core's dirty flag. */
 export const CLEAN = 0, UNLOGGED = 1, LOGGED = 2;
 
+/** Most frames one eviction writes back at once. */
+const EVICT_BATCH = 256;
+
 /**
  * Asked for a page that fails its checksum on every local copy, or whose
  * checksum was lost here: the page's bytes from elsewhere (the partner), or
@@ -48,6 +51,14 @@ export class FrameCache {
   readonly #sum: BigUint64Array;
   readonly #lsn: Float64Array;
   readonly #loading = new Map<number, Promise<void>>();
+  /**
+   * Pages a commit wrote without a frame (writeDirect): their newest image,
+   * durable in the journal, on its way to the page file. Served from here
+   * until it is there (or taken by a frame); a checkpoint writes what is
+   * left before the journal goes.
+   */
+  readonly #unwritten = new Map<number, PageImage>();
+  readonly #directWrites = new Set<Promise<unknown>>();
   readonly #evictions = new Set<Promise<void>>();
   /** Frames reserved by pointers being acquired or held. */
   #reserved = 0;
@@ -79,6 +90,8 @@ export class FrameCache {
   lsn(f: number): number { return this.#lsn[f]; }
   /** Whether `page` is being staged (its frame's bytes are not there yet). */
   loading(page: number): boolean { return this.#loading.has(page); }
+  /** The staging of `page` under way, or null. */
+  whenLoaded(page: number): Promise<void> | null { return this.#loading.get(page) ?? null; }
 
   /**
    * The frames of a commit take their new images: checksums, sequence,
@@ -121,6 +134,7 @@ export class FrameCache {
   /** Drops every cached page of a freed block, so a block later given its run never finds them. */
   async dropBlock(block: Pick<Block, 'base' | 'pages'>): Promise<void> {
     const pages = this.#core.pages;
+    if (this.#unwritten.size) for (let p = block.base; p < block.base + block.pages; p++) this.#unwritten.delete(p);
     for (let p = block.base; p < block.base + block.pages; p++) {
       for (let f = pages.lookup(p); f >= 0; f = pages.lookup(p)) {
         // A frame being evicted (I/O in flight) is waited for.
@@ -208,18 +222,21 @@ export class FrameCache {
 
   /**
    * Brings `page` into a frame and pins it. `whole` pages of a write that
-   * overwrites them are not read (they start as zeros). Returns the frame and
-   * whether it was staged now (rather than found cached).
+   * overwrites them are not read (they start as zeros). Returns the frame,
+   * whether it was staged now (rather than found cached), and whether it
+   * starts as zeros unread (storage has the truth: drop it if unused).
    */
-  async stage(page: number, block: Block, exclusive: boolean, whole: boolean): Promise<{ frame: number; staged: boolean }> {
+  async stage(page: number, block: Block, exclusive: boolean, whole: boolean): Promise<{ frame: number; staged: boolean; zeroed: boolean }> {
     const pages = this.#core.pages;
+    // A page whose newest image is not in the page file yet is loaded from memory, never dropped for zeros.
+    if (whole && this.#unwritten.has(page)) whole = false;
     for (;;) {
       const found = pages.lookup(page);
       if (found >= 0) {
         const loading = this.#loading.get(page);
         if (loading) { await loading.catch(() => {}); continue; }
         pages.pin(found, exclusive);
-        return { frame: found, staged: false };
+        return { frame: found, staged: false, zeroed: false };
       }
       // Mapping, pinning and announcing the load happen in one synchronous
       // step, so nobody finds the page mapped but not yet loaded.
@@ -249,7 +266,7 @@ export class FrameCache {
           this.#loading.delete(page);
         }
       }
-      return { frame, staged: true };
+      return { frame, staged: true, zeroed: load === null };
     }
   }
 
@@ -261,6 +278,19 @@ export class FrameCache {
   /** Reads a page from the page store into its frame, verifying its checksum. */
   async #loadNow(page: number, frame: number, block: Block): Promise<void> {
     const view = this.#core.frameView(frame);
+    const unwritten = this.#unwritten.get(page);
+    if (unwritten) {
+      // Not in the page file yet: the frame takes it over, dirty, to write it there in its turn.
+      this.#unwritten.delete(page);
+      if (unwritten.lsn >= block.generation) {
+        view.set(unwritten.image);
+        this.#sum[frame] = unwritten.checksum;
+        this.#lsn[frame] = unwritten.lsn;
+        this.#state[frame] = LOGGED;
+        this.#core.pages.setDirty(frame, true);
+        return;
+      }
+    }
     const sum = await this.#pageStore.readSum(page);
     if (sum.lost !== undefined && block.generation <= sum.lost) {
       // Its checksum was destroyed here: only a copy elsewhere can tell what it holds.
@@ -345,9 +375,13 @@ export class FrameCache {
         continue;
       }
       if (v.dirty) {
-        pages.setIo(v.frame, true);
-        const done = this.writeBack([v.frame]).finally(() => {
-          pages.setIo(v.frame, false);
+        // Written back with other idle journaled frames (coalesced, in page
+        // order): the next victims are then clean, and the page file gets
+        // runs instead of single pages.
+        const batch = this.#evictionBatch(v.frame);
+        for (const f of batch) pages.setIo(f, true);
+        const done = this.writeBack(batch).finally(() => {
+          for (const f of batch) pages.setIo(f, false);
           this.#evictions.delete(done);
         });
         this.#evictions.add(done);
@@ -362,6 +396,27 @@ export class FrameCache {
     }
   }
 
+  /**
+   * The victim and up to EVICT_BATCH - 1 other dirty frames written back
+   * with it: journaled ones nobody pins or writes already, from the
+   * victim's page on (dirty frames come in page order).
+   */
+  #evictionBatch(victim: number): number[] {
+    const pages = this.#core.pages;
+    const dirty = pages.dirtyFrames();
+    const batch = [victim];
+    let start = dirty.indexOf(victim);
+    if (start < 0) start = 0;
+    for (let k = 1; k < dirty.length && batch.length < EVICT_BATCH; k++) {
+      const f = dirty[(start + k) % dirty.length];
+      if (this.#state[f] !== LOGGED) continue;
+      const st = pages.frame(f);
+      if (st.pins > 0 || st.io) continue;
+      batch.push(f);
+    }
+    return batch;
+  }
+
   /** Evictions writing back right now. */
   settleEvictions(): Promise<unknown> {
     return Promise.all([...this.#evictions]);
@@ -373,6 +428,7 @@ export class FrameCache {
    * they were logged in goes, the page file is their only copy.
    */
   async destageAll(): Promise<void> {
+    await this.settleDirect();
     await this.settleEvictions();
     const pages = this.#core.pages;
     const dirty = [...pages.dirtyFrames()].filter((f) => !pages.frame(f).io);
@@ -430,6 +486,38 @@ export class FrameCache {
       i = j;
     }
     await Promise.all(parts);
+  }
+
+  // --- pages written without frames ----------------------------------------------------------
+
+  /** The newest image of `page` when a commit wrote it without a frame and the page file does not hold it yet. */
+  unwritten(page: number): PageImage | undefined {
+    return this.#unwritten.get(page);
+  }
+
+  /**
+   * After a commit's flush, its pages that have no frame (`images`, the
+   * journal's copies): written to the page file through the task groups,
+   * and served from memory until they are there. Resolves when written;
+   * a failure leaves them in memory for the next checkpoint to write.
+   */
+  writeDirect(images: PageImage[]): Promise<void> {
+    for (const img of images) this.#unwritten.set(img.page, img);
+    const done = this.writePages(images.slice()).then(() => {
+      for (const img of images) if (this.#unwritten.get(img.page) === img) this.#unwritten.delete(img.page);
+    });
+    const tracked: Promise<unknown> = done.catch(() => {}).finally(() => { this.#directWrites.delete(tracked); });
+    this.#directWrites.add(tracked);
+    return done;
+  }
+
+  /** Waits for the direct writes under way, then writes what is still not in the page file (a failed one); throws if it cannot. */
+  async settleDirect(): Promise<void> {
+    while (this.#directWrites.size) await Promise.all([...this.#directWrites]);
+    if (this.#unwritten.size === 0) return;
+    const left = [...this.#unwritten.values()];
+    await this.writePages(left.slice());
+    for (const img of left) if (this.#unwritten.get(img.page) === img) this.#unwritten.delete(img.page);
   }
 
   /** Dirty write-back frames nobody holds: what the flusher journals. */

@@ -38,7 +38,8 @@ import { resolveStore } from '../storage/resolve.js';
 import { BlockTable, type Block } from './blocks.js';
 import { FrameCache } from './cache.js';
 import { Checkpointer } from './checkpoint.js';
-import { Committer } from './commit.js';
+import { Committer, DIRECT_MIN_PAGES } from './commit.js';
+import { Transfers } from './transfer.js';
 import { DamageLog, type DamageListener, type PageDamage } from './damage.js';
 import type { Change, LinkPolicy, MemoryLink, PageWrite } from './link.js';
 import { Metadata } from './metadata.js';
@@ -128,6 +129,7 @@ export class Memory implements PointerHost {
   readonly #cache: FrameCache;
   readonly #committer: Committer;
   readonly #checkpoints: Checkpointer;
+  readonly #transfers: Transfers;
   #link: MemoryLink | null = null;
   /** What this node keeps about its partner (loaded at open; its devices exist once a mirror saved it). */
   #replica!: ReplicaRecord;
@@ -163,6 +165,12 @@ export class Memory implements PointerHost {
       core: init.core, cache: this.#cache, wal: this.#wal, ranges: this.#ranges, blocks: this.#blocks,
       link: () => (this.#link ? { link: this.#link, intents: this.#replica.intents } : null),
       maxPointerPages: () => this.#maxPointerPages(),
+    });
+    this.#transfers = new Transfers({
+      core: init.core, cache: this.#cache, ranges: this.#ranges, blocks: this.#blocks, committer: this.#committer,
+      pageStore: init.pageStore, sched: this.#sched,
+      hold: (exclusive) => { this.#pointers++; if (exclusive) this.#writers++; },
+      unhold: (exclusive) => { this.#pointers--; if (exclusive) this.#writerDone(); },
     });
     const hash = (b: Uint8Array) => this.core.checksum(b);
     this.#checkpoints = new Checkpointer({
@@ -455,6 +463,8 @@ export class Memory implements PointerHost {
     const checksums = sums.map((s, i) => {
       const f = this.core.pages.lookup(block.base + i);
       if (f >= 0 && !cache.loading(block.base + i)) return cache.sum(f);
+      const unwritten = cache.unwritten(block.base + i);
+      if (unwritten && unwritten.lsn >= block.generation) return unwritten.checksum;
       if (this.#damage.any && this.#damage.concerns(block.base + i, block)) return UNKNOWN_SUM;
       return s.lost !== undefined || s.lsn === 0 || s.lsn < block.generation ? cache.zeroSum : s.checksum;
     });
@@ -547,11 +557,14 @@ export class Memory implements PointerHost {
   /**
    * Copies bytes `[offset, offset + target.length)` of a block into
    * `target`. When every page is cached and no writer holds or waits for
-   * them, it copies at once and allocates nothing; otherwise it reads
-   * through read pointers (staging what is missing), in cache-sized pieces.
+   * them, it copies at once and allocates nothing; otherwise a read of 16
+   * pages or more reads the pages that are not cached straight from the page
+   * file into `target`, in runs, each page checked (transfer.ts), and a
+   * smaller one reads through read pointers (staging what is missing).
    */
   async readInto(id: string, offset: number, target: Uint8Array): Promise<void> {
     if (this.tryReadInto(id, offset, target)) return;
+    if (this.#spans(offset, target.length) >= DIRECT_MIN_PAGES) return this.#transfers.readInto(this.#blocks.get(id), offset, target);
     const chunk = this.#chunkBytes();
     for (let at = 0; at < target.length; at += chunk) {
       const n = Math.min(chunk, target.length - at);
@@ -598,14 +611,23 @@ export class Memory implements PointerHost {
   }
 
   /**
-   * Writes bytes into a block and resolves at the block's durability. Writes
-   * larger than the cache commit in cache-sized pieces, each atomic.
+   * Writes bytes into a block and resolves at the block's durability. A
+   * write of a write-through block spanning 16 pages or more commits in
+   * pieces of up to 16 MiB (4096 pages), each one journal record and atomic,
+   * its uncached whole pages written without going through the cache
+   * (transfer.ts); other writes commit in cache-sized pieces, each atomic.
    */
   async write(id: string, offset: number, data: Uint8Array): Promise<void> {
     this.#open();
     this.#writable('write');
     if (!(data instanceof Uint8Array)) throw TwinpageError.invalidArgument('data must be a Uint8Array');
-    this.#checkRange(this.#blocks.get(id), offset, data.length);
+    const block = this.#blocks.get(id);
+    this.#checkRange(block, offset, data.length);
+    if (block.policy.writeMode === 'write-through' && this.#spans(offset, data.length) >= DIRECT_MIN_PAGES) {
+      await this.#transfers.write(block, offset, data);
+      this.#checkpoints.maybe();
+      return;
+    }
     const chunk = this.#chunkBytes();
     for (let at = 0; at < data.length; at += chunk) {
       const n = Math.min(chunk, data.length - at);
@@ -679,9 +701,9 @@ export class Memory implements PointerHost {
         const page = first + i;
         const whole = overwrite && (i > 0 || offset % ps === 0) && (i < count - 1 || (offset + length) % ps === 0);
         signal?.throwIfAborted();
-        const { frame, staged } = await cache.stage(page, block, exclusive, whole);
+        const { frame, zeroed } = await cache.stage(page, block, exclusive, whole);
         frames[i] = frame;
-        if (exclusive) undo.push(staged && whole ? null : this.core.frameView(frame).slice());
+        if (exclusive) undo.push(zeroed ? null : this.core.frameView(frame).slice());
       }
       signal?.throwIfAborted();
       return { blockId: id, offset, length, exclusive, first, frames, entry, undo, released: false };
@@ -852,6 +874,12 @@ export class Memory implements PointerHost {
 
   #maxPointerPages(): number {
     return Math.min(this.core.frameCount, MAX_RECORD_PAGES);
+  }
+
+  /** Pages bytes [offset, offset + length) of a block touch. */
+  #spans(offset: number, length: number): number {
+    const ps = this.pageSize;
+    return length === 0 ? 0 : Math.floor((offset + length - 1) / ps) - Math.floor(offset / ps) + 1;
   }
 
   #chunkBytes(): number {

@@ -70,6 +70,24 @@ export class Wal {
     }
   }
 
+  /**
+   * As `log`, for a PAGES record: resolves with the journal's copy of each
+   * image (made when the record was appended, in this turn), once flushed.
+   */
+  async logPages(record: Extract<JournalRecord, { type: RecordType.Pages }>): Promise<Uint8Array[]> {
+    const journal = this.journal;
+    let copy: Uint8Array;
+    try {
+      copy = journal.append(record);
+      await journal.commit();
+    } catch (err) {
+      await journal.recover();
+      throw err;
+    }
+    const ps = record.images.length ? copy.length / record.images.length : 0;
+    return record.images.map((_, i) => copy.subarray(i * ps, (i + 1) * ps));
+  }
+
   /** Journals a block's creation. */
   logAlloc(block: Block): Promise<void> {
     return this.log(this.#allocRecord(block));

@@ -181,19 +181,28 @@ export class PageStore {
     return entries[page - index * SUMS_PER_SECTOR];
   }
 
-  /** The checksum entries of pages [first, first + count). */
+  /** The checksum entries of pages [first, first + count): their sectors read in one piece, each checked. */
   async readSums(first: number, count: number): Promise<SumEntry[]> {
     if (count === 0) return [];
+    const { hash, salt } = this.#o;
     const s0 = sumSectorOf(first);
     const s1 = sumSectorOf(first + count - 1);
     const out: SumEntry[] = [];
-    for (let s = s0; s <= s1; s++) {
-      const entries = await this.#withSectors(s, s, () => this.#readSector(s));
-      for (let i = 0; i < SUMS_PER_SECTOR; i++) {
-        const p = s * SUMS_PER_SECTOR + i;
-        if (p >= first && p < first + count) out.push(entries[i]);
+    await this.#withSectors(s0, s1, async () => {
+      const stored = Math.max(0, Math.min(s1 + 1, this.#sumsLength / SECTOR) - s0);
+      const raw = new Uint8Array(stored * SECTOR);
+      if (stored > 0) await this.sums.read(s0 * SECTOR, raw);
+      for (let s = s0; s <= s1; s++) {
+        const k = s - s0;
+        const bytes = raw.subarray(k * SECTOR, (k + 1) * SECTOR);
+        // A sector that fails here is read the careful way (other copies, then salvage).
+        const entries = k < stored && sumSectorValid(bytes, s, salt.tag, hash) ? decodeSumSector(bytes, s, salt.tag) : await this.#readSector(s);
+        for (let i = 0; i < SUMS_PER_SECTOR; i++) {
+          const p = s * SUMS_PER_SECTOR + i;
+          if (p >= first && p < first + count) out.push(entries[i]);
+        }
       }
-    }
+    });
     return out;
   }
 
@@ -247,8 +256,13 @@ export class PageStore {
       let j = i + 1;
       while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
       let data: Uint8Array;
-      if (j - i === 1) {
-        data = images[i].image;
+      let adjacent = true;
+      for (let k = i + 1; adjacent && k < j; k++) {
+        adjacent = images[k].image.buffer === images[i].image.buffer && images[k].image.byteOffset === images[k - 1].image.byteOffset + ps;
+      }
+      if (adjacent) {
+        // One view over the images as they lie (a journal record's copy, say): no copy.
+        data = new Uint8Array(images[i].image.buffer, images[i].image.byteOffset, (j - i) * ps);
       } else {
         data = new Uint8Array((j - i) * ps);
         for (let k = i; k < j; k++) data.set(images[k].image, (k - i) * ps);
