@@ -351,12 +351,12 @@ export class BlockTable {
   }
 
   /**
-   * After `loadEntries`: indexes the rows loaded, all at once. A GUID listed
-   * twice is CORRUPT.
+   * After `loadEntries`: indexes the rows loaded, all at once (a GUID the
+   * table lists twice would be found once; the chunks' checksums stand for
+   * the table being as it was written, from an index that held each once).
    */
-  indexLoaded(where: string): void {
-    const twice = this.#rehash(this.#index.length);
-    if (twice >= 0) throw TwinpageError.corrupt(`${where}: block ${this.#idOf(twice)} is listed twice`);
+  indexLoaded(): void {
+    this.#rehash(this.#index.length);
   }
 
   // --- rows ----------------------------------------------------------------------------------
@@ -445,10 +445,8 @@ export class BlockTable {
 
   // --- the index -----------------------------------------------------------------------------
   //
-  // A row's home slot is the top bits of its GUID's hash, so that slots in
-  // order are hashes in order: the whole index is built by sorting the rows
-  // by hash (two radix passes) and laying them out in one sequential sweep,
-  // instead of a cache miss per row.
+  // A row's home slot is the top bits of its GUID's hash; collisions probe
+  // the next slots. Rows loaded from a table file are indexed all at once.
 
   /** The live row of `words`, or -1. */
   #find(words: Uint32Array): number {
@@ -489,64 +487,25 @@ export class BlockTable {
 
   /**
    * Builds the index anew with `slots` slots (grown to stay at most half
-   * full) over the live rows. Returns a row whose GUID another live row has
-   * too, or -1.
+   * full) over the live rows, in row order.
    */
-  #rehash(slots: number): number {
+  #rehash(slots: number): void {
     while (slots < 2 * (this.#live + 1)) slots *= 2;
-    const bits = Math.log2(slots);
-    const shift = 32 - bits;
+    const shift = 32 - Math.log2(slots);
     const ids = this.#ids;
-    const n = this.#live;
-    // The live rows and their hashes, sorted by home slot (the hash's top
-    // `bits` bits), 11 bits a pass (least significant first).
-    let keys = new Uint32Array(n);
-    let rows = new Int32Array(n);
-    let k = 0;
-    for (let r = 0; r < this.#rows; r++) {
-      if (!(this.#flags[r] & LIVE)) continue;
-      keys[k] = hash4(ids[4 * r], ids[4 * r + 1], ids[4 * r + 2], ids[4 * r + 3]);
-      rows[k++] = r;
-    }
-    let keys2 = new Uint32Array(n);
-    let rows2 = new Int32Array(n);
-    const count = new Int32Array(2049);
-    for (let low = shift; low < 32; low += 11) {
-      count.fill(0);
-      for (let i = 0; i < n; i++) count[((keys[i] >>> low) & 0x7FF) + 1]++;
-      for (let d = 1; d <= 2048; d++) count[d] += count[d - 1];
-      for (let i = 0; i < n; i++) {
-        const at = count[(keys[i] >>> low) & 0x7FF]++;
-        keys2[at] = keys[i];
-        rows2[at] = rows[i];
-      }
-      const tk = keys; keys = keys2; keys2 = tk;
-      const tr = rows; rows = rows2; rows2 = tr;
-    }
+    const flags = this.#flags;
     const index = new Int32Array(slots);
     const mask = slots - 1;
-    let twice = -1;
-    let next = 0; // the first slot not taken by the sweep so far (wrapping past the end at most once)
-    for (let i = 0; i < n; i++) {
-      const home = keys[i] >>> shift;
-      let s = Math.max(home, next);
-      if (s >= slots) s &= mask;
+    for (let r = 0; r < this.#rows; r++) {
+      if (!(flags[r] & LIVE)) continue;
+      let s = hash4(ids[4 * r], ids[4 * r + 1], ids[4 * r + 2], ids[4 * r + 3]) >>> shift;
       while (index[s] !== 0) s = (s + 1) & mask;
-      index[s] = rows[i] + 1;
-      next = s + 1 > home ? s + 1 : next;
-      // Equal GUIDs have equal hashes: they are neighbours in this order.
-      if (twice < 0 && i > 0 && keys[i - 1] === keys[i]) {
-        for (let j = i - 1; j >= 0 && keys[j] === keys[i]; j--) {
-          const a = 4 * rows[i], b = 4 * rows[j];
-          if (ids[a] === ids[b] && ids[a + 1] === ids[b + 1] && ids[a + 2] === ids[b + 2] && ids[a + 3] === ids[b + 3]) { twice = rows[i]; break; }
-        }
-      }
+      index[s] = r + 1;
     }
     this.#index = index;
     this.#shift = shift;
-    this.#indexUsed = n;
+    this.#indexUsed = this.#live;
     this.#indexStale = false;
-    return twice;
   }
 }
 

@@ -63,7 +63,7 @@ export async function loadTable(store: Store, sb: Superblock, hash: Hash, blocks
       },
       entries: (view, at, n) => blocks.loadEntries(view, at, n, numbers, name),
     });
-    blocks.indexLoaded(name);
+    blocks.indexLoaded();
   } finally {
     await device.close();
   }

@@ -165,6 +165,8 @@ export async function readTable(device: Device, ref: TableRef, salt: Salt, hash:
     repaired += r.repaired;
     return r.ok;
   };
+  const size = await device.size();
+  if (size < ref.bytes) throw TwinpageError.corrupt(`${name}: it is ${size} bytes long; the superblock says ${ref.bytes}: it was cut`);
   const head = new Uint8Array(TABLE_HEADER_BYTES);
   let fields: ReturnType<typeof headerFields> = null;
   if (!(await checked(0, head, (b) => (fields = headerFields(b, hash)) !== null && fields.check === ref.check))) {
@@ -239,6 +241,8 @@ export async function checkTable(device: Device, ref: TableRef, salt: Salt, hash
   const name = tableName(ref.epoch);
   const bad: string[] = [];
   let repaired = 0;
+  const size = await device.size();
+  if (size < ref.bytes) bad.push(`${name}: it is ${size} bytes long; the superblock says ${ref.bytes}: it was cut`);
   let fields: ReturnType<typeof headerFields> = null;
   const head = await scrub(device, 0, TABLE_HEADER_BYTES, TABLE_HEADER_BYTES, (b) => {
     const f = headerFields(b, hash);
@@ -247,7 +251,7 @@ export async function checkTable(device: Device, ref: TableRef, salt: Salt, hash
   }, undefined, repair);
   repaired += head.repaired;
   const h = fields as ReturnType<typeof headerFields>;
-  if (head.bad.length || !h) return { bad: [`${name}: its header fails its checksum on every copy`], repaired, bytes: TABLE_HEADER_BYTES };
+  if (head.bad.length || !h) return { bad: [...bad, `${name}: its header fails its checksum on every copy`], repaired, bytes: TABLE_HEADER_BYTES };
   const { chunksAt } = layout(h.policyLength);
   if (h.policyLength > 0) {
     const pol = await scrub(device, TABLE_HEADER_BYTES, h.policyLength, h.policyLength, (b) => hash(b) === h.policyCheck, undefined, repair);
