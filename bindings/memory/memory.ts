@@ -231,17 +231,20 @@ export class Memory implements PointerHost {
         metadata: new Metadata(superDevice, sb, hash), capacityPages, checkpointBytes: o.checkpointBytes,
         tasksPerGroup: o.tasksPerGroup, stripePages: o.stripePages, wal, damage,
       });
+      let torn = false;
       if (!loaded.fresh) {
         await loadTable(store, sb, hash, memory.#blocks);
-        await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
+        ({ torn } = await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache }));
       }
       if (memory.#wal.hasJournal) opened.push(memory.#wal.journal.device);
       memory.#replica = await ReplicaRecord.load(store, hash, () => memory.#blocks.list(), sb.meta.mirror);
-      // A new store gets its first journal, and an older format is written
-      // in this one, by a checkpoint. Otherwise the replayed journal goes on
-      // (its pages are in the page file already; the next checkpoint, when
-      // the journal grows or at flush() and close(), makes them durable there).
-      if (!memory.#wal.hasJournal || loaded.sb.version !== FORMAT_VERSION) await memory.#checkpoints.run();
+      // A new store gets its first journal, an older format is written in
+      // this one, and a journal that ended in a torn tail (what is left of it
+      // is not written after) is replaced, by a checkpoint. Otherwise the
+      // replayed journal goes on (its pages are in the page file already; the
+      // next checkpoint, when the journal grows or at flush() and close(),
+      // makes them durable there).
+      if (!memory.#wal.hasJournal || loaded.sb.version !== FORMAT_VERSION || torn) await memory.#checkpoints.run();
       else memory.#checkpoints.maybe();
       if (o.flushIntervalMs > 0) memory.#checkpoints.startFlusher(o.flushIntervalMs);
       return memory;

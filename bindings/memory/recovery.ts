@@ -232,14 +232,16 @@ export async function looksUnused(store: Store, hash: Hash): Promise<boolean> {
 /**
  * Replays the active journal of `sb` onto the block table and the page
  * store, and makes it the WAL's journal. A journal that does not check out
- * (not a torn tail a crash left) refuses the store with CORRUPT.
+ * (not a torn tail a crash left) refuses the store with CORRUPT. Says
+ * whether it ended in a torn tail (the caller then starts a new journal
+ * rather than write after it).
  */
 export async function replay(
   store: Store, sb: Superblock, hash: Hash,
   into: { wal: Wal; blocks: BlockTable; cache: FrameCache },
-): Promise<void> {
+): Promise<{ torn: boolean }> {
   const epoch = sb.walEpoch;
-  if (epoch === 0) return;
+  if (epoch === 0) return { torn: false };
   const name = `wal.${epoch}`;
   if (!(await store.exists(name))) throw TwinpageError.corrupt(`the superblock names journal ${name}, which is missing`);
   const device = await store.open(name);
@@ -273,9 +275,10 @@ export async function replay(
     await latest.writeTo(cache);
     const end = roundUp(result.end, SECTOR);
     wal.swap(new Journal(device, epoch, end, { pageSize: sb.pageSize, hash, fill, filledTo: end }));
+    blocks.rebuildSpace();
+    return { torn: result.tail === 'torn' };
   } catch (err) {
     await device.close().catch(() => {});
     throw err;
   }
-  blocks.rebuildSpace();
 }
