@@ -2,17 +2,18 @@
 // in the core's frames and backed by a store (format in storage/format.ts).
 // This file composes the rooms of memory/:
 //
-//   blocks.ts      the block table and the address space
+//   blocks.ts      the block table (columnar, by GUID) and the address space
 //   ranges.ts      the ranges pointers hold (a conflict table, arrival order)
 //   cache.ts       the frame cache: staging, destaging, eviction
 //   commit.ts      the one commit path (a local release and a partner's)
+//   transfer.ts    large reads and writes: many pages per I/O
 //   wal.ts         the journal in use and its sequence numbers
 //   checkpoint.ts  checkpoints and the background flusher
-//   recovery.ts    opening a store and replaying its journal
+//   recovery.ts    opening a store: its block table file, replaying its journal
 //   metadata.ts    the superblock record
 //   damage.ts      the pages this node cannot trust (found at open, by reads, by scrub)
 //   scrub.ts       reading every page and its metadata, repairing what it can
-//   upgrade.ts     a store of format version 1 rewritten as version 2
+//   upgrade.ts     a store of format version 1 rewritten in the current one
 //   replica.ts     what the superblock keeps about the partner, with
 //   intents.ts     write intents (the activity log) and
 //   out-of-sync.ts the pages and blocks the partner may lack
