@@ -12,8 +12,8 @@
 //
 // A read takes its range shared and copies cached pages from their frames;
 // runs of pages that are not cached are read from the page file straight
-// into the caller's buffer, RUN_PAGES pages per operation through the task
-// groups (in parallel where the groups differ), with their checksum sectors
+// into the caller's buffer, a stripe per operation of the task groups (one
+// read each; in parallel where the groups differ), with their checksum sectors
 // read in one piece, every page checked against its entry. A page that
 // does not check out (or whose entry is lost) is staged the usual way,
 // which tries the other copies and the partner and reports damage.
@@ -30,8 +30,8 @@ import type { RangeLocks } from './ranges.js';
 
 /** Bytes of one piece of a large write (one journal record) or read (one range held). */
 const PIECE_BYTES = 16 << 20;
-/** Pages one read operation of the task groups covers. */
-const RUN_PAGES = 64;
+/** Pages one read operation covers at most (the scheduler splits it by stripe, each a part its group runs). */
+const RUN_PAGES = 4096;
 
 export interface TransferDeps {
   core: Core;
@@ -183,7 +183,7 @@ export class Transfers {
         }
         missing.push(i);
       }
-      // Runs of pages not cached: straight from the page file, RUN_PAGES a task-group operation.
+      // Runs of pages not cached: straight from the page file, a stripe a task-group operation.
       const doubtful: number[] = [];
       const ops: Promise<void>[] = [];
       for (let k = 0; k < missing.length;) {

@@ -30,6 +30,12 @@ import { copiesOf, readChecked } from './mirrored.js';
 export const FILL_AHEAD = 1 << 20;
 /** At most (a batch of very many pages keeps twice its size ahead, up to this). */
 const MAX_AHEAD = 64 << 20;
+/**
+ * Most fill a step writes ahead of need. A step that grows the file makes
+ * its flush record new space (and a recycled file, written over in place,
+ * needs none); the fill after the last batch is read at open.
+ */
+const MAX_STEP = 8 << 20;
 
 export interface JournalOptions {
   pageSize: number;
@@ -73,7 +79,7 @@ export class Journal {
   #dirtyTo: number;
   #filledTo: number;
   #fresh: boolean;
-  /** The next step of fill ahead (doubling, up to MAX_AHEAD). */
+  /** The next step of fill ahead (doubling, up to MAX_STEP). */
   #step = FILL_AHEAD;
 
   constructor(device: Device, epoch: number, end: number, options: JournalOptions) {
@@ -144,11 +150,11 @@ export class Journal {
         const data = this.#assemble(parts, at, dataEnd, batchEnd);
         this.#dirtyTo = batchEnd;
         // Written with the batch, it is durable with its flush, before any record goes there.
-        // The steps double (up to MAX_AHEAD): the file grows, and its flush
+        // The steps double (up to MAX_STEP): the file grows, and its flush
         // records new space, once in a long while rather than at every batch.
         const from = Math.max(this.#filledTo, batchEnd);
         const ahead = batchEnd + want / 2 > this.#filledTo || this.#fresh ? roundUp(batchEnd + Math.max(want, this.#step), FILL_AHEAD) : 0;
-        if (ahead > from) this.#step = Math.min(MAX_AHEAD, 2 * this.#step);
+        if (ahead > from) this.#step = Math.min(MAX_STEP, 2 * this.#step);
         const [, aheadDone] = await Promise.all([
           this.device.write(at, data),
           ahead > from ? this.#writeFill(from, ahead).then(() => true, noSpaceIsFalse) : false,
@@ -405,6 +411,33 @@ export async function replayJournal(
     return null;
   };
 
+  /**
+   * The end of the run of fill sectors from `p` (a sector boundary), when a
+   * valid record there starts a batch of its own: proof that a batch after
+   * the fill at `p` was flushed. Past the fill is the end of the file, or
+   * the bytes of an older journal (a recycled file).
+   */
+  const batchAfterFill = async (p: number): Promise<number | null> => {
+    const chunk = new Uint8Array(1 << 20);
+    const fill32 = new Uint32Array(fill.buffer, fill.byteOffset, SECTOR / 4);
+    for (let base = p; base + SECTOR <= size; base += chunk.length) {
+      const n = Math.min(chunk.length, size - base) & ~(SECTOR - 1);
+      await device.read(base, chunk.subarray(0, n));
+      const words = new Uint32Array(chunk.buffer, 0, n / 4);
+      for (let k = 0; k < n; k += SECTOR) {
+        let same = true;
+        for (let w = 0, o = k / 4; same && w < SECTOR / 4; w++) same = words[o + w] === fill32[w];
+        if (same) continue;
+        const h = decodeRecordHeader(chunk.subarray(k, k + RECORD_HEADER_SIZE));
+        if (!h || h.epoch !== epoch || h.batchStart !== base + k) return null;
+        const head = new Uint8Array(RECORD_HEADER_SIZE + h.bodyLength);
+        await device.read(base + k, head);
+        return recordHeadValid(head, h, hash) ? base + k : null;
+      }
+    }
+    return null;
+  };
+
   /** Whether a whole sector overlapping `span` reads as fill on some copy: what a crash leaves. */
   const torn = async ([from, to]: [number, number]): Promise<boolean> => {
     const sector = new Uint8Array(SECTOR);
@@ -463,7 +496,8 @@ export async function replayJournal(
     const clean = p % SECTOR === 0 && await fillAt(p, Math.min(SECTOR, size - p));
     const what = clean ? `nothing was written at byte ${p}` : `the record at byte ${p} is bad: ${r.why}`;
     if (p < o.durableEnd) return result('none', `${what}, inside the ${o.durableEnd} bytes its checkpoint made durable`);
-    const later = await laterBatch(p);
+    // After a clean end, a later batch could only start where the fill after it stops.
+    const later = clean ? await batchAfterFill(p) : await laterBatch(p);
     if (later !== null) return result('none', `${what}, yet a later batch at byte ${later} proves it was flushed`);
     if (clean) return result('none', null);
     if (await torn(r.span)) return result('torn', null);
