@@ -6,7 +6,7 @@
 // journals write-back pages every `flushIntervalMs`.
 
 import type { Hash } from '../storage/format.js';
-import { RecordType, fillSector, saltOf } from '../storage/format.js';
+import { RecordType, fillInto, fillSector, roundUp, saltOf } from '../storage/format.js';
 import { Journal } from '../storage/journal.js';
 import { NO_TABLE, tableName, tableRefOf, writeTable } from '../storage/table.js';
 import type { Store } from '../storage/device.js';
@@ -23,6 +23,9 @@ const MAX_PAGE = 0xFFFFFFFE;
 
 /** The journal file a checkpoint recycles (an older epoch's, never read again). */
 export const SPARE_JOURNAL = 'wal-spare';
+/** Fill written ahead of time into the spare: in steps of this much, up to the spare's size (at most PREFILL_MAX). */
+const PREFILL_STEP = 4 << 20;
+const PREFILL_MAX = 256 << 20;
 
 /**
  * Changes since the block table file (blocks added, table blocks freed)
@@ -57,6 +60,9 @@ export class Checkpointer {
   readonly #d: CheckpointDeps;
   #running: Promise<void> | null = null;
   #tableWanted = false;
+  #closing = false;
+  /** The fill being written ahead of time into the spare journal, for the epoch after this one. */
+  #prefill: { epoch: number; to: number; stop: boolean; done: Promise<void> } | null = null;
   #flusher: ReturnType<typeof setInterval> | null = null;
 
   constructor(deps: CheckpointDeps) {
@@ -131,11 +137,13 @@ export class Checkpointer {
     // place, its space is already the file's (a flush then records no new
     // space), and the fill goes before any record as in a new file.
     const name = `wal.${epoch}`;
+    // Fill written into the spare ahead of time, for this epoch, flushed: records may go there at once.
+    const prefilled = await this.#stopPrefill(epoch);
     await d.store.remove(name); // a checkpoint of this epoch cut short before its superblock: never named
     if (await d.store.exists(SPARE_JOURNAL)) await d.store.rename(SPARE_JOURNAL, name);
     const device = await d.store.open(name);
     const fill = fillSector(salt, epoch);
-    const journal = new Journal(device, epoch, 0, { pageSize: d.pageSize, hash: d.hash, fill, filledTo: 0, fresh: true });
+    const journal = new Journal(device, epoch, 0, { pageSize: d.pageSize, hash: d.hash, fill, filledTo: prefilled, fresh: true });
     const added = rewrite ? [] : [...blocks.addedSinceTable()];
     const freed = rewrite ? [] : blocks.freedSinceTable();
     journal.append({ type: RecordType.Epoch, lsn: d.wal.nextLsn, epoch, blocks: added.length + freed.length });
@@ -164,9 +172,57 @@ export class Checkpointer {
       await old.device.close();
     }
     // Kept for the next checkpoint to write over (the last epoch's journal is never needed again).
-    if (await d.store.exists(`wal.${epoch - 1}`)) await d.store.rename(`wal.${epoch - 1}`, SPARE_JOURNAL);
+    if (await d.store.exists(`wal.${epoch - 1}`)) {
+      await d.store.rename(`wal.${epoch - 1}`, SPARE_JOURNAL);
+      if (!this.#closing) this.#startPrefill(epoch + 1);
+    }
     if (sb.tableEpoch > 0 && sb.tableEpoch !== table.epoch) await d.store.remove(tableName(sb.tableEpoch));
     await d.store.sync();
+  }
+
+  /**
+   * Writes the fill of journal epoch `epoch` over the spare journal in the
+   * background, a step at a time, and flushes it: the checkpoint that
+   * starts that epoch takes the spare as its journal with that much durable
+   * fill, so that the records written after it need none first (the fill is
+   * written off the write path, while the journal in use is being written).
+   * The spare is named by no superblock: whatever is written there is
+   * harmless until a checkpoint takes it.
+   */
+  #startPrefill(epoch: number): void {
+    const d = this.#d;
+    const state = { epoch, to: 0, stop: false, done: Promise.resolve() };
+    state.done = (async () => {
+      const device = await d.store.open(SPARE_JOURNAL);
+      try {
+        const fill = fillSector(saltOf(d.metadata.nodeId), epoch);
+        const target = Math.min(PREFILL_MAX, Math.max(PREFILL_STEP, roundUp(await device.size(), PREFILL_STEP)));
+        const step = new Uint8Array(PREFILL_STEP);
+        fillInto(step, 0, 0, PREFILL_STEP, fill);
+        let at = 0;
+        for (; at < target && !state.stop; at += PREFILL_STEP) {
+          await device.write(at, step);
+          // Let the journal in use have the disk between steps.
+          await new Promise((r) => setTimeout(r, 0));
+        }
+        if (state.stop) return;
+        await device.flush();
+        state.to = at;
+      } finally {
+        await device.close();
+      }
+    })().catch(() => { state.to = 0; });
+    this.#prefill = state;
+  }
+
+  /** Stops the prefill under way; the durable fill it left for `epoch` (0 when none). */
+  async #stopPrefill(epoch: number): Promise<number> {
+    const p = this.#prefill;
+    this.#prefill = null;
+    if (!p) return 0;
+    p.stop = true;
+    await p.done;
+    return p.epoch === epoch ? p.to : 0;
   }
 
   /** The next checkpoint writes the block table file again, whatever changed (scrub found it damaged). */
@@ -189,5 +245,12 @@ export class Checkpointer {
   stopFlusher(): void {
     if (this.#flusher) clearInterval(this.#flusher);
     this.#flusher = null;
+  }
+
+  /** Before the last checkpoint of a close: no background work starts any more, and what runs stops. */
+  async closing(): Promise<void> {
+    this.#closing = true;
+    this.stopFlusher();
+    await this.#stopPrefill(-1);
   }
 }

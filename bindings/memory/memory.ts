@@ -830,7 +830,7 @@ export class Memory implements PointerHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     if (this.#pointers > 0) throw TwinpageError.busy(`${this.#pointers} pointer(s) still held or waiting; release them before close()`);
-    this.#checkpoints.stopFlusher();
+    await this.#checkpoints.closing();
     await this.#checkpoints.run();
     this.#closed = true;
     await this.#wal.journal.device.close();
