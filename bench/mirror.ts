@@ -346,10 +346,10 @@ async function journalBytes(dir: string): Promise<number> {
  * in this process, connects as soon as the new process listens). Checked:
  * the restarted secondary holds every page as last written.
  */
-async function rejoin(): Promise<void> {
+export async function rejoin(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'twinpage-rejoin-'));
   const secret = join(dir, 'secret');
-  await writeFile(secret, SECRET + '\n');
+  await writeFile(secret, SECRET + '\n', { mode: 0o600 });
   const sdir = join(dir, 'secondary');
   const args = ['--dir', sdir, '--role', 'secondary', '--listen', '127.0.0.1:0', '--secret-file', secret];
   let child = new NodeProcess(args);

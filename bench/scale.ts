@@ -2,8 +2,11 @@
 //
 //   scale.open_blocks   reopen a store holding N blocks (BENCH_BLOCKS, default
 //                       20,000; BENCH_BLOCKS=1000000 is the real target): the
-//                       time openMemory takes, as blocks/s and extrapolated
+//                       time openMemory takes, and then blocks() (every
+//                       block's header), as blocks/s and extrapolated
 //                       linearly to 1,000,000 blocks.
+//   scale.allocate      durable allocations per second on a data folder, one
+//                       at a time and 64 in flight (they share flushes).
 //
 // The store is built through the public API over a folder whose flushes are
 // skipped while it is being filled (an fdatasync per allocation would make the
@@ -14,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openMemory, type Device, type Store } from '../bindings/index.js';
 import { openFileStore } from '../bindings/storage/file.js';
-import { BENCH_ROUNDS, expectEqual, figure, median } from './util.js';
+import { BENCH_ROUNDS, BENCH_TIME, expectEqual, figure, median } from './util.js';
 
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 20000);
 const TARGET = 1_000_000;
@@ -60,21 +63,52 @@ export async function run(): Promise<void> {
     await building.close();
 
     const times: number[] = [];
+    const lists: number[] = [];
     for (let r = 0; r < Math.max(1, Math.min(BENCH_ROUNDS, 3)); r++) {
       const start = performance.now();
       const memory = await openMemory({ store: path, flushIntervalMs: 0 });
       times.push(performance.now() - start);
-      // Checked: every block back, with its length.
+      const listed = performance.now();
       const blocks = memory.blocks();
+      lists.push(performance.now() - listed);
+      // Checked: every block back, with its length.
       expectEqual('blocks after reopen', blocks.length, BLOCKS);
       for (const b of blocks) expectEqual(`length of block ${b.id}`, b.length, expected.get(b.id));
       await memory.close();
     }
     const ms = median(times);
+    const listMs = median(lists);
     const perSec = BLOCKS / (ms / 1000);
-    console.log(`scale.open_blocks ${BLOCKS} blocks: reopen median ${ms.toFixed(0)} ms [${Math.min(...times).toFixed(0)}..${Math.max(...times).toFixed(0)}] over ${times.length} reopens, ${perSec.toFixed(0)} blocks/s`);
-    figure('scale.open_blocks', `${BLOCKS} blocks: ${ms.toFixed(0)} ms to reopen, ${perSec.toFixed(0)} blocks/s; ${(TARGET / perSec).toFixed(1)} s for ${TARGET.toLocaleString('en')} blocks, extrapolated linearly (built through allocate() in ${(buildMs / 1000).toFixed(1)} s, flushes skipped)`);
+    const range = (a: number[]) => `[${Math.min(...a).toFixed(0)}..${Math.max(...a).toFixed(0)}]`;
+    console.log(`scale.open_blocks ${BLOCKS} blocks: reopen median ${ms.toFixed(0)} ms ${range(times)}, blocks() ${listMs.toFixed(0)} ms ${range(lists)} over ${times.length} reopens, ${perSec.toFixed(0)} blocks/s`);
+    figure('scale.open_blocks', `${BLOCKS} blocks: ${ms.toFixed(0)} ms ${range(times)} to reopen (${perSec.toFixed(0)} blocks/s; ${(TARGET / perSec).toFixed(1)} s for ${TARGET.toLocaleString('en')} blocks, extrapolated linearly), blocks() ${listMs.toFixed(0)} ms ${range(lists)} more (built through allocate() in ${(buildMs / 1000).toFixed(1)} s, flushes skipped; reopened in this process, which holds the model)`);
+    await allocations(join(dir, 'allocate'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Durable allocations per second, one at a time and 64 in flight; checked after a reopen. */
+async function allocations(path: string): Promise<void> {
+  const rates: Record<number, number[]> = { 1: [], 64: [] };
+  for (let r = 0; r < Math.max(1, Math.min(BENCH_ROUNDS, 3)); r++) {
+    for (const inFlight of [1, 64]) {
+      await rm(path, { recursive: true, force: true });
+      const memory = await openMemory({ store: path, flushIntervalMs: 0 });
+      const ids: string[] = [];
+      const until = performance.now() + Math.min(BENCH_TIME, 1000);
+      const start = performance.now();
+      await Promise.all(Array.from({ length: inFlight }, async () => {
+        while (performance.now() < until) ids.push((await memory.allocate(4096)).id);
+      }));
+      rates[inFlight].push(ids.length / ((performance.now() - start) / 1000));
+      await memory.close();
+      const again = await openMemory({ store: path, flushIntervalMs: 0 });
+      expectEqual('allocations after a reopen', again.blockCount, ids.length);
+      await again.close();
+    }
+  }
+  const text = (n: number) => `${median(rates[n]).toFixed(0)}/s [${Math.min(...rates[n]).toFixed(0)}..${Math.max(...rates[n]).toFixed(0)}]`;
+  console.log(`scale.allocate durable allocations: one at a time ${text(1)}, 64 in flight ${text(64)}`);
+  figure('scale.allocate', `durable allocations on a data folder: one at a time ${text(1)}, 64 in flight ${text(64)} (group commit)`);
 }

@@ -1,6 +1,6 @@
 // Damage campaign (issue #12): the files of stopped nodes' data folders are
 // damaged at random (bit flips, zeroed ranges, random bytes written over,
-// truncations, deletions) across super, the journal, pages and sums, on
+// truncations, deletions) across super, the journal, the block table, pages and sums, on
 // cleanly closed stores and on stores whose writer was SIGKILLed with writes
 // acknowledged, single folders and mirrored sets (one copy damaged). Each is
 // opened and read back in a child process (damage-child.ts). Every outcome
@@ -35,8 +35,8 @@ interface Base {
   blocks: Array<{ id: string; length: number; hashes: string[] }>;
 }
 
-/** A store closed cleanly: blocks of both write modes, written, one freed. */
-async function cleanBase(dirs: string[], seed: number): Promise<Base> {
+/** A store closed cleanly: blocks of both write modes, written, one freed (and `tableBlocks` one-page blocks more: a block table file). */
+async function cleanBase(dirs: string[], seed: number, tableBlocks = 0): Promise<Base> {
   const random = rng(seed);
   const m = await openMemory({
     store: dirs.length === 1 ? dirs[0] : dirs, pageSize: 4096, flushIntervalMs: 0,
@@ -59,8 +59,15 @@ async function cleanBase(dirs: string[], seed: number): Promise<Base> {
   const gone = [...model.keys()][0];
   await m.free(gone);
   model.delete(gone);
+  // Enough blocks for the close to write the block table file (format version 3), some of them written.
+  for (let i = 0; i < tableBlocks; i++) {
+    const b = await m.allocate(4096);
+    const bytes = new Uint8Array(4096);
+    if (i % 10 === 0) { bytes.set(pattern(4096, seed * 7919 + i)); await m.write(b.id, 0, bytes); }
+    model.set(b.id, bytes);
+  }
   await m.close();
-  return { name: `clean ${dirs.length > 1 ? 'mirrored' : 'folder'} #${seed}`, dirs, blocks: [...model].map(([id, b]) => ({ id, length: b.length, hashes: [sha(b)] })) };
+  return { name: `clean ${dirs.length > 1 ? 'mirrored' : 'folder'} #${seed}${tableBlocks ? ' with a block table' : ''}`, dirs, blocks: [...model].map(([id, b]) => ({ id, length: b.length, hashes: [sha(b)] })) };
 }
 
 /** A store whose writer (crash-child.ts) was SIGKILLed mid-write, with what it acknowledged. */
@@ -113,7 +120,7 @@ interface Damage { file: string; text: string }
 
 /** Damages one file of `dir` at random (positions lean towards the start, where records and headers are). */
 async function damage(dir: string, random: () => number): Promise<Damage> {
-  const names = (await readdir(dir)).filter((n) => n === 'super' || n === 'pages' || n === 'sums' || n.startsWith('wal.'));
+  const names = (await readdir(dir)).filter((n) => n === 'super' || n === 'pages' || n === 'sums' || n.startsWith('wal.') || n.startsWith('table.'));
   const weights: Array<[string, number]> = names.map((n) => [n, n === 'super' ? 15 : n.startsWith('wal.') ? 35 : 25]);
   let pick = random() * weights.reduce((s, [, w]) => s + w, 0);
   const file = weights.find(([, w]) => (pick -= w) < 0)?.[0] ?? names[0];
@@ -222,6 +229,8 @@ test(`${ROUNDS} damaged stores (clean and SIGKILLed, folders and mirrored sets):
     bases.push(await cleanBase([await dir('c1')], 1));
     bases.push(await cleanBase([await dir('c2')], 2));
     bases.push(await cleanBase([await dir('cm-a'), await dir('cm-b')], 3));
+    bases.push(await cleanBase([await dir('ct')], 4, 260));
+    bases.push(await cleanBase([await dir('ctm-a'), await dir('ctm-b')], 5, 260));
     bases.push(await killedBase([await dir('k1')], 11, 60));
     bases.push(await killedBase([await dir('k2')], 12, 250));
     bases.push(await killedBase([await dir('k3')], 13, 150));
@@ -260,7 +269,7 @@ test(`${ROUNDS} damaged stores (clean and SIGKILLed, folders and mirrored sets):
         if (c.control && outcome !== 'correct' && outcome !== 'repaired') wrong.push(`the undamaged store read back as ${outcome}`);
         if (!c.control) {
           counts[outcome]++;
-          const f = damages[k].file.startsWith('wal.') ? 'wal' : damages[k].file;
+          const f = damages[k].file.startsWith('wal.') ? 'wal' : damages[k].file.startsWith('table.') ? 'table' : damages[k].file;
           (byFile[f] ??= {})[outcome] = (byFile[f][outcome] ?? 0) + 1;
         }
         for (const w of wrong) failures.push(`${c.base.name}, ${damages[k].text}: ${w}`);

@@ -41,7 +41,7 @@ for (const name of formats) {
   });
 }
 
-test('format version 1 is upgraded in place on open (a checkpoint in version 2); upgrade: false refuses it and changes nothing', async () => {
+test('format version 1 is upgraded in place on open (a checkpoint in version 3); upgrade: false refuses it and changes nothing', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'twinpage-fixture-'));
   try {
     await cp(join(FIXTURES, 'format-v1'), dir, { recursive: true });
@@ -53,7 +53,7 @@ test('format version 1 is upgraded in place on open (a checkpoint in version 2);
     await m.close();
     const { inspectFolder } = await import('../bindings/cli/inspect.js');
     const r = await inspectFolder(dir, { check: true });
-    assert.is(r.superblock.version, 2);
+    assert.is(r.superblock.version, 3);
     assert.equal(r.check!.damage, []);
     assert.not.ok(r.files.some((f) => f.name === 'sums.v2'));
   } finally {

@@ -20,6 +20,8 @@ import {
   fillSector, saltOf, sumSectorValid, type BlockRecord, type JournalRecord, type SumEntry, type Superblock,
 } from '../storage/format.js';
 import { replayJournal, replayJournalV1 } from '../storage/journal.js';
+import { checkTable, readTable, tableName, tableRefOf } from '../storage/table.js';
+import { guidOf } from '../memory/blocks.js';
 import { inspectReplica } from '../memory/replica.js';
 import { bytes, controlPath, flag, out, parseOptions, required, runsText, table, type Command } from './args.js';
 
@@ -105,6 +107,8 @@ export interface InspectReport {
    * write a crash kept from the disk, dropped at the next open).
    */
   journal: { name: string; bytes: number; records: number; pageRecords: number; end: number; tail: 'none' | 'zeros' | 'torn'; lastLsn: number } | null;
+  /** The block table file (format version 3), when the store has one: the journal holds the changes since. */
+  table: { name: string; bytes: number; blocks: number } | null;
   blocks: Array<{ id: string; base: number; pages: number; length: number; generation: number; policy: Record<string, unknown> }>;
   outOfSync: {
     /** Runs [firstPage, count] of pages that may differ from the partner; null when the store keeps no record. */
@@ -159,8 +163,48 @@ export async function inspectFolder(dir: string, options: { check?: boolean } = 
   const journaled = new Set<number>();
   const damage: string[] = [];
   const v1 = sb.version === 1;
-  if (sb.version !== FORMAT_VERSION && !v1) {
-    problems.push(`format version ${sb.version}: this twinpage reads version ${FORMAT_VERSION}; the journal was not read`);
+  let table: InspectReport['table'] = null;
+  if (sb.version > FORMAT_VERSION || sb.version < 1) {
+    problems.push(`format version ${sb.version}: this twinpage reads versions 1 to ${FORMAT_VERSION}; the journal was not read`);
+  } else if (sb.tableEpoch > 0) {
+    // The block table file first: the journal holds the changes since it.
+    const name = tableName(sb.tableEpoch);
+    if (!files.some((f) => f.name === name)) {
+      problems.push(`the superblock names the block table ${name}, which is missing`);
+      damage.push(`block table ${name} is missing`);
+    } else {
+      const device = await ReadOnlyFile.open(name, join(dir, name));
+      try {
+        let policies: unknown[] = [];
+        await readTable(device, tableRefOf(sb), saltOf(sb.nodeId), hash, {
+          policies: (records) => { policies = records; },
+          entries: (v, at, n) => {
+            for (let k = 0; k < n; k++, at += 48) {
+              const id = guidOf(v.getUint32(at, true), v.getUint32(at + 4, true), v.getUint32(at + 8, true), v.getUint32(at + 12, true));
+              blocks.set(id, {
+                id, base: v.getUint32(at + 16, true), pages: v.getUint32(at + 20, true),
+                length: v.getUint32(at + 24, true) + v.getUint32(at + 28, true) * 0x100000000,
+                generation: v.getUint32(at + 32, true) + v.getUint32(at + 36, true) * 0x100000000,
+                policy: (policies[v.getUint32(at + 40, true)] ?? {}) as Record<string, unknown>,
+              });
+            }
+          },
+        });
+        table = { name, bytes: sb.tableBytes, blocks: sb.tableBlocks };
+        if (options.check) {
+          const c = await checkTable(device, tableRefOf(sb), saltOf(sb.nodeId), hash, false);
+          damage.push(...c.bad);
+        }
+      } catch (err) {
+        problems.push(`block table ${name}: ${(err as Error).message}`);
+        damage.push(`block table ${name}: ${(err as Error).message}`);
+      } finally {
+        await device.close();
+      }
+    }
+  }
+  if (sb.version > FORMAT_VERSION || sb.version < 1) {
+    // Not read.
   } else if (sb.walEpoch > 0) {
     const name = `wal.${sb.walEpoch}`;
     const file = files.find((f) => f.name === name);
@@ -245,6 +289,7 @@ export async function inspectFolder(dir: string, options: { check?: boolean } = 
     },
     generations,
     journal,
+    table,
     blocks: [...blocks.values()].sort((a, b) => a.base - b.base)
       .map((b) => ({ id: b.id, base: b.base, pages: b.pages, length: b.length, generation: b.generation, policy: b.policy })),
     outOfSync,
@@ -367,6 +412,7 @@ export function inspectText(r: InspectReport): string {
     ['created', s.created],
     ['sequence', `${s.sequence} (${s.slots.map((x) => `slot ${x.slot}: ${x.valid ? `sequence ${x.sequence}` : 'invalid'}`).join(', ')})`],
     ['journal', s.walEpoch ? `wal.${s.walEpoch}` : 'none yet'],
+    ['block table', r.table ? `${r.table.name}: ${r.table.blocks} blocks, ${bytes(r.table.bytes)}` : 'none (the journal holds every block)'],
   ]));
   lines.push('', 'generations');
   if (!r.generations) lines.push('  none (this node was never part of a pair)');

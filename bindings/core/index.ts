@@ -123,6 +123,18 @@ export class Core {
     return this.checksumAt(0, data.length);
   }
 
+  /**
+   * XXH3-64 of each `size`-byte piece of `data` (its length a multiple of
+   * `size`, at most `ioBytes`), into `out` from `at`: one copy into the io
+   * buffer, then one call per piece.
+   */
+  checksumPieces(data: Uint8Array, size: number, out: bigint[], at = 0): void {
+    bytes(data, 'data');
+    if (data.length > this.ioBytes) throw TwinpageError.tooLarge(`checksum input is ${data.length} bytes; the io buffer holds ${this.ioBytes}`);
+    this.io.set(data);
+    for (let k = 0, off = 0; off < data.length; k++, off += size) out[at + k] = this.checksumAt(off, Math.min(size, data.length - off));
+  }
+
   /** XXH3-64 of data-area bytes [offset, offset + length). */
   checksumAt(offset: number, length: number): bigint {
     check(this.exports.checksum(u32(offset, 'offset'), u32(length, 'length')), 'checksum');

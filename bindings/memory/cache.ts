@@ -23,10 +23,8 @@ import type { Wal } from './wal.js';
 /** Frame states kept beside the core's dirty flag. */
 export const CLEAN = 0, UNLOGGED = 1, LOGGED = 2;
 
-/** Pages one destaging operation may span (the pages between are locked too). */
-const DESTAGE_SPAN = 256;
-/** Pages around a dirty victim whose dirty, idle frames are written back with it. */
-const EVICT_NEIGHBOURS = 64;
+/** Most frames one eviction writes back at once. */
+const EVICT_BATCH = 256;
 
 /**
  * Asked for a page that fails its checksum on every local copy, or whose
@@ -53,6 +51,14 @@ export class FrameCache {
   readonly #sum: BigUint64Array;
   readonly #lsn: Float64Array;
   readonly #loading = new Map<number, Promise<void>>();
+  /**
+   * Pages a commit wrote without a frame (writeDirect): their newest image,
+   * durable in the journal, on its way to the page file. Served from here
+   * until it is there (or taken by a frame); a checkpoint writes what is
+   * left before the journal goes.
+   */
+  readonly #unwritten = new Map<number, PageImage>();
+  readonly #directWrites = new Set<Promise<unknown>>();
   readonly #evictions = new Set<Promise<void>>();
   /** Frames reserved by pointers being acquired or held. */
   #reserved = 0;
@@ -84,6 +90,8 @@ export class FrameCache {
   lsn(f: number): number { return this.#lsn[f]; }
   /** Whether `page` is being staged (its frame's bytes are not there yet). */
   loading(page: number): boolean { return this.#loading.has(page); }
+  /** The staging of `page` under way, or null. */
+  whenLoaded(page: number): Promise<void> | null { return this.#loading.get(page) ?? null; }
 
   /**
    * The frames of a commit take their new images: checksums, sequence,
@@ -126,6 +134,7 @@ export class FrameCache {
   /** Drops every cached page of a freed block, so a block later given its run never finds them. */
   async dropBlock(block: Pick<Block, 'base' | 'pages'>): Promise<void> {
     const pages = this.#core.pages;
+    if (this.#unwritten.size) for (let p = block.base; p < block.base + block.pages; p++) this.#unwritten.delete(p);
     for (let p = block.base; p < block.base + block.pages; p++) {
       for (let f = pages.lookup(p); f >= 0; f = pages.lookup(p)) {
         // A frame being evicted (I/O in flight) is waited for.
@@ -213,18 +222,21 @@ export class FrameCache {
 
   /**
    * Brings `page` into a frame and pins it. `whole` pages of a write that
-   * overwrites them are not read (they start as zeros). Returns the frame and
-   * whether it was staged now (rather than found cached).
+   * overwrites them are not read (they start as zeros). Returns the frame,
+   * whether it was staged now (rather than found cached), and whether it
+   * starts as zeros unread (storage has the truth: drop it if unused).
    */
-  async stage(page: number, block: Block, exclusive: boolean, whole: boolean): Promise<{ frame: number; staged: boolean }> {
+  async stage(page: number, block: Block, exclusive: boolean, whole: boolean): Promise<{ frame: number; staged: boolean; zeroed: boolean }> {
     const pages = this.#core.pages;
+    // A page whose newest image is not in the page file yet is loaded from memory, never dropped for zeros.
+    if (whole && this.#unwritten.has(page)) whole = false;
     for (;;) {
       const found = pages.lookup(page);
       if (found >= 0) {
         const loading = this.#loading.get(page);
         if (loading) { await loading.catch(() => {}); continue; }
         pages.pin(found, exclusive);
-        return { frame: found, staged: false };
+        return { frame: found, staged: false, zeroed: false };
       }
       // Mapping, pinning and announcing the load happen in one synchronous
       // step, so nobody finds the page mapped but not yet loaded.
@@ -254,7 +266,7 @@ export class FrameCache {
           this.#loading.delete(page);
         }
       }
-      return { frame, staged: true };
+      return { frame, staged: true, zeroed: load === null };
     }
   }
 
@@ -266,6 +278,19 @@ export class FrameCache {
   /** Reads a page from the page store into its frame, verifying its checksum. */
   async #loadNow(page: number, frame: number, block: Block): Promise<void> {
     const view = this.#core.frameView(frame);
+    const unwritten = this.#unwritten.get(page);
+    if (unwritten) {
+      // Not in the page file yet: the frame takes it over, dirty, to write it there in its turn.
+      this.#unwritten.delete(page);
+      if (unwritten.lsn >= block.generation) {
+        view.set(unwritten.image);
+        this.#sum[frame] = unwritten.checksum;
+        this.#lsn[frame] = unwritten.lsn;
+        this.#state[frame] = LOGGED;
+        this.#core.pages.setDirty(frame, true);
+        return;
+      }
+    }
     const sum = await this.#pageStore.readSum(page);
     if (sum.lost !== undefined && block.generation <= sum.lost) {
       // Its checksum was destroyed here: only a copy elsewhere can tell what it holds.
@@ -350,7 +375,10 @@ export class FrameCache {
         continue;
       }
       if (v.dirty) {
-        const batch = this.#evictionBatch(v.frame, v.page);
+        // Written back with other idle journaled frames (coalesced, in page
+        // order): the next victims are then clean, and the page file gets
+        // runs instead of single pages.
+        const batch = this.#evictionBatch(v.frame);
         for (const f of batch) pages.setIo(f, true);
         const done = this.writeBack(batch).finally(() => {
           for (const f of batch) pages.setIo(f, false);
@@ -371,21 +399,22 @@ export class FrameCache {
   }
 
   /**
-   * A dirty victim and the dirty frames of the pages around it that nobody
-   * holds or writes: written back together, they share their I/O and their
-   * checksum sectors (scattered writes evicted one by one cost one sector
-   * update each), and the neighbours are clean when their turn comes.
+   * The victim and up to EVICT_BATCH - 1 other dirty frames written back
+   * with it: journaled ones nobody pins or writes already, from the
+   * victim's page on (dirty frames come in page order).
    */
-  #evictionBatch(victim: number, page: number): number[] {
+  #evictionBatch(victim: number): number[] {
     const pages = this.#core.pages;
+    const dirty = pages.dirtyFrames();
     const batch = [victim];
-    const first = Math.min(Math.max(0, page - (EVICT_NEIGHBOURS >> 1)), 0xFFFFFFFF - EVICT_NEIGHBOURS);
-    const frames = pages.lookupRun(first, EVICT_NEIGHBOURS, false);
-    for (let k = 0; k < EVICT_NEIGHBOURS; k++) {
-      const f = frames[k];
-      if (f < 0 || f === victim || this.#state[f] !== LOGGED) continue;
+    let start = dirty.indexOf(victim);
+    if (start < 0) start = 0;
+    for (let k = 1; k < dirty.length && batch.length < EVICT_BATCH; k++) {
+      const f = dirty[(start + k) % dirty.length];
+      if (this.#state[f] !== LOGGED) continue;
       const st = pages.frame(f);
-      if (st.dirty && !st.io && st.pins === 0) batch.push(f);
+      if (st.pins > 0 || st.io) continue;
+      batch.push(f);
     }
     return batch;
   }
@@ -401,6 +430,7 @@ export class FrameCache {
    * they were logged in goes, the page file is their only copy.
    */
   async destageAll(): Promise<void> {
+    await this.settleDirect();
     await this.settleEvictions();
     const pages = this.#core.pages;
     const dirty = [...pages.dirtyFrames()].filter((f) => !pages.frame(f).io);
@@ -438,25 +468,58 @@ export class FrameCache {
   }
 
   /**
-   * Destages page images through their task groups, in page order: pages
-   * near each other (gaps of less than a checksum sector's pages, spans of
-   * at most DESTAGE_SPAN) are one operation (split per stripe), so the
-   * checksum sectors they share are written once.
+   * Destages page images through their task groups: the images of each
+   * stripe are one operation (runs of adjacent pages one write each, their
+   * checksum sectors written once), the stripes in parallel.
    */
   async writePages(images: PageImage[]): Promise<void> {
     images.sort((a, b) => a.page - b.page);
-    const runs: Promise<void>[] = [];
+    const stripe = this.#sched.stripePages;
+    const parts: Promise<void>[] = [];
     for (let i = 0; i < images.length;) {
+      const s = Math.floor(images[i].page / stripe);
       let j = i + 1;
-      while (j < images.length && images[j].page - images[j - 1].page <= SUMS_PER_SECTOR && images[j].page - images[i].page < DESTAGE_SPAN) j++;
-      const run = images.slice(i, j);
-      runs.push(this.#sched.submit({
-        first: run[0].page, last: run[run.length - 1].page, mode: 'exclusive',
-        run: (first, last) => this.#pageStore.writePages(run.filter((p) => p.page >= first && p.page <= last)),
+      while (j < images.length && Math.floor(images[j].page / stripe) === s) j++;
+      const part = images.slice(i, j);
+      parts.push(this.#sched.submit({
+        first: part[0].page, last: part[part.length - 1].page, mode: 'exclusive',
+        run: () => this.#pageStore.writePages(part),
       }));
       i = j;
     }
-    await Promise.all(runs);
+    await Promise.all(parts);
+  }
+
+  // --- pages written without frames ----------------------------------------------------------
+
+  /** The newest image of `page` when a commit wrote it without a frame and the page file does not hold it yet. */
+  unwritten(page: number): PageImage | undefined {
+    return this.#unwritten.get(page);
+  }
+
+  /**
+   * After a commit's flush, its pages that have no frame (`images`, the
+   * journal's copies): written to the page file through the task groups,
+   * and served from memory until they are there. Resolves when written;
+   * a failure leaves them in memory for the next checkpoint to write.
+   */
+  writeDirect(images: PageImage[]): Promise<void> {
+    for (const img of images) this.#unwritten.set(img.page, img);
+    const done = this.writePages(images.slice()).then(() => {
+      for (const img of images) if (this.#unwritten.get(img.page) === img) this.#unwritten.delete(img.page);
+    });
+    const tracked: Promise<unknown> = done.catch(() => {}).finally(() => { this.#directWrites.delete(tracked); });
+    this.#directWrites.add(tracked);
+    return done;
+  }
+
+  /** Waits for the direct writes under way, then writes what is still not in the page file (a failed one); throws if it cannot. */
+  async settleDirect(): Promise<void> {
+    while (this.#directWrites.size) await Promise.all([...this.#directWrites]);
+    if (this.#unwritten.size === 0) return;
+    const left = [...this.#unwritten.values()];
+    await this.writePages(left.slice());
+    for (const img of left) if (this.#unwritten.get(img.page) === img) this.#unwritten.delete(img.page);
   }
 
   /** Dirty write-back frames nobody holds: what the flusher journals. */

@@ -10,7 +10,8 @@
 
 import type { Core } from '../core/index.js';
 import { TwinpageError } from '../errors.js';
-import { RecordType, type JournalRecord } from '../storage/format.js';
+import { MAX_RECORD_PAGES, RecordType, type JournalRecord } from '../storage/format.js';
+import type { PageImage } from '../storage/pagestore.js';
 import type { Block, BlockTable } from './blocks.js';
 import { LOGGED, UNLOGGED, type FrameCache } from './cache.js';
 import type { ActivityLog } from './intents.js';
@@ -19,7 +20,14 @@ import type { PointerState } from './pointer.js';
 import type { RangeLocks } from './ranges.js';
 import type { Wal } from './wal.js';
 
-/** What one commit writes: pages of one block, each with its frame (pinned exclusive), checksum and image. */
+/**
+ * Pages from which a release (a partner's, or a local `write` of a
+ * write-through block) writes the pages it finds uncached without frames:
+ * below it every page is staged into the cache, as a write pointer's.
+ */
+export const DIRECT_MIN_PAGES = 16;
+
+/** What one commit writes: pages of one block, each with its frame (pinned exclusive; -1: none, written to the page file from the journal's copy), checksum and image. */
 interface Release {
   block: Block;
   /** The pointer's range, as it goes to the partner. */
@@ -77,52 +85,105 @@ export class Committer {
   }
 
   /**
-   * A partner's release: its pages go into cache frames like a local write
-   * pointer's (not read: they are overwritten whole), one journal record,
-   * and reach the page file later, by eviction or checkpoint, coalesced.
-   * `writes` are checked already and sorted by page.
+   * A partner's release: its pages are written like a local write's (one
+   * journal record): pages cached here take the new images in their frames;
+   * in a release of DIRECT_MIN_PAGES or more the others go to the page file
+   * straight from the journal's copy, without a frame (served from memory
+   * until they are there), and in a smaller one they are staged (not read:
+   * they are overwritten whole) and reach the page file later, by eviction
+   * or checkpoint, coalesced. `writes` are checked already and sorted by page.
    */
   async commitRemote(block: Block, offset: number, length: number, writes: PageWrite[]): Promise<void> {
     const first = writes[0].page;
     const last = writes[writes.length - 1].page;
-    if (writes.length > this.#maxPages()) {
+    // A large release writes the pages it finds uncached without frames; a small one stages them all.
+    const direct = writes.length >= DIRECT_MIN_PAGES;
+    if (writes.length > (direct ? MAX_RECORD_PAGES : this.#maxPages())) {
       throw TwinpageError.tooLarge(`a release of ${writes.length} pages does not fit this node's cache`);
     }
     const cache = this.#cache;
+    const pages = this.#core.pages;
     const entry = this.#ranges.insert(first, last, true);
-    const held: Array<{ frame: number; fresh: boolean }> = [];
-    let reserved = false;
+    const frames = new Array<number>(writes.length).fill(-1);
+    const zeroed: number[] = [];
+    let reserved = 0;
     let committed = false;
     try {
       await this.#ranges.waitTurn(entry);
       if (!this.#blocks.holds(block)) throw TwinpageError.unknownBlock(`block ${block.id} was freed meanwhile`);
-      await cache.reserve(writes.length);
-      reserved = true;
-      for (const w of writes) {
-        const { frame, staged } = await cache.stage(w.page, block, true, true);
-        held.push({ frame, fresh: staged });
+      // Nobody maps a page of this range while it is held: what is cached now is all there is.
+      const cached = writes.flatMap((w, k) => (!direct || pages.lookup(w.page) >= 0 ? [k] : []));
+      if (cached.length) {
+        await cache.reserve(cached.length);
+        reserved = cached.length;
+        for (const k of cached) {
+          const st = await cache.stage(writes[k].page, block, true, true);
+          frames[k] = st.frame;
+          if (st.zeroed) zeroed.push(k);
+        }
       }
       await this.#commit({
         block, offset, length,
         pages: writes.map((w) => w.page),
-        frames: held.map((h) => h.frame),
+        frames,
         sums: writes.map((w) => w.checksum),
         images: writes.map((w) => w.data),
         copyIn: true, send: false,
       });
       committed = true;
     } finally {
-      held.forEach(({ frame, fresh }, i) => {
-        cache.unpin(frame);
-        // Staged for this release and not committed: storage has the truth.
-        if (fresh && !committed) cache.discard(writes[i].page, frame);
-      });
-      if (reserved) cache.unreserve(writes.length);
+      for (const f of frames) if (f >= 0) cache.unpin(f);
+      // A frame staged as zeros (its page evicted meanwhile) and not committed: storage has the truth.
+      if (!committed) for (const k of zeroed) cache.discard(writes[k].page, frames[k]);
+      if (reserved) cache.unreserve(reserved);
       this.#ranges.remove(entry);
     }
   }
 
-  /** The one commit: write intents, journal record (or write-back), frames settled, the partner told. */
+  /**
+   * A local write of whole pages and parts of pages (`Memory.write`, write
+   * through): its range is held exclusive by the caller, `frames` hold the
+   * pages that are cached (pinned exclusive, their new bytes in them) and -1
+   * for those written without a frame, whose new bytes are `images`.
+   */
+  async commitWrite(block: Block, offset: number, length: number, first: number, frames: ArrayLike<number>, images: Uint8Array[]): Promise<void> {
+    const n = frames.length;
+    const framed: number[] = [];
+    for (let k = 0; k < n; k++) if (frames[k] >= 0) framed.push(frames[k]);
+    const frameSums = framed.length ? this.#core.checksumFrames(framed) : null;
+    const sums = new Array<bigint>(n);
+    const views = new Array<Uint8Array>(n);
+    const core = this.#core;
+    const ps = core.pageSize;
+    const most = Math.max(1, Math.floor(core.ioBytes / ps));
+    for (let k = 0, j = 0; k < n;) {
+      if (frames[k] >= 0) {
+        sums[k] = frameSums![j++];
+        views[k] = core.frameView(frames[k]);
+        k++;
+        continue;
+      }
+      // A run of pages without frames, adjacent in the caller's buffer: checksummed in one pass through the io buffer.
+      let e = k + 1;
+      while (e < n && e - k < most && frames[e] < 0 && images[e].buffer === images[k].buffer
+        && images[e].byteOffset === images[e - 1].byteOffset + ps) e++;
+      const run = new Uint8Array(images[k].buffer, images[k].byteOffset, (e - k) * ps);
+      core.checksumPieces(run, ps, sums, k);
+      for (let i = k; i < e; i++) views[i] = images[i];
+      k = e;
+    }
+    await this.#commit({
+      block, offset, length,
+      pages: Array.from({ length: n }, (_, k) => first + k),
+      frames: Array.from(frames),
+      sums, images: views, copyIn: false, send: true,
+    });
+  }
+
+  /**
+   * The one commit: write intents, journal record (or write-back), frames
+   * settled, pages without a frame sent to the page file, the partner told.
+   */
   async #commit(r: Release): Promise<void> {
     const { block, pages, frames, sums, images } = r;
     const lsn = this.#wal.takeLsn();
@@ -136,22 +197,38 @@ export class Committer {
     // The write intents are durable before these pages are written here.
     const intent = sending?.intents.cover(pages);
     if (intent) await intent;
-    const settle = (state: number) => {
-      if (r.copyIn) frames.forEach((f, k) => this.#core.frameView(f).set(images[k]));
-      this.#cache.settle(frames, sums, lsn, state);
+    const direct = frames.some((f) => f < 0);
+    const settle = (state: number, copies: Uint8Array[] | null) => {
+      const framed: number[] = [];
+      const framedSums: bigint[] = [];
+      const unframed: PageImage[] = [];
+      for (let k = 0; k < frames.length; k++) {
+        const f = frames[k];
+        if (f < 0) {
+          unframed.push({ page: pages[k], image: copies![k], checksum: sums[k], lsn });
+          continue;
+        }
+        if (r.copyIn) this.#core.frameView(f).set(images[k]);
+        framed.push(f);
+        framedSums.push(sums[k]);
+      }
+      if (framed.length) this.#cache.settle(framed, framedSums, lsn, state);
+      // Written in the background: served from memory until the page file holds them.
+      if (unframed.length) this.#cache.writeDirect(unframed).catch(() => {});
     };
     const policy = block.policy;
     if (!r.copyIn && policy.writeMode === 'write-back') {
-      settle(UNLOGGED);
+      if (direct) throw new Error('twinpage: a write-back commit holds every page in a frame');
+      settle(UNLOGGED, null);
       if (sending) await sending.link.send(outgoing!, policy);
       return;
     }
-    const record: JournalRecord = {
+    const record: Extract<JournalRecord, { type: RecordType.Pages }> = {
       type: RecordType.Pages, lsn, epoch: this.#wal.epoch,
       pages: pages.map((page, k) => ({ page, checksum: sums[k] })),
       images,
     };
-    const logged = this.#wal.log(record).then(() => settle(LOGGED));
+    const logged = this.#wal.logPages(record).then((copies) => settle(LOGGED, copies));
     if (!sending) {
       await logged;
       return;

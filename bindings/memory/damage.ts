@@ -32,11 +32,11 @@ export class DamageLog implements DamageObserver {
   /** Pages whose bytes fail their checksum on every local copy, and the sequence number that wrote them. */
   readonly #bytes = new Map<number, number>();
   readonly #listeners = new Set<DamageListener>();
-  #blocks: () => Iterable<Block> = () => [];
+  #blockAt: (page: number) => Block | undefined = () => undefined;
 
-  /** Where the live blocks are (the memory's block table). */
-  useBlocks(blocks: () => Iterable<Block>): void {
-    this.#blocks = blocks;
+  /** Where the live blocks are: the block holding a page (the memory's block table). */
+  useBlocks(blockAt: (page: number) => Block | undefined): void {
+    this.#blockAt = blockAt;
   }
 
   lost(page: number, lostAt: number): void {
@@ -77,11 +77,10 @@ export class DamageLog implements DamageObserver {
 
   /** Every damaged page of a live block, in page order. */
   list(): PageDamage[] {
-    const blocks = [...this.#blocks()].sort((a, b) => a.base - b.base);
     const pages = [...new Set([...this.#lost.keys(), ...this.#bytes.keys()])].sort((a, b) => a - b);
     const out: PageDamage[] = [];
     for (const page of pages) {
-      const d = this.#describe(page, blocks);
+      const d = this.#describe(page);
       if (d) out.push(d);
     }
     return out;
@@ -95,15 +94,15 @@ export class DamageLog implements DamageObserver {
 
   #emit(page: number): void {
     if (this.#listeners.size === 0) return;
-    const d = this.#describe(page, [...this.#blocks()]);
+    const d = this.#describe(page);
     if (!d) return;
     for (const l of this.#listeners) {
       try { l([d]); } catch { /* a listener's failure is its own */ }
     }
   }
 
-  #describe(page: number, blocks: Block[]): PageDamage | null {
-    const block = findBlock(blocks, page);
+  #describe(page: number): PageDamage | null {
+    const block = this.#blockAt(page);
     if (!block) return null;
     const lostAt = this.#lost.get(page);
     const wrote = this.#bytes.get(page);
@@ -111,20 +110,4 @@ export class DamageLog implements DamageObserver {
       : wrote !== undefined && wrote >= block.generation ? 'bytes' : null;
     return what && { blockId: block.id, page, index: page - block.base, what };
   }
-}
-
-/** The block holding `page` (blocks sorted by base, or not: a linear scan then). */
-function findBlock(blocks: Block[], page: number): Block | undefined {
-  let lo = 0;
-  let hi = blocks.length - 1;
-  const sorted = blocks.every((b, i) => i === 0 || blocks[i - 1].base <= b.base);
-  if (!sorted) return blocks.find((b) => page >= b.base && page < b.base + b.pages);
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const b = blocks[mid];
-    if (page < b.base) hi = mid - 1;
-    else if (page >= b.base + b.pages) lo = mid + 1;
-    else return b;
-  }
-  return undefined;
 }

@@ -2,17 +2,18 @@
 // in the core's frames and backed by a store (format in storage/format.ts).
 // This file composes the rooms of memory/:
 //
-//   blocks.ts      the block table and the address space
+//   blocks.ts      the block table (columnar, by GUID) and the address space
 //   ranges.ts      the ranges pointers hold (a conflict table, arrival order)
 //   cache.ts       the frame cache: staging, destaging, eviction
 //   commit.ts      the one commit path (a local release and a partner's)
+//   transfer.ts    large reads and writes: many pages per I/O
 //   wal.ts         the journal in use and its sequence numbers
 //   checkpoint.ts  checkpoints and the background flusher
-//   recovery.ts    opening a store and replaying its journal
+//   recovery.ts    opening a store: its block table file, replaying its journal
 //   metadata.ts    the superblock record
 //   damage.ts      the pages this node cannot trust (found at open, by reads, by scrub)
 //   scrub.ts       reading every page and its metadata, repairing what it can
-//   upgrade.ts     a store of format version 1 rewritten as version 2
+//   upgrade.ts     a store of format version 1 rewritten in the current one
 //   replica.ts     what the superblock keeps about the partner, with
 //   intents.ts     write intents (the activity log) and
 //   out-of-sync.ts the pages and blocks the partner may lack
@@ -39,14 +40,15 @@ import { resolveStore } from '../storage/resolve.js';
 import { BlockTable, type Block } from './blocks.js';
 import { FrameCache } from './cache.js';
 import { Checkpointer } from './checkpoint.js';
-import { Committer } from './commit.js';
+import { Committer, DIRECT_MIN_PAGES } from './commit.js';
+import { Transfers } from './transfer.js';
 import { DamageLog, type DamageListener, type PageDamage } from './damage.js';
 import type { Change, LinkPolicy, MemoryLink, PageWrite } from './link.js';
 import { Metadata } from './metadata.js';
 import { resolveMemoryOptions, type MemoryOptions } from './options.js';
 import { ReadPointer, WritePointer, type PointerHost, type PointerState } from './pointer.js';
 import { RangeLocks } from './ranges.js';
-import { loadSuperblock, readSuperblockSlots, replay } from './recovery.js';
+import { loadSuperblock, loadTable, readSuperblockSlots, replay } from './recovery.js';
 import { ReplicaRecord } from './replica.js';
 import { Scrubber, type ScrubOptions, type ScrubReport } from './scrub.js';
 import { upgradeFromV1 } from './upgrade.js';
@@ -129,6 +131,7 @@ export class Memory implements PointerHost {
   readonly #cache: FrameCache;
   readonly #committer: Committer;
   readonly #checkpoints: Checkpointer;
+  readonly #transfers: Transfers;
   #link: MemoryLink | null = null;
   /** What this node keeps about its partner (loaded at open; its devices exist once a mirror saved it). */
   #replica!: ReplicaRecord;
@@ -144,6 +147,8 @@ export class Memory implements PointerHost {
   #pointers = 0;
   /** allocate, free, superblock writes and checkpoints take turns on this chain. */
   #serialChain: Promise<unknown> = Promise.resolve();
+  /** Allocations whose journal record is appended, waiting for its flush. */
+  readonly #pending = new Set<Promise<void>>();
   #closed = false;
 
   protected constructor(init: MemoryInit) {
@@ -159,17 +164,23 @@ export class Memory implements PointerHost {
     this.#blocks = new BlockTable(init.capacityPages);
     this.#ranges = new RangeLocks(init.core.conflicts[0]);
     this.#cache = new FrameCache(init.core, init.pageStore, this.#sched, this.#wal, () => this.#link?.repair ?? null, init.damage);
-    init.damage.useBlocks(() => this.#blocks.values());
+    init.damage.useBlocks((page) => this.#blocks.blockAt(page));
     this.#committer = new Committer({
       core: init.core, cache: this.#cache, wal: this.#wal, ranges: this.#ranges, blocks: this.#blocks,
       link: () => (this.#link ? { link: this.#link, intents: this.#replica.intents } : null),
       maxPointerPages: () => this.#maxPointerPages(),
     });
+    this.#transfers = new Transfers({
+      core: init.core, cache: this.#cache, ranges: this.#ranges, blocks: this.#blocks, committer: this.#committer,
+      pageStore: init.pageStore, sched: this.#sched,
+      hold: (exclusive) => { this.#pointers++; if (exclusive) this.#writers++; },
+      unhold: (exclusive) => { this.#pointers--; if (exclusive) this.#writerDone(); },
+    });
     const hash = (b: Uint8Array) => this.core.checksum(b);
     this.#checkpoints = new Checkpointer({
       store: init.store, pageSize: this.pageSize, hash, cache: this.#cache, sched: this.#sched, pageStore: init.pageStore,
       wal: this.#wal, metadata: init.metadata, ranges: this.#ranges, blocks: this.#blocks,
-      serial: <T>(fn: () => Promise<T>) => this.#serial(fn), checkpointBytes: init.checkpointBytes,
+      serial: <T>(fn: () => Promise<T>) => this.#serial(fn), settleChanges: () => this.#settleChanges(), checkpointBytes: init.checkpointBytes,
     });
   }
 
@@ -201,8 +212,11 @@ export class Memory implements PointerHost {
       if (!superDevice) opened.push(superDevice = await store.open('super'));
       let sb = loaded.sb;
       if (sb.version === 1 && o.upgrade) sb = await upgradeFromV1(store, superDevice, sb, hash);
-      if (sb.version !== FORMAT_VERSION) {
-        throw TwinpageError.unsupportedFormat(`this store has format version ${sb.version}; this twinpage reads version ${FORMAT_VERSION}${sb.version === 1 ? ' (and upgrades version 1 unless upgrade is false)' : ''}`);
+      // Version 2 is version 3 without a table file (its journal holds every
+      // block): it is read as it is, and the checkpoint at open writes it in
+      // version 3.
+      if (sb.version !== FORMAT_VERSION && !(sb.version === 2 && o.upgrade)) {
+        throw TwinpageError.unsupportedFormat(`this store has format version ${sb.version}; this twinpage reads version ${FORMAT_VERSION}${sb.version < FORMAT_VERSION ? ' (and upgrades versions 1 and 2 unless upgrade is false)' : ''}`);
       }
       const capacityPages = Math.min(MAX_PAGE + 1, Math.floor((o.capacityBytes ?? (MAX_PAGE + 1) * pageSize) / pageSize));
       const pagesDevice = await store.open('pages');
@@ -221,11 +235,22 @@ export class Memory implements PointerHost {
         metadata: new Metadata(superDevice, sb, hash), capacityPages, checkpointBytes: o.checkpointBytes,
         tasksPerGroup: o.tasksPerGroup, stripePages: o.stripePages, wal, damage,
       });
-      if (!loaded.fresh) await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache });
+      let torn = false;
+      if (!loaded.fresh) {
+        await loadTable(store, sb, hash, memory.#blocks);
+        ({ torn } = await replay(store, sb, hash, { wal: memory.#wal, blocks: memory.#blocks, cache: memory.#cache }));
+      }
       if (memory.#wal.hasJournal) opened.push(memory.#wal.journal.device);
-      memory.#replica = await ReplicaRecord.load(store, hash, [...memory.#blocks.values()], sb.meta.mirror);
+      memory.#replica = await ReplicaRecord.load(store, hash, () => memory.#blocks.list(), sb.meta.mirror);
       memory.#paired = memory.#replica.stored;
-      await memory.#checkpoints.run();
+      // A new store gets its first journal, an older format is written in
+      // this one, and a journal that ended in a torn tail (what is left of it
+      // is not written after) is replaced, by a checkpoint. Otherwise the
+      // replayed journal goes on (its pages are in the page file already; the
+      // next checkpoint, when the journal grows or at flush() and close(),
+      // makes them durable there).
+      if (!memory.#wal.hasJournal || loaded.sb.version !== FORMAT_VERSION || torn) await memory.#checkpoints.run();
+      else memory.#checkpoints.maybe();
       if (o.flushIntervalMs > 0) memory.#checkpoints.startFlusher(o.flushIntervalMs);
       return memory;
     } catch (err) {
@@ -339,6 +364,7 @@ export class Memory implements PointerHost {
    */
   async drainWrites(): Promise<void> {
     await this.#serial(async () => {});
+    await this.#settleChanges();
     while (this.#writers > 0) await new Promise<void>((resolve) => this.#writersIdle.push(resolve));
   }
 
@@ -353,7 +379,10 @@ export class Memory implements PointerHost {
     const capacity = this.#blocks.capacityPages;
     if (pages > capacity) throw TwinpageError.noSpace(`${size} bytes exceed the capacity of ${capacity * this.pageSize} bytes`);
     this.#writable('allocate');
-    return this.#serial(async () => {
+    // The run and the journal record are taken in turn with every other
+    // allocate, free and checkpoint; the flush is waited for after the turn,
+    // so that allocations under way together share one (group commit).
+    const { block, durable } = await this.#serial(async () => {
       this.#writable('allocate');
       const base = this.#blocks.takeRun(pages);
       if (base < 0) throw TwinpageError.noSpace(`no free run of ${pages} pages (${this.#blocks.freePages} pages free in all)`);
@@ -366,17 +395,29 @@ export class Memory implements PointerHost {
         if (!granted) this.#blocks.releaseRun(base, pages);
       }
       if (!granted) throw TwinpageError.noSpace(`the partner has no room for ${pages} pages at page ${base}: nothing was allocated on either node`);
-      const block: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#wal.takeLsn() };
-      try {
-        await this.#wal.logAlloc(block);
-      } catch (err) {
-        this.#blocks.releaseRun(base, pages);
-        throw err;
-      }
-      this.#blocks.add(block);
-      await this.#send({ type: 'allocate', block: { ...block } }, policy);
-      return { ...block };
+      const b: Block = { id: crypto.randomUUID(), base, pages, length: size, policy, generation: this.#wal.takeLsn() };
+      const flushed = this.#wal.appendAlloc(b).then(
+        () => { this.#blocks.add(b); },
+        (err: unknown) => { this.#blocks.releaseRun(base, pages); throw err; },
+      );
+      return { block: b, durable: this.#pendingChange(flushed) };
     });
+    await durable;
+    await this.#send({ type: 'allocate', block: { ...block } }, policy);
+    return { ...block };
+  }
+
+  /** Tracks a block-table change whose record is appended and not yet flushed (a checkpoint waits for it). */
+  #pendingChange(p: Promise<void>): Promise<void> {
+    this.#pending.add(p);
+    const gone = () => { this.#pending.delete(p); };
+    p.then(gone, gone);
+    return p;
+  }
+
+  /** Resolves once every block-table change appended so far is flushed and in the table (or failed). */
+  async #settleChanges(): Promise<void> {
+    while (this.#pending.size) await Promise.allSettled([...this.#pending]);
   }
 
   /** Frees a block once no pointer holds any of it (RELEASE_MEMORY). */
@@ -393,8 +434,8 @@ export class Memory implements PointerHost {
       await this.#ranges.waitTurn(entry);
       if (!this.#blocks.holds(block)) throw TwinpageError.unknownBlock(`block ${id} was freed meanwhile`);
       await this.#serial(async () => {
-        await this.#wal.logFree(id);
-        this.#blocks.delete(id);
+        const lsn = await this.#wal.logFree(id);
+        this.#blocks.delete(id, lsn);
         await this.#cache.dropBlock(block);
         this.#blocks.releaseRun(block.base, block.pages);
         if (send) await this.#send({ type: 'free', blockId: id }, block.policy);
@@ -445,6 +486,8 @@ export class Memory implements PointerHost {
     const checksums = sums.map((s, i) => {
       const f = this.core.pages.lookup(base + i);
       if (f >= 0 && !cache.loading(base + i)) return cache.sum(f);
+      const unwritten = cache.unwritten(base + i);
+      if (unwritten && unwritten.lsn >= block.generation) return unwritten.checksum;
       if (this.#damage.any && this.#damage.concerns(base + i, block)) return UNKNOWN_SUM;
       return s.lost !== undefined || s.lsn === 0 || s.lsn < block.generation ? cache.zeroSum : s.checksum;
     });
@@ -459,7 +502,7 @@ export class Memory implements PointerHost {
   /** Every block's header. */
   blocks(): Block[] {
     this.#open();
-    return [...this.#blocks.values()].map((b) => ({ ...b }));
+    return this.#blocks.list();
   }
 
   /**
@@ -574,11 +617,14 @@ export class Memory implements PointerHost {
   /**
    * Copies bytes `[offset, offset + target.length)` of a block into
    * `target`. When every page is cached and no writer holds or waits for
-   * them, it copies at once and allocates nothing; otherwise it reads
-   * through read pointers (staging what is missing), in cache-sized pieces.
+   * them, it copies at once and allocates nothing; otherwise a read of 16
+   * pages or more reads the pages that are not cached straight from the page
+   * file into `target`, in runs, each page checked (transfer.ts), and a
+   * smaller one reads through read pointers (staging what is missing).
    */
   async readInto(id: string, offset: number, target: Uint8Array): Promise<void> {
     if (this.tryReadInto(id, offset, target)) return;
+    if (this.#spans(offset, target.length) >= DIRECT_MIN_PAGES) return this.#transfers.readInto(this.#blocks.get(id), offset, target);
     const chunk = this.#chunkBytes();
     for (let at = 0; at < target.length; at += chunk) {
       const n = Math.min(chunk, target.length - at);
@@ -625,14 +671,23 @@ export class Memory implements PointerHost {
   }
 
   /**
-   * Writes bytes into a block and resolves at the block's durability. Writes
-   * larger than the cache commit in cache-sized pieces, each atomic.
+   * Writes bytes into a block and resolves at the block's durability. A
+   * write of a write-through block spanning 16 pages or more commits in
+   * pieces of up to 16 MiB (4096 pages), each one journal record and atomic,
+   * its uncached whole pages written without going through the cache
+   * (transfer.ts); other writes commit in cache-sized pieces, each atomic.
    */
   async write(id: string, offset: number, data: Uint8Array): Promise<void> {
     this.#open();
     this.#writable('write');
     if (!(data instanceof Uint8Array)) throw TwinpageError.invalidArgument('data must be a Uint8Array');
-    this.#checkRange(this.#blocks.get(id), offset, data.length);
+    const block = this.#blocks.get(id);
+    this.#checkRange(block, offset, data.length);
+    if (block.policy.writeMode === 'write-through' && this.#spans(offset, data.length) >= DIRECT_MIN_PAGES) {
+      await this.#transfers.write(block, offset, data);
+      this.#checkpoints.maybe();
+      return;
+    }
     const chunk = this.#chunkBytes();
     for (let at = 0; at < data.length; at += chunk) {
       const n = Math.min(chunk, data.length - at);
@@ -706,9 +761,9 @@ export class Memory implements PointerHost {
         const page = first + i;
         const whole = overwrite && (i > 0 || offset % ps === 0) && (i < count - 1 || (offset + length) % ps === 0);
         signal?.throwIfAborted();
-        const { frame, staged } = await cache.stage(page, block, exclusive, whole);
+        const { frame, zeroed } = await cache.stage(page, block, exclusive, whole);
         frames[i] = frame;
-        if (exclusive) undo.push(staged && whole ? null : this.core.frameView(frame).slice());
+        if (exclusive) undo.push(zeroed ? null : this.core.frameView(frame).slice());
       }
       signal?.throwIfAborted();
       return { blockId: id, offset, length, exclusive, first, frames, entry, undo, released: false };
@@ -813,8 +868,9 @@ export class Memory implements PointerHost {
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw TwinpageError.invalidArgument('onProgress must be a function');
     return new Scrubber({
       core: this.core, store: this.store, pageStore: this.#pageStore, sched: this.#sched, cache: this.#cache,
-      metadata: this.#metadata, wal: this.#wal, damage: this.#damage, blocks: () => [...this.#blocks.values()],
-      checkpoint: () => this.#checkpoints.run(), serial: <T>(fn: () => Promise<T>) => this.#serial(fn),
+      metadata: this.#metadata, wal: this.#wal, damage: this.#damage, blocks: () => this.#blocks.list(),
+      checkpoint: () => this.#checkpoints.run(), rewriteTable: () => this.#checkpoints.rewriteTable(),
+      serial: <T>(fn: () => Promise<T>) => this.#serial(fn),
     }).run(options);
   }
 
@@ -830,7 +886,7 @@ export class Memory implements PointerHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     if (this.#pointers > 0) throw TwinpageError.busy(`${this.#pointers} pointer(s) still held or waiting; release them before close()`);
-    this.#checkpoints.stopFlusher();
+    await this.#checkpoints.closing();
     await this.#checkpoints.run();
     this.#closed = true;
     await this.#wal.journal.device.close();
@@ -878,6 +934,12 @@ export class Memory implements PointerHost {
 
   #maxPointerPages(): number {
     return Math.min(this.core.frameCount, MAX_RECORD_PAGES);
+  }
+
+  /** Pages bytes [offset, offset + length) of a block touch. */
+  #spans(offset: number, length: number): number {
+    const ps = this.pageSize;
+    return length === 0 ? 0 : Math.floor((offset + length - 1) / ps) - Math.floor(offset / ps) + 1;
   }
 
   #chunkBytes(): number {

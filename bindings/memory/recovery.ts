@@ -1,10 +1,12 @@
 // Opening a store: its superblock read (from the best copy of a mirrored
 // set, the others repaired), a new one made only for a store that holds no
-// data, and after a crash or a clean close alike the active journal replayed
-// onto the block table and the page store, every record checked.
+// data, the block table file it names loaded, and after a crash or a clean
+// close alike the active journal (the changes since that table, and page
+// images) replayed onto the block table and the page store, every record
+// checked.
 
 import { TwinpageError } from '../errors.js';
-import { policyFromRecord } from '../policies.js';
+import { policyFromRecord, type Policy } from '../policies.js';
 import type { Device, Store } from '../storage/device.js';
 import {
   FORMAT_VERSION, RECORD_HEADER_SIZE, RecordType, SECTOR, SUPERBLOCK_SIZE, decodeBody, decodeRecordHeader, decodeSuperblock,
@@ -12,9 +14,107 @@ import {
 } from '../storage/format.js';
 import { Journal, replayJournal } from '../storage/journal.js';
 import { copiesOf } from '../storage/mirrored.js';
+import type { PageImage } from '../storage/pagestore.js';
+import { readTable, tableName, tableRefOf } from '../storage/table.js';
 import type { BlockTable } from './blocks.js';
 import type { FrameCache } from './cache.js';
 import type { Wal } from './wal.js';
+
+/** Bytes of page images a replay holds in memory before it writes them. */
+const MAX_HELD = 64 << 20;
+
+/** Policies of replayed ALLOC records, made once per distinct record. */
+class PolicyCache {
+  readonly #byKey = new Map<string, Policy>();
+
+  of(record: Record<string, unknown>): Policy {
+    const key = JSON.stringify(record);
+    let p = this.#byKey.get(key);
+    if (!p) this.#byKey.set(key, p = policyFromRecord(record));
+    return p;
+  }
+}
+
+/**
+ * Loads the block table file the superblock names (format version 3) into
+ * `blocks`, every piece checked (a mirrored copy that fails is repaired
+ * from one that passes); a table missing, cut short or damaged on every
+ * copy refuses the store with CORRUPT.
+ */
+export async function loadTable(store: Store, sb: Superblock, hash: Hash, blocks: BlockTable): Promise<void> {
+  if (sb.tableEpoch === 0) return;
+  const name = tableName(sb.tableEpoch);
+  if (!(await store.exists(name))) throw TwinpageError.corrupt(`the superblock names the block table ${name}, which is missing`);
+  const device = await store.open(name);
+  blocks.expect(sb.tableBlocks);
+  try {
+    let numbers: number[] = [];
+    await readTable(device, tableRefOf(sb), saltOf(sb.nodeId), hash, {
+      policies: (records) => {
+        numbers = records.map((r, i) => {
+          let p: Policy;
+          try {
+            p = policyFromRecord(r as Record<string, unknown>);
+          } catch {
+            throw TwinpageError.corrupt(`${name}: policy ${i} is not a policy`);
+          }
+          return blocks.policyNumber(p);
+        });
+      },
+      entries: (view, at, n) => blocks.loadEntries(view, at, n, numbers, name),
+    });
+    blocks.indexLoaded();
+  } finally {
+    await device.close();
+  }
+}
+
+/** The last image of each page a replay found, in one growing arena. */
+class LatestImages {
+  readonly #pageSize: number;
+  readonly #slots = new Map<number, { slot: number; checksum: bigint; lsn: number }>();
+  #arena = new Uint8Array(0);
+
+  constructor(pageSize: number) {
+    this.#pageSize = pageSize;
+  }
+
+  /** Bytes held. */
+  get bytes(): number {
+    return this.#slots.size * this.#pageSize;
+  }
+
+  /** Keeps a copy of `image` as the last of `page`. */
+  set(page: number, image: Uint8Array, checksum: bigint, lsn: number): void {
+    const ps = this.#pageSize;
+    let e = this.#slots.get(page);
+    if (e) {
+      e.checksum = checksum;
+      e.lsn = lsn;
+    } else {
+      e = { slot: this.#slots.size, checksum, lsn };
+      this.#slots.set(page, e);
+      if ((e.slot + 1) * ps > this.#arena.length) {
+        const grown = new Uint8Array(Math.max(64 * ps, 2 * this.#arena.length));
+        grown.set(this.#arena);
+        this.#arena = grown;
+      }
+    }
+    this.#arena.set(image, e.slot * ps);
+  }
+
+  /** Writes every image held through the cache's destaging (coalesced, by stripe), and lets them go. */
+  async writeTo(cache: FrameCache): Promise<void> {
+    if (this.#slots.size === 0) return;
+    const ps = this.#pageSize;
+    const arena = this.#arena;
+    const images: PageImage[] = [];
+    for (const [page, e] of this.#slots) images.push({ page, image: arena.subarray(e.slot * ps, (e.slot + 1) * ps), checksum: e.checksum, lsn: e.lsn });
+    this.#slots.clear();
+    this.#arena = new Uint8Array(0);
+    await cache.writePages(images);
+  }
+}
 
 /** A store's superblock slots as read, one buffer per copy, and the page size they claim. */
 export interface SuperblockRead {
@@ -59,7 +159,7 @@ export async function loadSuperblock(store: Store, superDevice: Device | null, r
       return {
         sb: {
           version: FORMAT_VERSION, pageSize, sequence: 0, walEpoch: 0, nodeId: crypto.randomUUID(), created: Date.now(),
-          walEnd: 0, sumsBytes: 0, pagesBytes: 0, checkpointLsn: 0, meta: {},
+          walEnd: 0, sumsBytes: 0, pagesBytes: 0, checkpointLsn: 0, tableEpoch: 0, tableBytes: 0, tableBlocks: 0, tableCheck: 0n, meta: {},
         },
         fresh: true,
         repaired: 0,
@@ -103,6 +203,7 @@ export async function looksUnused(store: Store, hash: Hash): Promise<boolean> {
     const d = await store.open(name);
     try { if ((await d.size()) > 0) return false; } finally { await d.close(); }
   }
+  if (names.some((n) => /^table\.\d+$/.test(n) || n === 'wal-spare')) return false;
   const journals = names.filter((n) => /^wal\.\d+$/.test(n));
   if (journals.some((n) => n !== 'wal.1')) return false;
   if (!journals.length) return true;
@@ -131,42 +232,53 @@ export async function looksUnused(store: Store, hash: Hash): Promise<boolean> {
 /**
  * Replays the active journal of `sb` onto the block table and the page
  * store, and makes it the WAL's journal. A journal that does not check out
- * (not a torn tail a crash left) refuses the store with CORRUPT.
+ * (not a torn tail a crash left) refuses the store with CORRUPT. Says
+ * whether it ended in a torn tail (the caller then starts a new journal
+ * rather than write after it).
  */
 export async function replay(
   store: Store, sb: Superblock, hash: Hash,
   into: { wal: Wal; blocks: BlockTable; cache: FrameCache },
-): Promise<void> {
+): Promise<{ torn: boolean }> {
   const epoch = sb.walEpoch;
-  if (epoch === 0) return;
+  if (epoch === 0) return { torn: false };
   const name = `wal.${epoch}`;
   if (!(await store.exists(name))) throw TwinpageError.corrupt(`the superblock names journal ${name}, which is missing`);
   const device = await store.open(name);
   const { wal, blocks, cache } = into;
   const fill = fillSector(saltOf(sb.nodeId), epoch);
+  // The last image of each page, copied into one arena (a page written again
+  // takes its slot back) and written once, in coalesced runs, when the replay
+  // is done (or when the arena grows too large).
+  const latest = new LatestImages(sb.pageSize);
+  const policies = new PolicyCache();
   try {
-    const result = await replayJournal(device, { epoch, pageSize: sb.pageSize, hash, fill, durableEnd: sb.walEnd }, async (r) => {
+    const result = await replayJournal(device, { epoch, pageSize: sb.pageSize, hash, fill, durableEnd: sb.walEnd }, (r) => {
       wal.saw(r.lsn);
       switch (r.type) {
         case RecordType.Alloc: {
           const b = r.block;
-          blocks.add({ id: b.id, base: b.base, pages: b.pages, length: b.length, policy: policyFromRecord(b.policy), generation: r.lsn });
+          // A block the journal names twice (a table block carried again) keeps its first header.
+          if (!blocks.has(b.id)) blocks.add({ id: b.id, base: b.base, pages: b.pages, length: b.length, policy: policies.of(b.policy), generation: r.lsn });
           break;
         }
         case RecordType.Free:
-          blocks.delete(r.id);
+          blocks.delete(r.id, r.lsn);
           break;
         case RecordType.Pages:
-          await cache.writePages(r.pages.map((p, i) => ({ page: p.page, image: r.images[i], checksum: p.checksum, lsn: r.lsn })));
+          for (let i = 0; i < r.pages.length; i++) latest.set(r.pages[i].page, r.images[i], r.pages[i].checksum, r.lsn);
+          if (latest.bytes > MAX_HELD) return latest.writeTo(cache);
           break;
       }
     });
     if (result.problem) throw TwinpageError.corrupt(result.problem);
+    await latest.writeTo(cache);
     const end = roundUp(result.end, SECTOR);
     wal.swap(new Journal(device, epoch, end, { pageSize: sb.pageSize, hash, fill, filledTo: end }));
+    blocks.rebuildSpace();
+    return { torn: result.tail === 'torn' };
   } catch (err) {
     await device.close().catch(() => {});
     throw err;
   }
-  blocks.rebuildSpace();
 }

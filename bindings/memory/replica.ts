@@ -86,7 +86,7 @@ export class ReplicaRecord {
    * are damaged is refused with CORRUPT: without its generations this node
    * cannot tell whether its data is newer than its partner's.
    */
-  static async load(store: Store, hash: Hash, blocks: Block[], legacy: unknown): Promise<ReplicaRecord> {
+  static async load(store: Store, hash: Hash, blocks: () => Block[], legacy: unknown): Promise<ReplicaRecord> {
     const bitmap = await PageBitmap.create();
     if (await store.exists('replica')) {
       const slots = await store.open('replica');
@@ -117,7 +117,7 @@ export class ReplicaRecord {
     return new ReplicaRecord(store, hash, bitmap, false, false);
   }
 
-  async #fromSlot(s: ReplicaSlot, blocks: Block[]): Promise<void> {
+  async #fromSlot(s: ReplicaSlot, blocks: () => Block[]): Promise<void> {
     this.#sequence = s.sequence;
     this.generation = s.current;
     this.bitmapGeneration = s.bitmap === '0000000000000000' ? null : s.bitmap;
@@ -178,7 +178,7 @@ export class ReplicaRecord {
     this.outOfSync.forget();
   }
 
-  #fromLegacy(l: LegacyRecord, blocks: Block[]): void {
+  #fromLegacy(l: LegacyRecord, blocks: () => Block[]): void {
     this.generation = l.generation;
     this.history = l.history.filter((h): h is string => typeof h === 'string');
     this.inconsistent = l.inconsistent === true;
@@ -189,7 +189,7 @@ export class ReplicaRecord {
       oos.forget();
       return;
     }
-    oos.addRuns(runsFrom(l.lag), blocks);
+    oos.addRuns(runsFrom(l.lag), blocks());
     if (Array.isArray(l.blocks)) for (const id of l.blocks) if (typeof id === 'string') oos.addBlock(id);
     const hot = Array.isArray(l.intents) ? l.intents.filter((e): e is number => Number.isSafeInteger(e) && (e as number) >= 0) : [];
     const per = Number.isSafeInteger(l.extentPages) && l.extentPages! > 0 ? l.extentPages! : 128;
@@ -198,8 +198,9 @@ export class ReplicaRecord {
   }
 
   /** After a crash, writes to the hot extents may have reached this node and not the partner. */
-  #afterCrash(clean: boolean, intents: number[], extentPages: number, blocks: Block[]): void {
+  #afterCrash(clean: boolean, intents: number[], extentPages: number, blockList: () => Block[]): void {
     if (clean) return;
+    const blocks = blockList();
     const oos = this.outOfSync;
     if (blocks.some((b) => b.policy.writeMode === 'write-back')) {
       // Write-back pages the partner acknowledged may never have reached this

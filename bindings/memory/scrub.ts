@@ -1,6 +1,7 @@
 // Scrub (as ZFS scrubs a pool): every piece of a running node's store read
 // back and checked, on every copy of a mirrored set: both superblock slots,
-// the journal's records, every sum sector, every page of every block. A copy
+// the journal's records, the block table file, every sum sector, every page
+// of every block. A copy
 // that fails is rewritten from one that passes; a page bad on every copy is
 // rewritten from its cached frame when that is clean, else asked of the
 // partner (the link's read repair); what stays bad is in `memory.damage()`.
@@ -12,6 +13,7 @@ import type { Scheduler } from '../sched/scheduler.js';
 import type { Device, Store } from '../storage/device.js';
 import { SUPERBLOCK_SIZE, decodeSuperblock, fillSector, saltOf, type SumEntry } from '../storage/format.js';
 import { replayJournal } from '../storage/journal.js';
+import { checkTable, tableName, tableRefOf } from '../storage/table.js';
 import { copiesOf, scrubRange } from '../storage/mirrored.js';
 import type { PageStore } from '../storage/pagestore.js';
 import type { Block } from './blocks.js';
@@ -50,6 +52,8 @@ export interface ScrubDeps {
   damage: DamageLog;
   blocks: () => Block[];
   checkpoint: () => Promise<void>;
+  /** The next checkpoint writes the block table file again. */
+  rewriteTable: () => void;
   serial: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
@@ -69,6 +73,7 @@ export class Scrubber {
     await d.checkpoint();
     await this.#superblock();
     await this.#journal();
+    await this.#table();
     await this.#sums();
     await this.#pages(options.onProgress);
     this.#report.damaged = d.damage.list();
@@ -126,6 +131,36 @@ export class Scrubber {
     await d.checkpoint();
     this.#report.repaired++;
     this.#report.found.push(`journal wal.${sb.walEpoch} replaced by a checkpoint`);
+  }
+
+  /** The block table file, every chunk on every copy; bad on every copy, it is written again from the blocks this node holds. */
+  async #table(): Promise<void> {
+    const d = this.#d;
+    const sb = d.metadata.superblock;
+    if (sb.tableEpoch === 0) return;
+    const hash = (b: Uint8Array) => d.core.checksum(b);
+    const name = tableName(sb.tableEpoch);
+    let bad: string[];
+    if (!(await d.store.exists(name))) {
+      bad = [`the block table ${name} is missing`];
+    } else {
+      const device = await d.store.open(name);
+      try {
+        const r = await checkTable(device, tableRefOf(sb), saltOf(sb.nodeId), hash, true);
+        this.#report.bytes += r.bytes * copiesOf(device).length;
+        this.#report.repaired += r.repaired;
+        if (r.repaired) this.#report.found.push(`${r.repaired} pieces of the block table ${name} failed their checks on one copy and were rewritten from a good copy`);
+        bad = r.bad;
+      } finally {
+        await device.close();
+      }
+    }
+    if (bad.length === 0) return;
+    this.#report.found.push(...bad);
+    d.rewriteTable();
+    await d.checkpoint();
+    this.#report.repaired++;
+    this.#report.found.push(`the block table written again from the blocks this node holds (table.${d.metadata.superblock.tableEpoch})`);
   }
 
   async #sums(): Promise<void> {

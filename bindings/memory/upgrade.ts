@@ -1,5 +1,7 @@
-// A store of format version 1, upgraded in place to version 2 when it is
-// opened (unless the `upgrade` option is false). Version 1 had no checksum
+// A store of format version 1, upgraded in place when it is opened (unless
+// the `upgrade` option is false): written as version 2 was, with a version-3
+// superblock (no block table file yet: the checkpoint at open writes one when
+// the store is large enough). Version 1 had no checksum
 // of its checksums, no fill in its journal and no record of what its last
 // checkpoint made durable; what it holds is taken as it is (there is nothing
 // to check it against) and rewritten with all of that:
@@ -9,17 +11,17 @@
 //   2. the version-1 checksum entries, with the journal's, are written as
 //      version-2 sum sectors into `sums.v2`, which is flushed and renamed
 //      over `sums`;
-//   3. a version-2 journal of the next epoch holds the block table, and a
-//      version-2 superblock names it (both slots); the old journal goes.
+//   3. a journal of the next epoch holds the block table, and a version-3
+//      superblock names it (both slots); the old journal goes.
 //
 // Each step can be cut by a crash: until the superblock is written the store
-// is still version 1 and the upgrade runs again (a `sums` already in version
-// 2 is kept: its pages were written before it).
+// is still version 1 and the upgrade runs again (a `sums` already checked
+// is kept: its pages were written before it).
 
 import { TwinpageError } from '../errors.js';
 import type { Device, Store } from '../storage/device.js';
 import {
-  RecordType, SECTOR, decodeSumV1, fillSector, saltOf, sumSectorValid, type BlockRecord, type Hash, type Superblock, type SumEntry,
+  FORMAT_VERSION, RecordType, SECTOR, decodeSumV1, fillSector, saltOf, sumSectorValid, type BlockRecord, type Hash, type Superblock, type SumEntry,
 } from '../storage/format.js';
 import { Journal, replayJournalV1 } from '../storage/journal.js';
 import { PageStore } from '../storage/pagestore.js';
@@ -111,7 +113,7 @@ export async function upgradeFromV1(store: Store, superDevice: Device, sb: Super
     await journal.commit();
     await store.sync();
     const metadata = new Metadata(superDevice, sb, hash);
-    await metadata.write({ version: 2, walEpoch: epoch, walEnd: journal.size, sumsBytes, pagesBytes, checkpointLsn: nextLsn });
+    await metadata.write({ version: FORMAT_VERSION, walEpoch: epoch, walEnd: journal.size, sumsBytes, pagesBytes, checkpointLsn: nextLsn });
     if (sb.walEpoch > 0) await store.remove(`wal.${sb.walEpoch}`);
     await store.sync();
     return { ...metadata.superblock };

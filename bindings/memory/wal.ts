@@ -70,13 +70,55 @@ export class Wal {
     }
   }
 
-  /** Journals a block's creation. */
-  logAlloc(block: Block): Promise<void> {
-    return this.log({ type: RecordType.Alloc, lsn: block.generation, epoch: this.epoch, block: { ...block, policy: policyToRecord(block.policy) } });
+  /**
+   * As `log`, for a PAGES record: resolves with the journal's copy of each
+   * image (made when the record was appended, in this turn), once flushed.
+   */
+  async logPages(record: Extract<JournalRecord, { type: RecordType.Pages }>): Promise<Uint8Array[]> {
+    const journal = this.journal;
+    let copy: Uint8Array;
+    try {
+      copy = journal.append(record);
+      await journal.commit();
+    } catch (err) {
+      await journal.recover();
+      throw err;
+    }
+    const ps = record.images.length ? copy.length / record.images.length : 0;
+    return record.images.map((_, i) => copy.subarray(i * ps, (i + 1) * ps));
   }
 
-  /** Journals a block's release. */
-  logFree(id: string): Promise<void> {
-    return this.log({ type: RecordType.Free, lsn: this.takeLsn(), epoch: this.epoch, id });
+  /** Journals a block's creation. */
+  logAlloc(block: Block): Promise<void> {
+    return this.log(this.#allocRecord(block));
+  }
+
+  /**
+   * Appends a block's creation now (in this turn: the journal's order is
+   * the caller's) and returns the wait for its flush, which the records
+   * appended meanwhile share (group commit). On failure as `log`.
+   */
+  appendAlloc(block: Block): Promise<void> {
+    const journal = this.journal;
+    try {
+      journal.append(this.#allocRecord(block));
+    } catch (err) {
+      return journal.recover().then(() => { throw err; });
+    }
+    return journal.commit().catch(async (err: unknown) => {
+      await journal.recover();
+      throw err;
+    });
+  }
+
+  #allocRecord(block: Block): JournalRecord {
+    return { type: RecordType.Alloc, lsn: block.generation, epoch: this.epoch, block: { ...block, policy: policyToRecord(block.policy) } };
+  }
+
+  /** Journals a block's release; resolves with the record's sequence number. */
+  async logFree(id: string): Promise<number> {
+    const lsn = this.takeLsn();
+    await this.log({ type: RecordType.Free, lsn, epoch: this.epoch, id });
+    return lsn;
   }
 }

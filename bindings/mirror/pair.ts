@@ -976,8 +976,8 @@ export class Mirror extends MirrorEvents {
     const who = `this node ${this.memory.nodeId} (${this.#role}, generation ${r.generation}), partner ${m.nodeId} (${m.role}, generation ${m.current})`;
     const what = d.splitBrain
       ? `${d.reason} (${who}). Nothing was merged and both keep their data. Choose the node whose changes to discard ` +
-        `and send it the discard command ({"cmd":"discard"} to its 'twinpage serve', on standard input or its control ` +
-        `socket; in a program, mirror.discardLocalChanges()), or give its mirror splitBrain: 'discard-local'; ` +
+        `and run 'twinpage discard --dir DIR' on its data folder (running or stopped; or {"cmd":"discard"} on its ` +
+        `'twinpage serve' standard input; in a program, mirror.discardLocalChanges() or splitBrain: 'discard-local'); ` +
         `with it secondary and the other primary, the other resyncs it when they meet again.`
       : `${d.reason} (${who}). Nothing was changed on either node.`;
     this.#refused = what;

@@ -1,11 +1,12 @@
-// The on-disk format, version 2 (and what still reads version 1, for the
-// upgrade and `inspect`). Pure encoding and decoding; no I/O. Every structure
+// The on-disk format, version 3 (and what still reads versions 1 and 2, for
+// the upgrade and `inspect`). Pure encoding and decoding; no I/O. Every structure
 // carries an XXH3-64 checksum (the core's, passed in as `hash`), and every
 // decoder refuses what does not check out instead of trusting it.
 //
-// A store holds four kinds of device:
+// A store holds five kinds of device:
 //   super      two superblock slots, written alternately
-//   wal.<N>    the journal of epoch N: block-table changes and page images
+//   table.<T>  the block table as of checkpoint T (storage/table.ts)
+//   wal.<N>    the journal of epoch N: block-table changes since the table, and page images
 //   pages      page p at byte p * pageSize
 //   sums       page p's checksum entry, in 512-byte sum sectors that carry
 //              their own checksum (kept apart from the page)
@@ -14,7 +15,7 @@
 
 import { TwinpageError } from '../errors.js';
 
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 export const SUPERBLOCK_SIZE = 4096;
 /** The unit a disk writes atomically, and what journal batches and sum sectors are aligned to. */
 export const SECTOR = 512;
@@ -29,6 +30,7 @@ export const MAX_RECORD_PAGES = 4096;
 
 export type Hash = (bytes: Uint8Array) => bigint;
 
+const UTF8 = new TextDecoder();
 const SUPER_MAGIC = 0x45474150_4E495754n; // "TWINPAGE" little-endian
 const RECORD_MAGIC = 0x4A505754; // "TWPJ"
 const FILL_MAGIC = 0x004C4C4946505754n; // "TWPFILL\0"
@@ -48,10 +50,10 @@ export function roundUp(n: number, unit: number): number {
 //   +----------------------+-----------+----------+-----------+------------+
 //   | nodeId (16 bytes)    | created   | walEnd   | sumsBytes | pagesBytes |
 //   +----------------------+-----------+----------+-----------+------------+
-//   80               88        92       96
-//   +----------------+---------+--------+-----------------+
-//   | checkpointLsn  | 0       | jsonLen| json (meta) ... |
-//   +----------------+---------+--------+-----------------+
+//   80               88    96          104         112          120          128  132      136
+//   +----------------+-----+-----------+-----------+------------+------------+----+--------+-----------------+
+//   | checkpointLsn  | 0   | tableEpoch| tableBytes| tableBlocks| tableCheck | 0  | jsonLen| json (meta) ... |
+//   +----------------+-----+-----------+-----------+------------+------------+----+--------+-----------------+
 //   4088                    4096
 //   +-----------------------+
 //   | checksum of [0, 4088) |
@@ -61,7 +63,10 @@ export function roundUp(n: number, unit: number): number {
 // so a write torn by a crash leaves the other slot in charge. walEnd,
 // sumsBytes, pagesBytes and checkpointLsn are what the last checkpoint made
 // durable: the journal's end, the lengths of `sums` and `pages`, and the next
-// sequence number. Version 1 had none of them (its json began at byte 60).
+// sequence number. table* name the block table file (storage/table.ts): its
+// epoch (0: none yet), length, blocks and the checksum of its header.
+// Version 2 had no table fields (its json began at byte 96; the journal held
+// the whole block table), version 1 not the checkpoint's either (json at 60).
 
 export interface Superblock {
   version: number;
@@ -80,11 +85,20 @@ export interface Superblock {
   pagesBytes: number;
   /** The next journal sequence number at the last checkpoint. */
   checkpointLsn: number;
+  /** The block table file `table.<tableEpoch>` (0: none; the journal holds every block). */
+  tableEpoch: number;
+  /** Its length in bytes. */
+  tableBytes: number;
+  /** The blocks it lists. */
+  tableBlocks: number;
+  /** The checksum of its header. */
+  tableCheck: bigint;
   /** Free-form metadata of the layers above (generations, ...), as JSON. */
   meta: Record<string, unknown>;
 }
 
-const JSON_AT = 96;
+const JSON_AT = 136;
+const JSON_AT_V2 = 96;
 const JSON_AT_V1 = 60;
 
 export function encodeSuperblock(sb: Superblock, hash: Hash): Uint8Array {
@@ -103,7 +117,11 @@ export function encodeSuperblock(sb: Superblock, hash: Hash): Uint8Array {
   v.setBigUint64(64, BigInt(sb.sumsBytes), true);
   v.setBigUint64(72, BigInt(sb.pagesBytes), true);
   v.setBigUint64(80, BigInt(sb.checkpointLsn), true);
-  v.setUint32(92, json.length, true);
+  v.setBigUint64(96, BigInt(sb.tableEpoch), true);
+  v.setBigUint64(104, BigInt(sb.tableBytes), true);
+  v.setBigUint64(112, BigInt(sb.tableBlocks), true);
+  v.setBigUint64(120, sb.tableCheck, true);
+  v.setUint32(JSON_AT - 4, json.length, true);
   out.set(json, JSON_AT);
   v.setBigUint64(SUPERBLOCK_SIZE - 8, hash(out.subarray(0, SUPERBLOCK_SIZE - 8)), true);
   return out;
@@ -124,7 +142,7 @@ export function sniffPageSize(raw: Uint8Array): number | null {
   return null;
 }
 
-/** The superblock in `slot` (version 1 or 2), or null when the slot is blank, torn or corrupt. */
+/** The superblock in `slot` (version 1, 2 or 3), or null when the slot is blank, torn or corrupt. */
 export function decodeSuperblock(slot: Uint8Array, hash: Hash): Superblock | null {
   if (slot.length !== SUPERBLOCK_SIZE) return null;
   const v = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
@@ -132,7 +150,7 @@ export function decodeSuperblock(slot: Uint8Array, hash: Hash): Superblock | nul
   if (v.getBigUint64(SUPERBLOCK_SIZE - 8, true) !== hash(slot.subarray(0, SUPERBLOCK_SIZE - 8))) return null;
   const version = v.getUint32(8, true);
   const v1 = version === 1;
-  const jsonAt = v1 ? JSON_AT_V1 : JSON_AT;
+  const jsonAt = v1 ? JSON_AT_V1 : version === 2 ? JSON_AT_V2 : JSON_AT;
   const jsonLength = v.getUint32(jsonAt - 4, true);
   if (jsonLength > SUPERBLOCK_SIZE - 8 - jsonAt) return null;
   let meta: Record<string, unknown>;
@@ -143,6 +161,7 @@ export function decodeSuperblock(slot: Uint8Array, hash: Hash): Superblock | nul
   }
   if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) return null;
   const u64 = (at: number) => (v1 ? 0 : Number(v.getBigUint64(at, true)));
+  const t64 = (at: number) => (version >= 3 ? Number(v.getBigUint64(at, true)) : 0);
   return {
     version,
     pageSize: v.getUint32(12, true),
@@ -154,6 +173,10 @@ export function decodeSuperblock(slot: Uint8Array, hash: Hash): Superblock | nul
     sumsBytes: u64(64),
     pagesBytes: u64(72),
     checkpointLsn: u64(80),
+    tableEpoch: t64(96),
+    tableBytes: t64(104),
+    tableBlocks: t64(112),
+    tableCheck: version >= 3 ? v.getBigUint64(120, true) : 0n,
     meta,
   };
 }
@@ -363,11 +386,16 @@ export function decodeRecordHeader(bytes: Uint8Array): RecordHeader | null {
   if ((type === RecordType.Pages) !== (pageCount > 0)) return null;
   return {
     type, bodyLength, pageCount,
-    lsn: Number(v.getBigUint64(16, true)),
-    epoch: Number(v.getBigUint64(24, true)),
-    batchStart: Number(v.getBigUint64(32, true)),
+    lsn: getU64(v, 16),
+    epoch: getU64(v, 24),
+    batchStart: getU64(v, 32),
     checksum: v.getBigUint64(48, true),
   };
+}
+
+/** Reads a little-endian u64 as a number (two words: no BigInt on the replay path). */
+function getU64(v: DataView, at: number): number {
+  return v.getUint32(at, true) + v.getUint32(at + 4, true) * 0x100000000;
 }
 
 /** Checks the checksum of header + body (`head`, with the checksum field as read). */
@@ -375,6 +403,18 @@ export function recordHeadValid(head: Uint8Array, h: RecordHeader, hash: Hash): 
   const copy = head.slice();
   new DataView(copy.buffer).setBigUint64(48, 0n, true);
   return hash(copy) === h.checksum;
+}
+
+/**
+ * The same check without a copy: the checksum field of `head` (a buffer the
+ * caller owns) is zeroed while it is hashed, then put back.
+ */
+export function recordHeadValidInPlace(head: Uint8Array, h: RecordHeader, hash: Hash): boolean {
+  const saved = head.subarray(48, 56).slice();
+  head.fill(0, 48, 56);
+  const ok = hash(head) === h.checksum;
+  head.set(saved, 48);
+  return ok;
 }
 
 /** Decodes a checked body; null when its contents do not fit its header. */
@@ -390,7 +430,7 @@ export function decodeBody(h: Pick<RecordHeader, 'type' | 'pageCount' | 'lsn' | 
         if (body.length < 36) return null;
         const jsonLength = v.getUint32(32, true);
         if (36 + jsonLength !== body.length) return null;
-        const policy = JSON.parse(new TextDecoder().decode(body.subarray(36)));
+        const policy = JSON.parse(UTF8.decode(body.subarray(36)));
         if (policy === null || typeof policy !== 'object') return null;
         const block: BlockRecord = {
           id: bytesToGuid(body.subarray(0, 16)),

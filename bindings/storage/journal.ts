@@ -21,7 +21,7 @@ import { TwinpageError } from '../errors.js';
 import type { Device } from './device.js';
 import {
   RECORD_HEADER_SIZE, RECORD_HEADER_SIZE_V1, RecordType, SECTOR, decodeBody, decodeRecordHeader, decodeRecordHeaderV1,
-  encodeRecordHead, fillInto, isFill, recordHeadValid, recordHeadValidV1, roundUp,
+  encodeRecordHead, fillInto, isFill, recordHeadValid, recordHeadValidInPlace, recordHeadValidV1, roundUp,
   type Hash, type JournalRecord,
 } from './format.js';
 import { copiesOf, readChecked } from './mirrored.js';
@@ -30,6 +30,12 @@ import { copiesOf, readChecked } from './mirrored.js';
 export const FILL_AHEAD = 1 << 20;
 /** At most (a batch of very many pages keeps twice its size ahead, up to this). */
 const MAX_AHEAD = 64 << 20;
+/**
+ * Most fill a step writes ahead of need. A step that grows the file makes
+ * its flush record new space (and a recycled file, written over in place,
+ * needs none); the fill after the last batch is read at open.
+ */
+const MAX_STEP = 8 << 20;
 
 export interface JournalOptions {
   pageSize: number;
@@ -41,7 +47,9 @@ export interface JournalOptions {
   /**
    * A journal no superblock names yet (a checkpoint's): its first batch is
    * written together with the fill after it, since a crash before the
-   * superblock names the journal makes it garbage anyway.
+   * superblock names the journal makes it garbage anyway. Its device may be
+   * a recycled journal of an older epoch: past the fill, its bytes are that
+   * journal's, and no record is ever written there before fill is.
    */
   fresh?: boolean;
 }
@@ -71,6 +79,8 @@ export class Journal {
   #dirtyTo: number;
   #filledTo: number;
   #fresh: boolean;
+  /** The next step of fill ahead (doubling, up to MAX_STEP). */
+  #step = FILL_AHEAD;
 
   constructor(device: Device, epoch: number, end: number, options: JournalOptions) {
     if (end % SECTOR !== 0) throw TwinpageError.invalidArgument(`a journal resumes at a sector boundary, not ${end}`);
@@ -90,19 +100,23 @@ export class Journal {
   /**
    * Appends a record (and, for PAGES, its page images, in the order of
    * `record.pages`) to the pending tail. Head and images are copied now, so
-   * frames may change right after; `commit()` writes and flushes.
+   * frames may change right after; `commit()` writes and flushes. Returns
+   * the copy of the images (one after the other), which stays as it is.
    */
-  append(record: JournalRecord): void {
+  append(record: JournalRecord): Uint8Array {
     if (this.#failed) throw this.#failed;
     const head = encodeRecordHead(record, this.#pendingAt, this.#hash);
     const images = record.type === RecordType.Pages ? record.images : [];
-    const length = head.length + images.length * this.#pageSize;
+    const ps = this.#pageSize;
+    const length = head.length + images.length * ps;
     // Room for the padding of a batch of this record alone (it starts on a sector boundary): written without a copy.
     const buf = new Uint8Array(roundUp(length, SECTOR));
     buf.set(head, 0);
-    images.forEach((img, i) => buf.set(img, head.length + i * this.#pageSize));
+    for (let i = 0, at = head.length; i < images.length; i++, at += ps) buf.set(images[i], at);
     this.#pending.push({ buf, length });
     this.#end += length;
+    // The copy of the images: never changed after this (padding goes after them).
+    return buf.subarray(head.length, length);
   }
 
   /**
@@ -129,12 +143,18 @@ export class Journal {
       try {
         // Fill ahead: at least a step, and twice the batch (the next batches are alike).
         const want = Math.min(MAX_AHEAD, Math.max(FILL_AHEAD, 2 * (batchEnd - at)));
-        if (batchEnd > this.#filledTo && !this.#fresh) await this.#extend(batchEnd, want);
+        // A sector of durable fill always follows the last batch: a recycled
+        // file holds an older journal's bytes past the fill, never to be
+        // taken for this one's.
+        if (batchEnd + SECTOR > this.#filledTo && !this.#fresh) await this.#extend(batchEnd + SECTOR, want);
         const data = this.#assemble(parts, at, dataEnd, batchEnd);
         this.#dirtyTo = batchEnd;
         // Written with the batch, it is durable with its flush, before any record goes there.
+        // The steps double (up to MAX_STEP): the file grows, and its flush
+        // records new space, once in a long while rather than at every batch.
         const from = Math.max(this.#filledTo, batchEnd);
-        const ahead = batchEnd + want / 2 > this.#filledTo ? roundUp(batchEnd + want, FILL_AHEAD) : 0;
+        const ahead = batchEnd + want / 2 > this.#filledTo || this.#fresh ? roundUp(batchEnd + Math.max(want, this.#step), FILL_AHEAD) : 0;
+        if (ahead > from) this.#step = Math.min(MAX_STEP, 2 * this.#step);
         const [, aheadDone] = await Promise.all([
           this.device.write(at, data),
           ahead > from ? this.#writeFill(from, ahead).then(() => true, noSpaceIsFalse) : false,
@@ -273,7 +293,9 @@ type RecordRead =
  * was written or at a torn tail; anything else that does not check out is a
  * `problem` (the caller refuses the store with CORRUPT). On a mirrored
  * device a record failing its checks is read from another copy, which
- * repairs the bad one.
+ * repairs the bad one. A record's page images are views of the journal as
+ * read, valid until `apply` returns (or its promise settles): copy what is
+ * kept.
  */
 export async function replayJournal(
   device: Device, o: ReplayOptions,
@@ -288,7 +310,51 @@ export async function replayJournal(
     repaired += r.repaired;
     return r.ok;
   };
-  const fillAt = (at: number, length: number) => checked(at, new Uint8Array(length), (b) => isFill(b, at, fill));
+  const fillAt = async (at: number, length: number) => {
+    const seen = (await ahead.load(at, length)) && ahead.view(at, length);
+    if (seen && isFill(seen, at, fill)) return true;
+    return checked(at, new Uint8Array(length), (b) => isFill(b, at, fill));
+  };
+
+  // The fast path: the journal read in order, in large chunks (the next one
+  // read while this one is checked), each record checked in memory, in one
+  // synchronous step. What fails there is read again the careful way below
+  // (a mirrored device's other copies tried, and repaired), with the same
+  // verdicts as before.
+  const ahead = new ReadAhead(device, size);
+  /** The record at `p` when it is whole in the chunk and checks out; null when not (or not there). */
+  const quickRecord = (p: number): RecordRead | null => {
+    const head = ahead.view(p, RECORD_HEADER_SIZE);
+    const h = head && decodeRecordHeader(head);
+    if (!h || h.epoch !== epoch) return null;
+    const bodyEnd = RECORD_HEADER_SIZE + h.bodyLength;
+    const total = bodyEnd + h.pageCount * pageSize;
+    const all = ahead.view(p, total);
+    if (!all) return null;
+    const headBody = all.subarray(0, bodyEnd);
+    if (!recordHeadValidInPlace(headBody, h, hash)) return null;
+    const record = decodeBody(h, headBody.subarray(RECORD_HEADER_SIZE));
+    if (!record) return null;
+    if (record.type === RecordType.Pages) {
+      const pages = record.pages;
+      for (let i = 0, at = bodyEnd; i < pages.length; i++, at += pageSize) {
+        const img = all.subarray(at, at + pageSize);
+        if (hash(img) !== pages[i].checksum) return null;
+        record.images.push(img);
+      }
+    }
+    return { ok: true, record, length: total, batchStart: h.batchStart };
+  };
+  /** The record at `p`, fast when it can be. */
+  const nextRecord = async (p: number): Promise<RecordRead> => {
+    let quick = quickRecord(p);
+    if (!quick) {
+      const head = (await ahead.load(p, RECORD_HEADER_SIZE)) ? ahead.view(p, RECORD_HEADER_SIZE) : null;
+      const h = head && decodeRecordHeader(head);
+      if (h && h.epoch === epoch && await ahead.load(p, RECORD_HEADER_SIZE + h.bodyLength + h.pageCount * pageSize)) quick = quickRecord(p);
+    }
+    return quick ?? readRecord(p);
+  };
 
   const readRecord = async (p: number): Promise<RecordRead> => {
     const headerEnd = Math.min(size, p + RECORD_HEADER_SIZE);
@@ -345,6 +411,33 @@ export async function replayJournal(
     return null;
   };
 
+  /**
+   * The end of the run of fill sectors from `p` (a sector boundary), when a
+   * valid record there starts a batch of its own: proof that a batch after
+   * the fill at `p` was flushed. Past the fill is the end of the file, or
+   * the bytes of an older journal (a recycled file).
+   */
+  const batchAfterFill = async (p: number): Promise<number | null> => {
+    const chunk = new Uint8Array(1 << 20);
+    const fill32 = new Uint32Array(fill.buffer, fill.byteOffset, SECTOR / 4);
+    for (let base = p; base + SECTOR <= size; base += chunk.length) {
+      const n = Math.min(chunk.length, size - base) & ~(SECTOR - 1);
+      await device.read(base, chunk.subarray(0, n));
+      const words = new Uint32Array(chunk.buffer, 0, n / 4);
+      for (let k = 0; k < n; k += SECTOR) {
+        let same = true;
+        for (let w = 0, o = k / 4; same && w < SECTOR / 4; w++) same = words[o + w] === fill32[w];
+        if (same) continue;
+        const h = decodeRecordHeader(chunk.subarray(k, k + RECORD_HEADER_SIZE));
+        if (!h || h.epoch !== epoch || h.batchStart !== base + k) return null;
+        const head = new Uint8Array(RECORD_HEADER_SIZE + h.bodyLength);
+        await device.read(base + k, head);
+        return recordHeadValid(head, h, hash) ? base + k : null;
+      }
+    }
+    return null;
+  };
+
   /** Whether a whole sector overlapping `span` reads as fill on some copy: what a crash leaves. */
   const torn = async ([from, to]: [number, number]): Promise<boolean> => {
     const sector = new Uint8Array(SECTOR);
@@ -372,7 +465,7 @@ export async function replayJournal(
       if (p % SECTOR !== 0) return result('none', `it ends inside a sector, right after the record ending at byte ${p}: it was cut`);
       return result('none', null);
     }
-    const r = await readRecord(p);
+    const r = quickRecord(p) ?? await nextRecord(p);
     if (r.ok) {
       const startsBatch = r.batchStart === p && p % SECTOR === 0;
       if (!startsBatch && !(contiguous && r.batchStart === batch)) {
@@ -382,7 +475,8 @@ export async function replayJournal(
         return result('none', records === 0 ? 'it does not start with its epoch record' : `a second epoch record at byte ${p}`);
       }
       batch = r.batchStart;
-      await apply(r.record);
+      const applied = apply(r.record);
+      if (applied) await applied;
       records++;
       lastLsn = Math.max(lastLsn, r.record.lsn);
       p += r.length;
@@ -402,12 +496,87 @@ export async function replayJournal(
     const clean = p % SECTOR === 0 && await fillAt(p, Math.min(SECTOR, size - p));
     const what = clean ? `nothing was written at byte ${p}` : `the record at byte ${p} is bad: ${r.why}`;
     if (p < o.durableEnd) return result('none', `${what}, inside the ${o.durableEnd} bytes its checkpoint made durable`);
-    const later = await laterBatch(p);
+    // After a clean end, a later batch could only start where the fill after it stops.
+    const later = clean ? await batchAfterFill(p) : await laterBatch(p);
     if (later !== null) return result('none', `${what}, yet a later batch at byte ${later} proves it was flushed`);
     if (clean) return result('none', null);
     if (await torn(r.span)) return result('torn', null);
     return result('none', `${what}, and no sector of it reads as fill: damage, not a write a crash tore`);
   }
+}
+
+/**
+ * Bytes read ahead from a device in large chunks, in order (replay's fast
+ * path): the next chunk is read while the current one is being checked. Two
+ * chunk buffers take turns, so a view is valid until the next `load` that
+ * reads.
+ */
+class ReadAhead {
+  static readonly CHUNK = 8 << 20;
+  /** The next chunk starts this far before the current one's end, so that a record straddling them is whole in it. */
+  static readonly OVERLAP = 1 << 20;
+  readonly #device: Device;
+  readonly #size: number;
+  #buf: Uint8Array = new Uint8Array(0);
+  #at = 0;
+  /** The buffer not in use (the other one's turn next). */
+  #spare: Uint8Array | null = null;
+  /** The chunk after the current one, being read. */
+  #next: { at: number; buf: Uint8Array; done: Promise<boolean> } | null = null;
+
+  constructor(device: Device, size: number) {
+    this.#device = device;
+    this.#size = size;
+  }
+
+  /** Bytes [at, at + length) when the current chunk holds them, else null. */
+  view(at: number, length: number): Uint8Array | null {
+    const k = at - this.#at;
+    if (k < 0 || k + length > this.#buf.length) return null;
+    return this.#buf.subarray(k, k + length);
+  }
+
+  /** Makes the current chunk hold [at, at + length); false past the device's end. */
+  async load(at: number, length: number): Promise<boolean> {
+    if (at + length > this.#size) return false;
+    if (this.view(at, length)) return true;
+    const next = this.#next;
+    this.#next = null;
+    const old = this.#buf;
+    if (next && next.at <= at && at + length <= next.at + next.buf.length && await next.done) {
+      this.#buf = next.buf;
+      this.#at = next.at;
+    } else {
+      if (next) await next.done;
+      const n = Math.min(this.#size - at, Math.max(ReadAhead.CHUNK, length));
+      this.#buf = this.#take(n, next?.buf ?? null);
+      this.#at = at;
+      await this.#device.read(at, this.#buf);
+    }
+    this.#spare = old.length ? old : this.#spare;
+    const from = this.#at + this.#buf.length - Math.min(this.#buf.length, ReadAhead.OVERLAP);
+    if (from > this.#at && from + ReadAhead.OVERLAP < this.#size) {
+      const buf = this.#take(Math.min(this.#size - from, ReadAhead.CHUNK), null);
+      this.#spare = null;
+      this.#next = { at: from, buf, done: this.#device.read(from, buf).then(() => true, () => false) };
+    }
+    return true;
+  }
+
+  /** A buffer of `n` bytes: the spare one (or `also`) when large enough, else a new one. */
+  #take(n: number, also: Uint8Array | null): Uint8Array {
+    for (const b of [this.#spare, also]) if (b && b.length >= n) return b.subarray(0, n);
+    return bufferOf(n);
+  }
+}
+
+/** A buffer for a device to fill whole (not zeroed first where the platform allows: Node's Buffer). */
+function bufferOf(n: number): Uint8Array {
+  const B = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
+  if (!B) return new Uint8Array(n);
+  const b = B.allocUnsafeSlow(n);
+  // A plain view of its memory: a Buffer's subarrays are slower to make.
+  return new Uint8Array(b.buffer, b.byteOffset, n);
 }
 
 // --- version 1 -------------------------------------------------------------------------

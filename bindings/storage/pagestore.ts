@@ -57,6 +57,8 @@ export interface SumsReport {
 const READ_CHUNK_SECTORS = 128;
 /** Sum sectors a page store remembers (31 pages' entries each). */
 const SECTORS_CACHED = 1024;
+/** Sum sectors apart that a write of checksum entries still covers in one write (the sectors between read and written back). */
+const SUMS_GAP = 4;
 
 /** Bytes of `sums` read at a time when checking it whole. */
 const CHECK_CHUNK = 256 * SECTOR;
@@ -280,42 +282,55 @@ export class PageStore {
   }
 
   /**
-   * Writes pages, coalescing runs of consecutive pages into one write each
-   * (the runs written together), then their checksum entries: the sectors
-   * they fall in read, changed and written back whole, neighbouring sectors
-   * in one write (pages scattered over a sector cost one update of it, not
-   * one each). `images` must be sorted by page.
+   * Writes pages, coalescing runs of consecutive pages into one write to
+   * each device (the runs in parallel), then their checksum entries (each
+   * sum sector touched read, changed and written back whole, once).
+   * `images` must be sorted by page.
    */
   async writePages(images: PageImage[]): Promise<void> {
+    if (images.length === 0) return;
     const ps = this.pageSize;
     const writes: Promise<void>[] = [];
     for (let i = 0; i < images.length;) {
       let j = i + 1;
       while (j < images.length && images[j].page === images[j - 1].page + 1) j++;
-      const first = images[i].page;
       let data: Uint8Array;
-      if (j - i === 1) {
-        data = images[i].image;
+      let adjacent = true;
+      for (let k = i + 1; adjacent && k < j; k++) {
+        adjacent = images[k].image.buffer === images[i].image.buffer && images[k].image.byteOffset === images[k - 1].image.byteOffset + ps;
+      }
+      if (adjacent) {
+        // One view over the images as they lie (a journal record's copy, say): no copy.
+        data = new Uint8Array(images[i].image.buffer, images[i].image.byteOffset, (j - i) * ps);
       } else {
         data = new Uint8Array((j - i) * ps);
         for (let k = i; k < j; k++) data.set(images[k].image, (k - i) * ps);
       }
-      writes.push(this.pages.write(first * ps, data));
-      this.#pagesLength = Math.max(this.#pagesLength, (images[j - 1].page + 1) * ps);
+      writes.push(this.pages.write(images[i].page * ps, data));
       i = j;
     }
     await Promise.all(writes);
-    // The checksums after the bytes they vouch for.
-    for (let i = 0; i < images.length;) {
+    this.#pagesLength = Math.max(this.#pagesLength, (images[images.length - 1].page + 1) * ps);
+    const entries = new Array<{ page: number; entry: SumEntry }>(images.length);
+    for (let i = 0; i < images.length; i++) entries[i] = { page: images[i].page, entry: { checksum: images[i].checksum, lsn: images[i].lsn } };
+    await this.writeSums(entries);
+  }
+
+  /**
+   * Writes checksum entries (sorted by page) into their sectors: sectors
+   * near each other in one write, sectors far apart in writes of their own.
+   */
+  async writeSums(entries: Array<{ page: number; entry: SumEntry }>): Promise<void> {
+    for (let i = 0; i < entries.length;) {
       let j = i + 1;
-      while (j < images.length && sumSectorOf(images[j].page) <= sumSectorOf(images[j - 1].page) + 1) j++;
-      await this.writeSums(images.slice(i, j).map((p) => ({ page: p.page, entry: { checksum: p.checksum, lsn: p.lsn } })));
+      while (j < entries.length && sumSectorOf(entries[j].page) - sumSectorOf(entries[j - 1].page) <= SUMS_GAP) j++;
+      await this.#writeSumsNear(i === 0 && j === entries.length ? entries : entries.slice(i, j));
       i = j;
     }
   }
 
-  /** Writes checksum entries (sorted by page) into their sectors. */
-  async writeSums(entries: Array<{ page: number; entry: SumEntry }>): Promise<void> {
+  /** Writes checksum entries (sorted by page, their sectors near each other) into their sectors. */
+  async #writeSumsNear(entries: Array<{ page: number; entry: SumEntry }>): Promise<void> {
     const { hash, salt } = this.#o;
     if (entries.length === 0) return;
     const s0 = sumSectorOf(entries[0].page);
