@@ -4,7 +4,11 @@
 // seconds (default 120; test-trace/uvu.mjs fails a test over it, by name). A
 // file over its time is stopped (its process group: SIGTERM, then SIGKILL) and
 // reported with the last test it had started; so is a file still running 10 s
-// after it printed its totals (a timer, socket or child keeps it alive). Ends
+// after it printed its totals (a timer, socket or child keeps it alive). A
+// file that is long by design (a scale test) declares its own limits near its
+// top, as a line `// test-limits: test N s, file M s`; they replace the
+// defaults for that file only, and never lower a limit set in the
+// environment. Ends
 // with uvu's totals over all files (Total, Passed, Skipped), which .ci/run
 // adds up, and exits non-zero when anything failed.
 //
@@ -21,6 +25,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TESTS = join(ROOT, 'build', 'test');
 const PRELOAD = fileURLToPath(new URL('./test-trace/register.mjs', import.meta.url));
 const LIMIT_S = positive('TEST_FILE_TIMEOUT', 240);
+const TEST_LIMIT_S = positive('TEST_TIMEOUT', 120);
+const DECLARED = /^\/\/ test-limits: test (\d+) s, file (\d+) s$/m;
 const JOBS = positive('TEST_JOBS', 2);
 const GRACE_MS = 5000; // between SIGTERM and SIGKILL
 const EXIT_MS = 10000; // from a file's totals to its exit
@@ -83,7 +89,9 @@ function uvuTotals(plain) {
  */
 function runFile(file, traceDir, live) {
   const trace = join(traceDir, `${file.replace(/[\\/]/g, '_')}.trace`);
-  const env = { ...process.env, TWINPAGE_TEST_TRACE: trace };
+  const declared = DECLARED.exec(readFileSync(join(TESTS, file), 'utf8').slice(0, 8192));
+  const limit = Math.max(LIMIT_S, declared ? Number(declared[2]) : 0);
+  const env = { ...process.env, TWINPAGE_TEST_TRACE: trace, TEST_TIMEOUT: String(Math.max(TEST_LIMIT_S, declared ? Number(declared[1]) : 0)) };
   if (process.stdout.isTTY && env.FORCE_COLOR === undefined) env.FORCE_COLOR = '1';
   const start = Date.now();
   const child = spawn(process.execPath, [...TRACE_ARGS, join(TESTS, file)], {
@@ -100,7 +108,7 @@ function runFile(file, traceDir, live) {
   const timer = setTimeout(() => {
     timedOut = true;
     stop();
-  }, LIMIT_S * 1000);
+  }, limit * 1000);
   // uvu's totals end with its Duration line: the file has nothing left to run.
   let exitTimer = null;
   const read = (s) => {
@@ -130,9 +138,9 @@ function runFile(file, traceDir, live) {
         const failed = counts.total - counts.passed;
         problem = `${failed > 0 ? `${failed} test${failed > 1 ? 's' : ''} failed, and it ` : ''}ran its tests but had not exited ${EXIT_MS / 1000} s after its totals: a timer, socket or child process keeps it alive`;
       } else if (timedOut && counts) {
-        problem = `ran its tests but had not exited after ${LIMIT_S} s (TEST_FILE_TIMEOUT): a timer, socket or child process keeps it alive`;
+        problem = `ran its tests but had not exited after ${limit} s (TEST_FILE_TIMEOUT${declared ? ', as the file declares' : ''}): a timer, socket or child process keeps it alive`;
       } else if (timedOut) {
-        problem = `stopped after ${LIMIT_S} s (TEST_FILE_TIMEOUT); last test started: ${started.length ? JSON.stringify(started.at(-1)) : '(none: it hung before its first test)'}`;
+        problem = `stopped after ${limit} s (TEST_FILE_TIMEOUT${declared ? ', as the file declares' : ''}); last test started: ${started.length ? JSON.stringify(started.at(-1)) : '(none: it hung before its first test)'}`;
       } else if (signal) {
         problem = `ended by ${signal}; last test started: ${JSON.stringify(started.at(-1) ?? '(none)')}`;
       } else if (!counts) {
@@ -204,7 +212,9 @@ async function main() {
 
   const start = Date.now();
   const results = [];
-  const queue = [...files];
+  // Files long by design first: started last, they would end the run alone.
+  const long = (f) => DECLARED.test(readFileSync(join(TESTS, f), 'utf8').slice(0, 8192));
+  const queue = [...files.filter(long), ...files.filter((f) => !long(f))];
   const worker = async () => {
     for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
       const r = await runFile(file, traceDir, live);

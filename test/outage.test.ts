@@ -7,6 +7,11 @@
 // record (none lost to a size limit: the record is a bitmap on disk), the
 // resync sends them, verify() finds no difference, and the secondary holds
 // every acknowledged write. Progress and timings go to stderr.
+//
+// Long by design (about 4 minutes alone on 2 cores: the writes about 70 s,
+// the resync about 90 s, verify of the 2 GiB block about 55 s), so it
+// declares its own limits:
+// test-limits: test 600 s, file 720 s
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
