@@ -140,7 +140,14 @@ export const MUTATIONS = [
     what: "the out-of-sync bitmap is saved only at a clean close: a save that retires write intents does not write the bitmap's changed chunks first",
     file: 'memory/replica.js',
     edits: [['const dirty = bitmap.dirtyChunks();', 'const dirty = clean ? bitmap.dirtyChunks() : [];']],
-    tests: ['mirror-sync'],
+    tests: ['mirror-sync', 'out-of-sync-crash'],
+  },
+  {
+    id: 'intents-ignored-after-crash',
+    what: 'after a crash, the pages of the write intents still hot are not added to the out-of-sync record',
+    file: 'memory/replica.js',
+    edits: [['#afterCrash(clean, intents, extentPages, blockList) {\n        if (clean)', '#afterCrash(clean, intents, extentPages, blockList) {\n        if (true)']],
+    tests: ['out-of-sync-crash'],
   },
   {
     id: 'secondary-accepts-writes',

@@ -80,12 +80,15 @@ export class PageStore {
    * a sector, and staging them one by one need not read it each time.
    */
   readonly #sectors = new Map<number, SumEntry[]>();
+  /** The entries of a sector past the end of `sums`, shared (never changed): a sparse block's verify reads millions. */
+  readonly #empty: SumEntry[];
 
   constructor(pages: Device, sums: Device, pageSize: number, options: PageStoreOptions) {
     this.pages = pages;
     this.sums = sums;
     this.pageSize = pageSize;
     this.#o = options;
+    this.#empty = Object.freeze(emptyEntries(options.zeroSum).map((e) => Object.freeze(e))) as SumEntry[];
   }
 
   /** Bytes of `sums` in use (sectors written or found). */
@@ -239,7 +242,7 @@ export class PageStore {
   async #readSector(index: number): Promise<SumEntry[]> {
     const { hash, salt } = this.#o;
     const at = index * SECTOR;
-    if (at >= this.#sumsLength) return emptyEntries(this.#o.zeroSum);
+    if (at >= this.#sumsLength) return this.#empty;
     const known = this.#sectors.get(index);
     if (known) return known;
     const buf = new Uint8Array(SECTOR);
@@ -345,7 +348,7 @@ export class PageStore {
         let covered = s >= s0;
         for (let i = 0; covered && i < SUMS_PER_SECTOR; i++) covered = byPage.has(s * SUMS_PER_SECTOR + i);
         // A sector whose every entry is rewritten need not be read.
-        const current = s < s0 || covered ? emptyEntries(this.#o.zeroSum) : await this.#readSector(s);
+        const current = s < s0 || covered ? this.#empty : await this.#readSector(s);
         const next = current.map((e, i) => byPage.get(s * SUMS_PER_SECTOR + i) ?? e);
         encodeSumSector(s, next, salt.tag, hash, out, (s - from) * SECTOR);
         written.push(next);

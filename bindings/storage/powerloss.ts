@@ -146,11 +146,16 @@ export class PowerLossStore implements Store {
    * kept in part or torn (`mode`, chosen at random when not given), names
    * changed since the last sync() keep a random prefix of their changes, and
    * every handle opened before refuses use. Open the store again to go on.
+   * A power loss scheduled by powerLossAfter() happens with this one.
    */
   powerLoss(options: { mode?: PowerLossMode; random?: () => number } = {}): PowerLossMode {
     const random = options.random ?? Math.random;
     const mode = options.mode ?? (['drop', 'subset', 'torn'] as const)[Math.floor(random() * 3)];
     if (mode !== 'drop' && mode !== 'subset' && mode !== 'torn') throw TwinpageError.invalidArgument(`mode must be 'drop', 'subset' or 'torn', got ${String(mode)}`);
+    // One scheduled for later happens now, with this one.
+    const scheduled = this.#scheduled;
+    this.#scheduled = null;
+    this.#countdown = 0;
     this.#era++;
     this.losses++;
     const files = new Set([...this.#names.values(), ...this.#durableNames.values()]);
@@ -170,6 +175,7 @@ export class PowerLossStore implements Store {
     this.#names = names;
     this.#durableNames = new Map(names);
     this.#nameOps = [];
+    scheduled?.resolve(mode);
     return mode;
   }
 
