@@ -74,6 +74,10 @@ export class DemoProxy {
       return;
     }
     const outbound = connect(this.#target.port, this.#target.host);
+    // No Nagle delay: the nodes send small frames and wait for small acks, and
+    // Nagle holding one back until the other side's delayed ACK costs ~40 ms a write.
+    inbound.setNoDelay(true);
+    outbound.setNoDelay(true);
     this.#track(inbound);
     this.#track(outbound);
     // Either side ending or failing ends the other: the link is one connection.
