@@ -132,8 +132,9 @@ export async function partitionPhase(c: PartitionContext): Promise<PartitionSumm
       (rec ? ` (the arbiter's record: epoch ${String(rec.epoch)}, primary ${rec.primary === c.aId ? 'A' : String(rec.primary)}, outdated ${rec.outdated === c.bId ? 'B' : String(rec.outdated)}).` : '.'));
     out.say(refusedPromotion
       ? `   B is still secondary: its automatic failover was refused (${refusal}).`
-      : `   B is ${sb.role}${bRoles.length ? ` (role events: ${JSON.stringify(bRoles)})` : ''}: ${asked ? 'it asked to take over' : `it did not ask ${c.arbiter} to take over`}` +
-        `${refusal ? ` (${refusal})` : ''}. That is NOT what this phase expects.`);
+      : sb.role !== 'secondary' || bRoles.length
+        ? `   B TOOK OVER while A was still acknowledging (B is ${sb.role}; its events: ${JSON.stringify(bRoles)}): two primaries, what this phase must never see.`
+        : `   B is secondary but did not ask ${c.arbiter} to take over${refusal ? ` (its last error: ${refusal})` : ''}: this phase expects it to ask and be refused.`);
 
     // The heal: A's dialer gets through on its next attempt; the handshake finds B behind, A resyncs it.
     proxy.heal();
@@ -143,9 +144,10 @@ export async function partitionPhase(c: PartitionContext): Promise<PartitionSumm
     const rejoinMs = performance.now() - healAt;
     out.say(`${step++}. The link is healed: A redialled and reconnected ${ms(rejoinMs)} ms later (the proxy refused ${proxy.refused} attempt${proxy.refused === 1 ? '' : 's'} meanwhile); B is behind, so A resyncs it.`);
     const resyncStart = performance.now();
-    const differences = await resyncAndVerify(a, 'node A', resyncStart + 120000);
+    // A split brain never gets quiet: it is reported at once rather than waited out.
+    const differences = await resyncAndVerify(a, 'node A', resyncStart + 60000, () => splitBrains.length > 0);
     const resyncMs = performance.now() - resyncStart;
-    const released = await leaseGivenBack(a, c.record, c.bId, healAt + 30000);
+    const released = !splitBrains.length && await leaseGivenBack(a, c.record, c.bId, healAt + 30000);
     const leaseReleasedMs = performance.now() - healAt;
     out.say(`   B resynced and verify() found ${differences} difference${differences === 1 ? '' : 's'} after ${ms(resyncMs)} ms; ` +
       (released ? `A gave the lease back and cleared B's mark at the arbiter ${ms(leaseReleasedMs)} ms after the heal.` : 'A did NOT give the lease back in 30 s.'));
@@ -172,16 +174,16 @@ export async function partitionPhase(c: PartitionContext): Promise<PartitionSumm
 }
 
 /** Waits for the primary to be quiet (connected, nothing lagging or in flight), then verify(); again while differences remain. */
-export async function resyncAndVerify(primary: NodeProcess, name: string, deadline: number): Promise<number> {
+export async function resyncAndVerify(primary: NodeProcess, name: string, deadline: number, giveUp: () => boolean = () => false): Promise<number> {
   for (;;) {
     let quiet = 0;
-    while (quiet < 2 && performance.now() < deadline) {
+    while (quiet < 2 && performance.now() < deadline && !giveUp()) {
       const s = await sense(primary, name);
       quiet = s.connected && s.lagPages === 0 && s.inFlight === 0 ? quiet + 1 : 0;
       if (quiet < 2) await sleep(50);
     }
     const v = (await must(primary, name, { cmd: 'verify' }, 120000)).verify as { differences: unknown[] };
-    if (v.differences.length === 0 || performance.now() > deadline) return v.differences.length;
+    if (v.differences.length === 0 || performance.now() > deadline || giveUp()) return v.differences.length;
     await sleep(100);
   }
 }
