@@ -37,6 +37,8 @@ export interface PartitionContext {
   writers: number;
   /** How long the link stays cut, s. */
   seconds: number;
+  /** The nodes' --timeout-ms: how long B waits out a silent link. */
+  timeoutMs: number;
   /** The narration's step numbers start here. */
   step: number;
 }
@@ -50,8 +52,10 @@ export interface PartitionSummary {
   lost: number;
   /** A split brain reported by either node (an event, or its sense()). */
   splitBrain: boolean;
-  /** The secondary asked the arbiter to take over and stayed secondary. */
+  /** The secondary asked the arbiter to take over, was refused, and stayed secondary. */
   refusedPromotion: boolean;
+  /** Cut to the first refusal the secondary reported (0: none). */
+  refusedAfterMs: number;
   /** The secondary's role at the end of the cut, and why the arbiter refused it (its last error). */
   secondaryRole: string;
   refusal: string | null;
@@ -73,6 +77,9 @@ type Sense = {
   refused: string | null; lastError: { message: string } | null;
   quorum: { held: boolean; leaseMs: number; outdated: string | null } | null;
 };
+
+/** How serve reports the arbiter refusing a secondary's automatic failover (its sense().lastError). */
+const REFUSED = /automatic failover refused by the arbiter/;
 
 const sense = async (n: NodeProcess, name: string) => (await must(n, name, { cmd: 'sense' })).sense as Sense;
 
@@ -100,15 +107,20 @@ export async function partitionPhase(c: PartitionContext): Promise<PartitionSumm
     const bEvents = b.events.length;
     proxy.cut();
     const cutAt = performance.now();
-    out.say(`${step++}. The link A→B is cut at the proxy (both connections destroyed, new ones refused) with ${inFlight} write${inFlight === 1 ? '' : 's'} in flight; both nodes live.`);
+    out.say(`${step++}. The link is cut at the proxy with ${inFlight} write${inFlight === 1 ? '' : 's'} in flight, both nodes alive: A's side of it is reset (A hears`);
+    out.say(`   of it at once), B's side is held open and silent (B can tell only from the silence, after ${c.timeoutMs} ms), new connections are refused.`);
     out.say(`   A asks ${c.arbiter} for the lease and marks B outdated there before it acknowledges a write B lacks;`);
-    out.say(`   B, having lost its primary, asks ${c.arbiter} to take over (every heartbeat), and must be refused.`);
+    out.say(`   B, once it takes A for gone, asks ${c.arbiter} to take over (again at every heartbeat), and must be refused.`);
 
     const bar = out.bar('cut     ');
     c.setBar(bar);
-    while (performance.now() - cutAt < c.seconds * 1000) {
+    // The cut lasts `seconds`, and at least until B asked and was refused (B asks only after its timeout), 10 s more at most.
+    let refusedAt = 0;
+    for (;;) {
       failedEarly();
       const el = (performance.now() - cutAt) / 1000;
+      if (!refusedAt && REFUSED.test((await sense(b, 'node B')).lastError?.message ?? '')) refusedAt = performance.now();
+      if (el >= c.seconds && (refusedAt || el >= c.seconds + 10)) break;
       bar.update(el / c.seconds, `${el.toFixed(1)}/${c.seconds} s  ${fmt(w.stats.acked - before)} writes acknowledged by A alone`);
       await sleep(100);
     }
@@ -125,13 +137,13 @@ export async function partitionPhase(c: PartitionContext): Promise<PartitionSumm
     const leaseHeld = sa.role === 'primary' && sa.quorum?.held === true && sa.quorum.outdated === c.bId;
     const outdatedAtArbiter = rec !== null && rec.primary === c.aId && rec.outdated === c.bId;
     const refusal = sb.lastError?.message ?? null;
-    const asked = refusal !== null && /refused by the arbiter|lease|outdated/.test(refusal);
+    const asked = refusal !== null && REFUSED.test(refusal);
     const refusedPromotion = sb.role === 'secondary' && bRoles.length === 0 && asked;
     out.say(`   A acknowledged ${fmt(during)} write${during === 1 ? '' : 's'} in ${ms(cutMs)} ms while cut off: ` +
       (leaseHeld ? `it holds the arbiter's lease (${ms(sa.quorum!.leaseMs)} ms left, renewed as it goes), B marked outdated there` : `BUT its quorum state is ${JSON.stringify(sa.quorum)}`) +
       (rec ? ` (the arbiter's record: epoch ${String(rec.epoch)}, primary ${rec.primary === c.aId ? 'A' : String(rec.primary)}, outdated ${rec.outdated === c.bId ? 'B' : String(rec.outdated)}).` : '.'));
     out.say(refusedPromotion
-      ? `   B is still secondary: its automatic failover was refused (${refusal}).`
+      ? `   B is still secondary: its automatic failover was refused, first ${ms(refusedAt - cutAt)} ms after the cut (${refusal}).`
       : sb.role !== 'secondary' || bRoles.length
         ? `   B TOOK OVER while A was still acknowledging (B is ${sb.role}; its events: ${JSON.stringify(bRoles)}): two primaries, what this phase must never see.`
         : `   B is secondary but did not ask ${c.arbiter} to take over${refusal ? ` (its last error: ${refusal})` : ''}: this phase expects it to ask and be refused.`);
@@ -164,7 +176,7 @@ export async function partitionPhase(c: PartitionContext): Promise<PartitionSumm
       `; split brain: ${splitBrains.length ? `YES (${splitBrains.join('; ')})` : 'none on either node'}; A is ${fa.role}, B is ${fb.role}.`);
     return {
       writesAcknowledged: during, writesInPhase: w.stats.acked, lost, splitBrain: splitBrains.length > 0,
-      refusedPromotion, leaseReleased: released, secondaryRole: sb.role, refusal, leaseHeld, outdatedAtArbiter,
+      refusedPromotion, refusedAfterMs: refusedAt ? Math.round(refusedAt - cutAt) : 0, leaseReleased: released, secondaryRole: sb.role, refusal, leaseHeld, outdatedAtArbiter,
       cutMs: Math.round(cutMs), rejoinMs: Math.round(rejoinMs), resyncMs: Math.round(resyncMs), differences,
       leaseReleasedMs: Math.round(leaseReleasedMs),
     };

@@ -5,24 +5,31 @@
 //
 //   node A ──dials──▶ proxy (127.0.0.1:port) ──dials──▶ node B (listening)
 //
-//   cut()   every connection is destroyed on both sides (each node sees its
-//           link fail at once, as when a route goes away with a reset), and
-//           every new one is refused as soon as it is accepted, so the
-//           dialer's reconnections fail until heal();
-//   heal()  new connections go through again (the dialer's next attempt
-//           reaches B).
+//   cut()   the route fails next to A: A's side of every connection is reset
+//           (A hears of it at once), B's side is held open and silent, nothing
+//           moving either way (B can tell only from the silence, after its
+//           --timeout-ms), and every new connection is refused as soon as it
+//           is accepted, so A's redials fail until heal();
+//   heal()  the held connections are closed (B dropped them by then) and new
+//           connections go through again: A's next redial reaches B.
+//
+// Why A hears first: a primary asks the arbiter for the lease only when it
+// has a write its partner lacks, a secondary as soon as it takes its primary
+// for gone; a cut both sides hear of at the same instant is a race between
+// the two (see docs/quorum.md). The demo shows the partition the quorum rules
+// are built for, the primary cut off while writing, deterministically.
 //
 // The tests' nemesis (test/nemesis.ts) has more faults (blackholes, one
-// direction, delays); the demo needs only the plain partition, and the
-// installed package must not depend on test code.
+// direction, delays); the installed package must not depend on test code.
 
 import { createServer, connect, type Server, type Socket } from 'node:net';
+
+interface Link { a: Socket; b: Socket; held: boolean }
 
 export class DemoProxy {
   readonly #server: Server;
   readonly #target: { host: string; port: number };
-  /** Both sockets of every connection passed through, to destroy at a cut. */
-  readonly #sockets = new Set<Socket>();
+  readonly #links = new Set<Link>();
   #cut = false;
   /** Connections refused while cut (for the narration). */
   refused = 0;
@@ -46,50 +53,59 @@ export class DemoProxy {
 
   get isCut(): boolean { return this.#cut; }
 
-  /** Destroys every connection and refuses new ones until heal(). */
+  /** Resets A's side of every connection, holds B's side silent, refuses new connections; until heal(). */
   cut(): void {
     this.#cut = true;
-    for (const s of this.#sockets) s.destroy();
-    this.#sockets.clear();
+    for (const l of this.#links) {
+      if (l.held) continue;
+      l.held = true;
+      l.a.unpipe(l.b);
+      l.b.unpipe(l.a);
+      // What B sends now stays in this socket's buffers: B hears nothing back.
+      l.b.pause();
+      l.a.resetAndDestroy();
+    }
   }
 
-  /** Lets new connections through again. */
+  /** Closes the held connections and lets new ones through again. */
   heal(): void {
+    for (const l of this.#links) if (l.held) l.b.destroy();
     this.#cut = false;
   }
 
   /** Stops listening and destroys every connection. */
   async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    this.#sockets.clear();
+    for (const l of this.#links) { l.a.destroy(); l.b.destroy(); }
+    this.#links.clear();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
   #accept(inbound: Socket): void {
+    inbound.on('error', () => {});
     if (this.#cut) {
       // Refused: accepted and reset at once, so the dialer fails fast and tries again later.
       this.refused++;
-      inbound.on('error', () => {});
       inbound.resetAndDestroy();
       return;
     }
     const outbound = connect(this.#target.port, this.#target.host);
+    outbound.on('error', () => {});
     // No Nagle delay: the nodes send small frames and wait for small acks, and
     // Nagle holding one back until the other side's delayed ACK costs ~40 ms a write.
     inbound.setNoDelay(true);
     outbound.setNoDelay(true);
-    this.#track(inbound);
-    this.#track(outbound);
-    // Either side ending or failing ends the other: the link is one connection.
-    const end = () => { inbound.destroy(); outbound.destroy(); };
-    inbound.on('error', end).on('close', end);
-    outbound.on('error', end).on('close', end);
+    const link: Link = { a: inbound, b: outbound, held: false };
+    this.#links.add(link);
+    // Either side ending ends the other (the link is one connection), except
+    // B's side of a cut link, which stays open and silent until heal().
+    const end = () => {
+      inbound.destroy();
+      if (!link.held || outbound.destroyed) outbound.destroy();
+      if (inbound.destroyed && outbound.destroyed) this.#links.delete(link);
+    };
+    inbound.on('close', end);
+    outbound.on('close', end);
     inbound.pipe(outbound);
     outbound.pipe(inbound);
-  }
-
-  #track(s: Socket): void {
-    this.#sockets.add(s);
-    s.once('close', () => this.#sockets.delete(s));
   }
 }

@@ -301,7 +301,7 @@ async function demo(o: DemoOptions, out: Out, dir: string, running: Running, set
     // 5-6. The partition.
     const partition = await partitionPhase({
       out, setBar, a, b, aId, bId, proxy, arbiter: arbiter.name, record: arbiter.record, blockId, book, writers: o.writers,
-      seconds: o.partitionSeconds, step: 5,
+      seconds: o.partitionSeconds, timeoutMs: TIMEOUT_MS, step: 5,
     });
 
     // 7. The workload, then the kill.
