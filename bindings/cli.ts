@@ -22,7 +22,7 @@ import { witnessCommand } from './cli/witness.js';
 /** `twinpage demo`: written in cli/demo.ts, loaded only when asked for. */
 const demoCommand: Command = {
   name: 'demo',
-  summary: 'start a pair, write, kill the primary, fail over and resync, narrated',
+  summary: 'start a pair with a witness, cut its link, kill the primary, watch it fail over by itself, resync; narrated',
   synopsis: 'usage: twinpage demo [options]   (twinpage demo --help for them)',
   help: '',
   async run(argv) {

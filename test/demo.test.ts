@@ -1,6 +1,11 @@
-// The demo (`npm start`) in a short mode: two serve processes, a primary
-// SIGKILLed mid-write, failover, rejoin and resync, verify. Its JSON summary
-// must say that no acknowledged write was lost and verify found no difference.
+// The demo (`npm start`) in a short mode: a witness and two serve processes
+// with automatic failover, the link cut at the demo's proxy with both nodes
+// alive, healed, then the primary SIGKILLed mid-write, the secondary taking
+// over by itself, rejoin and resync, verify. Its JSON summary must say that
+// no acknowledged write was lost (those of the partition included), verify
+// found no difference, the secondary stayed secondary while cut off (the
+// witness refused it), no node reported a split brain, and the failover came
+// from the secondary itself.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,8 +25,8 @@ function runDemo(args: string[], timeoutMs: number): Promise<{ code: number | nu
   });
 }
 
-test('the demo, short: no acknowledged write lost, verify clean, one JSON object on stdout', async () => {
-  const r = await runDemo(['--seconds', '1', '--size', '2', '--json'], 60000);
+test('the demo, short: no acknowledged write lost, verify clean, partition without split brain, automatic failover, one JSON object on stdout', async () => {
+  const r = await runDemo(['--seconds', '1', '--size', '2', '--partition-seconds', '1', '--json'], 90000);
   const lines = r.stdout.trim().split('\n');
   assert.is(lines.length, 1, `stdout holds one line, the JSON summary: ${r.stdout}`);
   const s = JSON.parse(lines[0]) as Record<string, unknown>;
@@ -37,6 +42,27 @@ test('the demo, short: no acknowledged write lost, verify clean, one JSON object
   assert.ok((s.inFlightAtKill as number) > 0, 'the primary was killed with writes in flight');
   assert.ok((s.acknowledgedSlotsChecked as number) > 0, 'acknowledged writes were checked');
   assert.is((s.config as { sizeMiB: number }).sizeMiB, 2);
+
+  // The failover: B took over through the witness, no promote sent; its parts add up to the whole.
+  assert.is(s.witness, true, 'the pair ran with a witness');
+  assert.is(s.failoverAutomatic, true, 'B took over by itself');
+  const d = s.failoverDetectMs as { noticeMs: number; takeoverMs: number; firstWriteMs: number };
+  for (const k of ['noticeMs', 'takeoverMs', 'firstWriteMs'] as const) assert.ok(d[k] >= 0, `failoverDetectMs.${k} ${d[k]}`);
+  assert.ok(Math.abs(d.noticeMs + d.takeoverMs + d.firstWriteMs - (s.failoverMs as number)) < 1, 'the parts of the failover add up to it');
+
+  // The partition: writes went on under the lease, none lost; B refused and still secondary; no split brain.
+  const p = s.partition as Record<string, unknown>;
+  assert.is(p.ok, true, `partition ${JSON.stringify(p)}`);
+  assert.ok((p.writesAcknowledged as number) > 0, 'the primary acknowledged writes while cut off');
+  assert.is(p.lost, 0, 'writes acknowledged during the partition are on both nodes after the heal');
+  assert.is(p.splitBrain, false, 'no split brain on either node');
+  assert.is(p.refusedPromotion, true, 'the secondary asked to take over and was refused');
+  assert.is(p.secondaryRole, 'secondary', 'the secondary stayed secondary');
+  assert.match(String(p.refusal), /refused by the arbiter/, 'the refusal came from the witness');
+  assert.is(p.leaseHeld, true, 'the primary held the lease with B outdated');
+  assert.is(p.outdatedAtArbiter, true, "the witness's record marked B outdated");
+  assert.is(p.differences, 0, 'verify after the heal');
+  assert.is(p.leaseReleased, true, 'the lease was given back after the heal');
 });
 
 test('--help prints the usage and exits 0', () => {
@@ -47,7 +73,7 @@ test('--help prints the usage and exits 0', () => {
 });
 
 test('bad arguments: exit 2 with a message and the usage, no stack trace', () => {
-  for (const args of [['--frobnicate'], ['--seconds', 'soon'], ['--size', '0'], ['--page-size', '1000'], ['--writers'], ['stray']]) {
+  for (const args of [['--frobnicate'], ['--seconds', 'soon'], ['--partition-seconds', '0'], ['--etcd'], ['--size', '0'], ['--page-size', '1000'], ['--writers'], ['stray']]) {
     const r = spawnSync(process.execPath, [DEMO, ...args], { encoding: 'utf8' });
     assert.is(r.status, 2, `demo ${args.join(' ')}: exit ${r.status}`);
     assert.match(r.stderr, /twinpage demo: /);
