@@ -79,6 +79,26 @@ q('a partition: the primary takes the lease and marks its partner outdated befor
   await p.close(); await s.close();
 });
 
+q('a cut with nothing written: the primary takes the lease at once, so the secondary that saw the same cut stays secondary; healed, the lease is given back', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { ta, p, s } = await pair(arbiter);
+  ta.close(); // both ends see the link close at the same moment; nobody writes
+  await until(() => p.mirror.sense().quorum!.held, 'the primary to hold the lease');
+  const rec = await arbiter.read();
+  assert.is(rec.primary, p.nodeId);
+  assert.is(rec.outdated, null, 'nothing written alone: the partner is not marked outdated');
+  // The secondary's watchdog asks for the lease: a live primary holds it.
+  await new Promise((r) => setTimeout(r, 400));
+  assert.is(s.mirror.role, 'secondary', 'the secondary took over from a live primary');
+  assert.is(p.mirror.role, 'primary');
+  const [ta2, tb2] = inProcessPair();
+  s.mirror.attach(tb2);
+  p.mirror.attach(ta2);
+  await until(() => p.mirror.sense().connected && !p.mirror.sense().quorum!.held, 'the lease given back');
+  assert.equal((await p.mirror.verify()).differences, []);
+  await p.close(); await s.close();
+});
+
 q('a primary cut off from its partner and the arbiter suspends writes; the secondary takes over; the old primary is fenced', async () => {
   const arbiter = new MemoryArbiter({ ttlMs: 400 });
   const { ta, p, s, b } = await pair(arbiter);
