@@ -13,9 +13,11 @@
 //   heal()  the held connections are closed (B dropped them by then) and new
 //           connections go through again: A's next redial reaches B.
 //
-// A route that fails next to A: A hears of it at once and takes the lease
-// (a primary does on losing its partner), B only after its timeout; B's
-// requests for the lease are then refused while A goes on writing.
+// Why A hears first: a primary asks the arbiter for the lease only when it
+// has a write its partner lacks, a secondary as soon as it takes its primary
+// for gone; a cut both sides hear of at the same instant is a race between
+// the two (see docs/quorum.md). The demo shows the partition the quorum rules
+// are built for, the primary cut off while writing, deterministically.
 //
 // The tests' nemesis (test/nemesis.ts) has more faults (blackholes, one
 // direction, delays); the installed package must not depend on test code.

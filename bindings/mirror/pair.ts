@@ -382,8 +382,6 @@ export class Mirror extends MirrorEvents {
     oos.lost();
     const stream = this.#stream;
     stream?.releaseRequests();
-    // A primary holds the lease from now on, before its partner can ask for it (quorum.ts, claim).
-    if (this.#role === 'primary' && !this.#closed) this.#quorum?.claim();
     if (this.#role === 'primary' && unacked && !this.#closed) {
       // Writers waiting for the partner's acknowledgement go on alone, under the rules.
       this.#acknowledgeAlone().then(() => stream?.releaseWriters(), (err) => stream?.releaseWriters(TwinpageError.from(err)));

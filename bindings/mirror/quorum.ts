@@ -109,20 +109,6 @@ export class Quorum {
     }
   }
 
-  /**
-   * A primary that just lost its partner takes the lease at once, without
-   * marking the partner outdated (it may hold everything yet): a partner
-   * that saw the same cut then finds the lease held and stays secondary,
-   * instead of winning the race to the arbiter and fencing a live primary.
-   * Renewed while held; settle() gives it up. Refusals and an arbiter out of
-   * reach change nothing here (a write alone asks again, under the rules).
-   */
-  claim(): void {
-    if (this.#fencedBy || this.#stopped || performance.now() < this.#validUntil) return;
-    (this.#ensuring ??= this.#obtain(this.#outdated).finally(() => { this.#ensuring = null; }))
-      .catch((err) => { this.#lastError = (err as Error).message; });
-  }
-
   /** Takes (or renews) the lease, then marks the partner outdated under it. */
   async #obtain(partner: string | null): Promise<void> {
     const asked = performance.now();
