@@ -290,6 +290,11 @@ for (const variant of ['esm', 'bundle'] as const) {
       assert.ok(blocks.some((b) => b.id === id), 'the block is in the reopened store');
       const afterReload = await check('c', 'after reload');
       assert.equal(afterReload.whole, [...afterFailover.whole, POST].sort((x, y) => x - y), 'the chunks b held, and the one it wrote');
+
+      // Cached reads in a worker, reported (a figure, never a timed assertion): readInto against read.
+      const reads = await call<{ readInto: number; read: number; same: boolean }>('c', 'cachedReads', { id, offset: 0, count: 20000 });
+      assert.ok(reads.same, 'cached reads return the bytes');
+      process.stderr.write(`  ${variant}: cached 4 KiB reads in a Chromium worker: readInto ${reads.readInto.toLocaleString('en-US')}/s, read ${reads.read.toLocaleString('en-US')}/s\n`);
       await call('c', 'close');
     } finally {
       await page.close().catch(() => {});

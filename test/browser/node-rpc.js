@@ -82,6 +82,26 @@ export function serve({ openMemory, openOpfsStore, messagePortTransport }) {
       }
       return { whole, zero, bad };
     },
+    /**
+     * Cached reads of one 4 KiB range, `count` times each way: readInto (into
+     * one buffer, allocating nothing) and read (a new buffer each). Both
+     * checked against a first read; reads per second of each, for the test
+     * to report (a figure, not a timed test).
+     */
+    async cachedReads({ id, offset, count }) {
+      const want = await memory.read(id, offset, 4096);
+      const into = new Uint8Array(4096);
+      const rate = async (one) => {
+        const t = performance.now();
+        for (let k = 0; k < count; k++) await one();
+        return Math.round(count / ((performance.now() - t) / 1000));
+      };
+      const readInto = await rate(() => memory.readInto(id, offset, into));
+      const same = into.every((b, k) => b === want[k]);
+      let last = null;
+      const read = await rate(async () => { last = await memory.read(id, offset, 4096); });
+      return { readInto, read, same: same && last.every((b, k) => b === want[k]) };
+    },
     blocks() {
       return memory.blocks().map((b) => ({ id: b.id, length: b.length }));
     },
