@@ -121,9 +121,13 @@ export class QNode {
     this.nodeId = e.nodeId as string;
   }
 
+  /** Events of processes of this node killed since, by kind. */
+  readonly past: Record<string, number> = {};
+
   async kill(): Promise<void> {
     const p = this.proc;
     this.proc = null;
+    for (const e of p?.events ?? []) this.past[e.event as string] = (this.past[e.event as string] ?? 0) + 1;
     if (p && this.stopped) p.proc.kill('SIGCONT');
     this.stopped = false;
     await p?.kill();
@@ -193,6 +197,11 @@ export class QNode {
   count(event: string): number {
     return (this.proc?.events ?? []).filter((e) => e.event === event).length;
   }
+
+  /** Events of a kind, counted over every process of this node. */
+  total(event: string): number {
+    return (this.past[event] ?? 0) + this.count(event);
+  }
 }
 
 export function write(n: QNode, block: string, slot: number, version: number, ms?: number): Promise<Reply> {
@@ -223,9 +232,13 @@ export class Witness {
     this.port = this.proc.port;
     this.starts++;
   }
+  /** Events of processes of this node killed since, by kind. */
+  readonly past: Record<string, number> = {};
+
   async kill(): Promise<void> {
     const p = this.proc;
     this.proc = null;
+    for (const e of p?.events ?? []) this.past[e.event as string] = (this.past[e.event as string] ?? 0) + 1;
     await p?.kill();
   }
 }
