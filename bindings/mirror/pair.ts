@@ -164,6 +164,8 @@ export class Mirror extends MirrorEvents {
   #splitBrain = false;
   /** The primary closed the link or it failed under us (not dropped by this node): automatic failover may act. */
   #primaryLost = false;
+  /** When (performance.now()) this secondary may first ask the arbiter to take over from the primary it lost (0: not yet lost). */
+  #takeOverAt = 0;
   #closed = false;
   /** A new generation being made durable (shared by every change waiting for it). */
   #rotation: Promise<void> | null = null;
@@ -241,7 +243,14 @@ export class Mirror extends MirrorEvents {
         // Only a primary that went silent or closed the link: not a link this
         // node dropped itself (a bad frame, a failed apply, a split brain).
         const t = this.#transport;
-        return t !== null && !t.closed ? silent(0) : t === null && this.#primaryLost;
+        if (t !== null && !t.closed) {
+          // A primary silent on a link still open: the watchdog drops the link, and the
+          // takeover is asked for again at every tick until the arbiter grants it.
+          if (!silent(0)) return false;
+          this.#primaryLost = true;
+          return true;
+        }
+        return t === null && this.#primaryLost;
       },
       ping: () => this.#post({ type: MessageType.SENSE_REQUEST }),
       linked: () => this.#role === 'secondary' && !this.#closed && this.#connected(),
@@ -286,6 +295,7 @@ export class Mirror extends MirrorEvents {
       this.#lost(err);
     });
     this.#primaryLost = false;
+    this.#takeOverAt = 0;
     this.#degraded = false;
     // A new connection numbers its frames afresh; applies still running from
     // the old one finish on their own and are not acknowledged on this one.
@@ -382,6 +392,10 @@ export class Mirror extends MirrorEvents {
     oos.lost();
     const stream = this.#stream;
     stream?.releaseRequests();
+    // A primary with an arbiter takes the lease at once (without marking the partner
+    // outdated: that waits for a write the partner lacks), so that a secondary cut from
+    // it only, asking after its head start, is refused.
+    if (this.#role === 'primary' && !this.#closed) this.#quorum?.hold();
     if (this.#role === 'primary' && unacked && !this.#closed) {
       // Writers waiting for the partner's acknowledgement go on alone, under the rules.
       this.#acknowledgeAlone().then(() => stream?.releaseWriters(), (err) => stream?.releaseWriters(TwinpageError.from(err)));
@@ -564,6 +578,14 @@ export class Mirror extends MirrorEvents {
   /** Automatic failover: this secondary takes over only when the arbiter grants it the lease. */
   async #takeOver(): Promise<boolean> {
     if (this.#role !== 'secondary' || this.#closed || this.#replica.inconsistent || !this.#quorum) return false;
+    // The primary may live, cut from this node only: it takes the lease as soon as it
+    // finds this node gone (after the same timeout), and gets a head start of one more
+    // timeout before this node asks. Without it, both asked at once and the arbiter gave
+    // the lease to whichever came first: a live primary, acknowledging writes, was
+    // fenced by a failover nobody needed (seen by quorum-rules (b)).
+    const now = performance.now();
+    if (this.#takeOverAt === 0) this.#takeOverAt = now + this.#o.timeoutMs;
+    if (now < this.#takeOverAt) return false;
     const got = await this.#quorum.takeOver();
     if (!got.granted) {
       this.#report(TwinpageError.noQuorum(`automatic failover refused by the arbiter: ${got.reason}`));
