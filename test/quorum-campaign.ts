@@ -190,7 +190,8 @@ export async function quorumCampaign(o: CampaignOptions): Promise<void> {
       }
       await w.stop();
       // The writers stopped: the pair in sync again, nothing in flight.
-      const { primary: fp, secondary: fs } = await t.inSync(30000).catch((err) => fail(`not in sync after the writers stopped: ${(err as Error).message}`));
+      const { primary: fp, secondary: fs } = await t.inSync(30000).catch(async (err) => fail(`not in sync after the writers stopped: ${(err as Error).message}; ` +
+        `A ${JSON.stringify(await a.sense())}, B ${JSON.stringify(await b.sense())}`));
       primary = fp;
 
       // --- the checker ----------------------------------------------------------------------

@@ -255,4 +255,31 @@ test('(f) a primary that marked its partner outdated, killed and started again, 
   }
 });
 
+test('(g) writes suspended for quorum go on after the partner came back: the partner, resynced, ends consistent (no new generation behind its back)', async () => {
+  const t = await Trio.start();
+  try {
+    const { a, b } = t;
+    const w = new Workload(await allocate(a), SLOTS, () => a);
+    await w.fill(a);
+    await b.kill();
+    // A alone takes the lease; then it is cut from the witness: once the lease ends, its writes suspend.
+    assert.ok((await w.one(a, 0, 15000)).ok, 'A acknowledges alone under the lease');
+    t.arbiterLink.A!.cut('blackhole');
+    await sleep(LEASE_MS + 300);
+    let answered = 0;
+    const suspended = Array.from({ length: 4 }, (_, k) => w.one(a, 1 + k).finally(() => { answered++; }));
+    await sleep(300);
+    assert.is(answered, 0, 'the writes wait for quorum');
+    // B comes back (it takes A's generation and is resynced); then the witness is back.
+    await b.start('secondary');
+    await until('B connected', async () => (await b.sense())?.connected === true, 15000);
+    t.arbiterLink.A!.heal();
+    const replies = await Promise.all(suspended);
+    assert.ok(replies.every((r) => r.ok), `acknowledged once quorum came back: ${replies.map((r) => r.code)}`);
+    await checkSettled(t, w, a);
+  } finally {
+    await t.close();
+  }
+});
+
 test.run();

@@ -455,7 +455,11 @@ export class Mirror extends MirrorEvents {
     const q = this.#quorum;
     const partner = this.#replica.partner;
     if (q && (await q.ensure(partner)) === 'released') return;
-    const rotation = this.#rotate();
+    // A partner connected while this waited for quorum: it took the current generation
+    // (this node's HELLO named it) and is resynced from the out-of-sync record, which
+    // holds these changes. A new generation now would leave it behind one it never hears
+    // of: it stayed inconsistent, and the stream stuck (seen by the quorum campaign).
+    const rotation = this.#connected() ? null : this.#rotate();
     if (rotation) await rotation; else this.#replica.saveSoon();
     if (q) await q.ensure(partner);
   }
