@@ -94,16 +94,14 @@ if (binary === null) {
   }
   test.run();
 } else {
-  test(`quorum campaign, etcd: ${ROUNDS} rounds of cuts (from the partner, from etcd), kills and stops under automatic failover: no split brain, no acknowledged write lost`, async () => {
-    const etcd = await startEtcd(binary);
-    try {
-      await quorumCampaign({
-        name: 'quorum campaign (etcd)', rounds: ROUNDS, seed: SEED, env: { rounds: 'QUORUM_ETCD_ROUNDS', seed: 'QUORUM_SEED' },
-        killArbiter: false, etcd: etcd.endpoint, etcdPrefix: `twinpage-quorum-${process.pid}`, leaseMs: 2000,
-      });
-    } finally {
-      await etcd.stop();
-    }
+  let etcd: { endpoint: string; stop: () => Promise<void> } | null = null;
+  test.before(async () => { etcd = await startEtcd(binary); });
+  quorumCampaign(test, {
+    name: 'quorum campaign (etcd)', rounds: ROUNDS, seed: SEED, killArbiter: false,
+    get etcd() { return etcd!.endpoint; }, etcdPrefix: `twinpage-quorum-${process.pid}`, leaseMs: 2000,
+    replay: (rounds) => `QUORUM_SEED=${SEED} QUORUM_ETCD_ROUNDS=${rounds}`,
   });
+  // After the campaign's own `after` (its nodes stopped first).
+  test.after(async () => { await etcd?.stop(); });
   test.run();
 }
