@@ -230,7 +230,13 @@ export function quorumCampaign(test: Test, o: CampaignOptions): void {
     if (problems.length) { stats.silentLosses += problems.filter((x) => x.startsWith('LOST')).length; fail(problems.join('; ')); }
     stats.writesChecked = w.acks.length;
     const sd = await fs.readSlots(block, SLOTS);
-    if (sd.join() !== data.join()) fail(`the secondary ${fs.name} holds ${sd.join(',')}, the primary ${fp.name} ${data.join(',')}`);
+    if (sd.join() !== data.join()) {
+      const slots = data.map((v, k) => (v === sd[k] ? -1 : k)).filter((k) => k >= 0);
+      const v = (await fp.send({ cmd: 'verify' })).verify;
+      fail(`the secondary ${fs.name} holds ${sd.join(',')}, the primary ${fp.name} ${data.join(',')}; ` +
+        slots.map((k) => `slot ${k}: ${JSON.stringify(w.history[k].slice(-4).map((x) => ({ ...x, sent: x.sent - roundStart, at: x.at - roundStart })))}`).join('; ') +
+        `; verify: ${JSON.stringify(v)}; ${fp.name} ${JSON.stringify(await fp.sense())}; ${fs.name} ${JSON.stringify(await fs.sense())}`);
+    }
     const v = (await fp.must({ cmd: 'verify' })).verify as { differences: unknown[] };
     if (v.differences.length) fail(`verify on ${fp.name} found ${v.differences.length} differences: ${JSON.stringify(v.differences.slice(0, 8))}`);
     const ids = [await fp.blockIds(), await fs.blockIds()];

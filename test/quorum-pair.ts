@@ -318,6 +318,12 @@ export class Trio {
       const [p, s, sp, ss] = sx.role === 'primary' ? [a, b, sx, sy] : [b, a, sy, sx];
       if (sp.role !== 'primary' || ss.role !== 'secondary' || ss.peerRole !== 'primary' || sp.peerRole !== 'secondary') return null;
       if (sp.lagPages || sp.inFlight || ss.inconsistent || sp.generation !== ss.generation) return null;
+      // And the primary's resync of this connection, or of its promotion on it, is done (it
+      // says so even when it found nothing to send): a resync planned at a switchover first
+      // compares checksums, with nothing lagging or in flight meanwhile.
+      const events = p.proc!.events;
+      const last = (name: string) => { for (let i = events.length - 1; i >= 0; i--) if (events[i].event === name) return i; return -1; };
+      if (last('resync-done') < Math.max(last('connected'), last('role'))) return null;
       return { primary: p, secondary: s };
     }, ms);
   }
@@ -347,6 +353,8 @@ export class Workload {
   readonly acked: Uint32Array;
   acks: Ack[] = [];
   failed: Record<string, number> = {};
+  /** Every write's outcome, by slot (for a failure's report). */
+  readonly history: Array<Array<{ version: number; node: Name; code: string; sent: number; at: number }>>;
   #writing = false;
   #writers: Promise<void>[] = [];
 
@@ -354,6 +362,7 @@ export class Workload {
     this.issued = new Uint32Array(slots);
     this.busy = new Uint8Array(slots);
     this.acked = new Uint32Array(slots);
+    this.history = Array.from({ length: slots }, () => []);
   }
 
   /** One write of the next version of `slot` through `n` (a reply later than `ms` fails the test). */
@@ -363,6 +372,7 @@ export class Workload {
     const sent = Date.now();
     try {
       const r = await write(n, this.block, slot, version, ms);
+      this.history[slot].push({ version, node: n.name, code: r.ok ? 'ok' : String(r.code), sent, at: Date.now() });
       if (r.ok) {
         this.acks.push({ slot, version, node: n.name, sent, at: Date.now() });
         if (version > this.acked[slot]) this.acked[slot] = version;

@@ -31,7 +31,10 @@ async function allocate(n: QNode): Promise<string> {
 
 async function verifyClean(primary: QNode): Promise<void> {
   const v = (await primary.must({ cmd: 'verify' })).verify as { differences: unknown[] };
-  assert.equal(v.differences, [], `verify on ${primary.name} finds no difference`);
+  if (v.differences.length) {
+    assert.unreachable(`verify on ${primary.name} finds ${JSON.stringify(v.differences)}; ${JSON.stringify(await primary.sense())}; ` +
+      `${JSON.stringify(primary.proc!.events.filter((e) => e.event !== 'resync'))}`);
+  }
 }
 
 /** The pair back in sync with `primary` primary: verify clean, both nodes hold the same, and nothing acknowledged is lost. */
@@ -276,6 +279,49 @@ test('(g) writes suspended for quorum go on after the partner came back: the par
     t.arbiterLink.A!.heal();
     const replies = await Promise.all(suspended);
     assert.ok(replies.every((r) => r.ok), `acknowledged once quorum came back: ${replies.map((r) => r.code)}`);
+    await checkSettled(t, w, a);
+  } finally {
+    await t.close();
+  }
+});
+
+test('(h) a node promoted as its link comes up: decided again once the witness answered (a switchover to the live secondary, not a failover that cuts it)', async () => {
+  const t = await Trio.start();
+  try {
+    const { a, b } = t;
+    const w = new Workload(await allocate(a), SLOTS, () => (a.alive && a.role === 'primary' ? a : null));
+    await w.fill(a);
+    // A takes the lease once (its link to B cut a moment), so that the record names it: its
+    // promotion below changes no epoch, and B, which knows the epoch, stays a partner it accepts.
+    t.pairLink.cut('reset');
+    await until('A holds the lease', async () => t.witnessRecord()?.primary === a.nodeId, 10000);
+    t.pairLink.heal();
+    await t.inSync();
+    const epoch = t.witnessRecord()!.epoch;
+    // B may not take over (cut from the witness); A, killed, comes back as secondary.
+    t.arbiterLink.B!.cut('blackhole');
+    w.start();
+    await sleep(200);
+    await a.kill();
+    await w.stop();
+    // A slow witness: A's promotion waits for it while the pair's handshake runs.
+    t.arbiterLink.A!.delay(150);
+    await a.start('secondary');
+    const promoted = a.send({ cmd: 'promote' });
+    const connected = await until('A connected to B', async () => {
+      const s = await a.sense();
+      return s?.connected && s.peerRole === 'secondary' && s.role === 'secondary' ? s : null;
+    }, 10000);
+    const r = await promoted;
+    assert.ok(r.ok, `promoted: ${String(r.code)} ${String(r.error)}`);
+    const s = (await a.sense())!;
+    assert.is(s.role, 'primary');
+    assert.ok(s.connected, `the link to the live secondary stays up (a switchover): ${JSON.stringify(s)}; ${JSON.stringify(a.proc!.events)}`);
+    assert.is(s.generation, connected.generation, 'no new generation');
+    const since = a.proc!.events.findIndex((e) => e.event === 'connected');
+    assert.equal(a.proc!.events.slice(since).filter((e) => e.event === 'disconnected'), [], 'A never dropped the link');
+    assert.is(t.witnessRecord()!.epoch, epoch, 'the same epoch');
+    t.heal();
     await checkSettled(t, w, a);
   } finally {
     await t.close();

@@ -526,17 +526,36 @@ export class Mirror extends MirrorEvents {
   async promote(options: { force?: boolean } = {}): Promise<void> {
     if (this.#role === 'primary') return;
     const r = this.#replica;
-    if (r.inconsistent && options?.force !== true) {
-      throw TwinpageError.inconsistent(`this node is being resynced from its partner and does not hold all of its data yet: ` +
-        `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
-    }
-    const switchover = this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
+    const consistent = () => {
+      if (r.inconsistent && options?.force !== true) {
+        throw TwinpageError.inconsistent(`this node is being resynced from its partner and does not hold all of its data yet: ` +
+          `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
+      }
+    };
+    consistent();
+    const live = () => this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
+    let switchover = live();
     if (!switchover && this.#quorum) {
       // With an arbiter, taking over from a primary that may live needs its lease.
       const got = await this.#quorum.takeOver();
       if (!got.granted && options?.force !== true) {
         throw TwinpageError.noQuorum(`the arbiter refused this node the lease: ${got.reason} (promote({ force: true }) to take over anyway)`);
       }
+      // While the arbiter answered, a partner may have connected and its handshake run (seen by
+      // the quorum campaign: a node restarted as secondary, promoted as its link came up, took
+      // the failover path on a link that had become a live one to a secondary, closed it and
+      // took a new generation). Decided again on what holds now: promoted meanwhile, nothing
+      // to do; made inconsistent by the handshake, refused; a live secondary partner, a
+      // switchover (it needs no lease: given back).
+      if ((this.#role as Role) === 'primary') return;
+      try {
+        consistent();
+      } catch (err) {
+        if (got.granted) await this.#quorum.release();
+        throw err;
+      }
+      switchover = live();
+      if (switchover && got.granted) await this.#quorum.release();
     }
     this.#failover.stop();
     this.#quorum?.unfence();
