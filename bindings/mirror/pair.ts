@@ -164,6 +164,8 @@ export class Mirror extends MirrorEvents {
   #splitBrain = false;
   /** The primary closed the link or it failed under us (not dropped by this node): automatic failover may act. */
   #primaryLost = false;
+  /** When (performance.now()) this secondary may first ask the arbiter to take over from the primary it lost (0: not yet lost). */
+  #takeOverAt = 0;
   #closed = false;
   /** A new generation being made durable (shared by every change waiting for it). */
   #rotation: Promise<void> | null = null;
@@ -241,7 +243,14 @@ export class Mirror extends MirrorEvents {
         // Only a primary that went silent or closed the link: not a link this
         // node dropped itself (a bad frame, a failed apply, a split brain).
         const t = this.#transport;
-        return t !== null && !t.closed ? silent(0) : t === null && this.#primaryLost;
+        if (t !== null && !t.closed) {
+          // A primary silent on a link still open: the watchdog drops the link, and the
+          // takeover is asked for again at every tick until the arbiter grants it.
+          if (!silent(0)) return false;
+          this.#primaryLost = true;
+          return true;
+        }
+        return t === null && this.#primaryLost;
       },
       ping: () => this.#post({ type: MessageType.SENSE_REQUEST }),
       linked: () => this.#role === 'secondary' && !this.#closed && this.#connected(),
@@ -286,6 +295,7 @@ export class Mirror extends MirrorEvents {
       this.#lost(err);
     });
     this.#primaryLost = false;
+    this.#takeOverAt = 0;
     this.#degraded = false;
     // A new connection numbers its frames afresh; applies still running from
     // the old one finish on their own and are not acknowledged on this one.
@@ -382,6 +392,10 @@ export class Mirror extends MirrorEvents {
     oos.lost();
     const stream = this.#stream;
     stream?.releaseRequests();
+    // A primary with an arbiter takes the lease at once (without marking the partner
+    // outdated: that waits for a write the partner lacks), so that a secondary cut from
+    // it only, asking after its head start, is refused.
+    if (this.#role === 'primary' && !this.#closed) this.#quorum?.hold();
     if (this.#role === 'primary' && unacked && !this.#closed) {
       // Writers waiting for the partner's acknowledgement go on alone, under the rules.
       this.#acknowledgeAlone().then(() => stream?.releaseWriters(), (err) => stream?.releaseWriters(TwinpageError.from(err)));
@@ -441,7 +455,11 @@ export class Mirror extends MirrorEvents {
     const q = this.#quorum;
     const partner = this.#replica.partner;
     if (q && (await q.ensure(partner)) === 'released') return;
-    const rotation = this.#rotate();
+    // A partner connected while this waited for quorum: it took the current generation
+    // (this node's HELLO named it) and is resynced from the out-of-sync record, which
+    // holds these changes. A new generation now would leave it behind one it never hears
+    // of: it stayed inconsistent, and the stream stuck (seen by the quorum campaign).
+    const rotation = this.#connected() ? null : this.#rotate();
     if (rotation) await rotation; else this.#replica.saveSoon();
     if (q) await q.ensure(partner);
   }
@@ -508,17 +526,36 @@ export class Mirror extends MirrorEvents {
   async promote(options: { force?: boolean } = {}): Promise<void> {
     if (this.#role === 'primary') return;
     const r = this.#replica;
-    if (r.inconsistent && options?.force !== true) {
-      throw TwinpageError.inconsistent(`this node is being resynced from its partner and does not hold all of its data yet: ` +
-        `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
-    }
-    const switchover = this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
+    const consistent = () => {
+      if (r.inconsistent && options?.force !== true) {
+        throw TwinpageError.inconsistent(`this node is being resynced from its partner and does not hold all of its data yet: ` +
+          `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
+      }
+    };
+    consistent();
+    const live = () => this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
+    let switchover = live();
     if (!switchover && this.#quorum) {
       // With an arbiter, taking over from a primary that may live needs its lease.
       const got = await this.#quorum.takeOver();
       if (!got.granted && options?.force !== true) {
         throw TwinpageError.noQuorum(`the arbiter refused this node the lease: ${got.reason} (promote({ force: true }) to take over anyway)`);
       }
+      // While the arbiter answered, a partner may have connected and its handshake run (seen by
+      // the quorum campaign: a node restarted as secondary, promoted as its link came up, took
+      // the failover path on a link that had become a live one to a secondary, closed it and
+      // took a new generation). Decided again on what holds now: promoted meanwhile, nothing
+      // to do; made inconsistent by the handshake, refused; a live secondary partner, a
+      // switchover (it needs no lease: given back).
+      if ((this.#role as Role) === 'primary') return;
+      try {
+        consistent();
+      } catch (err) {
+        if (got.granted) await this.#quorum.release();
+        throw err;
+      }
+      switchover = live();
+      if (switchover && got.granted) await this.#quorum.release();
     }
     this.#failover.stop();
     this.#quorum?.unfence();
@@ -564,6 +601,14 @@ export class Mirror extends MirrorEvents {
   /** Automatic failover: this secondary takes over only when the arbiter grants it the lease. */
   async #takeOver(): Promise<boolean> {
     if (this.#role !== 'secondary' || this.#closed || this.#replica.inconsistent || !this.#quorum) return false;
+    // The primary may live, cut from this node only: it takes the lease as soon as it
+    // finds this node gone (after the same timeout), and gets a head start of one more
+    // timeout before this node asks. Without it, both asked at once and the arbiter gave
+    // the lease to whichever came first: a live primary, acknowledging writes, was
+    // fenced by a failover nobody needed (seen by quorum-rules (b)).
+    const now = performance.now();
+    if (this.#takeOverAt === 0) this.#takeOverAt = now + this.#o.timeoutMs;
+    if (now < this.#takeOverAt) return false;
     const got = await this.#quorum.takeOver();
     if (!got.granted) {
       this.#report(TwinpageError.noQuorum(`automatic failover refused by the arbiter: ${got.reason}`));

@@ -109,6 +109,18 @@ export class Quorum {
     }
   }
 
+  /**
+   * Takes the lease now, if it is not held (a primary that lost its partner):
+   * renewed until `settle` gives it up. Failures are kept for sense() only: a
+   * write the partner lacks asks again (ensure).
+   */
+  hold(): void {
+    if (this.#stopped || this.#fencedBy || performance.now() < this.#validUntil) return;
+    void (this.#ensuring ??= this.#obtain(null).finally(() => { this.#ensuring = null; })).catch((err) => {
+      this.#lastError = (err as Error).message;
+    });
+  }
+
   /** Takes (or renews) the lease, then marks the partner outdated under it. */
   async #obtain(partner: string | null): Promise<void> {
     const asked = performance.now();
@@ -171,9 +183,22 @@ export class Quorum {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
-    if (this.#validUntil === 0 && this.#outdated === null) return;
-    const epoch = this.#epoch;
     const node = this.#hooks.nodeId();
+    if (this.#validUntil === 0 && this.#outdated === null) {
+      // Nothing marked by this process; but a mark of an earlier one (this node marked its
+      // partner, was killed, and started again) would stay at the arbiter, and the partner,
+      // in sync, could never take over: it is cleared under the lease, taken for it.
+      try {
+        const record = await this.arbiter.read();
+        if (record.primary !== node || record.outdated === null) return;
+        await this.#obtain(null);
+        this.#outdated = record.outdated;
+      } catch (err) {
+        this.#lastError = (err as Error).message;
+        return;
+      }
+    }
+    const epoch = this.#epoch;
     this.#stopRenew();
     this.#validUntil = 0;
     const was = this.#outdated;
