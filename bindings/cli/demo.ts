@@ -364,9 +364,10 @@ async function demo(o: DemoOptions, out: Out, dir: string, running: Running, set
     const detect = { noticeMs: round(noticedAt - killAt, 1), takeoverMs: round(promotedAt - noticedAt, 1), firstWriteMs: round(servedAt - promotedAt, 1) };
     out.say(`9. B took over by itself and served its first write ${ms(failoverMs)} ms after the kill (B is ${bSense.role}, epoch ${bSense.epoch}):`);
     out.say(`   ${ms(detect.noticeMs)} ms until B saw the link fail (the kernel closed A's socket as the process died; a hung A would`);
-    out.say(`   be noticed after ${TIMEOUT_MS} ms of silence), ${ms(detect.takeoverMs)} ms to take over (its next watchdog tick, at most`);
-    out.say(`   ${HEARTBEAT_MS} ms; the lease from ${arbiter.name}, granted at once as A had given it back after the heal, else`);
-    out.say(`   after it ran out; a new generation, saved durably), and ${ms(detect.firstWriteMs)} ms for the write.`);
+    out.say(`   be noticed after ${TIMEOUT_MS} ms of silence), ${ms(detect.takeoverMs)} ms to take over (a head start of ${TIMEOUT_MS} ms left`);
+    out.say(`   to a primary that may live, cut from B only, to take the lease first; then the lease from ${arbiter.name}, granted at`);
+    out.say(`   once as A had given it back after the heal, else after it ran out; a new generation, saved durably), and`);
+    out.say(`   ${ms(detect.firstWriteMs)} ms for the write.`);
 
     // 10. Every acknowledged write, on B.
     bar = out.bar('checking');
