@@ -143,6 +143,13 @@ export const MUTATIONS = [
     tests: ['mirror-sync', 'out-of-sync-crash'],
   },
   {
+    id: 'late-apply-overtaken',
+    what: "a new connection's frames are applied while the previous connection's applies are still under way (a dead partner's last page lands over the resync's)",
+    file: 'mirror/pair.js',
+    edits: [['this.#applier.hold(earlier.drained());', 'void 0;']],
+    tests: ['mirror'],
+  },
+  {
     id: 'intents-ignored-after-crash',
     what: 'after a crash, the pages of the write intents still hot are not added to the out-of-sync record',
     file: 'memory/replica.js',

@@ -230,6 +230,39 @@ t('a reconnected partner is resynced: blocks, frees and pages it missed; verify 
   await p.close(); await s.close();
 });
 
+t("a partner's frame applied late, after its link was replaced, lands before the new link's frames: the nodes never differ unknown to both", async () => {
+  let [ta, tb] = inProcessPair();
+  const p = await node();
+  const s = await node();
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const block = await p.allocate(512, { policy: 'disk' });
+  await p.write(block.id, 0, pattern(512, 1));
+  // The secondary's next apply is slow (a busy disk): it is still under way when the link is replaced.
+  const apply = s.apply.bind(s);
+  let slow = true;
+  s.apply = async (change) => {
+    if (slow && change.type === 'release') { slow = false; await new Promise((r) => setTimeout(r, 300)); }
+    return apply(change);
+  };
+  const first = p.write(block.id, 0, pattern(512, 2)); // reaches the secondary, applied late
+  await until(() => !slow, 'the write to reach the secondary');
+  ta.close();
+  [ta, tb] = inProcessPair();
+  mp.attach(ta);
+  ms.attach(tb);
+  await first;
+  await mp.resync();
+  await p.write(block.id, 0, pattern(512, 3)); // the new link's frame, after the resync's
+  await new Promise((r) => setTimeout(r, 400)); // the slow apply has long ended
+  assert.equal(await s.read(block.id, 0, 512), pattern(512, 3), 'the secondary holds the last write, not the late one');
+  assert.equal((await mp.verify()).differences, []);
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
 t('verify reports pages that differ', async () => {
   const pair = await connectedPair();
   const { p, mp } = pair;

@@ -40,6 +40,18 @@ export class Applier {
   get received(): number { return this.#received; }
   get applied(): number { return this.#applied; }
 
+  /**
+   * Resolves once every frame taken so far is applied (or failed): what an
+   * earlier connection's applier still does must land before a later
+   * connection's frames (a resync's older contents of the same page) do.
+   * Only for an applier whose gate opened: otherwise it applies nothing.
+   */
+  drained(): Promise<void> {
+    return this.#queue
+      .then(() => Promise.all(this.#inflight.map((f) => f.done.catch(() => {}))))
+      .then(() => undefined, () => undefined);
+  }
+
   /** Applies nothing more until `gate` settles (this node's new generation is durable first). */
   hold(gate: Promise<unknown>): void {
     this.#queue = this.#queue.then(() => gate.then(() => undefined, () => undefined));

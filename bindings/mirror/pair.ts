@@ -146,6 +146,8 @@ export class Mirror extends MirrorEvents {
   #transport: Transport | null = null;
   #stream: Stream | null = null;
   #applier: Applier | null = null;
+  /** The current applier's gate opened (the handshake accepted the partner): it may still be applying. */
+  #applierOpen = false;
   #copy: CopyMethods;
   #peer: Peer | null = null;
   /** Lets the current connection's applier start (the handshake accepted the partner). */
@@ -300,6 +302,11 @@ export class Mirror extends MirrorEvents {
     // A new connection numbers its frames afresh; applies still running from
     // the old one finish on their own and are not acknowledged on this one.
     const stream = this.#stream = new Stream(transport, (m, seq) => this.#encode(m, seq), this.#o.timeoutMs);
+    // ... but before this connection's frames: a page a dead partner sent
+    // just before it died, applied late, would otherwise land over the
+    // resync's copy of it, and the nodes would differ unknown to both.
+    const earlier = this.#applierOpen ? this.#applier : null;
+    this.#applierOpen = false;
     this.#applier = new Applier(this.memory, {
       post: (m) => stream.post(m),
       fail: (err) => { if (this.#transport === transport) this.#fail(err); },
@@ -307,9 +314,10 @@ export class Mirror extends MirrorEvents {
     });
     // Nothing of the partner's stream is applied before the handshake has
     // decided (and made its decision durable): a refused partner changes nothing.
+    if (earlier) this.#applier.hold(earlier.drained());
     let open!: () => void;
     this.#applier.hold(new Promise<void>((resolve) => { open = resolve; }));
-    this.#openApplier = open;
+    this.#openApplier = () => { this.#applierOpen = true; open(); };
     // Exchange slots are this connection's: known free once the partner's HELLO tells its id.
     this.#copy = new CopyMethods(this.#o.copy, transport.shared, this.#storage, this.memory.pageSize);
     this.#hello({});
