@@ -263,6 +263,32 @@ t("a partner's frame applied late, after its link was replaced, lands before the
   await p.close(); await s.close();
 });
 
+t('a demotion during a large write: the write is sent whole before the demotion ends, or refused (NOT_PRIMARY); never acknowledged with pieces the partner lacks', async () => {
+  const [ta, tb] = inProcessPair();
+  const plain = { pageSize: 512, cacheBytes: 64 * 512, flushIntervalMs: 0 };
+  const p = await openMemory({ store: new MemoryStore(), ...plain });
+  const s = await openMemory({ store: new MemoryStore(), ...plain });
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const size = 6 << 20; // three pieces of 2 MiB (4,096 pages of 512 B each)
+  const block = await p.allocate(size);
+  await until(() => s.blocks().length === 1, 'the secondary to hold the block');
+  const data = pattern(size, 7);
+  const write = code(p.write(block.id, 0, data));
+  await new Promise((r) => setImmediate(r)); // the first piece under way
+  await mp.demote();
+  const outcome = await write;
+  assert.ok(outcome === 'resolved' || outcome === 'NOT_PRIMARY', outcome);
+  await until(() => ms.sense().peerRole === 'secondary', 'B to see A demoted');
+  await ms.promote(); // a switchover: B serves now
+  if (outcome === 'resolved') assert.equal(await s.read(block.id, 0, size), data, 'an acknowledged write is whole on the new primary');
+  assert.equal((await ms.verify()).differences, [], 'the nodes do not differ unknown to both');
+  mp.close(); ms.close();
+  await p.close(); await s.close();
+});
+
 t('verify reports pages that differ', async () => {
   const pair = await connectedPair();
   const { p, mp } = pair;

@@ -28,33 +28,12 @@ import { connectTcp, listenTcp } from '../bindings/mirror/transports/tcp.js';
 import { NodeProcess, type Reply } from './pair-process.js';
 import { Nemesis, type Direction } from './nemesis.js';
 import { rng } from './data.js';
+import { SLOT, slotData, versionOf } from './slots.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // --- the data: 4 KiB slots whose bytes say which write they are -----------------------------
 
-const SLOT = 4096;
-const MAGIC = 0x54505044; // 'TPPD'
-
-/** The 4 KiB written as `version` of `slot`: a header (magic, slot, version) and bytes derived from both. */
-function slotData(slot: number, version: number): Buffer {
-  const w = new Uint32Array(SLOT / 4);
-  w[0] = MAGIC; w[1] = slot; w[2] = version;
-  let x = (Math.imul(slot + 1, 0x9E3779B1) ^ Math.imul(version, 0x85EBCA77)) >>> 0 || 1;
-  for (let i = 3; i < w.length; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    w[i] = x;
-  }
-  return Buffer.from(w.buffer);
-}
-
-/** Which version of `slot` these 4 KiB are: 0 for zeros, -1 for anything else (torn, foreign, garbage). */
-function versionOf(slot: number, bytes: Buffer): number {
-  if (bytes.every((b) => b === 0)) return 0;
-  if (bytes.length !== SLOT || bytes.readUInt32LE(0) !== MAGIC || bytes.readUInt32LE(4) !== slot) return -1;
-  const v = bytes.readUInt32LE(8);
-  return slotData(slot, v).equals(bytes) ? v : -1;
-}
 
 // --- nodes ---------------------------------------------------------------------------------
 

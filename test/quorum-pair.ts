@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { NodeProcess, type Reply } from './pair-process.js';
 import { Nemesis } from './nemesis.js';
 import { WitnessProcess } from './witness-process.js';
+import { SLOT, slotData, versionOf } from './slots.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,30 +40,7 @@ export const LEASE_MS = 1000;
 export const HEARTBEAT_MS = 100;
 export const TIMEOUT_MS = 500;
 
-// --- the data: 4 KiB slots whose bytes say which write they are (as in partition.test.ts) ----
-
-export const SLOT = 4096;
-const MAGIC = 0x54505044; // 'TPPD'
-
-/** The 4 KiB written as `version` of `slot`: a header (magic, slot, version) and bytes derived from both. */
-export function slotData(slot: number, version: number): Buffer {
-  const w = new Uint32Array(SLOT / 4);
-  w[0] = MAGIC; w[1] = slot; w[2] = version;
-  let x = (Math.imul(slot + 1, 0x9E3779B1) ^ Math.imul(version, 0x85EBCA77)) >>> 0 || 1;
-  for (let i = 3; i < w.length; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    w[i] = x;
-  }
-  return Buffer.from(w.buffer);
-}
-
-/** Which version of `slot` these 4 KiB are: 0 for zeros, -1 for anything else (torn, foreign, garbage). */
-export function versionOf(slot: number, bytes: Buffer): number {
-  if (bytes.every((b) => b === 0)) return 0;
-  if (bytes.length !== SLOT || bytes.readUInt32LE(0) !== MAGIC || bytes.readUInt32LE(4) !== slot) return -1;
-  const v = bytes.readUInt32LE(8);
-  return slotData(slot, v).equals(bytes) ? v : -1;
-}
+export { SLOT, slotData, versionOf } from './slots.js';
 
 export async function until<T>(what: string, probe: () => Promise<T | null | false | undefined>, ms = 20000, every = 50): Promise<T> {
   const deadline = Date.now() + ms;

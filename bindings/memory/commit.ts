@@ -186,8 +186,13 @@ export class Committer {
    */
   async #commit(r: Release): Promise<void> {
     const { block, pages, frames, sums, images } = r;
-    const lsn = this.#wal.takeLsn();
     const attached = r.send ? this.#link() : null;
+    if (attached && !attached.link.primary) {
+      // The node stopped being primary (a demotion, fencing) while this change was under way:
+      // committed here alone, it would reach neither the partner nor the out-of-sync record.
+      throw TwinpageError.notPrimary('this node stopped being primary while the change was under way: nothing of it was committed');
+    }
+    const lsn = this.#wal.takeLsn();
     const sending = attached?.link.primary ? attached : null;
     // The change as it goes to the partner, copied now: the frames change after it.
     const outgoing: Change | null = sending && {

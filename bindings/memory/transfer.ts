@@ -66,11 +66,17 @@ export class Transfers {
   async write(block: Block, offset: number, data: Uint8Array): Promise<void> {
     const ps = this.pageSize;
     const piece = this.#piecePages * ps;
-    for (let at = 0; at < data.length;) {
-      const pos = offset + at;
-      const end = Math.min(offset + data.length, Math.floor(pos / ps) * ps + piece);
-      await this.#writePiece(block, pos, data.subarray(at, at + end - pos));
-      at += end - pos;
+    // Held from the first piece to the last: a demotion waits for the whole write.
+    this.#d.hold(true);
+    try {
+      for (let at = 0; at < data.length;) {
+        const pos = offset + at;
+        const end = Math.min(offset + data.length, Math.floor(pos / ps) * ps + piece);
+        await this.#writePiece(block, pos, data.subarray(at, at + end - pos));
+        at += end - pos;
+      }
+    } finally {
+      this.#d.unhold(true);
     }
   }
 
