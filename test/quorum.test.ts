@@ -99,6 +99,23 @@ q('a cut with nothing written: the primary takes the lease at once, so the secon
   await p.close(); await s.close();
 });
 
+q('a partner back before the arbiter answered the lease its primary asked for as it went: the lease is given up, not renewed for good', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { ta, p, s } = await pair(arbiter);
+  const acquire = arbiter.acquire.bind(arbiter);
+  arbiter.acquire = async (node, gen) => { await new Promise((r) => setTimeout(r, 300)); return acquire(node, gen); };
+  ta.close(); // the primary asks for the lease (slowly answered)...
+  const [ta2, tb2] = inProcessPair();
+  s.mirror.attach(tb2); // ...and its partner is back at once, nothing to resync
+  p.mirror.attach(ta2);
+  await until(() => p.mirror.sense().connected && s.mirror.sense().peerRole === 'primary', 'the pair again');
+  arbiter.acquire = acquire;
+  await until(async () => !p.mirror.sense().quorum!.held && (await arbiter.read()).outdated === null, 'the lease given up', 4000);
+  await new Promise((r) => setTimeout(r, 600)); // past a renewal
+  assert.is(p.mirror.sense().quorum!.held, false, 'no lease held by a connected primary');
+  await p.close(); await s.close();
+});
+
 q('a primary cut off from its partner and the arbiter suspends writes; the secondary takes over; the old primary is fenced', async () => {
   const arbiter = new MemoryArbiter({ ttlMs: 400 });
   const { ta, p, s, b } = await pair(arbiter);

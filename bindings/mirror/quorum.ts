@@ -183,6 +183,9 @@ export class Quorum {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
+    // A lease being taken right now (hold(), as the partner went) is given up
+    // with the rest, not granted after this and renewed for good.
+    if (this.#ensuring) await this.#ensuring.catch(() => {});
     const node = this.#hooks.nodeId();
     if (this.#validUntil === 0 && this.#outdated === null) {
       // Nothing marked by this process; but a mark of an earlier one (this node marked its
