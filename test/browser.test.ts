@@ -292,8 +292,8 @@ for (const variant of ['esm', 'bundle'] as const) {
       assert.equal(afterReload.whole, [...afterFailover.whole, POST].sort((x, y) => x - y), 'the chunks b held, and the one it wrote');
 
       // Cached reads in a worker, reported (a figure, never a timed assertion): readInto against read.
-      const reads = await call<{ readInto: number; read: number; same: boolean }>('c', 'cachedReads', { id, offset: 0, count: 20000 });
-      assert.ok(reads.same, 'cached reads return the bytes');
+      const reads = await call<{ readInto: number; read: number; same: boolean }>('c', 'cachedReads', { id, i: POST, count: 20000 });
+      assert.ok(reads.same, 'cached reads return the bytes written');
       process.stderr.write(`  ${variant}: cached 4 KiB reads in a Chromium worker: readInto ${reads.readInto.toLocaleString('en-US')}/s, read ${reads.read.toLocaleString('en-US')}/s\n`);
       await call('c', 'close');
     } finally {

@@ -83,13 +83,16 @@ export function serve({ openMemory, openOpfsStore, messagePortTransport }) {
       return { whole, zero, bad };
     },
     /**
-     * Cached reads of one 4 KiB range, `count` times each way: readInto (into
-     * one buffer, allocating nothing) and read (a new buffer each). Both
-     * checked against a first read; reads per second of each, for the test
-     * to report (a figure, not a timed test).
+     * Cached reads of 4 KiB of chunk `i`, `count` times each way: readInto
+     * (into one buffer, allocating nothing) and read (a new buffer each), both
+     * checked against the bytes written there; reads per second of each, for
+     * the test to report (a figure, not a timed test).
      */
-    async cachedReads({ id, offset, count }) {
-      const want = await memory.read(id, offset, 4096);
+    async cachedReads({ id, i, count }) {
+      // Chunk i's first 4 KiB, as written (it is cached: read just before).
+      const offset = chunkOffset(i, chunk.bytes);
+      const want = pattern(i, chunk.bytes).subarray(0, 4096);
+      await memory.read(id, offset, 4096);
       const into = new Uint8Array(4096);
       const rate = async (one) => {
         const t = performance.now();
