@@ -103,13 +103,18 @@ q('a partner back before the arbiter answered the lease its primary asked for as
   const arbiter = new MemoryArbiter({ ttlMs: 1000 });
   const { ta, p, s } = await pair(arbiter);
   const acquire = arbiter.acquire.bind(arbiter);
-  arbiter.acquire = async (node, gen) => { await new Promise((r) => setTimeout(r, 300)); return acquire(node, gen); };
+  let granted!: Promise<unknown>;
+  arbiter.acquire = (node, gen) => {
+    arbiter.acquire = acquire; // only the first, the primary's as its partner goes, is slow
+    granted = new Promise((r) => setTimeout(r, 300)).then(() => acquire(node, gen));
+    return granted as ReturnType<typeof acquire>;
+  };
   ta.close(); // the primary asks for the lease (slowly answered)...
   const [ta2, tb2] = inProcessPair();
   s.mirror.attach(tb2); // ...and its partner is back at once, nothing to resync
   p.mirror.attach(ta2);
   await until(() => p.mirror.sense().connected && s.mirror.sense().peerRole === 'primary', 'the pair again');
-  arbiter.acquire = acquire;
+  await granted; // the lease was granted after the pair was whole again
   await until(async () => !p.mirror.sense().quorum!.held && (await arbiter.read()).outdated === null, 'the lease given up', 4000);
   await new Promise((r) => setTimeout(r, 600)); // past a renewal
   assert.is(p.mirror.sense().quorum!.held, false, 'no lease held by a connected primary');

@@ -238,7 +238,10 @@ export async function scrubRange(
     const bytes = reads[good]!.subarray(k, k + n);
     visit?.(bytes, at);
     for (let c = 0; c < copies.length; c++) {
-      if (c === good || reads[c] === null || (c > good ? verify(reads[c]!.subarray(k, k + n), at) : false) || !repair) continue;
+      // Copies before `good` failed the check; later ones are checked here. A copy that could
+      // not be read (a file cut short, say) is written too: if that fails, it stays bad.
+      if (c === good || !repair) continue;
+      if (c > good && reads[c] !== null && verify(reads[c]!.subarray(k, k + n), at)) continue;
       try {
         await copies[c].write(at, bytes);
         rewritten.add(c);
