@@ -37,7 +37,7 @@
 import { TwinpageError } from '../errors.js';
 import type { Device } from './device.js';
 import { roundUp, type Hash, type Salt, type Superblock } from './format.js';
-import { readChecked, scrubRange } from './mirrored.js';
+import { copiesOf, readChecked, scrubRange } from './mirrored.js';
 
 export const TABLE_MAGIC = 0x454C424154505754n; // "TWPTABLE" little-endian
 export const TABLE_VERSION = 3;
@@ -243,6 +243,7 @@ export async function checkTable(device: Device, ref: TableRef, salt: Salt, hash
   let repaired = 0;
   const size = await device.size();
   if (size < ref.bytes) bad.push(`${name}: it is ${size} bytes long; the superblock says ${ref.bytes}: it was cut`);
+  else if (repair) repaired += await restoreLength(device, ref.bytes);
   let fields: ReturnType<typeof headerFields> = null;
   const head = await scrub(device, 0, TABLE_HEADER_BYTES, TABLE_HEADER_BYTES, (b) => {
     const f = headerFields(b, hash);
@@ -272,6 +273,32 @@ export async function checkTable(device: Device, ref: TableRef, salt: Salt, hash
     for (const pos of r.bad) bad.push(`${name}: chunk ${(pos - chunksAt) / TABLE_CHUNK_BYTES} fails its checksum on every copy`);
   }
   return { bad, repaired, bytes: ref.bytes };
+}
+
+/**
+ * A copy cut short where only the zeros that pad the last chunk were lost
+ * reads back whole (a read past its end gives zeros), yet opened alone it
+ * is CORRUPT (shorter than its superblock says): its missing tail is written
+ * again from a copy that has it. The number of copies mended.
+ */
+async function restoreLength(device: Device, bytes: number): Promise<number> {
+  const copies = copiesOf(device);
+  if (copies.length < 2) return 0;
+  const sizes = await Promise.all(copies.map((c) => c.size().catch(() => -1)));
+  const whole = sizes.findIndex((n) => n >= bytes);
+  if (whole < 0) return 0;
+  let mended = 0;
+  for (let c = 0; c < copies.length; c++) {
+    if (sizes[c] < 0 || sizes[c] >= bytes) continue;
+    const tail = new Uint8Array(bytes - sizes[c]);
+    try {
+      await copies[whole].read(sizes[c], tail);
+      await copies[c].write(sizes[c], tail);
+      await copies[c].flush();
+      mended++;
+    } catch { /* a copy that cannot be written stays short: the chunks' checks still hold for the rest */ }
+  }
+  return mended;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
