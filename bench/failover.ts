@@ -7,7 +7,7 @@
 //                      lease): failure detection, the lease and the first
 //                      write included; and its parts
 //   failover.etcd      the same with etcd as the third vote (an etcd started
-//                      here on loopback, bench/etcd.ts), or a line saying it
+//                      here on loopback, test/etcd-process.ts), or a line saying it
 //                      was skipped for want of an etcd binary
 //   mirror.rejoin      the rejoining node's resync, as before
 //   failover.partition what the demo's partition phase saw in each run
@@ -16,7 +16,7 @@
 // a witness over one without, side by side.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { LocalEtcd, findEtcd } from './etcd.js';
+import { LocalEtcd, findEtcd } from '../test/etcd-process.js';
 import { figure, median } from './util.js';
 
 const DEMO = fileURLToPath(new URL('../bindings/cli/demo-main.js', import.meta.url));

@@ -8,38 +8,16 @@
 // missing etcd fails the run instead. TWINPAGE_ETCD names another binary.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
 import { TwinpageError } from '../bindings/errors.js';
 import { EtcdArbiter, type EtcdArbiterOptions } from '../bindings/mirror/etcd.js';
 import { arbiterConformance } from './arbiter-suite.js';
+import { LocalEtcd, findEtcd, freePort } from './etcd-process.js';
 
 const SKIPPED = 'etcd: skipped, no etcd binary (install etcd-server)';
 const G1 = '1111111111111111';
 const G2 = '2222222222222222';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function findEtcd(): string | null {
-  const candidates = process.env.TWINPAGE_ETCD
-    ? [process.env.TWINPAGE_ETCD]
-    : ['/usr/bin/etcd', ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'etcd'))];
-  for (const c of candidates) {
-    try { accessSync(c, constants.X_OK); return c; } catch { /* next */ }
-  }
-  return null;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** POSTs to etcd's JSON gateway directly (to look at, or tamper with, what the arbiter keeps). */
 async function gateway(endpoint: string, path: string, body: unknown, token?: string): Promise<Record<string, any>> {
@@ -54,53 +32,6 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   return 'none';
 }
 
-/** An etcd of its own: a temporary data folder, free loopback ports. */
-class Etcd {
-  proc!: ChildProcess;
-  endpoint = '';
-  dir = '';
-  log = '';
-
-  async start(binary: string): Promise<void> {
-    this.dir = await mkdtemp(join(tmpdir(), 'twinpage-etcd-'));
-    const [client, peer] = [await freePort(), await freePort()];
-    this.endpoint = `http://127.0.0.1:${client}`;
-    // ETCD_* variables would configure it too: none of the environment's reach this instance.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
-    this.proc = spawn(binary, [
-      '--name', 'twinpage-test', '--data-dir', join(this.dir, 'data'),
-      '--listen-client-urls', this.endpoint, '--advertise-client-urls', this.endpoint,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `twinpage-test=http://127.0.0.1:${peer}`, '--initial-cluster-state', 'new',
-      '--logger', 'zap', '--log-level', 'warn',
-      // Authentication tokens last 1 s (auth is on only in the last test): the arbiter must take a new one.
-      '--auth-token-ttl', '1',
-    ], { stdio: ['ignore', 'ignore', 'pipe'], env });
-    this.proc.stderr!.on('data', (d) => { this.log = (this.log + d).slice(-4000); });
-    process.on('exit', () => this.proc.kill('SIGKILL'));
-    const until = Date.now() + 20_000;
-    for (;;) {
-      if (this.proc.exitCode !== null) throw new Error(`etcd exited (${this.proc.exitCode}): ${this.log}`);
-      try {
-        const r = await gateway(this.endpoint, '/v3/kv/range', { key: b64('ping') });
-        if (r.header) return;
-      } catch { /* not yet */ }
-      if (Date.now() > until) throw new Error(`etcd did not answer at ${this.endpoint} within 20 s: ${this.log}`);
-      await sleep(100);
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
-      this.proc.kill('SIGCONT');
-      const gone = new Promise((r) => this.proc.once('close', r));
-      this.proc.kill('SIGTERM');
-      await Promise.race([gone, sleep(5000)]);
-      this.proc.kill('SIGKILL');
-    }
-    if (this.dir) await rm(this.dir, { recursive: true, force: true });
-  }
-}
 
 const binary = findEtcd();
 
@@ -115,8 +46,8 @@ if (binary === null) {
   }
   test.run();
 } else {
-  const etcd = new Etcd();
-  await etcd.start(binary);
+  // Authentication tokens last 1 s (auth is on only in the last test): the arbiter must take a new one.
+  const etcd = await LocalEtcd.start(binary, ['--auth-token-ttl', '1']);
   const arbiters: EtcdArbiter[] = [];
   const make = (options: Partial<EtcdArbiterOptions> & { prefix: string }) => {
     const a = new EtcdArbiter({ endpoints: etcd.endpoint, ttlMs: 2000, ...options });
@@ -211,13 +142,13 @@ if (binary === null) {
     assert.ok((await a.acquire('a', G1)).granted);
     const none = make({ prefix: 'twinpage-test/reach', endpoints: [dead] });
     assert.is(await codeOf(none.read()), 'IO_ERROR');
-    etcd.proc.kill('SIGSTOP');
+    etcd.kill('SIGSTOP');
     try {
       const t0 = performance.now();
       assert.is(await codeOf(a.acquire('a', G1)), 'TIMEOUT');
       assert.ok(performance.now() - t0 < 3000);
     } finally {
-      etcd.proc.kill('SIGCONT');
+      etcd.kill('SIGCONT');
     }
     assert.is((await a.read()).primary, 'a');
     await a.close();

@@ -1,7 +1,8 @@
-// An etcd of the benchmarks' own, as test/etcd.test.ts starts one: a
-// temporary data folder and free loopback ports, never a system service, and
-// none of the environment's ETCD_* settings. No npm package ships an etcd
-// binary: findEtcd() looks at TWINPAGE_ETCD, /usr/bin/etcd and PATH.
+// An etcd of a test's (or a benchmark's) own: a temporary data folder and
+// free loopback ports, never a system service, and none of the
+// environment's ETCD_* settings. No npm package ships an etcd binary:
+// findEtcd() looks at TWINPAGE_ETCD, /usr/bin/etcd and PATH. Used by
+// etcd.test.ts, quorum-etcd.test.ts and bench/failover.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,7 +23,8 @@ export function findEtcd(): string | null {
   return null;
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port free now. */
+export async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const { port } = s.address() as AddressInfo;
@@ -36,22 +38,23 @@ export class LocalEtcd {
   #proc: ChildProcess | null = null;
   #dir = '';
 
-  /** Starts `binary` and waits (up to 20 s) until it answers on its client URL. */
-  static async start(binary: string): Promise<LocalEtcd> {
+  /** Starts `binary` (with `extra` arguments) and waits (up to 20 s) until it answers on its client URL. */
+  static async start(binary: string, extra: string[] = []): Promise<LocalEtcd> {
     const e = new LocalEtcd();
-    e.#dir = await mkdtemp(join(tmpdir(), 'twinpage-bench-etcd-'));
+    e.#dir = await mkdtemp(join(tmpdir(), 'twinpage-etcd-'));
     const [client, peer] = [await freePort(), await freePort()];
     e.endpoint = `http://127.0.0.1:${client}`;
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
     const proc = spawn(binary, [
-      '--name', 'twinpage-bench', '--data-dir', join(e.#dir, 'data'),
+      '--name', 'twinpage-local', '--data-dir', join(e.#dir, 'data'),
       '--listen-client-urls', e.endpoint, '--advertise-client-urls', e.endpoint,
       '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `twinpage-bench=http://127.0.0.1:${peer}`, '--initial-cluster-state', 'new',
-      '--logger', 'zap', '--log-level', 'warn',
+      '--initial-cluster', `twinpage-local=http://127.0.0.1:${peer}`, '--initial-cluster-state', 'new',
+      '--logger', 'zap', '--log-level', 'warn', ...extra,
     ], { stdio: ['ignore', 'ignore', 'pipe'], env });
     e.#proc = proc;
     proc.stderr!.on('data', (d) => { e.log = (e.log + d).slice(-4000); });
+    process.on('exit', () => proc.kill('SIGKILL'));
     const until = Date.now() + 20_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`etcd exited (${proc.exitCode}): ${e.log}`);
@@ -64,9 +67,15 @@ export class LocalEtcd {
     }
   }
 
+  /** Sends `signal` to the etcd process (SIGSTOP and SIGCONT: an etcd that does not answer). */
+  kill(signal: NodeJS.Signals): void {
+    this.#proc?.kill(signal);
+  }
+
   async stop(): Promise<void> {
     const p = this.#proc;
     if (p && p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGCONT'); // a test may have stopped it
       const gone = new Promise((r) => p.once('close', r));
       p.kill('SIGTERM');
       await Promise.race([gone, sleep(5000)]);
