@@ -29,6 +29,7 @@ import { NodeProcess, type Reply } from './pair-process.js';
 import { Nemesis, type Direction } from './nemesis.js';
 import { rng } from './data.js';
 import { SLOT, slotData, versionOf } from './slots.js';
+import { ServeNode } from './serve-node.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -57,15 +58,14 @@ async function pairFolder(): Promise<{ dir: string; secret: string }> {
  * One node of the pair as a `twinpage serve` process that can be killed and
  * started again: A dials the nemesis, B listens (on the same port each time).
  */
-class Node {
-  proc: NodeProcess | null = null;
+class Node extends ServeNode {
   /** The role the test gave it last (at start, promote, demote, discard). */
   role: Role = 'secondary';
   /** B's port, fixed at its first start. */
   port = 0;
   starts = 0;
 
-  constructor(readonly name: Name, readonly dir: string, readonly secret: string, readonly peerPort: () => number) {}
+  constructor(readonly name: Name, readonly dir: string, readonly secret: string, readonly peerPort: () => number) { super(); }
 
   get alive(): boolean {
     return this.proc !== null && !this.proc.gone;
@@ -94,54 +94,19 @@ class Node {
     await p?.close();
   }
 
-  /** Sends a command; a node that is not running answers EXITED. A reply later than `ms` fails the test (a hang). */
-  async send(cmd: Record<string, unknown>, ms = 30000): Promise<Reply> {
-    const p = this.proc;
-    if (!p) return { ok: false, code: 'EXITED', error: `node ${this.name} is not running` };
-    let timer!: ReturnType<typeof setTimeout>;
-    const hang = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`node ${this.name}: no reply to ${JSON.stringify(cmd).slice(0, 80)} in ${ms} ms`)), ms);
-    });
-    try {
-      return await Promise.race([p.send(cmd), hang]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 
-  /** Like send, but the reply must be ok. */
-  async must(cmd: Record<string, unknown>, ms?: number): Promise<Reply> {
-    const r = await this.send(cmd, ms);
-    if (!r.ok) throw new Error(`node ${this.name}: ${String(cmd.cmd)} failed: ${String(r.code)} ${String(r.error)}`);
-    return r;
-  }
+
+
 
   async sense(): Promise<Sense | null> {
     const r = await this.send({ cmd: 'sense' });
     return r.ok ? r.sense as Sense : null;
   }
 
-  /** Reads `count` slots of `block` from `first`: each slot's version (or -1). */
-  async readSlots(block: string, count: number, first = 0): Promise<number[]> {
-    const r = await this.must({ cmd: 'read', block, offset: first * SLOT, length: count * SLOT });
-    const data = Buffer.from(r.data as string, 'base64');
-    return Array.from({ length: count }, (_, k) => versionOf(first + k, data.subarray(k * SLOT, (k + 1) * SLOT)));
-  }
 
-  async blockIds(): Promise<string[]> {
-    const r = await this.must({ cmd: 'blocks' });
-    return (r.blocks as Array<{ id: string }>).map((b) => b.id).sort();
-  }
 
-  /** Whether the last connection event it printed says it is connected to its partner now. */
-  get linked(): boolean {
-    const events = this.proc?.events ?? [];
-    for (let i = events.length - 1; i >= 0; i--) {
-      if (events[i].event === 'connected') return true;
-      if (events[i].event === 'disconnected') return false;
-    }
-    return false;
-  }
+
+
 }
 
 /** Two nodes and the nemesis between them: B (listening) first, then the nemesis, then A (dialing through it). */

@@ -33,6 +33,7 @@ import { NodeProcess, type Reply } from './pair-process.js';
 import { Nemesis } from './nemesis.js';
 import { WitnessProcess } from './witness-process.js';
 import { SLOT, slotData, versionOf } from './slots.js';
+import { ServeNode } from './serve-node.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -65,8 +66,7 @@ export interface Sense {
 }
 
 /** One node as a `twinpage serve` process that can be killed, stopped, and started again. */
-export class QNode {
-  proc: NodeProcess | null = null;
+export class QNode extends ServeNode {
   /** B's port, fixed at its first start. */
   port = 0;
   nodeId = '';
@@ -74,7 +74,7 @@ export class QNode {
   /** SIGSTOPped now. */
   stopped = false;
 
-  constructor(readonly name: Name, readonly dir: string, readonly args: () => string[]) {}
+  constructor(readonly name: Name, readonly dir: string, readonly args: () => string[]) { super(); }
 
   get alive(): boolean {
     return this.proc !== null && !this.proc.gone;
@@ -123,26 +123,9 @@ export class QNode {
     this.proc.proc.kill('SIGCONT');
   }
 
-  /** Sends a command; a node that is not running answers EXITED. A reply later than `ms` fails the test (a hang). */
-  async send(cmd: Record<string, unknown>, ms = 30000): Promise<Reply> {
-    const p = this.proc;
-    if (!p) return { ok: false, code: 'EXITED', error: `node ${this.name} is not running` };
-    let timer!: ReturnType<typeof setTimeout>;
-    const hang = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`node ${this.name}: no reply to ${JSON.stringify(cmd).slice(0, 80)} in ${ms} ms`)), ms);
-    });
-    try {
-      return await Promise.race([p.send(cmd), hang]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 
-  async must(cmd: Record<string, unknown>, ms?: number): Promise<Reply> {
-    const r = await this.send(cmd, ms);
-    if (!r.ok) throw new Error(`node ${this.name}: ${String(cmd.cmd)} failed: ${String(r.code)} ${String(r.error)}`);
-    return r;
-  }
+
+
 
   async sense(): Promise<Sense | null> {
     if (this.stopped) return null;
@@ -150,26 +133,10 @@ export class QNode {
     return r.ok ? r.sense as Sense : null;
   }
 
-  async readSlots(block: string, count: number, first = 0): Promise<number[]> {
-    const r = await this.must({ cmd: 'read', block, offset: first * SLOT, length: count * SLOT });
-    const data = Buffer.from(r.data as string, 'base64');
-    return Array.from({ length: count }, (_, k) => versionOf(first + k, data.subarray(k * SLOT, (k + 1) * SLOT)));
-  }
 
-  async blockIds(): Promise<string[]> {
-    const r = await this.must({ cmd: 'blocks' });
-    return (r.blocks as Array<{ id: string }>).map((b) => b.id).sort();
-  }
 
-  /** Whether the last connection event says it is connected to its partner now. */
-  get linked(): boolean {
-    const events = this.proc?.events ?? [];
-    for (let i = events.length - 1; i >= 0; i--) {
-      if (events[i].event === 'connected') return true;
-      if (events[i].event === 'disconnected') return false;
-    }
-    return false;
-  }
+
+
 
   /** Events of the current process of a kind, counted. */
   count(event: string): number {
