@@ -74,6 +74,29 @@ function losing(t: Transport, lose: (frame: Uint8Array) => boolean): Transport {
   };
 }
 
+/**
+ * `t`, with everything it sends held back `ms` from the first frame `from`
+ * picks on (in order: a slow link, not a reordering one).
+ */
+function stalling(t: Transport, from: (frame: Uint8Array) => boolean, ms: number): Transport {
+  let queue: Promise<void> | null = null;
+  return {
+    send: (frame) => {
+      if (queue === null && from(frame)) queue = new Promise((r) => setTimeout(r, ms));
+      if (queue === null) return t.send(frame);
+      const copy = frame.slice();
+      queue = queue.then(() => (t.closed ? undefined : t.send(copy)));
+      return queue;
+    },
+    onFrame: (h) => t.onFrame(h),
+    onClose: (h) => t.onClose(h),
+    close: (reason) => t.close(reason),
+    get closed() { return t.closed; },
+    get shared() { return t.shared; },
+    get peerId() { return t.peerId; },
+  };
+}
+
 /** Waits until `check` holds (a resync runs in the background). */
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
   const end = Date.now() + ms;
@@ -343,6 +366,38 @@ sync('a block the old primary allocated alone while its partner took over is a s
   await same(bNode, a2);
   assert.is((await bNode.mirror.verify()).differences.length, 0);
   await a2.close(); await bNode.close();
+});
+
+sync('a secondary is told it holds everything only once it does: heartbeats while its record is on the way do not end its resync', async () => {
+  const ps = new MemoryStore();
+  let [ta, tb] = inProcessPair();
+  const p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 50, timeoutMs: 5000 } });
+  const s1 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, heartbeatMs: 50, timeoutMs: 5000 } });
+  const b = await p.allocate(64 * PS);
+  await p.write(b.id, 0, pattern(64 * PS, 7));
+  await until(() => !s1.mirror.sense().inconsistent && p.mirror.sense().lagPages === 0, 'the first resync');
+  await s1.close();
+  // The secondary's disk is replaced: a node that never held data, whose record reaches
+  // the primary slowly. Nothing lags on the primary's own record meanwhile.
+  assert.is(p.mirror.sense().lagPages, 0);
+  [ta, tb] = inProcessPair();
+  const s2 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', heartbeatMs: 50, timeoutMs: 5000 } });
+  const synced: number[] = [];
+  p.mirror.on('resync-done', (d) => synced.push(d.pages));
+  s2.mirror.attach(stalling(tb, (f) => f[5] === MessageType.OUT_OF_SYNC, 400));
+  p.mirror.attach(ta);
+  await until(() => s2.mirror.sense().inconsistent, 'the handshake (it took a generation it has no data of)');
+  let checked = 0;
+  await until(async () => {
+    if (s2.mirror.sense().inconsistent) return false;
+    // Consistent: it must hold every page, now.
+    await same(p, s2);
+    checked++;
+    return true;
+  }, 'the end of the resync');
+  assert.is(checked, 1);
+  assert.equal(synced, [64], 'one resync, of the 64 pages it lacked');
+  await p.close(); await s2.close();
 });
 
 const repair = suite('read repair from the partner');

@@ -161,6 +161,12 @@ export class Mirror extends MirrorEvents {
   #sourcePlan: { peer: Peer; full: boolean } | null = null;
   /** The partner, on this connection, is inconsistent until this node's resync says it is done (#synced). */
   #owesSynced = false;
+  /**
+   * The partner whose resync is being planned (its record on the way, or its
+   * pages compared): heartbeats start no resync of their own meanwhile, which,
+   * finding nothing lagging yet, would tell it that it holds everything.
+   */
+  #planning: Peer | null = null;
   #degraded = false;
   #refused: string | null = null;
   #splitBrain = false;
@@ -236,7 +242,8 @@ export class Mirror extends MirrorEvents {
         this.#post({ type: MessageType.SENSE_REQUEST });
         // Pages out of sync while connected: a resync that failed (or was cut short) goes again;
         // one that sent everything but ended before saying so (this node was demoted) says it.
-        if ((!this.#replica.outOfSync.empty || this.#owesSynced) && !this.#resync.running && this.#peer) this.resync().catch((err) => this.#report(err));
+        const peer = this.#peer;
+        if ((!this.#replica.outOfSync.empty || this.#owesSynced) && !this.#resync.running && peer && this.#planning !== peer) this.resync().catch((err) => this.#report(err));
       },
       oldestWait: () => this.#stream?.oldestWait() ?? null,
       drop: (reason) => this.#drop(reason),
@@ -1018,9 +1025,16 @@ export class Mirror extends MirrorEvents {
 
   /** Plans the resync of `peer` from here once its record (streamed after its HELLO) is here. */
   #plan(peer: Peer, full: boolean): void {
+    this.#planning = peer;
     peer.record
       .then((rec) => (this.#peer === peer ? this.#resync.plan(rec, full) : undefined))
-      .catch((err) => this.#report(err));
+      .catch((err) => {
+        // A plan that failed on a link still up may not have learnt what the partner lacks:
+        // the link goes, and the next connection plans again (the partner stays inconsistent).
+        if (this.#peer === peer && this.#owesSynced && this.#role === 'primary') this.#fail(err);
+        else this.#report(err);
+      })
+      .finally(() => { if (this.#planning === peer) this.#planning = null; });
   }
 
   /** Refuses the handshake: nothing merged, both keep their data; the partner is told why. */
