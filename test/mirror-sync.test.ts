@@ -368,37 +368,56 @@ sync('a block the old primary allocated alone while its partner took over is a s
   await a2.close(); await bNode.close();
 });
 
-sync('a secondary is told it holds everything only once it does: heartbeats while its record is on the way do not end its resync', async () => {
-  const ps = new MemoryStore();
-  let [ta, tb] = inProcessPair();
-  const p = await openMemory({ store: ps, ...opts, mirror: { role: 'primary', transport: ta, heartbeatMs: 50, timeoutMs: 5000 } });
-  const s1 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, heartbeatMs: 50, timeoutMs: 5000 } });
-  const b = await p.allocate(64 * PS);
-  await p.write(b.id, 0, pattern(64 * PS, 7));
-  await until(() => !s1.mirror.sense().inconsistent && p.mirror.sense().lagPages === 0, 'the first resync');
-  await s1.close();
-  // The secondary's disk is replaced: a node that never held data, whose record reaches
-  // the primary slowly. Nothing lags on the primary's own record meanwhile.
-  assert.is(p.mirror.sense().lagPages, 0);
-  [ta, tb] = inProcessPair();
-  const s2 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', heartbeatMs: 50, timeoutMs: 5000 } });
-  const synced: number[] = [];
-  p.mirror.on('resync-done', (d) => synced.push(d.pages));
-  s2.mirror.attach(stalling(tb, (f) => f[5] === MessageType.OUT_OF_SYNC, 400));
-  p.mirror.attach(ta);
-  await until(() => s2.mirror.sense().inconsistent, 'the handshake (it took a generation it has no data of)');
-  let checked = 0;
-  await until(async () => {
-    if (s2.mirror.sense().inconsistent) return false;
-    // Consistent: it must hold every page, now.
-    await same(p, s2);
-    checked++;
-    return true;
-  }, 'the end of the resync');
-  assert.is(checked, 1);
-  assert.equal(synced, [64], 'one resync, of the 64 pages it lacked');
-  await p.close(); await s2.close();
-});
+// A secondary is told it holds everything only once it does: not while the
+// primary still waits for the partner's record (which names what it lacks),
+// whether a heartbeat or a caller (`twinpage resync`) asks for a resync then.
+const asking = [
+  ['heartbeats while its record is on the way', 50, 'never'],
+  ['a resync() call while its record is on the way', 5000, 'after the handshake'],
+  ['a resync() call before the handshake', 5000, 'at once'],
+] as const;
+for (const [how, heartbeatMs, ask] of asking) {
+  sync(`a rejoining secondary is not called consistent before its resync is planned: ${how}`, async () => {
+    const mirror = { heartbeatMs, timeoutMs: 10_000 };
+    let [ta, tb] = inProcessPair();
+    const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
+    const s1 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
+    const b = await p.allocate(64 * PS);
+    await p.write(b.id, 0, pattern(64 * PS, 7));
+    await until(() => !s1.mirror.sense().inconsistent && p.mirror.sense().lagPages === 0, 'the first resync');
+    await s1.close();
+    // The secondary's disk is replaced: a node that never held data, whose record reaches
+    // the primary slowly. Nothing lags on the primary's own record meanwhile.
+    assert.is(p.mirror.sense().lagPages, 0);
+    [ta, tb] = inProcessPair();
+    const s2 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', ...mirror } });
+    const synced: number[] = [];
+    p.mirror.on('resync-done', (d) => synced.push(d.pages));
+    // Its handshake makes it inconsistent in the same turn as its connected event.
+    let connected = false;
+    s2.mirror.on('connected', () => { connected = true; });
+    s2.mirror.attach(stalling(tb, (f) => f[5] === MessageType.OUT_OF_SYNC, 400));
+    p.mirror.attach(ta);
+    let asked = ask === 'at once' ? p.mirror.resync() : null;
+    let checked = 0;
+    await until(async () => {
+      if (!connected) return false;
+      if (s2.mirror.sense().inconsistent) {
+        if (ask === 'after the handshake' && asked === null) asked = p.mirror.resync();
+        return false;
+      }
+      // Consistent after its handshake: it must hold every page, now.
+      await same(p, s2);
+      checked++;
+      return true;
+    }, 'the end of the resync');
+    assert.is(checked, 1);
+    assert.ok(ask !== 'after the handshake' || asked !== null, 'resync() was called while the secondary was inconsistent');
+    await asked;
+    assert.equal(synced, [64], 'one resync, of the 64 pages it lacked');
+    await p.close(); await s2.close();
+  });
+}
 
 const repair = suite('read repair from the partner');
 

@@ -124,9 +124,10 @@ interface Peer {
   runsDone: boolean;
   ids: string[];
   idsDone: boolean;
-  /** Resolved once both its out-of-sync runs and its block ids have arrived. */
+  /** Resolved once both its out-of-sync runs and its block ids have arrived; rejected if the connection ends first. */
   record: Promise<PeerRecord>;
   complete: (r: PeerRecord) => void;
+  abandon: (err: Error) => void;
 }
 
 export class Mirror extends MirrorEvents {
@@ -167,6 +168,8 @@ export class Mirror extends MirrorEvents {
    * finding nothing lagging yet, would tell it that it holds everything.
    */
   #planning: Peer | null = null;
+  /** That plan: done (or given up) when it settles. */
+  #planned: Promise<void> = Promise.resolve();
   #degraded = false;
   #refused: string | null = null;
   #splitBrain = false;
@@ -398,6 +401,7 @@ export class Mirror extends MirrorEvents {
    * generation before the writers waiting on them go on.
    */
   #lost(reason?: unknown): void {
+    this.#peer?.abandon(TwinpageError.closed('the connection ended before the partner\'s record arrived'));
     this.#wentDown(reason);
     this.#degraded = true;
     this.#failover.stopHeartbeat();
@@ -501,6 +505,11 @@ export class Mirror extends MirrorEvents {
    * (none connected, or it went away meanwhile).
    */
   resync(): Promise<void> {
+    // A resync being planned goes first: before it, nothing says what the partner lacks.
+    // (It ran the resync, if it could: one that told the partner it holds everything is this one.)
+    if (this.#planning !== null && this.#planning === this.#peer) {
+      return this.#planned.then(() => (this.#owesSynced || !this.#replica.outOfSync.empty ? this.#resync.run() : undefined));
+    }
     return this.#resync.run();
   }
 
@@ -819,6 +828,9 @@ export class Mirror extends MirrorEvents {
 
   /** The partner holds everything now: the bitmap generation retires, and the partner is told (it stops being inconsistent). */
   #synced(): void {
+    // Not before the handshake decided, nor while the resync is planned: until then,
+    // nothing here says what the partner lacks (the beat asks again).
+    if (this.#peer === null || this.#planning === this.#peer) return;
     this.#owesSynced = false;
     const last = this.#resync.last;
     this.dispatch('resync-done', { pages: last?.pages ?? 0, ms: last?.ms ?? 0 });
@@ -964,8 +976,10 @@ export class Mirror extends MirrorEvents {
       return;
     }
     let complete!: (rec: PeerRecord) => void;
-    const record = new Promise<PeerRecord>((resolve) => { complete = resolve; });
-    this.#peer = { nodeId: m.nodeId, hello: m, runs: [], runsDone: false, ids: [], idsDone: false, record, complete };
+    let abandon!: (err: Error) => void;
+    const record = new Promise<PeerRecord>((resolve, reject) => { complete = resolve; abandon = reject; });
+    record.catch(() => {}); // a connection that ended before the record: nobody may be waiting
+    this.#peer = { nodeId: m.nodeId, hello: m, runs: [], runsDone: false, ids: [], idsDone: false, record, complete, abandon };
     this.#copy.open(this.memory.nodeId, m.nodeId);
     const peer: Side = {
       role: m.role, current: m.current, bitmap: m.bitmap, history: m.history, inconsistent: m.flags.inconsistent,
@@ -1026,15 +1040,22 @@ export class Mirror extends MirrorEvents {
   /** Plans the resync of `peer` from here once its record (streamed after its HELLO) is here. */
   #plan(peer: Peer, full: boolean): void {
     this.#planning = peer;
-    peer.record
+    this.#planned = peer.record
       .then((rec) => (this.#peer === peer ? this.#resync.plan(rec, full) : undefined))
-      .catch((err) => {
-        // A plan that failed on a link still up may not have learnt what the partner lacks:
-        // the link goes, and the next connection plans again (the partner stays inconsistent).
-        if (this.#peer === peer && this.#owesSynced && this.#role === 'primary') this.#fail(err);
-        else this.#report(err);
-      })
-      .finally(() => { if (this.#planning === peer) this.#planning = null; });
+      .then(
+        () => {
+          if (this.#planning === peer) this.#planning = null;
+          if (this.#peer === peer) return this.#resync.run();
+        },
+        (err) => {
+          if (this.#planning === peer) this.#planning = null;
+          // A plan that failed on a link still up did not learn what the partner lacks:
+          // the link goes, and the next connection plans again (the partner stays inconsistent).
+          if (this.#peer === peer && this.#owesSynced && this.#role === 'primary' && this.#connected()) this.#fail(err);
+          else if (this.#connected()) this.#report(err);
+        },
+      )
+      .catch((err) => this.#report(err));
   }
 
   /** Refuses the handshake: nothing merged, both keep their data; the partner is told why. */

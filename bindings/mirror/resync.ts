@@ -204,19 +204,22 @@ export class Resync {
   }
 
   /**
-   * A primary met its partner and is (or stays) the source: plans what to
-   * send and starts. `full`: the records cannot be trusted, every page's
-   * checksum is compared; else the union of both records and the blocks one
-   * side lacks.
+   * A primary met its partner and is (or stays) the source: puts what to
+   * send on the record (durably), for run() to send. `full`: the records
+   * cannot be trusted, every page's checksum is compared; else the union of
+   * both records and the blocks one side lacks.
    */
-  plan(peer: PeerRecord, full: boolean): Promise<void> {
+  async plan(peer: PeerRecord, full: boolean): Promise<void> {
     const oos = this.#replica.outOfSync;
     const runs = peer.runs ? runsFrom(peer.runs) : null;
-    if (full || runs === null || !oos.known) return this.byChecksums(new Set(peer.ids));
+    if (full || runs === null || !oos.known) {
+      await this.#compare(new Set(peer.ids));
+      return;
+    }
     oos.addRuns(runs, this.#memory.blocks());
     this.#blockDifferences(new Set(peer.ids));
     // Kept first: if this node fails mid-resync, it still knows what to send.
-    return this.#replica.save().then(() => this.run());
+    await this.#replica.save();
   }
 
   /** Blocks this node holds and the partner lacks, and blocks only the partner holds: the block-table changes to send. */
@@ -234,13 +237,18 @@ export class Resync {
    * block-table changes it lacks.
    */
   async byChecksums(peerBlocks: Set<string> | null = null): Promise<void> {
+    await this.#compare(peerBlocks);
+    await this.run();
+  }
+
+  /** Puts on the record (durably) what differs from the partner, page by page, and the blocks one side lacks. */
+  async #compare(peerBlocks: Set<string> | null): Promise<void> {
     const report = await this.#hooks.verify();
     this.mark(report);
     if (peerBlocks) this.#blockDifferences(peerBlocks);
     // The partner now matches this node's record; from here on it is kept.
     this.#replica.outOfSync.learn();
     await this.#replica.save();
-    await this.run();
   }
 
   /** Marks what a verify found as out of sync: differing pages, and blocks one side lacks. */
