@@ -116,10 +116,19 @@ q('a partner back before the arbiter answered the lease its primary asked for as
   s.mirror.attach(tb2); // ...and its partner is back at once, nothing to resync
   p.mirror.attach(ta2);
   await until(() => p.mirror.sense().connected && s.mirror.sense().peerRole === 'primary', 'the pair again');
+  const drops: string[] = [];
+  p.mirror.on('disconnected', (d) => drops.push(String(d.reason)));
   await granted; // the lease was granted after the pair was whole again
+  // It came with a new epoch (the arbiter's first holder); a frame the secondary sent before
+  // hearing of it is behind, not a stale primary's: the link stays.
+  await until(() => p.mirror.sense().epoch === 1, 'the primary in epoch 1');
+  const gen = BigInt(`0x${s.mirror.sense().generation}`);
+  await tb2.send(encodeFrame({ type: MessageType.SENSE_REQUEST }, { sequence: 0, generation: gen, epoch: 0 }, (x) => s.core.checksum(x)));
+  await until(() => s.mirror.sense().epoch === 1, 'the secondary in epoch 1');
   await until(async () => !p.mirror.sense().quorum!.held && (await arbiter.read()).outdated === null, 'the lease given up', 4000);
   await new Promise((r) => setTimeout(r, 600)); // past a renewal
   assert.is(p.mirror.sense().quorum!.held, false, 'no lease held by a connected primary');
+  assert.equal(drops, [], 'the link stayed up');
   await p.close(); await s.close();
 });
 

@@ -856,7 +856,11 @@ export class Mirror extends MirrorEvents {
     }
     // Fencing: a frame of an older epoch comes from a node that does not
     // know a newer primary took over; a newer one makes this node learn it.
-    if (frame.epoch < this.#replica.epoch) {
+    // A secondary's frames to this primary are the exception: the epoch rose
+    // with this node's own lease (taken as the link went, granted after it
+    // came back), and the secondary learns it from this node's next frame.
+    // It changes nothing here; only a primary's frames are refused.
+    if (frame.epoch < this.#replica.epoch && !this.#behindSecondary(frame.message as Message)) {
       this.#fail(TwinpageError.fenced(`the partner sent a frame of epoch ${frame.epoch}; this node knows epoch ${this.#replica.epoch}: a newer primary took over through the arbiter`));
       return;
     }
@@ -869,6 +873,12 @@ export class Mirror extends MirrorEvents {
     }
     const m = frame.message as Message;
     this.#handlers[m.type]?.(m, frame);
+  }
+
+  /** Whether `m`, of an older epoch, comes from a secondary to this primary (behind, not stale). */
+  #behindSecondary(m: Message): boolean {
+    const role = m.type === MessageType.HELLO ? m.role : this.#peer?.hello.role;
+    return this.#role === 'primary' && role === 'secondary';
   }
 
   /** A newer epoch seen (the arbiter, the partner): kept durably. */
