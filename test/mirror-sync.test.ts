@@ -399,11 +399,15 @@ for (const [how, heartbeatMs, ask] of asking) {
     s2.mirror.attach(stalling(tb, (f) => f[5] === MessageType.OUT_OF_SYNC, 400));
     p.mirror.attach(ta);
     let asked = ask === 'at once' ? p.mirror.resync() : null;
+    let doneWhenAsked = -1;
     let checked = 0;
     await until(async () => {
       if (!connected) return false;
       if (s2.mirror.sense().inconsistent) {
-        if (ask === 'after the handshake' && asked === null) asked = p.mirror.resync();
+        if (ask === 'after the handshake' && asked === null) {
+          asked = p.mirror.resync();
+          void asked.then(() => { doneWhenAsked = synced.length; });
+        }
         return false;
       }
       // Consistent after its handshake: it must hold every page, now.
@@ -414,10 +418,38 @@ for (const [how, heartbeatMs, ask] of asking) {
     assert.is(checked, 1);
     assert.ok(ask !== 'after the handshake' || asked !== null, 'resync() was called while the secondary was inconsistent');
     await asked;
+    if (ask === 'after the handshake') assert.is(doneWhenAsked, 1, 'resync() resolved once the partner was told it holds everything, not before');
     assert.equal(synced, [64], 'one resync, of the 64 pages it lacked');
     await p.close(); await s2.close();
   });
 }
+
+sync('a primary demoted while its partner\'s resync is planned, whose plan then fails, promoted again: the partner is not called consistent without the data', async () => {
+  const mirror = { heartbeatMs: 50, timeoutMs: 600 };
+  let [ta, tb] = inProcessPair();
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
+  const s1 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
+  const b = await p.allocate(64 * PS);
+  await p.write(b.id, 0, pattern(64 * PS, 7));
+  await until(() => !s1.mirror.sense().inconsistent && p.mirror.sense().lagPages === 0, 'the first resync');
+  await s1.close();
+  // A fresh secondary: its record comes late, and its answers to the checksum compare
+  // (READ_HEADER replies, and the errors that would say so) are lost: the plan fails.
+  [ta, tb] = inProcessPair();
+  const s2 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', ...mirror } });
+  let lost = 0;
+  const lossy = losing(tb, (f) => (f[5] === MessageType.READ_HEADER_REPLY || f[5] === MessageType.ERROR ? (lost++, true) : false));
+  s2.mirror.attach(stalling(lossy, (f) => f[5] === MessageType.OUT_OF_SYNC, 300));
+  p.mirror.attach(ta);
+  await until(() => s2.mirror.sense().inconsistent && p.mirror.sense().peerRole === 'secondary', 'the handshake');
+  await p.mirror.demote();
+  await until(() => lost > 0, 'the compare asked for, its answers lost');
+  await new Promise((r) => setTimeout(r, 3 * mirror.timeoutMs)); // the compare times out
+  await p.mirror.promote();
+  await new Promise((r) => setTimeout(r, 500)); // heartbeats: ten
+  if (!s2.mirror.sense().inconsistent) await same(p, s2);
+  await p.close(); await s2.close();
+});
 
 const repair = suite('read repair from the partner');
 

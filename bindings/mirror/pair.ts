@@ -605,6 +605,7 @@ export class Mirror extends MirrorEvents {
     const t = this.#transport;
     this.#transport = null;
     const taken = TwinpageError.closed('this node was promoted: the old primary is taken for failed');
+    this.#peer?.abandon(taken);
     t?.close(taken);
     this.#wentDown(taken);
     this.#stream?.release();
@@ -1059,10 +1060,11 @@ export class Mirror extends MirrorEvents {
         },
         (err) => {
           if (this.#planning === peer) this.#planning = null;
-          // A plan that failed on a link still up did not learn what the partner lacks:
+          // A plan that failed on a link still up did not learn what the partner lacks
+          // (whatever this node's role now: a demotion meanwhile, a promotion later):
           // the link goes, and the next connection plans again (the partner stays inconsistent).
-          if (this.#peer === peer && this.#owesSynced && this.#role === 'primary' && this.#connected()) this.#fail(err);
-          else if (this.#connected()) this.#report(err);
+          // One given up because its connection ended is no news.
+          if (this.#peer === peer && this.#connected()) this.#fail(err);
         },
       )
       .catch((err) => this.#report(err));
