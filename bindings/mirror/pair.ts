@@ -502,7 +502,9 @@ export class Mirror extends MirrorEvents {
    * then the lagging pages in address order, in releases of up to 64 pages.
    * New writes go on meanwhile. Resolves once the partner holds it all;
    * rejects with CLOSED when pages still lag and no partner can take them
-   * (none connected, or it went away meanwhile).
+   * (none connected, or it went away meanwhile). While the handshake's own
+   * resync is planned, it waits for it; before the handshake, it has nothing
+   * to send and resolves at once (the handshake plans the resync then).
    */
   resync(): Promise<void> {
     // A resync being planned goes first: before it, nothing says what the partner lacks.
