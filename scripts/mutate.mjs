@@ -6,7 +6,8 @@
 //
 // Before any mutation, the test files involved run once on the code as built
 // (a test that fails anyway would "kill" everything); `--no-baseline` skips it.
-// `--list` prints the mutations and exits.
+// `--list` prints the mutations and exits; `--check` only says whether each
+// applies to this build and its test files exist (npm test runs it).
 //
 // The built file is restored after each mutation, whatever happens: the
 // original is also kept in build/.mutate/ while a mutation is applied, and a
@@ -153,7 +154,7 @@ async function main() {
   const flags = new Set(args.filter((a) => a.startsWith('--')));
   const ids = args.filter((a) => !a.startsWith('--'));
   for (const f of flags) {
-    if (!['--list', '--no-baseline'].includes(f)) { console.error(`unknown option ${f} (--list, --no-baseline)`); return 2; }
+    if (!['--list', '--no-baseline', '--check'].includes(f)) { console.error(`unknown option ${f} (--list, --no-baseline, --check)`); return 2; }
   }
   if (flags.has('--list')) {
     for (const m of MUTATIONS) console.log(`${m.id.padEnd(40)} ${m.file.padEnd(22)} ${m.what}\n${' '.repeat(41)}tests: ${m.tests.join(', ')}`);
@@ -163,7 +164,8 @@ async function main() {
   if (unknown.length) { console.error(`no mutation named ${unknown.join(', ')} (npm run mutate -- --list)`); return 2; }
   const chosen = ids.length ? MUTATIONS.filter((m) => ids.includes(m.id)) : MUTATIONS;
   if (!existsSync(BUILT) || !existsSync(TESTS)) { console.error('no build/: run npm run build first (npm run mutate does)'); return 2; }
-  restoreLeftovers();
+  // --check only says whether every mutation applies to this build (npm test asks, read-only).
+  if (!flags.has('--check')) restoreLeftovers();
 
   // Every mutation must apply, and its tests exist, before anything runs.
   const problems = [];
@@ -180,6 +182,10 @@ async function main() {
   if (problems.length) {
     console.error(`mutations that cannot be applied to this build (update scripts/mutations.mjs):\n  ${problems.join('\n  ')}`);
     return 2;
+  }
+  if (flags.has('--check')) {
+    console.log(`${prepared.length} mutations apply to this build`);
+    return 0;
   }
 
   if (!flags.has('--no-baseline')) {

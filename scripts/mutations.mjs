@@ -125,7 +125,7 @@ export const MUTATIONS = [
     id: 'fencing-off',
     what: 'a frame of an older epoch is accepted',
     file: 'mirror/pair.js',
-    edits: [['if (frame.epoch < this.#replica.epoch) {', 'if (false) {']],
+    edits: [['if (frame.epoch < this.#replica.epoch && !this.#behindSecondary(frame.message)) {', 'if (false) {']],
     tests: ['quorum', 'quorum-rules'],
   },
   {
@@ -169,5 +169,15 @@ export const MUTATIONS = [
     file: 'mirror/pair.js',
     edits: [['return reply.granted;', 'return true;']],
     tests: ['mirror'],
+  },
+  {
+    id: 'synced-before-plan',
+    what: 'the partner is told it holds everything while its resync is still being planned (a heartbeat finds nothing lagging yet)',
+    file: 'mirror/pair.js',
+    edits: [
+      ['if (this.#peer === null || this.#planning === this.#peer)\n            return;', ''],
+      ['&& peer && this.#planning !== peer)', '&& peer)'],
+    ],
+    tests: ['mirror-sync', 'events'],
   },
 ];
