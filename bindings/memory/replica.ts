@@ -286,6 +286,12 @@ export class ReplicaRecord {
     };
     const bitmap = this.outOfSync.bitmap;
     const dirty = bitmap.dirtyChunks();
+    // The bitmap and the hot extents as of one moment: an extent retired while the chunks
+    // are written had its pages added after this snapshot, so the slot must still name it
+    // (the next save records them, then leaves it out).
+    const intents = clean ? [] : this.intents.extents();
+    const weight = bitmap.count();
+    const chunkCount = bitmap.chunkCount;
     if (dirty.length) {
       // Taken and marked clean in one step: a change made while they are written marks them dirty again.
       const chunks = dirty.map((i) => ({ i, bytes: bitmap.chunkBytes(i) }));
@@ -317,9 +323,9 @@ export class ReplicaRecord {
       epoch: this.epoch,
       primarySince: this.primarySince,
       partner: this.partner,
-      weight: bitmap.count(),
-      chunks: bitmap.chunkCount,
-      intents: clean ? [] : this.intents.extents(),
+      weight,
+      chunks: chunkCount,
+      intents,
     };
     await d.slots.write((slot.sequence % 2) * SLOT_BYTES, encodeReplicaSlot(slot, this.#hash));
     await d.slots.flush();
