@@ -451,6 +451,42 @@ sync('a primary demoted while its partner\'s resync is planned, whose plan then 
   await p.close(); await s2.close();
 });
 
+sync('writes under way when the mirror closes: each is refused, or on the out-of-sync record', async () => {
+  const POLICY = { name: 'disk', maxSize: Infinity, durability: 'disk' as const, writeMode: 'write-through' as const };
+  const open = (store: MemoryStore) => openMemory({ store, pageSize: PS, cacheBytes: 64 * PS, policies: [POLICY], flushIntervalMs: 0, mirror: { role: 'primary', extentPages: 1, intentExtents: 1 } });
+  let acknowledged = 0;
+  let refused = 0;
+  for (let run = 0; run < 30; run++) {
+    const store = new MemoryStore();
+    let p = await open(store);
+    const b = await p.allocate(16 * PS, { policy: 'disk' });
+    await p.write(b.id, 0, pattern(PS, 1));
+    await p.close();
+    p = await open(store);
+    // Four writes, not awaited; the mirror closes after none, some or all of a turn.
+    const acked = new Set<number>();
+    const writes = Array.from({ length: 4 }, (_, k) => {
+      const page = (k * 3 + run) % 16;
+      return p.write(b.id, page * PS, pattern(PS, 100 + k)).then(() => { acked.add(b.base + page); }, (err) => {
+        assert.is((err as { code?: string }).code, 'NOT_PRIMARY');
+        refused++;
+      });
+    });
+    if (run % 3 === 1) await Promise.resolve();
+    else if (run % 3 === 2) await new Promise((r) => setImmediate(r));
+    const closing = p.mirror.close();
+    await Promise.all(writes);
+    await closing;
+    await p.close();
+    p = await open(store);
+    const lagging = new Set(p.mirror.laggingPages());
+    for (const q of acked) assert.ok(lagging.has(q), `page ${q - b.base} was acknowledged while the partner was away, yet it is not on the record`);
+    acknowledged += acked.size;
+    await p.close();
+  }
+  assert.ok(acknowledged > 0 && refused > 0, `both outcomes seen: ${acknowledged} acknowledged, ${refused} refused`);
+});
+
 const repair = suite('read repair from the partner');
 
 repair('a page failing its checksum here is read back from the partner and rewritten', async () => {

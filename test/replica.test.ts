@@ -15,13 +15,14 @@ function fnv(bytes: Uint8Array): bigint {
   return h;
 }
 
-/** `store`, whose device `name` waits for `gate()` before each write (when it gives a promise). */
-function gated(store: Store, name: string, gate: () => Promise<void> | null, started: () => void): Store {
+/** `store`, whose device `name` waits for `gate()` before each write (when it gives a promise), or fails it (when it gives an Error). */
+function gated(store: Store, name: string, gate: () => Promise<void> | Error | null, started: () => void = () => {}): Store {
   const device = (d: Device): Device => ({
     name: d.name,
     read: (at, into) => d.read(at, into),
     write: async (at, data) => {
       const g = d.name === name ? gate() : null;
+      if (g instanceof Error) throw g;
       if (g) { started(); await g; }
       return d.write(at, data);
     },
@@ -87,6 +88,55 @@ test('an extent retired while a save writes the bitmap stays named by that save:
   const crashed = await snapshot(store);
   const again = await ReplicaRecord.load(crashed, fnv, blocks, undefined);
   for (const page of [0, 1, 2]) assert.ok(again.outOfSync.has(page), `page ${page} is on the record after the crash`);
+});
+
+const blocks64 = () => [{ id: 'b', base: 0, length: 64 * 512, pages: 64, policy: { writeMode: 'write-through' }, generation: 1 }] as unknown as Block[];
+
+test('a write intent waiting for a save when the record closes fails (CLOSED): nothing is written on a promise the record no longer keeps', async () => {
+  const store = new MemoryStore();
+  let gate: Promise<void> | null = null;
+  let started!: () => void;
+  const blocked = new Promise<void>((res) => { started = res; });
+  const r = await ReplicaRecord.load(gated(store, 'bitmap', () => gate, () => started()), fnv, blocks64, undefined);
+  r.configureIntents({ extentPages: 4, maxExtents: 4 });
+  r.outOfSync.add(20);
+  let open!: () => void;
+  gate = new Promise<void>((res) => { open = res; });
+  const first = r.save();
+  await blocked;
+  const intent = r.intents.cover([8])!; // queued behind the save under way
+  const closing = r.close();
+  gate = null;
+  open();
+  await first;
+  let code = '';
+  await intent.catch((err: { code?: string }) => { code = err.code ?? ''; });
+  assert.is(code, 'CLOSED');
+  await closing;
+});
+
+test('a save under way when a resync learns what the partner lacks stores the bitmap and "known" of one moment', async () => {
+  const store = new MemoryStore();
+  let gate: Promise<void> | null = null;
+  let started!: () => void;
+  const blocked = new Promise<void>((res) => { started = res; });
+  const r = await ReplicaRecord.load(gated(store, 'bitmap', () => gate, () => started()), fnv, blocks64, undefined);
+  r.configureIntents({ extentPages: 4, maxExtents: 4 });
+  r.outOfSync.forget();
+  r.outOfSync.add(30);
+  let open!: () => void;
+  gate = new Promise<void>((res) => { open = res; });
+  const first = r.save();
+  await blocked;
+  // A full compare marks what differs, then trusts the record from here on (Resync.#compare).
+  r.outOfSync.add(40);
+  r.outOfSync.learn();
+  gate = new Promise<void>(() => {}); // the next save never ends: the process dies in it
+  open();
+  await first;
+  void r.save();
+  const crashed = await ReplicaRecord.load(await snapshot(store), fnv, blocks64, undefined);
+  assert.ok(!crashed.outOfSync.known || crashed.outOfSync.has(40), 'a record trusted after the crash names page 40');
 });
 
 test.run();

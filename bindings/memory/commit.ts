@@ -51,11 +51,14 @@ export class Committer {
   readonly #blocks: BlockTable;
   readonly #link: () => { link: MemoryLink; intents: ActivityLog } | null;
   readonly #maxPages: () => number;
+  /** Whether the store is one node of a pair (then a change needs its mirror attached). */
+  readonly #paired: () => boolean;
 
   constructor(deps: {
     core: Core; cache: FrameCache; wal: Wal; ranges: RangeLocks; blocks: BlockTable;
-    link: () => { link: MemoryLink; intents: ActivityLog } | null; maxPointerPages: () => number;
+    link: () => { link: MemoryLink; intents: ActivityLog } | null; maxPointerPages: () => number; paired: () => boolean;
   }) {
+    this.#paired = deps.paired;
     this.#core = deps.core;
     this.#cache = deps.cache;
     this.#wal = deps.wal;
@@ -187,6 +190,11 @@ export class Committer {
   async #commit(r: Release): Promise<void> {
     const { block, pages, frames, sums, images } = r;
     const attached = r.send ? this.#link() : null;
+    if (r.send && !attached && this.#paired()) {
+      // The mirror was closed while this change was under way: committed here alone, it
+      // would reach neither the partner nor the out-of-sync record.
+      throw TwinpageError.notPrimary('the mirror was closed while this change was under way: nothing of it was committed');
+    }
     if (attached && !attached.link.primary) {
       // The node stopped being primary (a demotion, fencing) while this change was under way:
       // committed here alone, it would reach neither the partner nor the out-of-sync record.

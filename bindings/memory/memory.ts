@@ -169,6 +169,7 @@ export class Memory implements PointerHost {
       core: init.core, cache: this.#cache, wal: this.#wal, ranges: this.#ranges, blocks: this.#blocks,
       link: () => (this.#link ? { link: this.#link, intents: this.#replica.intents } : null),
       maxPointerPages: () => this.#maxPointerPages(),
+      paired: () => this.#paired,
     });
     this.#transfers = new Transfers({
       core: init.core, cache: this.#cache, ranges: this.#ranges, blocks: this.#blocks, committer: this.#committer,

@@ -240,7 +240,8 @@ export class ReplicaRecord {
     if (this.#queued) return this.#queued;
     const run = this.#chain.then(() => {
       this.#queued = null;
-      if (this.#closed) return;
+      // Closed meanwhile: nothing is written, and a write intent waiting for this is not durable.
+      if (this.#closed) throw TwinpageError.closed('the mirror was closed before this record could be saved');
       return this.#persist(false);
     });
     this.#queued = run;
@@ -292,6 +293,7 @@ export class ReplicaRecord {
     const intents = clean ? [] : this.intents.extents();
     const weight = bitmap.count();
     const chunkCount = bitmap.chunkCount;
+    const known = this.outOfSync.known;
     if (dirty.length) {
       // Taken and marked clean in one step: a change made while they are written marks them dirty again.
       const chunks = dirty.map((i) => ({ i, bytes: bitmap.chunkBytes(i) }));
@@ -315,7 +317,7 @@ export class ReplicaRecord {
       inconsistent: this.inconsistent,
       shared: this.shared,
       discardLocal: this.discardLocal,
-      known: this.outOfSync.known,
+      known,
       extentPages: this.intents.extentPages,
       current: this.generation ?? '0000000000000000',
       bitmap: this.bitmapGeneration ?? '0000000000000000',
