@@ -17,10 +17,8 @@ const RUNS = Number(process.env.OOS_CRASH_RUNS ?? 40);
 const PS = 512;
 const POLICY = { name: 'disk', maxSize: Infinity, durability: 'disk' as const, writeMode: 'write-through' as const };
 
-/** Write intents: DRBD's defaults here, or a few small extents, retired all the time. */
-type Intents = { extentPages: number; intentExtents: number };
-const open = (store: PowerLossStore | MemoryStore, role: 'primary' | 'secondary', intents: Intents, transport?: Transport) =>
-  openMemory({ store, pageSize: PS, cacheBytes: 64 * PS, policies: [POLICY], flushIntervalMs: 0, mirror: { role, transport, ...intents } }) as Promise<MirroredMemory>;
+const open = (store: PowerLossStore | MemoryStore, role: 'primary' | 'secondary', transport?: Transport) =>
+  openMemory({ store, pageSize: PS, cacheBytes: 64 * PS, policies: [POLICY], flushIntervalMs: 0, mirror: { role, transport } }) as Promise<MirroredMemory>;
 
 async function until(what: string, ok: () => boolean): Promise<void> {
   for (let i = 0; !ok(); i++) {
@@ -43,10 +41,6 @@ const workload = fc.record({
   inFlight: fc.integer({ min: 1, max: 3 }),
   cutAfter: fc.integer({ min: 1, max: 120 }),
   seed: fc.integer({ min: 1, max: 1 << 30 }),
-  intents: fc.oneof(
-    fc.constant({ extentPages: 128, intentExtents: 64 }),
-    fc.record({ extentPages: fc.constantFrom(1, 4, 16), intentExtents: fc.integer({ min: 1, max: 4 }) }),
-  ),
 });
 
 test(`after a power loss, the out-of-sync bitmap names every page an acknowledged write changed (${RUNS} random workloads)`, async () => {
@@ -58,15 +52,15 @@ test(`after a power loss, the out-of-sync bitmap names every page an acknowledge
       const secondaryStore = new MemoryStore();
       // The pair, in sync, with one block.
       let [ta, tb] = inProcessPair();
-      let p = await open(primaryStore, 'primary', w.intents, ta);
-      let s = await open(secondaryStore, 'secondary', w.intents, tb);
+      let p = await open(primaryStore, 'primary', ta);
+      let s = await open(secondaryStore, 'secondary', tb);
       const block = await p.allocate(w.blockPages * PS, { policy: POLICY.name });
       await until('the secondary to hold the block', () => s.blocks().length === 1);
       await s.close();
       await p.close();
 
       // Alone, until the power is cut.
-      p = await open(primaryStore, 'primary', w.intents);
+      p = await open(primaryStore, 'primary');
       let cut = false;
       let midWorkload = true;
       void primaryStore.powerLossAfter(w.cutAfter).then(() => { cut = true; if (midWorkload) cuts++; });
@@ -100,7 +94,7 @@ test(`after a power loss, the out-of-sync bitmap names every page an acknowledge
 
       // Opened again: every acknowledged page is on the record.
       [ta, tb] = inProcessPair();
-      p = await open(primaryStore, 'primary', w.intents, ta);
+      p = await open(primaryStore, 'primary', ta);
       const lagging = new Set(p.mirror.laggingPages());
       for (const q of acked) {
         if (!lagging.has(q)) assert.unreachable(`page ${q - block.base} of the block was changed by a write acknowledged while the partner was away but is not on the out-of-sync record after the power loss`);
@@ -108,7 +102,7 @@ test(`after a power loss, the out-of-sync bitmap names every page an acknowledge
       checkedPages += acked.size;
 
       // The partner back: resynced, and no difference.
-      s = await open(secondaryStore, 'secondary', w.intents, tb);
+      s = await open(secondaryStore, 'secondary', tb);
       await until('the pair to connect', () => p.mirror.sense().connected);
       await p.mirror.resync();
       const report = await p.mirror.verify();
