@@ -2,12 +2,13 @@
 // in its superblock to resync only what differs, and automatic failover.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openMemory, MemoryStore, MemoryDevice, type Device, type Memory, type Store, type Transport } from '../bindings/index.js';
+import { openMemory, MemoryStore, MemoryDevice, type Device, type Memory, type MirroredMemory, type Store, type Transport } from '../bindings/index.js';
 import { Mirror } from '../bindings/mirror/pair.js';
 import { MemoryArbiter } from '../bindings/mirror/arbiter.js';
 import { inProcessPair } from '../bindings/mirror/transports/transport.js';
 import { MessageType, encodeFrame } from '../bindings/messages.js';
 import { pattern } from './data.js';
+import { snapshot, storeWith } from './helpers.js';
 
 const PS = 512;
 const opts = { pageSize: PS, cacheBytes: 64 * PS, flushIntervalMs: 0 };
@@ -16,18 +17,6 @@ async function same(a: Memory, b: Memory) {
   const ids = (m: Memory) => m.blocks().map((x) => x.id).sort();
   assert.equal(ids(b), ids(a), 'the same blocks');
   for (const blk of a.blocks()) assert.equal(await b.read(blk.id, 0, blk.length), await a.read(blk.id, 0, blk.length), `block ${blk.id}`);
-}
-
-/** A copy of a store's bytes as they are now: what a crash would leave. */
-async function snapshot(store: MemoryStore): Promise<MemoryStore> {
-  const copy = new MemoryStore();
-  for (const name of await store.list()) {
-    const from = await store.open(name);
-    const bytes = new Uint8Array(await from.size());
-    await from.read(0, bytes);
-    await (await copy.open(name)).write(0, bytes);
-  }
-  return copy;
 }
 
 /**
@@ -49,22 +38,13 @@ function watched(store: Store, log: string[], slow: string): Store {
     truncate: (n) => d.truncate(n),
     close: () => d.close(),
   });
-  return {
-    kind: store.kind,
-    open: async (name) => device(await store.open(name)),
-    exists: (name) => store.exists(name),
-    remove: (name) => store.remove(name),
-    rename: (from, to) => store.rename(from, to),
-    list: () => store.list(),
-    sync: () => store.sync(),
-    space: () => store.space(),
-  };
+  return storeWith(store, device);
 }
 
-/** `t`, with the frames it sends that `lose` picks dropped on the way (the peer never sees them). */
-function losing(t: Transport, lose: (frame: Uint8Array) => boolean): Transport {
+/** `t`, its frames sent through `send` (everything else as `t` does it). */
+function sendingWith(t: Transport, send: Transport['send']): Transport {
   return {
-    send: (frame) => (lose(frame) ? Promise.resolve() : t.send(frame)),
+    send,
     onFrame: (h) => t.onFrame(h),
     onClose: (h) => t.onClose(h),
     close: (reason) => t.close(reason),
@@ -72,6 +52,11 @@ function losing(t: Transport, lose: (frame: Uint8Array) => boolean): Transport {
     get shared() { return t.shared; },
     get peerId() { return t.peerId; },
   };
+}
+
+/** `t`, with the frames it sends that `lose` picks dropped on the way (the peer never sees them). */
+function losing(t: Transport, lose: (frame: Uint8Array) => boolean): Transport {
+  return sendingWith(t, (frame) => (lose(frame) ? Promise.resolve() : t.send(frame)));
 }
 
 /**
@@ -80,21 +65,13 @@ function losing(t: Transport, lose: (frame: Uint8Array) => boolean): Transport {
  */
 function stalling(t: Transport, from: (frame: Uint8Array) => boolean, ms: number): Transport {
   let queue: Promise<void> | null = null;
-  return {
-    send: (frame) => {
-      if (queue === null && from(frame)) queue = new Promise((r) => setTimeout(r, ms));
-      if (queue === null) return t.send(frame);
-      const copy = frame.slice();
-      queue = queue.then(() => (t.closed ? undefined : t.send(copy)));
-      return queue;
-    },
-    onFrame: (h) => t.onFrame(h),
-    onClose: (h) => t.onClose(h),
-    close: (reason) => t.close(reason),
-    get closed() { return t.closed; },
-    get shared() { return t.shared; },
-    get peerId() { return t.peerId; },
-  };
+  return sendingWith(t, (frame) => {
+    if (queue === null && from(frame)) queue = new Promise((r) => setTimeout(r, ms));
+    if (queue === null) return t.send(frame);
+    const copy = frame.slice();
+    queue = queue.then(() => (t.closed ? undefined : t.send(copy)));
+    return queue;
+  });
 }
 
 /** Waits until `check` holds (a resync runs in the background). */
@@ -368,6 +345,18 @@ sync('a block the old primary allocated alone while its partner took over is a s
   await a2.close(); await bNode.close();
 });
 
+/** A primary whose partner held its 64 pages, then went away for good (its disk to be replaced). */
+async function secondaryLost(mirror: { heartbeatMs: number; timeoutMs: number }): Promise<MirroredMemory> {
+  const [ta, tb] = inProcessPair();
+  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
+  const s1 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
+  const b = await p.allocate(64 * PS);
+  await p.write(b.id, 0, pattern(64 * PS, 7));
+  await until(() => !s1.mirror.sense().inconsistent && p.mirror.sense().lagPages === 0, 'the first resync');
+  await s1.close();
+  return p;
+}
+
 // A secondary is told it holds everything only once it does: not while the
 // primary still waits for the partner's record (which names what it lacks),
 // whether a heartbeat or a caller (`twinpage resync`) asks for a resync then.
@@ -379,17 +368,11 @@ const asking = [
 for (const [how, heartbeatMs, ask] of asking) {
   sync(`a rejoining secondary is not called consistent before its resync is planned: ${how}`, async () => {
     const mirror = { heartbeatMs, timeoutMs: 10_000 };
-    let [ta, tb] = inProcessPair();
-    const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
-    const s1 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
-    const b = await p.allocate(64 * PS);
-    await p.write(b.id, 0, pattern(64 * PS, 7));
-    await until(() => !s1.mirror.sense().inconsistent && p.mirror.sense().lagPages === 0, 'the first resync');
-    await s1.close();
+    const p = await secondaryLost(mirror);
     // The secondary's disk is replaced: a node that never held data, whose record reaches
     // the primary slowly. Nothing lags on the primary's own record meanwhile.
     assert.is(p.mirror.sense().lagPages, 0);
-    [ta, tb] = inProcessPair();
+    const [ta, tb] = inProcessPair();
     const s2 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', ...mirror } });
     const synced: number[] = [];
     p.mirror.on('resync-done', (d) => synced.push(d.pages));
@@ -426,16 +409,10 @@ for (const [how, heartbeatMs, ask] of asking) {
 
 sync('a primary demoted while its partner\'s resync is planned, whose plan then fails, promoted again: the partner is not called consistent without the data', async () => {
   const mirror = { heartbeatMs: 50, timeoutMs: 600 };
-  let [ta, tb] = inProcessPair();
-  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, ...mirror } });
-  const s1 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', transport: tb, ...mirror } });
-  const b = await p.allocate(64 * PS);
-  await p.write(b.id, 0, pattern(64 * PS, 7));
-  await until(() => !s1.mirror.sense().inconsistent && p.mirror.sense().lagPages === 0, 'the first resync');
-  await s1.close();
+  const p = await secondaryLost(mirror);
   // A fresh secondary: its record comes late, and its answers to the checksum compare
   // (READ_HEADER replies, and the errors that would say so) are lost: the plan fails.
-  [ta, tb] = inProcessPair();
+  const [ta, tb] = inProcessPair();
   const s2 = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'secondary', ...mirror } });
   let lost = 0;
   const lossy = losing(tb, (f) => (f[5] === MessageType.READ_HEADER_REPLY || f[5] === MessageType.ERROR ? (lost++, true) : false));

@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MemoryStore, type Device, type Store } from '../bindings/index.js';
+import { snapshot, storeWith } from './helpers.js';
 import { ReplicaRecord } from '../bindings/memory/replica.js';
 import type { Block } from '../bindings/memory/blocks.js';
 
@@ -15,54 +16,61 @@ function fnv(bytes: Uint8Array): bigint {
   return h;
 }
 
-/** `store`, whose device `name` waits for `gate()` before each write (when it gives a promise), or fails it (when it gives an Error). */
-function gated(store: Store, name: string, gate: () => Promise<void> | Error | null, started: () => void = () => {}): Store {
-  const device = (d: Device): Device => ({
-    name: d.name,
-    read: (at, into) => d.read(at, into),
-    write: async (at, data) => {
-      const g = d.name === name ? gate() : null;
-      if (g instanceof Error) throw g;
-      if (g) { started(); await g; }
-      return d.write(at, data);
-    },
-    flush: () => d.flush(),
-    size: () => d.size(),
-    truncate: (n) => d.truncate(n),
-    close: () => d.close(),
-  });
-  return {
-    kind: store.kind,
-    open: async (n) => device(await store.open(n)),
-    exists: (n) => store.exists(n),
-    remove: (n) => store.remove(n),
-    rename: (from, to) => store.rename(from, to),
-    list: () => store.list(),
-    sync: () => store.sync(),
-    space: () => store.space(),
-  };
+/**
+ * The bitmap writes of a record, held at will: `hold()` stops the next one
+ * until `release()` (`stopped` resolves once one waits), `hang()` stops every
+ * later one for good (the process dies in that save).
+ */
+class BitmapGate {
+  #gate: Promise<void> | null = null;
+  #release: () => void = () => {};
+  #started: () => void = () => {};
+  stopped: Promise<void> = Promise.resolve();
+
+  /** `store`, its `bitmap` device's writes going through this gate. */
+  store(store: Store): Store {
+    return storeWith(store, (d: Device): Device => ({
+      name: d.name,
+      read: (at, into) => d.read(at, into),
+      write: async (at, data) => {
+        const g = d.name === 'bitmap' ? this.#gate : null;
+        if (g) { this.#started(); await g; }
+        return d.write(at, data);
+      },
+      flush: () => d.flush(),
+      size: () => d.size(),
+      truncate: (n) => d.truncate(n),
+      close: () => d.close(),
+    }));
+  }
+
+  hold(): void {
+    this.stopped = new Promise<void>((res) => { this.#started = res; });
+    this.#gate = new Promise<void>((res) => { this.#release = res; });
+  }
+
+  /** Lets the held write go; later ones go too, unless `hang()` came first. */
+  release(then: 'open' | 'hang' = 'open'): void {
+    const release = this.#release;
+    this.#gate = then === 'hang' ? new Promise<void>(() => {}) : null;
+    release();
+  }
 }
 
-/** A copy of a store's bytes as they are now: what a crash (SIGKILL) would leave. */
-async function snapshot(store: MemoryStore): Promise<MemoryStore> {
-  const copy = new MemoryStore();
-  for (const name of await store.list()) {
-    const from = await store.open(name);
-    const bytes = new Uint8Array(await from.size());
-    await from.read(0, bytes);
-    await (await copy.open(name)).write(0, bytes);
-  }
-  return copy;
+const blocksOf = (pages: number) => () => [{ id: 'b', base: 0, length: pages * 512, pages, policy: { writeMode: 'write-through' }, generation: 1 }] as unknown as Block[];
+
+/** A record on `store` through `gate`, with intents of 4 pages, at most `maxExtents` hot. */
+async function record(store: MemoryStore, gate: BitmapGate, blocks: () => Block[], maxExtents: number): Promise<ReplicaRecord> {
+  const r = await ReplicaRecord.load(gate.store(store), fnv, blocks, undefined);
+  r.configureIntents({ extentPages: 4, maxExtents });
+  return r;
 }
 
 test('an extent retired while a save writes the bitmap stays named by that save: its pages, recorded after the bitmap was taken, are not lost in a crash', async () => {
   const store = new MemoryStore();
-  let gate: Promise<void> | null = null;
-  let started!: () => void;
-  let blocked = new Promise<void>((r) => { started = r; });
-  const blocks = () => [{ id: 'b', base: 0, length: 16 * 512, pages: 16, policy: { writeMode: 'write-through' }, generation: 1 }] as unknown as Block[];
-  const r = await ReplicaRecord.load(gated(store, 'bitmap', () => gate, () => started()), fnv, blocks, undefined);
-  r.configureIntents({ extentPages: 4, maxExtents: 1 });
+  const gate = new BitmapGate();
+  const blocks = blocksOf(16);
+  const r = await record(store, gate, blocks, 1);
   // Extent 0 (pages 0-3) hot; page 0 written alone and recorded.
   await r.intents.cover([0]);
   r.outOfSync.add(0);
@@ -70,10 +78,9 @@ test('an extent retired while a save writes the bitmap stays named by that save:
   await r.save();
   // A save begins (page 1 to record) and waits in its bitmap write.
   r.outOfSync.add(1);
-  let open!: () => void;
-  gate = new Promise<void>((res) => { open = res; });
+  gate.hold();
   const first = r.save();
-  await blocked;
+  await gate.stopped;
   // Meanwhile a write to page 2, in the hot extent 0: recorded, done; then a write in
   // extent 2 turns it hot, which retires extent 0 (at most one hot) and asks for a save.
   assert.is(r.intents.cover([2]), undefined, 'extent 0 is hot and saved: no wait');
@@ -81,33 +88,22 @@ test('an extent retired while a save writes the bitmap stays named by that save:
   r.intents.done([2]);
   void r.intents.cover([8]);
   // The first save ends; the second is stopped in its bitmap write; the process dies.
-  blocked = new Promise<void>((res) => { started = res; });
-  gate = new Promise<void>(() => {});
-  open();
+  gate.release('hang');
   await first;
-  const crashed = await snapshot(store);
-  const again = await ReplicaRecord.load(crashed, fnv, blocks, undefined);
+  const again = await ReplicaRecord.load(await snapshot(store), fnv, blocks, undefined);
   for (const page of [0, 1, 2]) assert.ok(again.outOfSync.has(page), `page ${page} is on the record after the crash`);
 });
 
-const blocks64 = () => [{ id: 'b', base: 0, length: 64 * 512, pages: 64, policy: { writeMode: 'write-through' }, generation: 1 }] as unknown as Block[];
-
 test('a write intent waiting for a save when the record closes fails (CLOSED): nothing is written on a promise the record no longer keeps', async () => {
-  const store = new MemoryStore();
-  let gate: Promise<void> | null = null;
-  let started!: () => void;
-  const blocked = new Promise<void>((res) => { started = res; });
-  const r = await ReplicaRecord.load(gated(store, 'bitmap', () => gate, () => started()), fnv, blocks64, undefined);
-  r.configureIntents({ extentPages: 4, maxExtents: 4 });
+  const gate = new BitmapGate();
+  const r = await record(new MemoryStore(), gate, blocksOf(64), 4);
   r.outOfSync.add(20);
-  let open!: () => void;
-  gate = new Promise<void>((res) => { open = res; });
+  gate.hold();
   const first = r.save();
-  await blocked;
+  await gate.stopped;
   const intent = r.intents.cover([8])!; // queued behind the save under way
   const closing = r.close();
-  gate = null;
-  open();
+  gate.release();
   await first;
   let code = '';
   await intent.catch((err: { code?: string }) => { code = err.code ?? ''; });
@@ -117,25 +113,21 @@ test('a write intent waiting for a save when the record closes fails (CLOSED): n
 
 test('a save under way when a resync learns what the partner lacks stores the bitmap and "known" of one moment', async () => {
   const store = new MemoryStore();
-  let gate: Promise<void> | null = null;
-  let started!: () => void;
-  const blocked = new Promise<void>((res) => { started = res; });
-  const r = await ReplicaRecord.load(gated(store, 'bitmap', () => gate, () => started()), fnv, blocks64, undefined);
-  r.configureIntents({ extentPages: 4, maxExtents: 4 });
+  const gate = new BitmapGate();
+  const blocks = blocksOf(64);
+  const r = await record(store, gate, blocks, 4);
   r.outOfSync.forget();
   r.outOfSync.add(30);
-  let open!: () => void;
-  gate = new Promise<void>((res) => { open = res; });
+  gate.hold();
   const first = r.save();
-  await blocked;
+  await gate.stopped;
   // A full compare marks what differs, then trusts the record from here on (Resync.#compare).
   r.outOfSync.add(40);
   r.outOfSync.learn();
-  gate = new Promise<void>(() => {}); // the next save never ends: the process dies in it
-  open();
+  gate.release('hang'); // the next save never ends: the process dies in it
   await first;
   void r.save();
-  const crashed = await ReplicaRecord.load(await snapshot(store), fnv, blocks64, undefined);
+  const crashed = await ReplicaRecord.load(await snapshot(store), fnv, blocks, undefined);
   assert.ok(!crashed.outOfSync.known || crashed.outOfSync.has(40), 'a record trusted after the crash names page 40');
 });
 
