@@ -528,6 +528,13 @@ export const MAX_HELLO_HISTORY = 64;
 const TWO_32 = 0x1_0000_0000;
 const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
+/**
+ * The GUID last encoded or decoded, as text and as its 16 bytes: a stream's
+ * frames name the same block again and again, and each would otherwise parse
+ * (or format) it anew. `text` is '' until the first one.
+ */
+const lastGuid = { text: '', bytes: new Uint8Array(16) };
+
 const utf8Encoder = new TextEncoder();
 // fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a leading U+FEFF is kept, so it re-encodes.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -548,9 +555,9 @@ class Writer {
   pos: number;
   readonly what: string;
 
-  constructor(capacity: number, at: number, what: string) {
-    this.buf = new Uint8Array(capacity);
-    this.view = new DataView(this.buf.buffer);
+  constructor(capacity: number, at: number, what: string, reuse?: Uint8Array) {
+    this.buf = reuse !== undefined && reuse.length >= capacity ? reuse : new Uint8Array(capacity);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.pos = at;
     this.what = what;
   }
@@ -603,10 +610,14 @@ class Writer {
   }
 
   guid(v: unknown, field: string): void {
-    if (typeof v !== 'string' || !GUID.test(v) || v === NIL_GUID) this.bad(field, 'a lowercase GUID string, not the nil GUID', v);
     this.need(16);
-    const hex = v.replace(/-/g, '');
-    for (let i = 0; i < 16; i++) this.buf[this.pos + i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+    if (v !== lastGuid.text) {
+      if (typeof v !== 'string' || !GUID.test(v) || v === NIL_GUID) this.bad(field, 'a lowercase GUID string, not the nil GUID', v);
+      const hex = v.replace(/-/g, '');
+      for (let i = 0; i < 16; i++) lastGuid.bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+      lastGuid.text = v;
+    }
+    this.buf.set(lastGuid.bytes, this.pos);
     this.pos += 16;
   }
 
@@ -851,14 +862,29 @@ function validPageSize(n: number): boolean {
   return Number.isInteger(n) && n >= 512 && n <= 1 << 20 && (n & (n - 1)) === 0;
 }
 
+/** The largest buffer a FrameArena keeps between frames (a larger frame gets one of its own). */
+const ARENA_MAX = 1 << 20;
+
+/**
+ * Where a sender encodes its frames one after the other: the buffer is kept
+ * from frame to frame, so a page's frame costs no allocation. A frame
+ * encoded in an arena is a view that the next encode overwrites: hand it on
+ * (a Transport copies what it sends before `send` returns) before encoding
+ * the next.
+ */
+export class FrameArena {
+  buf: Uint8Array = new Uint8Array(0);
+}
+
 /**
  * Encodes `msg` as one frame. The body is checked field by field: a value the
  * decoder would refuse is an INVALID_ARGUMENT error naming it (e.g.
  * `WRITE_PAGE.page`), so every frame written decodes.
  *
  * `header.sequence` is a non-negative safe integer; `header.generation` a u64.
+ * With an `arena` the frame is a view into it, valid until its next encode.
  */
-export function encodeFrame(msg: Message, header: { sequence: number; generation: bigint; epoch?: number }, hash: Hash): Uint8Array {
+export function encodeFrame(msg: Message, header: { sequence: number; generation: bigint; epoch?: number }, hash: Hash, arena?: FrameArena): Uint8Array {
   if (msg === null || typeof msg !== 'object') throw TwinpageError.invalidArgument('message must be an object');
   const what = messageName(msg.type);
   const sequence = header?.sequence;
@@ -874,11 +900,12 @@ export function encodeFrame(msg: Message, header: { sequence: number; generation
     throw TwinpageError.invalidArgument(`header.generation must be a bigint from 0 to 2^64-1, got ${describe(generation)}`);
   }
   const dataLength = msg.type === MessageType.WRITE_PAGE && msg.data instanceof Uint8Array ? msg.data.length : 0;
-  const w = new Writer(FRAME_HEADER_SIZE + 64 + dataLength, FRAME_HEADER_SIZE, what);
+  const w = new Writer(FRAME_HEADER_SIZE + 64 + dataLength, FRAME_HEADER_SIZE, what, arena?.buf);
   encodeBody(w, msg);
   const bodyLength = w.pos - FRAME_HEADER_SIZE;
   if (bodyLength > MAX_BODY_LENGTH) throw TwinpageError.tooLarge(`${what} body is ${bodyLength} bytes; a frame holds at most 2^32-1`);
-  const out = w.pos === w.buf.length ? w.buf : w.buf.slice(0, w.pos);
+  if (arena !== undefined && w.buf.length <= ARENA_MAX) arena.buf = w.buf;
+  const out = arena !== undefined ? w.buf.subarray(0, w.pos) : w.pos === w.buf.length ? w.buf : w.buf.slice(0, w.pos);
   const v = new DataView(out.buffer, out.byteOffset, FRAME_HEADER_SIZE);
   v.setUint32(0, FRAME_MAGIC, true);
   out[4] = FRAME_VERSION;
@@ -975,8 +1002,15 @@ class Reader {
     for (let i = 0; i < 16; i++) if (b[p + i] !== 0) nil = false;
     if (nil) this.bad(field, 'is the nil GUID');
     this.pos += 16;
+    const last = lastGuid.bytes;
+    let same = lastGuid.text !== '';
+    for (let i = 0; i < 16 && same; i++) same = b[p + i] === last[i];
+    if (same) return lastGuid.text;
     const h = (i: number) => HEX[b[p + i]];
-    return `${h(0)}${h(1)}${h(2)}${h(3)}-${h(4)}${h(5)}-${h(6)}${h(7)}-${h(8)}${h(9)}-${h(10)}${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}`;
+    const text = `${h(0)}${h(1)}${h(2)}${h(3)}-${h(4)}${h(5)}-${h(6)}${h(7)}-${h(8)}${h(9)}-${h(10)}${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}`;
+    last.set(b.subarray(p, p + 16));
+    lastGuid.text = text;
+    return text;
   }
 
   generation(field: string): string {
@@ -1273,8 +1307,11 @@ export function decodeFrameHeader(bytes: Uint8Array, maxBody: number): FrameHead
  * must take inputs up to 40 + maxBody bytes.
  *
  * The decoder works on its own copy of `bytes`; the caller may reuse them.
+ * With `adopt` the caller hands `bytes` over instead: no copy is made, a
+ * WRITE_PAGE's data is a view into them (so they must not be reused), and
+ * they are as they were when the call returns.
  */
-export function decodeFrame(bytes: Uint8Array, hash: Hash, limits: FrameLimits): Frame {
+export function decodeFrame(bytes: Uint8Array, hash: Hash, limits: FrameLimits, adopt = false): Frame {
   if (limits === null || typeof limits !== 'object') throw TwinpageError.invalidArgument('limits must be an object { maxBody, pageSize? }');
   const maxBody = checkMaxBody(limits.maxBody);
   const pageSize = limits.pageSize;
@@ -1286,15 +1323,19 @@ export function decodeFrame(bytes: Uint8Array, hash: Hash, limits: FrameLimits):
     const h = decodeFrameHeader(bytes, maxBody);
     const length = FRAME_HEADER_SIZE + h.bodyLength;
     if (bytes.length !== length) badFrame(`${bytes.length} bytes, the header declares ${length}`);
-    // A copy, never `bytes.slice()`: a Node Buffer's slice is a view, and the input must stay untouched.
-    const copy = new Uint8Array(bytes.length);
-    copy.set(bytes);
-    new DataView(copy.buffer).setBigUint64(32, 0n, true);
+    // Not adopted: a copy, never `bytes.slice()` (a Node Buffer's slice is a view, and the input must stay untouched).
+    const copy = adopt ? bytes : new Uint8Array(bytes.length);
+    if (!adopt) copy.set(bytes);
+    // Hashed with its checksum field zero (an adopted frame's is put back after).
+    const field = new DataView(copy.buffer, copy.byteOffset + 32, 8);
+    field.setBigUint64(0, 0n, true);
     let sum: bigint;
     try {
       sum = hash(copy);
     } catch (err) {
       throw TwinpageError.badFrame(`bad frame: the checksum could not be computed: ${(err as Error)?.message}`, err);
+    } finally {
+      if (adopt) field.setBigUint64(0, h.checksum, true);
     }
     if (sum !== h.checksum) badFrame(`${messageName(h.type)} checksum does not match`);
     const r = new Reader(copy.subarray(FRAME_HEADER_SIZE), messageName(h.type));

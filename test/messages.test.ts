@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Core, TwinpageError } from '../bindings/index.js';
 import {
-  decodeFrame, encodeFrame, FrameReader, MessageType, MESSAGE_TYPES, FRAME_HEADER_SIZE, FRAME_MAGIC,
+  decodeFrame, encodeFrame, FrameArena, FrameReader, MessageType, MESSAGE_TYPES, FRAME_HEADER_SIZE, FRAME_MAGIC,
   messageName, replyTypeOf, isReply, isRequest, SUMS_PER_FRAME, type Message, type MessageOf, type Frame,
 } from '../bindings/messages.js';
 
@@ -15,13 +15,27 @@ const hash = (b: Uint8Array): bigint => core.checksum(b);
 const LIMITS = { maxBody: 1 << 16 };
 
 /** The decoded frame, or the error code it threw; any other kind of error fails the test. */
-function outcome(bytes: Uint8Array, limits: { maxBody: number; pageSize?: number } = LIMITS): Frame | { code: string; message: string } {
+function decoded(bytes: Uint8Array, limits: { maxBody: number; pageSize?: number }, adopt: boolean): Frame | { code: string; message: string } {
   try {
-    return decodeFrame(bytes, hash, limits);
+    return decodeFrame(bytes, hash, limits, adopt);
   } catch (err) {
     if (!(err instanceof TwinpageError)) throw new Error(`decodeFrame threw a non-TwinpageError: ${String(err)}`, { cause: err });
     return { code: err.code, message: err.message };
   }
+}
+
+/**
+ * What decodeFrame makes of `bytes`: checked to be the same whether it
+ * copies them or adopts them, and adopted bytes to be as they were after.
+ */
+function outcome(bytes: Uint8Array, limits: { maxBody: number; pageSize?: number } = LIMITS): Frame | { code: string; message: string } {
+  const copied = decoded(bytes, limits, false);
+  if (!(bytes instanceof Uint8Array)) return copied;
+  const mine = bytes.slice();
+  const adopted = decoded(mine, limits, true);
+  assert.equal(mine, bytes, 'an adopted frame is as it was after decoding');
+  assert.equal(adopted, copied, 'an adopted frame decodes as a copied one');
+  return copied;
 }
 
 function rejects(bytes: Uint8Array, pattern: RegExp, limits?: { maxBody: number; pageSize?: number }) {
@@ -189,6 +203,24 @@ for (const type of MESSAGE_TYPES) {
     }), { numRuns: 150 });
   });
 }
+
+test('an arena: frames encoded one after the other in one buffer are the frames encoded alone', () => {
+  const arena = new FrameArena();
+  fc.assert(fc.property(fc.array(fc.tuple(anyMessage, header), { minLength: 1, maxLength: 20 }), (list) => {
+    for (const [m, h] of list) assert.equal(encodeFrame(m, h, hash, arena), encodeFrame(m, h, hash));
+  }), { numRuns: 200 });
+});
+
+test('an adopted WRITE_PAGE views its frame: the page is not copied', () => {
+  const data = new Uint8Array(4096).map((_, i) => i * 3);
+  const msg: Message = { type: MessageType.WRITE_PAGE, blockId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', page: 3, lsn: 9, checksum: hash(data), copy: 'message', data };
+  const bytes = encodeFrame(msg, { sequence: 1, generation: 5n }, hash);
+  const f = decodeFrame(bytes, hash, { maxBody: 8192, pageSize: 4096 }, true);
+  const got = (f.message as MessageOf<MessageType.WRITE_PAGE>).data!;
+  assert.equal(got, data);
+  assert.is(got.buffer, bytes.buffer);
+  assert.is(got.byteOffset, bytes.byteOffset + FRAME_HEADER_SIZE + 56);
+});
 
 test('round trip with a page size: WRITE_PAGE carries exactly one page', () => {
   const data = new Uint8Array(4096).map((_, i) => i * 7);

@@ -33,7 +33,7 @@ import { TwinpageError } from '../errors.js';
 import type { Attachment, Change, LinkPolicy, Memory, PageDamage } from '../memory/memory.js';
 import type { ReplicaRecord } from '../memory/replica.js';
 import {
-  AckLevel, MessageType, decodeFrame, encodeFrame,
+  AckLevel, FrameArena, MessageType, decodeFrame, encodeFrame,
   type Frame, type Hello, type HelloFlags, type Message, type MessageOf, type Request,
 } from '../messages.js';
 import { Applier } from './apply.js';
@@ -852,7 +852,8 @@ export class Mirror extends MirrorEvents {
     this.#failover.heard();
     let frame: Frame;
     try {
-      frame = decodeFrame(bytes, this.#hash, { maxBody: 8 << 20, pageSize: this.memory.pageSize });
+      // Adopted: a transport's handler owns the frames it is given, so a page's bytes are not copied here.
+      frame = decodeFrame(bytes, this.#hash, { maxBody: 8 << 20, pageSize: this.memory.pageSize }, true);
     } catch (err) {
       this.#fail(err);
       return;
@@ -1221,8 +1222,15 @@ export class Mirror extends MirrorEvents {
 
   readonly #hash = (b: Uint8Array) => this.memory.core.checksum(b);
 
+  /** Frames are encoded here one after the other (each is sent, and so copied, before the next). */
+  readonly #arena = new FrameArena();
+  /** The generation id as the u64 frames carry, parsed once per generation. */
+  #generation = { text: '', value: 0n };
+
   #encode(m: Message, seq: number): Uint8Array {
-    return encodeFrame(m, { sequence: seq, generation: BigInt(`0x${this.#replica.generation}`), epoch: this.#replica.epoch }, this.#hash);
+    const text = this.#replica.generation!;
+    if (this.#generation.text !== text) this.#generation = { text, value: BigInt(`0x${text}`) };
+    return encodeFrame(m, { sequence: seq, generation: this.#generation.value, epoch: this.#replica.epoch }, this.#hash, this.#arena);
   }
 
   /** Sends a frame outside the stream on the current connection, if any. */

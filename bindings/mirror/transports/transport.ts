@@ -27,7 +27,11 @@ export interface Transport {
    * the caller may reuse its buffer at once.
    */
   send(frame: Uint8Array): Promise<void>;
-  /** Frames from the peer, in order. One handler; frames that arrive before it is set are held (bounded). */
+  /**
+   * Frames from the peer, in order. One handler; frames that arrive before it
+   * is set are held (bounded). The handler owns each frame it is given: the
+   * transport never reuses its bytes.
+   */
   onFrame(handler: (frame: Uint8Array) => void): void;
   /** Called once when the connection ends; `err` says why when it failed (auth, oversized frame, socket error). */
   onClose(handler: (err?: Error) => void): void;
