@@ -241,7 +241,8 @@ export class Committer {
       pages: pages.map((page, k) => ({ page, checksum: sums[k] })),
       images,
     };
-    const logged = this.#wal.logPages(record).then((copies) => settle(LOGGED, copies));
+    // Pages without a frame are written to the page file later from the journal's copies: kept.
+    const logged = this.#wal.logPages(record, direct).then((copies) => settle(LOGGED, copies));
     if (!sending) {
       await logged;
       return;

@@ -73,12 +73,14 @@ export class Wal {
   /**
    * As `log`, for a PAGES record: resolves with the journal's copy of each
    * image (made when the record was appended, in this turn), once flushed.
+   * The copies are the caller's to keep when it says so (`keep`); otherwise
+   * they hold only until the turn they resolve in ends.
    */
-  async logPages(record: Extract<JournalRecord, { type: RecordType.Pages }>): Promise<Uint8Array[]> {
+  async logPages(record: Extract<JournalRecord, { type: RecordType.Pages }>, keep = false): Promise<Uint8Array[]> {
     const journal = this.journal;
     let copy: Uint8Array;
     try {
-      copy = journal.append(record);
+      copy = journal.append(record, keep);
       await journal.commit();
     } catch (err) {
       await journal.recover();

@@ -54,7 +54,9 @@ export interface JournalOptions {
   fresh?: boolean;
 }
 
-interface Part { buf: Uint8Array; length: number }
+/** Largest arena a journal keeps for its next batches (a larger batch's goes with it). */
+const ARENA_KEEP = 8 << 20;
+const EMPTY = new Uint8Array(0);
 
 export class Journal {
   readonly device: Device;
@@ -66,8 +68,17 @@ export class Journal {
   #fillBlock = new Uint8Array(0);
   /** Where the next record goes. */
   #end: number;
-  /** Encoded records not yet handed to the device, in order, from #pendingAt (the next batch's start). */
-  #pending: Part[] = [];
+  /**
+   * Records not yet handed to the device, one after the other from
+   * #pendingAt (the next batch's start) up to #end: the next batch, written
+   * from here as it is. Two arenas take turns: appends go to one while the
+   * batch before is written from the other, which is used again for the
+   * batch after (no allocation per record or batch) unless a record in it was
+   * appended with `keep` (its copy is someone's now) or it grew too large.
+   */
+  #arena: Uint8Array = EMPTY;
+  #spare: Uint8Array = EMPTY;
+  #arenaKept = false;
   #pendingAt: number;
   /** A commit asked for and not yet started, shared by everyone who asks meanwhile. */
   #nextCommit: Promise<void> | null = null;
@@ -101,22 +112,34 @@ export class Journal {
    * Appends a record (and, for PAGES, its page images, in the order of
    * `record.pages`) to the pending tail. Head and images are copied now, so
    * frames may change right after; `commit()` writes and flushes. Returns
-   * the copy of the images (one after the other), which stays as it is.
+   * the copy of the images (one after the other): with `keep` it stays as it
+   * is; without, it holds until the turn in which the commit covering it
+   * resolves ends (its arena takes later records after that).
    */
-  append(record: JournalRecord): Uint8Array {
+  append(record: JournalRecord, keep = false): Uint8Array {
     if (this.#failed) throw this.#failed;
     const head = encodeRecordHead(record, this.#pendingAt, this.#hash);
     const images = record.type === RecordType.Pages ? record.images : [];
     const ps = this.#pageSize;
     const length = head.length + images.length * ps;
-    // Room for the padding of a batch of this record alone (it starts on a sector boundary): written without a copy.
-    const buf = new Uint8Array(roundUp(length, SECTOR));
-    buf.set(head, 0);
-    for (let i = 0, at = head.length; i < images.length; i++, at += ps) buf.set(images[i], at);
-    this.#pending.push({ buf, length });
+    const at = this.#end - this.#pendingAt;
+    const buf = this.#room(at, at + length);
+    buf.set(head, at);
+    for (let i = 0, to = at + head.length; i < images.length; i++, to += ps) buf.set(images[i], to);
     this.#end += length;
-    // The copy of the images: never changed after this (padding goes after them).
-    return buf.subarray(head.length, length);
+    if (keep) this.#arenaKept = true;
+    // The copy of the images: never changed after this in its batch (padding goes after them).
+    return buf.subarray(at + head.length, at + length);
+  }
+
+  /** The arena, with room for `end` bytes and the batch's padding; its first `used` bytes kept. */
+  #room(used: number, end: number): Uint8Array {
+    const need = roundUp(end, SECTOR);
+    const arena = this.#arena;
+    if (arena.length >= need) return arena;
+    const grown = new Uint8Array(Math.max(need, 2 * arena.length, 64 << 10));
+    grown.set(arena.subarray(0, used));
+    return this.#arena = grown;
   }
 
   /**
@@ -133,12 +156,15 @@ export class Journal {
       await nextTurn();
       this.#nextCommit = null;
       if (this.#failed) throw this.#failed;
-      const parts = this.#pending;
       const at = this.#pendingAt;
       const dataEnd = this.#end;
       if (dataEnd === this.#committedEnd) return;
       const batchEnd = roundUp(dataEnd, SECTOR);
-      this.#pending = [];
+      // This batch is written from its arena; appends go to the other one meanwhile.
+      const arena = this.#room(dataEnd - at, dataEnd - at);
+      this.#arena = this.#spare;
+      this.#spare = this.#arenaKept || arena.length > ARENA_KEEP ? EMPTY : arena;
+      this.#arenaKept = false;
       this.#pendingAt = this.#end = batchEnd;
       try {
         // Fill ahead: at least a step, and twice the batch (the next batches are alike).
@@ -147,7 +173,8 @@ export class Journal {
         // file holds an older journal's bytes past the fill, never to be
         // taken for this one's.
         if (batchEnd + SECTOR > this.#filledTo && !this.#fresh) await this.#extend(batchEnd + SECTOR, want);
-        const data = this.#assemble(parts, at, dataEnd, batchEnd);
+        const data = arena.subarray(0, batchEnd - at);
+        fillInto(data, dataEnd - at, dataEnd, batchEnd - dataEnd, this.#fill);
         this.#dirtyTo = batchEnd;
         // Written with the batch, it is durable with its flush, before any record goes there.
         // The steps double (up to MAX_STEP): the file grows, and its flush
@@ -172,20 +199,6 @@ export class Journal {
     this.#nextCommit = next;
     this.#committing = next.catch(() => {});
     return next;
-  }
-
-  /** The batch as one buffer: its records, then fill up to `batchEnd`. */
-  #assemble(parts: Part[], at: number, dataEnd: number, batchEnd: number): Uint8Array {
-    let out: Uint8Array;
-    if (parts.length === 1) {
-      out = parts[0].buf.subarray(0, batchEnd - at);
-    } else {
-      out = new Uint8Array(batchEnd - at);
-      let k = 0;
-      for (const p of parts) { out.set(p.buf.subarray(0, p.length), k); k += p.length; }
-    }
-    fillInto(out, dataEnd - at, dataEnd, batchEnd - dataEnd, this.#fill);
-    return out;
   }
 
   /** Writes fill over [from, to) (sector boundaries), a step at a time, from one block made once. */
@@ -232,7 +245,7 @@ export class Journal {
       await this.device.flush();
     }
     this.#dirtyTo = this.#committedEnd;
-    this.#pending = [];
+    this.#arenaKept = false;
     this.#end = this.#pendingAt = this.#committedEnd;
     this.#failed = null;
   }
