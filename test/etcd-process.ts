@@ -32,6 +32,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * An endpoint out of reach that stays so: a loopback port held for as long
+ * as the test needs it, every connection to it cut at once. (A port found
+ * free and let go may be taken meanwhile by another test's server, an etcd
+ * even, which would then answer.)
+ */
+export async function deadEndpoint(): Promise<{ url: string; close: () => Promise<void> }> {
+  const s = createServer((socket) => socket.destroy());
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => s.close(() => r())) };
+}
+
 export class LocalEtcd {
   endpoint = '';
   log = '';

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { TwinpageError } from '../bindings/errors.js';
 import { EtcdArbiter, type EtcdArbiterOptions } from '../bindings/mirror/etcd.js';
 import { arbiterConformance } from './arbiter-suite.js';
-import { LocalEtcd, findEtcd, freePort } from './etcd-process.js';
+import { LocalEtcd, deadEndpoint, findEtcd } from './etcd-process.js';
 
 const SKIPPED = 'etcd: skipped, no etcd binary (install etcd-server)';
 const G1 = '1111111111111111';
@@ -137,7 +137,8 @@ if (binary === null) {
   });
 
   test('etcd: an endpoint out of reach is passed over; none in reach is IO_ERROR; a stopped etcd is TIMEOUT; closed is CLOSED', async () => {
-    const dead = `http://127.0.0.1:${await freePort()}`;
+    const hole = await deadEndpoint();
+    const dead = hole.url;
     const a = make({ prefix: 'twinpage-test/reach', endpoints: [dead, etcd.endpoint], timeoutMs: 1000 });
     assert.ok((await a.acquire('a', G1)).granted);
     const none = make({ prefix: 'twinpage-test/reach', endpoints: [dead] });
@@ -153,6 +154,7 @@ if (binary === null) {
     assert.is((await a.read()).primary, 'a');
     await a.close();
     assert.is(await codeOf(a.read()), 'CLOSED');
+    await hole.close();
   });
 
   test('etcd: with authentication on, a user and password are used; without them, or a wrong one, the call is refused', async () => {
