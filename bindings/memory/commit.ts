@@ -202,10 +202,11 @@ export class Committer {
     }
     const lsn = this.#wal.takeLsn();
     const sending = attached?.link.primary ? attached : null;
-    // The change as it goes to the partner, copied now: the frames change after it.
+    // The change as it goes to the partner: its pages view the frames (pinned, and written by
+    // no one else until this commit ends), which the link reads before its send returns.
     const outgoing: Change | null = sending && {
       type: 'release', blockId: block.id, offset: r.offset, length: r.length, lsn,
-      pages: pages.map((page, k) => ({ page, checksum: sums[k], data: images[k].slice() })),
+      pages: pages.map((page, k) => ({ page, checksum: sums[k], data: images[k] })),
     };
     // The write intents are durable before these pages are written here.
     const intent = sending?.intents.cover(pages);

@@ -45,6 +45,8 @@ export interface MemoryLink {
    * the partner holds it at `policy.durability`. `local`, when given, is this
    * node's own journal commit of the change, running meanwhile: if it fails,
    * the change is undone here and the partner may hold it (its pages differ).
+   * A release's page data are views of this node's frames, as they are only
+   * until `send` returns: whatever the link keeps of them longer it copies.
    */
   send(change: Change, policy: LinkPolicy, local?: Promise<void>): Promise<void>;
   /**

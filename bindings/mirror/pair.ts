@@ -799,13 +799,15 @@ export class Mirror extends MirrorEvents {
       posted?.();
       return this.#acknowledgeAlone();
     }
-    const messages = changeMessages(change);
-    const placed = this.#copy.place(messages, pages.length ? this.#copy.choose(policy.copyMethod) : 'message');
+    const method = pages.length ? this.#copy.choose(policy.copyMethod) : 'message';
+    // The storage method sends after this returns (once the exchange holds the pages): from copies of them.
+    const own = method === 'storage' && change.type === 'release' ? { ...change, pages: change.pages.map((p) => ({ ...p, data: p.data.slice() })) } : change;
+    const placed = this.#copy.place(changeMessages(own), method);
     if (placed.method !== 'storage') return this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled, posted);
     // Storage: the pages are written to the exchange before the frames that point at them go.
     return Promise.all(placed.puts).then(
-      () => (this.#transport === t ? this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled, posted) : this.#route(change, policy, settled, posted)),
-      (err) => { this.#fail(err); return this.#route(change, policy, settled, posted); },
+      () => (this.#transport === t ? this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled, posted) : this.#route(own, policy, settled, posted)),
+      (err) => { this.#fail(err); return this.#route(own, policy, settled, posted); },
     );
   }
 
