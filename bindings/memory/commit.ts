@@ -212,28 +212,10 @@ export class Committer {
     const intent = sending?.intents.cover(pages);
     if (intent) await intent;
     const direct = frames.some((f) => f < 0);
-    const settle = (state: number, copies: Uint8Array[] | null) => {
-      const framed: number[] = [];
-      const framedSums: bigint[] = [];
-      const unframed: PageImage[] = [];
-      for (let k = 0; k < frames.length; k++) {
-        const f = frames[k];
-        if (f < 0) {
-          unframed.push({ page: pages[k], image: copies![k], checksum: sums[k], lsn });
-          continue;
-        }
-        if (r.copyIn) this.#core.frameView(f).set(images[k]);
-        framed.push(f);
-        framedSums.push(sums[k]);
-      }
-      if (framed.length) this.#cache.settle(framed, framedSums, lsn, state);
-      // Written in the background: served from memory until the page file holds them.
-      if (unframed.length) this.#cache.writeDirect(unframed).catch(() => {});
-    };
     const policy = block.policy;
     if (!r.copyIn && policy.writeMode === 'write-back') {
       if (direct) throw new Error('twinpage: a write-back commit holds every page in a frame');
-      settle(UNLOGGED, null);
+      this.#settle(r, lsn, UNLOGGED, null);
       if (sending) await sending.link.send(outgoing!, policy);
       return;
     }
@@ -242,8 +224,7 @@ export class Committer {
       pages: pages.map((page, k) => ({ page, checksum: sums[k] })),
       images,
     };
-    // Pages without a frame are written to the page file later from the journal's copies: kept.
-    const logged = this.#wal.logPages(record, direct).then((copies) => settle(LOGGED, copies));
+    const logged = this.#log(record, direct, r, lsn);
     if (!sending) {
       await logged;
       return;
@@ -257,5 +238,36 @@ export class Committer {
     } finally {
       await sent;
     }
+  }
+
+  /**
+   * Journals a release's record and settles it once durable. (A method, not
+   * a closure made per commit: V8 would compile each such closure anew.)
+   */
+  async #log(record: Extract<JournalRecord, { type: RecordType.Pages }>, direct: boolean, r: Release, lsn: number): Promise<void> {
+    // Pages without a frame are written to the page file later from the journal's copies: kept.
+    const copies = await this.#wal.logPages(record, direct);
+    this.#settle(r, lsn, LOGGED, copies);
+  }
+
+  /** A release's frames take its images, in `state`; its pages without a frame go to the page file from `copies`. */
+  #settle(r: Release, lsn: number, state: number, copies: Uint8Array[] | null): void {
+    const { pages, frames, sums, images } = r;
+    const framed: number[] = [];
+    const framedSums: bigint[] = [];
+    const unframed: PageImage[] = [];
+    for (let k = 0; k < frames.length; k++) {
+      const f = frames[k];
+      if (f < 0) {
+        unframed.push({ page: pages[k], image: copies![k], checksum: sums[k], lsn });
+        continue;
+      }
+      if (r.copyIn) this.#core.frameView(f).set(images[k]);
+      framed.push(f);
+      framedSums.push(sums[k]);
+    }
+    if (framed.length) this.#cache.settle(framed, framedSums, lsn, state);
+    // Written in the background: served from memory until the page file holds them.
+    if (unframed.length) this.#cache.writeDirect(unframed).catch(() => {});
   }
 }

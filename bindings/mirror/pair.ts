@@ -758,9 +758,17 @@ export class Mirror extends MirrorEvents {
     // the partner acknowledged them, or they are recorded as out of sync.
     let settled!: () => void;
     const recorded = new Promise<void>((resolve) => { settled = resolve; });
-    const intents = this.#replica.intents;
-    Promise.all([local?.catch(() => {}), recorded]).then(() => intents.done(pages));
+    this.#retire(this.#replica.intents, pages, local, recorded);
     return this.#route(change, policy, settled);
+  }
+
+  /** The pages leave their write intents once both have settled. (A method: V8 would compile a closure made per change anew.) */
+  async #retire(intents: ReplicaRecord['intents'], pages: number[], local: Promise<void> | undefined, recorded: Promise<void>): Promise<void> {
+    if (local) {
+      try { await local; } catch { /* its pages are recorded out of sync (#localFailed) */ }
+    }
+    await recorded;
+    intents.done(pages);
   }
 
   #localFailed(pages: number[]): void {
