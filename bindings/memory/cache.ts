@@ -453,10 +453,15 @@ export class FrameCache {
     const unlogged = frames.filter((f) => this.#state[f] === UNLOGGED);
     if (unlogged.length) await this.logFrames(unlogged);
     const images: PageImage[] = [];
-    for (const f of frames) {
-      if (this.#state[f] !== LOGGED) continue;
-      images.push({ page: pages.frame(f).page, image: this.#core.frameView(f).slice(), checksum: this.#sum[f], lsn: this.#lsn[f] });
-    }
+    const logged = frames.filter((f) => this.#state[f] === LOGGED);
+    // Their images as they are now, in one buffer (the frames may change while it is written).
+    const ps = this.pageSize;
+    const copies = new Uint8Array(logged.length * ps);
+    logged.forEach((f, k) => {
+      const image = copies.subarray(k * ps, (k + 1) * ps);
+      image.set(this.#core.frameView(f));
+      images.push({ page: pages.frame(f).page, image, checksum: this.#sum[f], lsn: this.#lsn[f] });
+    });
     await this.writePages(images);
     for (const img of images) {
       const f = pages.lookup(img.page);
