@@ -18,7 +18,7 @@ export type { Policy, PolicyInput, Durability, WriteMode, CopyMethod } from './p
 export * from './storage/index.js';
 export { Scheduler } from './sched/scheduler.js';
 export type { SchedulerOptions, Operation, SchedulerStats } from './sched/scheduler.js';
-export { MessageType, encodeFrame, decodeFrame, FrameReader } from './messages.js';
+export { MessageType, encodeFrame, decodeFrame, FrameArena, FrameReader } from './messages.js';
 export type { Message, Request, Reply, Frame } from './messages.js';
 export { Mirror, MirrorEvent, MirrorEvents, MIRROR_EVENTS } from './mirror/pair.js';
 export { MemoryArbiter } from './mirror/arbiter.js';

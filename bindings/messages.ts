@@ -531,9 +531,9 @@ const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(
 /**
  * The GUID last encoded or decoded, as text and as its 16 bytes: a stream's
  * frames name the same block again and again, and each would otherwise parse
- * (or format) it anew. `text` is '' until the first one.
+ * (or format) it anew. `text` is null until the first one.
  */
-const lastGuid = { text: '', bytes: new Uint8Array(16) };
+const lastGuid: { text: string | null; bytes: Uint8Array } = { text: null, bytes: new Uint8Array(16) };
 
 const utf8Encoder = new TextEncoder();
 // fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a leading U+FEFF is kept, so it re-encodes.
@@ -1003,9 +1003,9 @@ class Reader {
     if (nil) this.bad(field, 'is the nil GUID');
     this.pos += 16;
     const last = lastGuid.bytes;
-    let same = lastGuid.text !== '';
+    let same = lastGuid.text !== null;
     for (let i = 0; i < 16 && same; i++) same = b[p + i] === last[i];
-    if (same) return lastGuid.text;
+    if (same) return lastGuid.text!;
     const h = (i: number) => HEX[b[p + i]];
     const text = `${h(0)}${h(1)}${h(2)}${h(3)}-${h(4)}${h(5)}-${h(6)}${h(7)}-${h(8)}${h(9)}-${h(10)}${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}`;
     last.set(b.subarray(p, p + 16));

@@ -31,7 +31,8 @@ async function pair() {
     reserve: async () => true,
     async send(change: Change) {
       for (const m of changeMessages(change)) {
-        sent.push(m);
+        // Kept past the send: a copy (a release's pages view the primary's frames only until then).
+        sent.push(m.type === MessageType.WRITE_PAGE && m.data ? { ...m, data: m.data.slice() } : m);
         if (deliver) await applyRemote(m);
       }
     },

@@ -138,23 +138,26 @@ if (binary === null) {
 
   test('etcd: an endpoint out of reach is passed over; none in reach is IO_ERROR; a stopped etcd is TIMEOUT; closed is CLOSED', async () => {
     const hole = await deadEndpoint();
-    const dead = hole.url;
-    const a = make({ prefix: 'twinpage-test/reach', endpoints: [dead, etcd.endpoint], timeoutMs: 1000 });
-    assert.ok((await a.acquire('a', G1)).granted);
-    const none = make({ prefix: 'twinpage-test/reach', endpoints: [dead] });
-    assert.is(await codeOf(none.read()), 'IO_ERROR');
-    etcd.kill('SIGSTOP');
     try {
-      const t0 = performance.now();
-      assert.is(await codeOf(a.acquire('a', G1)), 'TIMEOUT');
-      assert.ok(performance.now() - t0 < 3000);
+      const dead = hole.url;
+      const a = make({ prefix: 'twinpage-test/reach', endpoints: [dead, etcd.endpoint], timeoutMs: 1000 });
+      assert.ok((await a.acquire('a', G1)).granted);
+      const none = make({ prefix: 'twinpage-test/reach', endpoints: [dead] });
+      assert.is(await codeOf(none.read()), 'IO_ERROR');
+      etcd.kill('SIGSTOP');
+      try {
+        const t0 = performance.now();
+        assert.is(await codeOf(a.acquire('a', G1)), 'TIMEOUT');
+        assert.ok(performance.now() - t0 < 3000);
+      } finally {
+        etcd.kill('SIGCONT');
+      }
+      assert.is((await a.read()).primary, 'a');
+      await a.close();
+      assert.is(await codeOf(a.read()), 'CLOSED');
     } finally {
-      etcd.kill('SIGCONT');
+      await hole.close();
     }
-    assert.is((await a.read()).primary, 'a');
-    await a.close();
-    assert.is(await codeOf(a.read()), 'CLOSED');
-    await hole.close();
   });
 
   test('etcd: with authentication on, a user and password are used; without them, or a wrong one, the call is refused', async () => {

@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
+import { execFileSync } from 'node:child_process';
 import { Core, TwinpageError } from '../bindings/index.js';
 import {
   decodeFrame, encodeFrame, FrameArena, FrameReader, MessageType, MESSAGE_TYPES, FRAME_HEADER_SIZE, FRAME_MAGIC,
@@ -209,6 +210,21 @@ test('an arena: frames encoded one after the other in one buffer are the frames 
   fc.assert(fc.property(fc.array(fc.tuple(anyMessage, header), { minLength: 1, maxLength: 20 }), (list) => {
     for (const [m, h] of list) assert.equal(encodeFrame(m, h, hash, arena), encodeFrame(m, h, hash));
   }), { numRuns: 200 });
+});
+
+const SEQ0 = { sequence: 1, generation: 1n };
+
+test('the block id last seen is remembered, never trusted: an empty id is refused, first thing in a process or after any other', () => {
+  // In a process of its own, so that no GUID was encoded or decoded before.
+  const script = `import { encodeFrame } from ${JSON.stringify(new URL('../bindings/messages.js', import.meta.url).href)};
+    try { encodeFrame({ type: 0x03, blockId: '' }, { sequence: 1, generation: 1n }, () => 0n); console.log('encoded'); }
+    catch (err) { console.log(err.code); }`;
+  assert.is(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim(), 'INVALID_ARGUMENT');
+  throwsCode(() => encodeFrame({ type: MessageType.RELEASE_MEMORY, blockId: '' }, SEQ0, hash), 'INVALID_ARGUMENT', /blockId/);
+  const id = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+  decodeFrame(encodeFrame({ type: MessageType.RELEASE_MEMORY, blockId: id }, SEQ0, hash), hash, LIMITS);
+  throwsCode(() => encodeFrame({ type: MessageType.RELEASE_MEMORY, blockId: id.toUpperCase() }, SEQ0, hash), 'INVALID_ARGUMENT', /blockId/);
+  throwsCode(() => encodeFrame({ type: MessageType.RELEASE_MEMORY, blockId: '' }, SEQ0, hash), 'INVALID_ARGUMENT', /blockId/);
 });
 
 test('an adopted WRITE_PAGE views its frame: the page is not copied', () => {

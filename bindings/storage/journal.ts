@@ -79,6 +79,8 @@ export class Journal {
   #arena: Uint8Array = EMPTY;
   #spare: Uint8Array = EMPTY;
   #arenaKept = false;
+  /** The recovery under way after a failed commit, shared by every caller. */
+  #recovering: Promise<void> | null = null;
   #pendingAt: number;
   /** A commit asked for and not yet started, shared by everyone who asks meanwhile. */
   #nextCommit: Promise<void> | null = null;
@@ -182,10 +184,15 @@ export class Journal {
         const from = Math.max(this.#filledTo, batchEnd);
         const ahead = batchEnd + want / 2 > this.#filledTo || this.#fresh ? roundUp(batchEnd + Math.max(want, this.#step), FILL_AHEAD) : 0;
         if (ahead > from) this.#step = Math.min(MAX_STEP, 2 * this.#step);
-        const [, aheadDone] = await Promise.all([
+        // Both settle before either failure is thrown: the batch's arena is not
+        // reused, nor its range written over by recover(), while the device reads it.
+        const [written, filled] = await Promise.allSettled([
           this.device.write(at, data),
           ahead > from ? this.#writeFill(from, ahead).then(() => true, noSpaceIsFalse) : false,
         ]);
+        if (written.status === 'rejected') throw written.reason;
+        if (filled.status === 'rejected') throw filled.reason;
+        const aheadDone = filled.value;
         await this.device.flush();
         if (this.#fresh) this.#filledTo = Math.max(this.#filledTo, batchEnd);
         if (aheadDone) this.#filledTo = ahead;
@@ -235,16 +242,24 @@ export class Journal {
    * After a failed commit: drops what was pending, writes fill back over
    * what the failed batch may have written (flushed), and accepts records
    * again at the last durable end. Callers undo their own changes for the
-   * records they lose.
+   * records they lose. Everyone who calls while it runs shares it, and a
+   * call once it is done changes nothing: records appended after a recovery
+   * are never dropped by another caller's.
    */
-  async recover(): Promise<void> {
+  recover(): Promise<void> {
+    return this.#recovering ??= this.#recover().finally(() => { this.#recovering = null; });
+  }
+
+  async #recover(): Promise<void> {
     await this.settle();
-    if (!this.#failed && this.#end === this.#committedEnd) return;
-    if (this.#failed && this.#dirtyTo > this.#committedEnd) {
+    if (!this.#failed) return;
+    if (this.#dirtyTo > this.#committedEnd) {
       await this.#writeFill(this.#committedEnd, this.#dirtyTo);
       await this.device.flush();
     }
     this.#dirtyTo = this.#committedEnd;
+    // Fresh arenas: copies of the records dropped may still be someone's.
+    this.#arena = this.#spare = EMPTY;
     this.#arenaKept = false;
     this.#end = this.#pendingAt = this.#committedEnd;
     this.#failed = null;
