@@ -72,7 +72,7 @@ export const MUTATIONS = [
     id: 'journal-commit-flush-noop',
     what: "the journal's group commit acknowledges without flushing the batch",
     file: 'storage/journal.js',
-    edits: [[']);\n                await this.device.flush();\n                if (this.#fresh)', ']);\n                if (this.#fresh)']],
+    edits: [['const aheadDone = filled.value;\n                await this.device.flush();\n                if (this.#fresh)', 'const aheadDone = filled.value;\n                if (this.#fresh)']],
     tests: ['powerloss'],
   },
   // --- the pair ---------------------------------------------------------------------------------
