@@ -133,6 +133,20 @@ test('a failed commit: callers that shared it recover once; a record appended af
   assert.equal(await replayed(device), [1, 4, 6]);
 });
 
+test('a PAGES record the replay would refuse is refused when appended (INVALID_ARGUMENT), and nothing pending is lost', async () => {
+  const device = new MemoryDevice('wal.3');
+  const journal = newJournal(device);
+  journal.append(pagesRecord(1, 1, 2));
+  const refusals: string[] = [];
+  for (const bad of [pagesRecord(2, 2, 0), { ...pagesRecord(3, 3, 2), images: [] }]) {
+    try { journal.append(bad); } catch (err) { refusals.push((err as TwinpageError).code); }
+  }
+  assert.equal(refusals, ['INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
+  await journal.recover(); // what a caller does after its append failed: nothing else is dropped
+  await journal.commit();
+  assert.equal(await replayed(device), [1]);
+});
+
 test('a replay reads the journal in large chunks, not again at the padding after each batch', async () => {
   const inner = new MemoryDevice('wal.3');
   const journal = newJournal(inner);

@@ -333,9 +333,14 @@ export function encodeBody(r: JournalRecord): Uint8Array {
 
 /**
  * Header + body of a record, with its checks, for a batch that starts at
- * `batchStart`; page images are written after it.
+ * `batchStart`; page images are written after it. A PAGES record holds 1 to
+ * MAX_RECORD_PAGES pages, one image each: what replay would refuse is not
+ * written (INVALID_ARGUMENT).
  */
 export function encodeRecordHead(r: JournalRecord, batchStart: number, hash: Hash): Uint8Array {
+  if (r.type === RecordType.Pages && (r.pages.length < 1 || r.pages.length > MAX_RECORD_PAGES || r.images.length !== r.pages.length)) {
+    throw TwinpageError.invalidArgument(`a PAGES record holds 1 to ${MAX_RECORD_PAGES} pages with an image each, not ${r.pages.length} pages and ${r.images.length} images`);
+  }
   const body = encodeBody(r);
   const out = new Uint8Array(RECORD_HEADER_SIZE + body.length);
   const v = new DataView(out.buffer);
