@@ -24,12 +24,17 @@ const fill = fillSector(saltOf('0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'), EPOCH);
  */
 class Flaky implements Device {
   failing = 0;
-  constructor(readonly inner: MemoryDevice) {}
+  /** A write that is to fail has started. */
+  failStarted = false;
+  /** `turns`: how many turns of the event loop a write waits before it reads its bytes (one, at least, for a write that fails). */
+  constructor(readonly inner: MemoryDevice, readonly turns = 3) {}
   get name() { return this.inner.name; }
   read(p: number, into: Uint8Array) { return this.inner.read(p, into); }
   async write(p: number, data: Uint8Array) {
-    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
-    if (this.failing > 0) { this.failing--; throw TwinpageError.ioError('a write failed on purpose'); }
+    const fails = this.failing > 0;
+    if (fails) { this.failing--; this.failStarted = true; }
+    for (let i = 0; i < Math.max(this.turns, fails ? 1 : 0); i++) await new Promise((r) => setImmediate(r));
+    if (fails) throw TwinpageError.ioError('a write failed on purpose');
     return this.inner.write(p, data);
   }
   flush() { return this.inner.flush(); }
@@ -131,6 +136,31 @@ test('a failed commit: callers that shared it recover once; a record appended af
   journal.append(pagesRecord(6, 6, 2));
   await journal.commit();
   assert.equal(await replayed(device), [1, 4, 6]);
+});
+
+test('a recovery asked for when nothing had failed does nothing, even when a commit in flight fails after', async () => {
+  // Other writes done at once: a recovery would finish before the next commit's turn comes.
+  const device = new Flaky(new MemoryDevice('wal.3'), 0);
+  const journal = newJournal(device);
+  await journal.commit();
+  journal.append(pagesRecord(1, 1, 1));
+  device.failing = 1;
+  const x = journal.commit(); // its write will fail, a turn after it starts
+  while (!device.failStarted) await new Promise((r) => setImmediate(r));
+  // An append refused, nothing failed yet: its caller recovers, as wal.ts does.
+  try { journal.append(pagesRecord(2, 2, 0)); } catch { /* INVALID_ARGUMENT */ }
+  const early = journal.recover();
+  journal.append(pagesRecord(3, 3, 1)); // pending when x fails: lost with it, and its commit must say so
+  const y = journal.commit();
+  const [xr, yr] = await Promise.allSettled([x, y]);
+  await early;
+  assert.is(xr.status, 'rejected');
+  await journal.recover();
+  journal.append(pagesRecord(4, 4, 1));
+  await journal.commit();
+  const got = await replayed(device);
+  assert.ok(yr.status === 'rejected' ? !got.includes(3) : got.includes(3), `record 3's commit ${yr.status}, yet the journal holds ${JSON.stringify(got)}`);
+  assert.ok(got.includes(4));
 });
 
 test('a PAGES record the replay would refuse is refused when appended (INVALID_ARGUMENT), and nothing pending is lost', async () => {

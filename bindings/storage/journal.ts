@@ -247,6 +247,9 @@ export class Journal {
    * are never dropped by another caller's.
    */
   recover(): Promise<void> {
+    // Nothing failed (an append refused its record, say): nothing to recover. Decided now: a
+    // recovery that waited first could see a later failure and drop records appended after it.
+    if (!this.#failed && this.#recovering === null) return Promise.resolve();
     return this.#recovering ??= this.#recover().finally(() => { this.#recovering = null; });
   }
 
