@@ -66,6 +66,14 @@ async function record(store: MemoryStore, gate: BitmapGate, blocks: () => Block[
   return r;
 }
 
+/** Starts a save of `r`; resolves once it is stopped in its bitmap write, with the save (`gate.release` lets it go on). */
+async function saveHeld(r: ReplicaRecord, gate: BitmapGate): Promise<{ save: Promise<void> }> {
+  gate.hold();
+  const save = r.save();
+  await gate.stopped;
+  return { save };
+}
+
 test('an extent retired while a save writes the bitmap stays named by that save: its pages, recorded after the bitmap was taken, are not lost in a crash', async () => {
   const store = new MemoryStore();
   const gate = new BitmapGate();
@@ -78,9 +86,7 @@ test('an extent retired while a save writes the bitmap stays named by that save:
   await r.save();
   // A save begins (page 1 to record) and waits in its bitmap write.
   r.outOfSync.add(1);
-  gate.hold();
-  const first = r.save();
-  await gate.stopped;
+  const { save: first } = await saveHeld(r, gate);
   // Meanwhile a write to page 2, in the hot extent 0: recorded, done; then a write in
   // extent 2 turns it hot, which retires extent 0 (at most one hot) and asks for a save.
   assert.is(r.intents.cover([2]), undefined, 'extent 0 is hot and saved: no wait');
@@ -98,9 +104,7 @@ test('a write intent waiting for a save when the record closes fails (CLOSED): n
   const gate = new BitmapGate();
   const r = await record(new MemoryStore(), gate, blocksOf(64), 4);
   r.outOfSync.add(20);
-  gate.hold();
-  const first = r.save();
-  await gate.stopped;
+  const { save: first } = await saveHeld(r, gate);
   const intent = r.intents.cover([8])!; // queued behind the save under way
   const closing = r.close();
   gate.release();
@@ -118,9 +122,7 @@ test('a save under way when a resync learns what the partner lacks stores the bi
   const r = await record(store, gate, blocks, 4);
   r.outOfSync.forget();
   r.outOfSync.add(30);
-  gate.hold();
-  const first = r.save();
-  await gate.stopped;
+  const { save: first } = await saveHeld(r, gate);
   // A full compare marks what differs, then trusts the record from here on (Resync.#compare).
   r.outOfSync.add(40);
   r.outOfSync.learn();
