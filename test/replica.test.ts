@@ -17,11 +17,14 @@ function fnv(bytes: Uint8Array): bigint {
 }
 
 /**
- * The bitmap writes of a record, held at will: `hold()` stops the next one
- * until `release()` (`stopped` resolves once one waits), `hang()` stops every
+ * The bitmap writes of a record (to the device `device`: the chunks, or
+ * their checksums), held at will: `hold()` stops the next one until
+ * `release()` (`stopped` resolves once one waits), `hang()` stops every
  * later one for good (the process dies in that save).
  */
 class BitmapGate {
+  readonly #device: string;
+  constructor(device: 'bitmap' | 'bitmap.sums' = 'bitmap') { this.#device = device; }
   #gate: Promise<void> | null = null;
   #release: () => void = () => {};
   #started: () => void = () => {};
@@ -33,7 +36,7 @@ class BitmapGate {
       name: d.name,
       read: (at, into) => d.read(at, into),
       write: async (at, data) => {
-        const g = d.name === 'bitmap' ? this.#gate : null;
+        const g = d.name === this.#device ? this.#gate : null;
         if (g) { this.#started(); await g; }
         return d.write(at, data);
       },
@@ -131,6 +134,37 @@ test('a save under way when a resync learns what the partner lacks stores the bi
   void r.save();
   const crashed = await ReplicaRecord.load(await snapshot(store), fnv, blocks, undefined);
   assert.ok(!crashed.outOfSync.known || crashed.outOfSync.has(40), 'a record trusted after the crash names page 40');
+});
+
+test('a chunk a crash cut short between its bytes and its checksum counts whole as out of sync: the rest of the record is still trusted', async () => {
+  const store = new MemoryStore();
+  const gate = new BitmapGate('bitmap.sums');
+  const CHUNK = 32768;
+  const blocks = blocksOf(3 * CHUNK);
+  const r = await record(store, gate, blocks, 4);
+  // Pages in chunks 0 and 1, saved whole.
+  r.outOfSync.add(5);
+  r.outOfSync.add(CHUNK + 7);
+  await r.save();
+  // Chunk 1 changes; its save writes the chunk's bytes, and the process dies before their checksum.
+  r.outOfSync.add(CHUNK + 9);
+  await saveHeld(r, gate); // never let go: the process died there
+  const again = await ReplicaRecord.load(await snapshot(store), fnv, blocks, undefined);
+  assert.equal(again.damage, [], 'a crash, not damage');
+  assert.ok(again.outOfSync.known, 'the record is still trusted');
+  assert.is(again.outOfSync.size, 1 + CHUNK, 'page 5 and every page of chunk 1');
+  for (const page of [5, CHUNK, CHUNK + 7, CHUNK + 9, 2 * CHUNK - 1]) assert.ok(again.outOfSync.has(page), `page ${page} is on the record`);
+  assert.not.ok(again.outOfSync.has(2 * CHUNK), 'chunk 2 is untouched');
+
+  // After a clean close, the same mismatch is damage: the record is not trusted.
+  const later = await snapshot(store);
+  await (await ReplicaRecord.load(later, fnv, blocks, undefined)).close();
+  const bits = await later.open('bitmap');
+  await bits.write(CHUNK / 8 + 100, new Uint8Array([0])); // chunk 1 is all set: a byte of it cleared
+  await bits.flush();
+  const damaged = await ReplicaRecord.load(later, fnv, blocks, undefined);
+  assert.ok(damaged.damage.some((d) => d.what === 'bitmap chunk 1 fails its checksum'), JSON.stringify(damaged.damage));
+  assert.not.ok(damaged.outOfSync.known);
 });
 
 test.run();

@@ -13,8 +13,10 @@
 // `bitmap.sums` hold the bitmap's chunks and their checksums. A save writes
 // the bitmap's changed chunks first, then the slot, each flushed: a write
 // intent is never retired before the pages it covered are in the bitmap on
-// disk. The devices are created at the first save, so a memory never paired
-// has none. Nothing of it grows inside the superblock.
+// disk. Chunks are rewritten in place: one a crash cut short fails its
+// check, and all its pages then count as out of sync. The devices are
+// created at the first save, so a memory never paired has none. Nothing of
+// it grows inside the superblock.
 
 import { PageBitmap } from '../core/bitmap.js';
 import { TwinpageError } from '../errors.js';
@@ -131,12 +133,17 @@ export class ReplicaRecord {
     this.#storedExtentPages = s.extentPages || 128;
     const oos = this.outOfSync;
     if (!s.known) oos.forget();
-    await this.#loadBitmap(s);
+    await this.#loadBitmap(s, blocks);
     this.#afterCrash(s.clean, s.intents, s.extentPages, blocks);
   }
 
-  /** The bitmap from its devices, each chunk checked; anything wrong, and it is not trusted. */
-  async #loadBitmap(s: ReplicaSlot): Promise<void> {
+  /**
+   * The bitmap from its devices, each chunk checked. After a crash, a chunk
+   * that fails its check was being rewritten when the process died (a save
+   * writes a chunk, then its checksum): every page of it counts as out of
+   * sync, and the rest is trusted. Anything else wrong, and it is not trusted.
+   */
+  async #loadBitmap(s: ReplicaSlot, blocks: () => Block[]): Promise<void> {
     const oos = this.outOfSync;
     const hasBits = await this.#store.exists('bitmap');
     if (!hasBits) {
@@ -161,7 +168,11 @@ export class ReplicaRecord {
           const i = at + k;
           const chunk = slab.subarray(k * BITMAP_CHUNK_BYTES, (k + 1) * BITMAP_CHUNK_BYTES);
           const c = checkBitmapChunk(i, chunk, entries.subarray(i * BITMAP_SUM_BYTES, (i + 1) * BITMAP_SUM_BYTES), this.#hash);
-          if (c.state === 'bad') { this.#damaged(`bitmap chunk ${i} fails its checksum`); continue; }
+          if (c.state === 'bad') {
+            if (s.clean) this.#damaged(`bitmap chunk ${i} fails its checksum`);
+            else this.#setRange(i * BITMAP_CHUNK_BYTES * 8, BITMAP_CHUNK_BYTES * 8, blocks());
+            continue;
+          }
           if (c.state === 'ok') { oos.bitmap.loadChunk(i, chunk); weight += c.weight; }
         }
       }
@@ -208,14 +219,15 @@ export class ReplicaRecord {
       oos.forget();
       return;
     }
-    for (const e of intents) {
-      const first = e * extentPages;
-      const end = first + extentPages;
-      for (const b of blocks) {
-        const from = Math.max(first, b.base);
-        const to = Math.min(end, b.base + b.pages);
-        if (to > from) oos.bitmap.set(from, to - from);
-      }
+    for (const e of intents) this.#setRange(e * extentPages, extentPages, blocks);
+  }
+
+  /** Marks out of sync every page of [first, first + count) that is in one of `blocks`. */
+  #setRange(first: number, count: number, blocks: Block[]): void {
+    for (const b of blocks) {
+      const from = Math.max(first, b.base);
+      const to = Math.min(first + count, b.base + b.pages);
+      if (to > from) this.outOfSync.bitmap.set(from, to - from);
     }
   }
 
@@ -404,7 +416,10 @@ export async function inspectReplica(store: Pick<Store, 'exists' | 'open'>, hash
         for (let i = 0; i < n; i++) {
           await bits.read(i * BITMAP_CHUNK_BYTES, chunk);
           const c = checkBitmapChunk(i, chunk, entries.subarray(i * BITMAP_SUM_BYTES, (i + 1) * BITMAP_SUM_BYTES), hash);
-          if (c.state === 'bad') { problems.push(`bitmap chunk ${i} fails its checksum`); continue; }
+          if (c.state === 'bad') {
+            problems.push(`bitmap chunk ${i} fails its checksum${slot.clean ? '' : ' (cut short by the crash, it seems: all its pages count as out of sync)'}`);
+            continue;
+          }
           if (c.state === 'empty') continue;
           for (let byte = 0; byte < BITMAP_CHUNK_BYTES; byte++) {
             const v = chunk[byte];

@@ -273,6 +273,8 @@ export class Mirror extends MirrorEvents {
     // Damage this node found (at open, by reads, by scrub) is taken from the partner.
     this.#stopDamage = memory.onDamage((found) => this.#damaged(found));
     this.#damaged(memory.damage());
+    // A record found damaged at open is not trusted: the next resync compares every page.
+    for (const d of replica.damage) this.#report(TwinpageError.corrupt(`the out-of-sync record: ${d.what}; the next resync compares every page`));
     // From now on the record says "not closed cleanly" until close().
     replica.save().catch((err) => this.#report(err));
   }
