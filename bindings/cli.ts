@@ -10,44 +10,50 @@
 // damage); 2 a bad command line.
 
 import { UsageError, type Command } from './cli/args.js';
-import { serveCommand } from './cli/serve.js';
-import { statusCommand } from './cli/status.js';
-import { verifyCommand } from './cli/verify.js';
-import { scrubCommand } from './cli/scrub.js';
-import { demoteCommand, discardCommand, promoteCommand, resyncCommand } from './cli/control.js';
-import { inspectCommand } from './cli/inspect.js';
-import { benchCommand } from './cli/bench.js';
-import { witnessCommand } from './cli/witness.js';
 
-/** `twinpage demo`: written in cli/demo.ts, loaded only when asked for. */
+/** `twinpage demo`: written in cli/demo.ts, which parses its own options and prints its own help. */
 const demoCommand: Command = {
   name: 'demo',
   summary: 'start a pair with a witness, cut its link, kill the primary, watch it fail over by itself, resync; narrated',
   synopsis: 'usage: twinpage demo [options]   (twinpage demo --help for them)',
   help: '',
   async run(argv) {
-    const demo = await loadDemo();
+    const demo = await import('./cli/demo.js');
     return demo.runDemo(argv);
   },
 };
 
-const COMMANDS: Command[] = [
-  demoCommand, serveCommand, statusCommand, verifyCommand, promoteCommand, demoteCommand, resyncCommand, discardCommand,
-  scrubCommand, inspectCommand, benchCommand, witnessCommand,
+/**
+ * The commands, in the order `--help` lists them. Each module is loaded only
+ * when its command runs (or the list is shown): a node restarting with
+ * `serve` loads no other command's code.
+ */
+const COMMANDS: Array<{ name: string; load: () => Promise<Command> }> = [
+  { name: 'demo', load: async () => demoCommand },
+  { name: 'serve', load: async () => (await import('./cli/serve.js')).serveCommand },
+  { name: 'status', load: async () => (await import('./cli/status.js')).statusCommand },
+  { name: 'verify', load: async () => (await import('./cli/verify.js')).verifyCommand },
+  { name: 'promote', load: async () => (await import('./cli/control.js')).promoteCommand },
+  { name: 'demote', load: async () => (await import('./cli/control.js')).demoteCommand },
+  { name: 'resync', load: async () => (await import('./cli/control.js')).resyncCommand },
+  { name: 'discard', load: async () => (await import('./cli/control.js')).discardCommand },
+  { name: 'scrub', load: async () => (await import('./cli/scrub.js')).scrubCommand },
+  { name: 'inspect', load: async () => (await import('./cli/inspect.js')).inspectCommand },
+  { name: 'bench', load: async () => (await import('./cli/bench.js')).benchCommand },
+  { name: 'witness', load: async () => (await import('./cli/witness.js')).witnessCommand },
 ];
 
-const USAGE = `usage: twinpage <command> [options]
+async function usage(): Promise<string> {
+  const commands = await Promise.all(COMMANDS.map((c) => c.load()));
+  return `usage: twinpage <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(9)}${c.summary}`).join('\n')}
+${commands.map((c) => `  ${c.name.padEnd(9)}${c.summary}`).join('\n')}
 
 'twinpage <command> --help' shows a command's options. Every command takes
 --verbose (stack traces of errors). Exit status: 0 done, 1 an error (or
 differences found by verify, damage found by scrub or inspect --check), 2 a
 bad command line.`;
-
-async function loadDemo(): Promise<{ runDemo(argv: string[]): Promise<number> }> {
-  return import('./cli/demo.js');
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -55,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
   if (name === '--help' || name === '-h' || name === 'help') {
     const about = name === 'help' && rest[0] ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
     if (about) return main([about.name, '--help']);
-    console.log(USAGE);
+    console.log(await usage());
     return 0;
   }
   if (name === '--version') {
@@ -63,12 +69,13 @@ async function main(argv: string[]): Promise<number> {
     console.log((createRequire(import.meta.url)('../../package.json') as { version: string }).version);
     return 0;
   }
-  if (!name) { console.error(USAGE); return 2; }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
-    console.error(`twinpage: unknown command ${JSON.stringify(name)}\n\n${USAGE}`);
+  if (!name) { console.error(await usage()); return 2; }
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
+    console.error(`twinpage: unknown command ${JSON.stringify(name)}\n\n${await usage()}`);
     return 2;
   }
+  const command = await entry.load();
   const verbose = rest.includes('--verbose');
   // The demo parses its own options (and prints its own help).
   if (command !== demoCommand && (rest.includes('--help') || rest.includes('-h'))) {

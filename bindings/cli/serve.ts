@@ -25,8 +25,6 @@ import { resolve } from 'node:path';
 import { openMemory, TwinpageError, type MirroredMemory, type MirrorOptions, type PolicyInput } from '../index.js';
 import type { SplitBrainPolicy } from '../messages.js';
 import type { Arbiter } from '../mirror/arbiter.js';
-import { EtcdArbiter } from '../mirror/etcd.js';
-import { WitnessArbiter } from '../mirror/witness.js';
 import { reconnecting } from '../mirror/transports/reconnect.js';
 import { connectTcp, listenTcp, type TcpCommonOptions } from '../mirror/transports/tcp.js';
 import { FileDevice, mapFsError } from '../storage/file.js';
@@ -176,13 +174,17 @@ async function parse(argv: string[]): Promise<ServeArgs> {
   };
 }
 
-/** The arbiter the settings name (a witness, etcd), or none. */
+/** The arbiter the settings name (a witness, etcd), or none. Its client is loaded only then. */
 async function arbiterOf(args: ServeArgs, secret: string): Promise<Arbiter | undefined> {
   if (args.witness) {
     const witnessSecret = args.witnessSecretFile ? await readSecretFile(args.witnessSecretFile) : secret;
+    const { WitnessArbiter } = await import('../mirror/witness.js');
     return new WitnessArbiter({ host: args.witness[0], port: args.witness[1], secret: witnessSecret, ttlMs: args.leaseMs });
   }
-  if (args.etcd) return new EtcdArbiter({ endpoints: args.etcd, prefix: args.etcdPrefix, ttlMs: args.leaseMs });
+  if (args.etcd) {
+    const { EtcdArbiter } = await import('../mirror/etcd.js');
+    return new EtcdArbiter({ endpoints: args.etcd, prefix: args.etcdPrefix, ttlMs: args.leaseMs });
+  }
   return undefined;
 }
 
