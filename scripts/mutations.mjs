@@ -75,6 +75,13 @@ export const MUTATIONS = [
     edits: [['const aheadDone = filled.value;\n                await this.device.flush();\n                if (this.#fresh)', 'const aheadDone = filled.value;\n                if (this.#fresh)']],
     tests: ['powerloss'],
   },
+  {
+    id: 'journal-fill-scan-blind',
+    what: 'the replay, past a clean end, never sees a later batch after the fill (a lost batch read as the end)',
+    file: 'storage/journal.js',
+    edits: [['if (words[o + w] !== fill[w])\n                return o << 2;', 'if (words[o + w] !== fill[w])\n                return -1;']],
+    tests: ['journal'],
+  },
   // --- the pair ---------------------------------------------------------------------------------
   {
     id: 'ack-before-apply',

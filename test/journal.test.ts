@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Core, TwinpageError } from '../bindings/index.js';
 import type { Device } from '../bindings/storage/device.js';
-import { RecordType, fillSector, saltOf, type JournalRecord } from '../bindings/storage/format.js';
+import { RecordType, fillBytes, fillSector, saltOf, type JournalRecord } from '../bindings/storage/format.js';
 import { Journal, replayJournal } from '../bindings/storage/journal.js';
 import { MemoryDevice } from '../bindings/storage/memory.js';
 
@@ -191,6 +191,30 @@ test('a replay reads the journal in large chunks, not again at the padding after
   assert.is((await replayed(counting)).length, lsn);
   // 200 batches in about 1.6 MiB: a few chunk reads, none of a record header's 56 bytes.
   assert.ok(reads.length <= 4, `${reads.length} reads: ${reads.join(', ')}`);
+});
+
+test('a batch lost under fill is damage when a later batch follows the fill: the scan past it finds that batch megabytes on', async () => {
+  for (const lostPages of [1, 8000]) {
+    const device = new MemoryDevice('wal.3');
+    const journal = newJournal(device);
+    journal.append(pagesRecord(1, 1, 1));
+    await journal.commit();
+    const lostAt = journal.size;
+    // The lost batch: one page, or about 4 MiB of them (the scan reads 1 MiB at a time).
+    for (let done = 0, lsn = 2; done < lostPages; lsn++) {
+      const n = Math.min(4000, lostPages - done);
+      journal.append(pagesRecord(lsn, lsn, n));
+      done += n;
+    }
+    await journal.commit();
+    const lostEnd = journal.size;
+    journal.append(pagesRecord(9, 9, 1));
+    await journal.commit();
+    // Whole fill sectors where the lost batch was: as if its writes never reached the disk.
+    await device.write(lostAt, fillBytes(lostAt, lostEnd - lostAt, fill));
+    const result = await replayJournal(device, { epoch: EPOCH, pageSize: PS, hash, fill, durableEnd: 0 }, () => {});
+    assert.match(result.problem ?? '', `a later batch at byte ${lostEnd} proves it was flushed`, `${lostPages} pages lost`);
+  }
 });
 
 test.run();
