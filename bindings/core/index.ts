@@ -58,6 +58,8 @@ export class Core {
   /** The io buffer (zero-copy). */
   readonly io: Uint8Array;
   readonly #data: Uint8Array;
+  /** Views of frames made so far, by frame. */
+  readonly #frameViews: Uint8Array[] = [];
   readonly #result: BigUint64Array;
   readonly #sums: BigUint64Array;
 
@@ -98,11 +100,16 @@ export class Core {
     return new Core(x);
   }
 
-  /** Zero-copy view of one frame's bytes. */
+  /**
+   * Zero-copy view of one frame's bytes: one view per frame, made the first
+   * time it is asked for (the memory never grows, so a view stays valid).
+   */
   frameView(frame: number): Uint8Array {
+    const view = this.#frameViews[frame];
+    if (view !== undefined && typeof frame === 'number') return view;
     const f = intIn(frame, 0, this.frameCount - 1, 'frame');
     const start = this.ioBytes + f * this.pageSize;
-    return this.#data.subarray(start, start + this.pageSize);
+    return (this.#frameViews[f] = this.#data.subarray(start, start + this.pageSize));
   }
 
   /** The whole data area (the io buffer, then the frames), zero-copy; frame f starts at `frameOffset(f)`. */

@@ -151,9 +151,10 @@ export class FrameCache {
   cachedRun(first: number, count: number): Int32Array | null {
     const pages = this.#core.pages;
     const frames = new Int32Array(count);
+    const loading = this.#loading.size > 0;
     for (let i = 0; i < count; i++) {
       const f = pages.lookup(first + i);
-      if (f < 0 || this.#loading.has(first + i)) return null;
+      if (f < 0 || (loading && this.#loading.has(first + i))) return null;
       frames[i] = f;
     }
     return frames;
@@ -213,6 +214,7 @@ export class FrameCache {
   }
 
   wakeFrames(): void {
+    if (this.#frameWaiters.length === 0) return;
     const waiters = this.#frameWaiters;
     this.#frameWaiters = [];
     for (const w of waiters) w();

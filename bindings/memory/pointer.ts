@@ -60,7 +60,8 @@ abstract class Pointer {
     for (let i = 0; i < frames.length; i++) {
       const from = i === 0 ? startInPage : 0;
       const to = Math.min(ps, end - i * ps);
-      out.push(this.#host.frameView(frames[i]).subarray(from, to));
+      const frame = this.#host.frameView(frames[i]);
+      out.push(from === 0 && to === ps ? frame : frame.subarray(from, to));
     }
     return out;
   }
