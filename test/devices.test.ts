@@ -2,7 +2,8 @@
 // mirrored set's failover and repair.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdtemp, open, readdir, readFile, readlink, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryDevice, MemoryStore, MirroredDevice, TwinpageError, type Device, type Store } from '../bindings/index.js';
@@ -108,6 +109,61 @@ file("flush() is an fdatasync of the device's file, and resolves only once it is
   } finally {
     proto.datasync = real;
     await d.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+file('a device opened for durable writes is opened O_DSYNC: its flush needs no fdatasync, but after a truncate it does one', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'twinpage-dev-'));
+  const store = await openFileStore(join(dir, 'store'));
+  const plain = await store.open('plain');
+  const fresh = await store.open('journal', { durableWrites: true }); // created
+  await fresh.close();
+  const d = await store.open('journal', { durableWrites: true }); // opened again
+  /** The open flags of the descriptor open on `path` (Linux: /proc/self/fdinfo). */
+  const flagsOf = async (path: string): Promise<number[]> => {
+    const out: number[] = [];
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+      if (target !== path) continue;
+      const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+      out.push(parseInt(/^flags:\s*([0-7]+)/m.exec(info)![1], 8));
+    }
+    return out;
+  };
+  const calls: number[] = [];
+  const probe = await open(join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { datasync: (this: FileHandle) => Promise<void> };
+  await probe.close();
+  const real = proto.datasync;
+  proto.datasync = async function (this: FileHandle) {
+    calls.push(this.fd);
+    return real.call(this);
+  };
+  try {
+    if (process.platform === 'linux') {
+      const path = join(dir, 'store', 'journal');
+      assert.equal((await flagsOf(path)).map((f) => (f & constants.O_DSYNC) !== 0), [true], 'the journal file is open once, O_DSYNC');
+      assert.equal((await flagsOf(join(dir, 'store', 'plain'))).map((f) => (f & constants.O_DSYNC) !== 0), [false], 'other devices are not');
+    }
+    await d.write(0, bytes(1, 2, 3));
+    await d.flush();
+    assert.is(calls.length, 0, 'each write was durable already: no fdatasync');
+    await d.truncate(8192);
+    await d.flush();
+    assert.is(calls.length, 1, 'a truncate is not covered by O_DSYNC: the next flush is an fdatasync');
+    await d.flush();
+    assert.is(calls.length, 1, 'and only that one');
+    await plain.write(0, bytes(9));
+    await plain.flush();
+    assert.is(calls.length, 2, "a plain device's flush is an fdatasync");
+    const back = new Uint8Array(3);
+    await d.read(0, back);
+    assert.equal([...back], [1, 2, 3]);
+  } finally {
+    proto.datasync = real;
+    await d.close();
+    await plain.close();
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -141,7 +141,7 @@ export class Checkpointer {
     const prefilled = await this.#stopPrefill(epoch);
     await d.store.remove(name); // a checkpoint of this epoch cut short before its superblock: never named
     if (await d.store.exists(SPARE_JOURNAL)) await d.store.rename(SPARE_JOURNAL, name);
-    const device = await d.store.open(name);
+    const device = await d.store.open(name, { durableWrites: true });
     const fill = fillSector(salt, epoch);
     const journal = new Journal(device, epoch, 0, { pageSize: d.pageSize, hash: d.hash, fill, filledTo: prefilled, fresh: true });
     const added = rewrite ? [] : [...blocks.addedSinceTable()];

@@ -244,7 +244,8 @@ export async function replay(
   if (epoch === 0) return { torn: false };
   const name = `wal.${epoch}`;
   if (!(await store.exists(name))) throw TwinpageError.corrupt(`the superblock names journal ${name}, which is missing`);
-  const device = await store.open(name);
+  // It goes on as the journal: written and flushed batch by batch.
+  const device = await store.open(name, { durableWrites: true });
   const { wal, blocks, cache } = into;
   const fill = fillSector(saltOf(sb.nodeId), epoch);
   // The last image of each page, copied into one arena (a page written again

@@ -26,12 +26,23 @@ export interface Device {
   close(): Promise<void>;
 }
 
+/** How a store opens a device. */
+export interface OpenOptions {
+  /**
+   * A hint for a device whose every write is flushed at once (the journal):
+   * each write is made durable as it is written (O_DSYNC in Node), so the
+   * `flush()` after it has nothing left to do. The caller still flushes: a
+   * store that cannot do this ignores the hint, and its flush does the work.
+   */
+  durableWrites?: boolean;
+}
+
 /** A place holding named devices: a data folder, memory, an OPFS directory. */
 export interface Store {
   /** What holds the devices: `"file"`, `"memory"`, `"opfs"`, `"mirrored"`. */
   readonly kind: string;
   /** Opens a device, creating it when missing (never truncating one that exists). */
-  open(name: string): Promise<Device>;
+  open(name: string, options?: OpenOptions): Promise<Device>;
   exists(name: string): Promise<boolean>;
   /** Removes a device; a missing one is fine. */
   remove(name: string): Promise<void>;

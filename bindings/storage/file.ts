@@ -1,14 +1,18 @@
 // Devices over files, for Node: a data folder holds one file per device.
 // Positional reads and writes on a FileHandle; flush is fdatasync. Files are
 // opened 'r+' (or created 'wx+'), never truncated, never in append mode, so a
-// write always lands at its position.
+// write always lands at its position. A device opened for durable writes
+// (the journal) is opened O_DSYNC: each write returns once durable, one
+// trip to the thread pool instead of a write and an fdatasync, and its flush
+// has nothing to do (unless its size was changed by `truncate`).
 //
 // Browsers never import this file: it is not re-exported by ./index.js.
 
+import { constants } from 'node:fs';
 import { open, mkdir, readdir, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TwinpageError } from '../errors.js';
-import { checkName, checkPosition, readFully, writeFully, type Device, type StorageSpace, type Store } from './device.js';
+import { checkName, checkPosition, readFully, writeFully, type Device, type OpenOptions, type StorageSpace, type Store } from './device.js';
 
 /**
  * Turns a Node fs error into a TwinpageError, keeping it as `cause`:
@@ -31,31 +35,39 @@ export class FileDevice implements Device {
   readonly name: string;
   /** The file's path. */
   readonly path: string;
+  /** Each write is durable when it resolves (opened O_DSYNC). */
+  readonly durableWrites: boolean;
   #fh: FileHandle | null;
+  /** A truncate changed the size since the last flush (O_DSYNC does not cover it). */
+  #resized = false;
 
-  private constructor(name: string, path: string, fh: FileHandle) {
+  private constructor(name: string, path: string, fh: FileHandle, durableWrites: boolean) {
     this.name = name;
     this.path = path;
     this.#fh = fh;
+    this.durableWrites = durableWrites;
   }
 
   /** Opens the file at `path`, creating it when missing; never truncates what is there. */
-  static async open(name: string, path: string): Promise<FileDevice> {
+  static async open(name: string, path: string, options?: OpenOptions): Promise<FileDevice> {
     if (typeof path !== 'string' || path === '') throw TwinpageError.invalidArgument('path must be a non-empty string');
+    // O_DSYNC where the platform has it (not Windows): there, flush does the work as for any file.
+    const dsync = options?.durableWrites === true && typeof constants.O_DSYNC === 'number' ? constants.O_DSYNC : 0;
+    const existing = dsync ? constants.O_RDWR | dsync : 'r+';
     let fh: FileHandle;
     try {
-      fh = await open(path, 'r+');
+      fh = await open(path, existing);
     } catch (err) {
       if (codeOf(err) !== 'ENOENT') throw mapFsError(err, `open ${path}`);
       try {
-        fh = await open(path, 'wx+');
+        fh = await open(path, dsync ? constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | dsync : 'wx+');
       } catch (err2) {
         // Created by someone else meanwhile: open what is there.
         if (codeOf(err2) !== 'EEXIST') throw mapFsError(err2, `create ${path}`);
-        fh = await open(path, 'r+').catch((e: unknown) => { throw mapFsError(e, `open ${path}`); });
+        fh = await open(path, existing).catch((e: unknown) => { throw mapFsError(e, `open ${path}`); });
       }
     }
-    return new FileDevice(name, path, fh);
+    return new FileDevice(name, path, fh, dsync !== 0);
   }
 
   async read(position: number, into: Uint8Array): Promise<number> {
@@ -78,7 +90,9 @@ export class FileDevice implements Device {
 
   async flush(): Promise<void> {
     const fh = this.#handle();
-    try { await fh.datasync(); } catch (err) { throw mapFsError(err, `flush ${this.path}`); }
+    if (this.durableWrites && !this.#resized) return;
+    this.#resized = false;
+    try { await fh.datasync(); } catch (err) { this.#resized = true; throw mapFsError(err, `flush ${this.path}`); }
   }
 
   async size(): Promise<number> {
@@ -89,6 +103,7 @@ export class FileDevice implements Device {
   async truncate(size: number): Promise<void> {
     const fh = this.#handle();
     checkPosition(size, 'size');
+    this.#resized = true;
     try { await fh.truncate(size); } catch (err) { throw mapFsError(err, `truncate ${this.path}`); }
   }
 
@@ -116,8 +131,8 @@ export class FileStore implements Store {
     this.dir = dir;
   }
 
-  async open(name: string): Promise<FileDevice> {
-    return FileDevice.open(name, this.#path(name));
+  async open(name: string, options?: OpenOptions): Promise<FileDevice> {
+    return FileDevice.open(name, this.#path(name), options);
   }
 
   async exists(name: string): Promise<boolean> {

@@ -1,6 +1,6 @@
 // Storage that works everywhere (browsers included). Node's file devices are
 // in ./file.js, imported on their own so browsers never load node:fs.
-export type { Device, Store, StorageSpace } from './device.js';
+export type { Device, OpenOptions, Store, StorageSpace } from './device.js';
 export { MemoryDevice, MemoryStore, type MemoryDeviceOptions, type MemoryStoreOptions } from './memory.js';
 export { MirroredDevice, MirroredStore, type CopyHealth } from './mirrored.js';
 export {

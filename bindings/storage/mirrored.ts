@@ -12,7 +12,7 @@
 // behind is the caller's business (page checksums and readVerified find it).
 
 import { TwinpageError } from '../errors.js';
-import { checkAccess, checkPosition, type Device, type StorageSpace, type Store } from './device.js';
+import { checkAccess, checkPosition, type Device, type OpenOptions, type StorageSpace, type Store } from './device.js';
 
 /** The state of one copy of a mirrored device. */
 export interface CopyHealth {
@@ -267,8 +267,8 @@ export class MirroredStore implements Store {
   }
 
   /** Opens `name` on every store; if any store fails, closes the others and throws. */
-  async open(name: string): Promise<MirroredDevice> {
-    const results = await Promise.allSettled(this.stores.map((s) => s.open(name)));
+  async open(name: string, options?: OpenOptions): Promise<MirroredDevice> {
+    const results = await Promise.allSettled(this.stores.map((s) => s.open(name, options)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     const opened = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     if (failed) {
