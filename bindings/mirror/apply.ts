@@ -28,6 +28,10 @@ export class Applier {
   #received = 0;
   #applied = 0;
   #queue: Promise<void> = Promise.resolve();
+  /** Tasks on the queue not yet finished: none, and a frame that is here starts at once. */
+  #busy = 0;
+  /** An apply failed: the connection ends, and nothing after it is applied. */
+  #failed = false;
   readonly #inflight: Array<{ seq: number; done: Promise<void>; finished: boolean }> = [];
   readonly #incoming = new IncomingChanges();
   #ackScheduled = -1;
@@ -54,7 +58,8 @@ export class Applier {
 
   /** Applies nothing more until `gate` settles (this node's new generation is durable first). */
   hold(gate: Promise<unknown>): void {
-    this.#queue = this.#queue.then(() => gate.then(() => undefined, () => undefined));
+    this.#busy++;
+    this.#queue = this.#queue.then(() => gate.then(() => { this.#busy--; }, () => { this.#busy--; }));
   }
 
   /**
@@ -64,8 +69,15 @@ export class Applier {
    */
   saw(seq: number): void {
     this.#received = Math.max(this.#received, seq);
+    if (this.#busy === 0) {
+      this.#inflight.push({ seq, done: RESOLVED, finished: true });
+      this.#settle();
+      return;
+    }
+    this.#busy++;
     this.#queue = this.#queue.then(() => {
-      this.#inflight.push({ seq, done: Promise.resolve(), finished: true });
+      this.#busy--;
+      this.#inflight.push({ seq, done: RESOLVED, finished: true });
       this.#settle();
     });
   }
@@ -81,38 +93,71 @@ export class Applier {
     return true;
   }
 
-  /** Starts applying the next frame's message (its page may still be on its way from an exchange). */
+  /**
+   * Starts applying the next frame's message (its page may still be on its
+   * way from an exchange). With nothing queued before it, a message that is
+   * here and waits for nothing else starts at once: a page joins its
+   * release, a release starts its apply.
+   */
   apply(seq: number, arriving: Request | Promise<Request>): void {
     this.#received = seq;
-    this.#queue = this.#queue.then(async () => {
-      let msg: Request;
-      try {
-        msg = await arriving;
-      } catch (err) {
-        this.#hooks.fail(err);
-        return;
-      }
-      const barrier = msg.type === MessageType.ALLOCATE_MEMORY || msg.type === MessageType.RELEASE_MEMORY;
-      if (barrier) await Promise.all(this.#inflight.map((f) => f.done));
-      let pages: number[] | null = null;
-      let done: Promise<void>;
-      try {
-        const change = this.#incoming.take(msg);
-        if (change?.type === 'release') pages = change.pages.map((p) => p.page);
-        done = change ? this.#memory.apply(change) : Promise.resolve();
-      } catch (err) {
-        done = Promise.reject(err);
-      }
-      const entry = { seq, done, finished: false };
-      this.#inflight.push(entry);
-      entry.done.then(() => {
-        entry.finished = true;
-        if (pages) this.#hooks.taken(pages);
-        this.#settle();
-      }, (err) => this.#hooks.fail(err));
-      if (barrier) await entry.done.catch(() => {});
-    });
+    if (this.#failed) return;
+    if (this.#busy === 0 && !(arriving instanceof Promise) && !isBarrier(arriving)) {
+      this.#start(seq, arriving);
+    } else {
+      this.#busy++;
+      this.#queue = this.#queue.then(async () => {
+        let msg: Request;
+        try {
+          msg = await arriving;
+        } catch (err) {
+          this.#fail(err);
+        }
+        if (this.#failed) return; // and the queue stays busy: nothing after applies
+        if (isBarrier(msg!)) {
+          // A block-table change waits for every apply before it, and holds the queue until it is done.
+          await Promise.all(this.#inflight.map((f) => f.done)).catch(() => {});
+          if (this.#failed) return;
+          await this.#start(seq, msg!).catch(() => {});
+        } else {
+          this.#start(seq, msg!);
+        }
+        this.#busy--;
+      });
+    }
     this.#scheduleAck(AckLevel.MEMORY);
+  }
+
+  /** Starts the change `msg` completes (if any) as frame `seq`; its entry settles in order. */
+  #start(seq: number, msg: Request): Promise<void> {
+    let pages: number[] | null = null;
+    let done: Promise<void>;
+    try {
+      const change = this.#incoming.take(msg);
+      if (change?.type === 'release') pages = change.pages.map((p) => p.page);
+      done = change ? this.#memory.apply(change) : RESOLVED;
+    } catch (err) {
+      done = Promise.reject(err);
+    }
+    if (done === RESOLVED) {
+      // A page of a release to come: nothing to wait for.
+      this.#inflight.push({ seq, done, finished: true });
+      this.#settle();
+      return done;
+    }
+    const entry = { seq, done, finished: false };
+    this.#inflight.push(entry);
+    done.then(() => {
+      entry.finished = true;
+      if (pages) this.#hooks.taken(pages);
+      this.#settle();
+    }, (err) => this.#fail(err));
+    return done;
+  }
+
+  #fail(err: unknown): void {
+    this.#failed = true;
+    this.#hooks.fail(err);
   }
 
   /** A heartbeat repeats the acknowledgements, in case one was lost. */
@@ -143,6 +188,13 @@ export class Applier {
       if (lvl >= AckLevel.DISK && this.#received > this.#applied) this.#hooks.post({ type: MessageType.ACK, applied: this.#received, level: AckLevel.MEMORY });
     });
   }
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** A block-table change: applied after every apply before it, and before any after it starts. */
+function isBarrier(msg: Request): boolean {
+  return msg.type === MessageType.ALLOCATE_MEMORY || msg.type === MessageType.RELEASE_MEMORY;
 }
 
 /**
