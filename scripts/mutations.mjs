@@ -84,6 +84,13 @@ export const MUTATIONS = [
   },
   // --- the pair ---------------------------------------------------------------------------------
   {
+    id: 'apply-barrier-no-wait',
+    what: 'the secondary applies a block-table change without waiting for the applies before it',
+    file: 'mirror/apply.js',
+    edits: [['if (isBarrier(msg)) {', 'if (false) {']],
+    tests: ['applier'],
+  },
+  {
     id: 'ack-before-apply',
     what: 'the secondary acknowledges frames at disk level as they arrive, before their apply finished',
     file: 'mirror/apply.js',
