@@ -283,7 +283,8 @@ export class Trio {
 
 // --- the workload ------------------------------------------------------------------------------
 
-export interface Ack { slot: number; version: number; node: Name; sent: number; at: number }
+/** An acknowledged write: `order` counts the writes issued before it (exact, where two times of one millisecond are not). */
+export interface Ack { slot: number; version: number; node: Name; order: number; sent: number; at: number }
 
 /**
  * Writers writing slots of one block through whichever node `pick` names,
@@ -302,6 +303,10 @@ export class Workload {
   readonly history: Array<Array<{ version: number; node: Name; code: string; sent: number; at: number }>>;
   #writing = false;
   #writers: Promise<void>[] = [];
+  #order = 0;
+
+  /** Writes issued so far: a write with `order` at least this many was issued after now. */
+  get writesIssued(): number { return this.#order; }
 
   constructor(readonly block: string, readonly slots: number, readonly pick: () => QNode | null, readonly random: () => number = Math.random) {
     this.issued = new Uint32Array(slots);
@@ -314,12 +319,13 @@ export class Workload {
   async one(n: QNode, slot: number, ms = 60000): Promise<Reply> {
     const version = ++this.issued[slot];
     this.busy[slot] = 1;
+    const order = this.#order++;
     const sent = Date.now();
     try {
       const r = await write(n, this.block, slot, version, ms);
       this.history[slot].push({ version, node: n.name, code: r.ok ? 'ok' : String(r.code), sent, at: Date.now() });
       if (r.ok) {
-        this.acks.push({ slot, version, node: n.name, sent, at: Date.now() });
+        this.acks.push({ slot, version, node: n.name, order, sent, at: Date.now() });
         if (version > this.acked[slot]) this.acked[slot] = version;
       } else {
         const code = String(r.code);
