@@ -42,8 +42,14 @@ test('model: applies start in order, block-table changes alone, acknowledgements
       /** Turns before its frames arrive (after the frames before them). */
       gap: fc.integer({ min: 0, max: 2 }),
       fails: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
+      /** Its frames' messages arrive later, as promises (a page copied in from an exchange). */
+      copied: fc.boolean(),
+      /** A frame that changes nothing (a read) comes before it. */
+      read: fc.boolean(),
     }), { minLength: 1, maxLength: 20 }),
-    async (plan) => {
+    /** Turns the applier is held at the start (this node's new generation being saved). */
+    fc.integer({ min: 0, max: 3 }),
+    async (plan, held) => {
       const turn = () => new Promise<void>((r) => setImmediate(r));
       // Checked where they happen, reported at the end (a throw in apply would read as its failure).
       const problems: string[] = [];
@@ -83,12 +89,21 @@ test('model: applies start in order, block-table changes alone, acknowledgements
         fail() { failures++; },
         taken() {},
       });
+      let gateOpen = held === 0;
+      if (!gateOpen) applier.hold((async () => { for (let i = 0; i < held; i++) await turn(); gateOpen = true; })());
+      const firstStart = memory.apply;
+      memory.apply = (change: Change) => {
+        check(gateOpen, 'an apply started while the applier was held');
+        return firstStart(change);
+      };
       let seq = 0;
       for (let i = 0; i < plan.length; i++) {
         for (let g = 0; g < plan[i].gap; g++) await turn();
+        if (plan[i].read) applier.saw(++seq);
         for (const frame of framesOf(plan[i].step, i + 1)) {
           seq++;
-          if (applier.next(seq)) applier.apply(seq, frame);
+          if (!applier.next(seq)) continue;
+          applier.apply(seq, plan[i].copied ? turn().then(() => frame) : frame);
         }
         lastSeq.set(i + 1, seq);
       }

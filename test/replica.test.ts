@@ -136,33 +136,52 @@ test('a save under way when a resync learns what the partner lacks stores the bi
   assert.ok(!crashed.outOfSync.known || crashed.outOfSync.has(40), 'a record trusted after the crash names page 40');
 });
 
-test('a chunk a crash cut short between its bytes and its checksum counts whole as out of sync: the rest of the record is still trusted', async () => {
-  const store = new MemoryStore();
-  const gate = new BitmapGate('bitmap.sums');
+test('a chunk a crash cut short between its bytes and its checksum counts whole as out of sync (its pages in blocks): the rest of the record is still trusted, and the next save mends it', async () => {
   const CHUNK = 32768;
-  const blocks = blocksOf(3 * CHUNK);
-  const r = await record(store, gate, blocks, 4);
-  // Pages in chunks 0 and 1, saved whole.
-  r.outOfSync.add(5);
-  r.outOfSync.add(CHUNK + 7);
-  await r.save();
-  // Chunk 1 changes; its save writes the chunk's bytes, and the process dies before their checksum.
-  r.outOfSync.add(CHUNK + 9);
-  await saveHeld(r, gate); // never let go: the process died there
-  const again = await ReplicaRecord.load(await snapshot(store), fnv, blocks, undefined);
-  assert.equal(again.damage, [], 'a crash, not damage');
-  assert.ok(again.outOfSync.known, 'the record is still trusted');
-  assert.is(again.outOfSync.size, 1 + CHUNK, 'page 5 and every page of chunk 1');
-  for (const page of [5, CHUNK, CHUNK + 7, CHUNK + 9, 2 * CHUNK - 1]) assert.ok(again.outOfSync.has(page), `page ${page} is on the record`);
-  assert.not.ok(again.outOfSync.has(2 * CHUNK), 'chunk 2 is untouched');
+  // A block over chunk 0 and half of chunk 1; chunk 2 is outside every block.
+  const blocks = blocksOf(CHUNK + CHUNK / 2);
+  for (const torn of [1, 2]) {
+    const store = new MemoryStore();
+    const gate = new BitmapGate('bitmap.sums');
+    const r = await record(store, gate, blocks, 4);
+    // Pages in chunks 0, 1 and 2, saved whole.
+    r.outOfSync.add(5);
+    r.outOfSync.add(CHUNK + 7);
+    r.outOfSync.add(2 * CHUNK + 3);
+    await r.save();
+    // Chunk `torn` changes; its save writes the chunk's bytes, and the process dies before their checksum.
+    r.outOfSync.add(torn * CHUNK + 9);
+    await saveHeld(r, gate); // never let go: the process died there
+    const crashed = await snapshot(store);
+    const again = await ReplicaRecord.load(crashed, fnv, blocks, undefined);
+    assert.equal(again.damage, [], 'a crash, not damage');
+    assert.ok(again.outOfSync.known, 'the record is still trusted');
+    if (torn === 1) {
+      assert.is(again.outOfSync.size, 1 + CHUNK / 2 + 1, 'page 5, the pages of chunk 1 in the block, and page 2 * CHUNK + 3 as saved');
+      for (const page of [5, CHUNK, CHUNK + 7, CHUNK + 9, CHUNK + CHUNK / 2 - 1]) assert.ok(again.outOfSync.has(page), `page ${page} is on the record`);
+      assert.not.ok(again.outOfSync.has(CHUNK + CHUNK / 2), 'no page of chunk 1 outside the block');
+    } else {
+      assert.equal(again.outOfSync.sorted(), [5, CHUNK + 7], 'chunks 0 and 1 as saved; nothing of chunk 2, outside every block');
+    }
+    // The next save writes the torn chunk again: closed cleanly and opened, it checks out.
+    await again.close();
+    const mended = await ReplicaRecord.load(crashed, fnv, blocks, undefined);
+    assert.equal(mended.damage, [], `chunk ${torn} was written again`);
+    assert.equal(mended.outOfSync.sorted(), again.outOfSync.sorted());
+  }
+});
 
-  // After a clean close, the same mismatch is damage: the record is not trusted.
-  const later = await snapshot(store);
-  await (await ReplicaRecord.load(later, fnv, blocks, undefined)).close();
-  const bits = await later.open('bitmap');
-  await bits.write(CHUNK / 8 + 100, new Uint8Array([0])); // chunk 1 is all set: a byte of it cleared
+test('after a clean close, a chunk that fails its checksum is damage: the record is not trusted', async () => {
+  const CHUNK = 32768;
+  const blocks = blocksOf(2 * CHUNK);
+  const store = new MemoryStore();
+  const r = await record(store, new BitmapGate(), blocks, 4);
+  r.outOfSync.add(CHUNK + 7);
+  await r.close();
+  const bits = await store.open('bitmap');
+  await bits.write(CHUNK / 8 + 100, new Uint8Array([0x10]));
   await bits.flush();
-  const damaged = await ReplicaRecord.load(later, fnv, blocks, undefined);
+  const damaged = await ReplicaRecord.load(store, fnv, blocks, undefined);
   assert.ok(damaged.damage.some((d) => d.what === 'bitmap chunk 1 fails its checksum'), JSON.stringify(damaged.damage));
   assert.not.ok(damaged.outOfSync.known);
 });

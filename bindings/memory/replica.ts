@@ -171,6 +171,8 @@ export class ReplicaRecord {
           if (c.state === 'bad') {
             if (s.clean) this.#damaged(`bitmap chunk ${i} fails its checksum`);
             else this.#setRange(i * BITMAP_CHUNK_BYTES * 8, BITMAP_CHUNK_BYTES * 8, blocks());
+            // Written again by the next save (as it is here now), so that it checks out from then on.
+            oos.bitmap.markDirty(i);
             continue;
           }
           if (c.state === 'ok') { oos.bitmap.loadChunk(i, chunk); weight += c.weight; }
@@ -418,6 +420,12 @@ export async function inspectReplica(store: Pick<Store, 'exists' | 'open'>, hash
           const c = checkBitmapChunk(i, chunk, entries.subarray(i * BITMAP_SUM_BYTES, (i + 1) * BITMAP_SUM_BYTES), hash);
           if (c.state === 'bad') {
             problems.push(`bitmap chunk ${i} fails its checksum${slot.clean ? '' : ' (cut short by the crash, it seems: all its pages count as out of sync)'}`);
+            if (!slot.clean) {
+              // As a load counts it: every page of the chunk (those of a block, there).
+              const first = i * BITMAP_CHUNK_BYTES * 8;
+              const last = runs[runs.length - 1];
+              if (last && last[0] + last[1] === first) last[1] += BITMAP_CHUNK_BYTES * 8; else runs.push([first, BITMAP_CHUNK_BYTES * 8]);
+            }
             continue;
           }
           if (c.state === 'empty') continue;

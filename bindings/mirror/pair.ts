@@ -274,7 +274,8 @@ export class Mirror extends MirrorEvents {
     this.#stopDamage = memory.onDamage((found) => this.#damaged(found));
     this.#damaged(memory.damage());
     // A record found damaged at open is not trusted: the next resync compares every page.
-    for (const d of replica.damage) this.#report(TwinpageError.corrupt(`the out-of-sync record: ${d.what}; the next resync compares every page`));
+    // (Reported once: a mirror attached again later finds it reported.)
+    for (const d of replica.damage.splice(0)) this.#report(TwinpageError.corrupt(`the out-of-sync record: ${d.what}; the next resync compares every page`));
     // From now on the record says "not closed cleanly" until close().
     replica.save().catch((err) => this.#report(err));
   }

@@ -104,7 +104,10 @@ export class FileDevice implements Device {
     const fh = this.#handle();
     checkPosition(size, 'size');
     this.#resized = true;
-    try { await fh.truncate(size); } catch (err) { throw mapFsError(err, `truncate ${this.path}`); }
+    try { await fh.truncate(size); } catch (err) { throw mapFsError(err, `truncate ${this.path}`); } finally {
+      // Again once done: a flush that ran meanwhile may have synced before it.
+      this.#resized = true;
+    }
   }
 
   async close(): Promise<void> {
