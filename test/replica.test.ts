@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MemoryStore, type Device, type Store } from '../bindings/index.js';
 import { snapshot, storeWith } from './helpers.js';
-import { ReplicaRecord } from '../bindings/memory/replica.js';
+import { ReplicaRecord, inspectReplica } from '../bindings/memory/replica.js';
 import type { Block } from '../bindings/memory/blocks.js';
 
 /** A 64-bit FNV-1a: any checksum will do for the record's own checks here. */
@@ -163,6 +163,10 @@ test('a chunk a crash cut short between its bytes and its checksum counts whole 
     } else {
       assert.equal(again.outOfSync.sorted(), [5, CHUNK + 7], 'chunks 0 and 1 as saved; nothing of chunk 2, outside every block');
     }
+    // `twinpage inspect` (which knows no blocks) counts the whole chunk, as the load does in blocks.
+    const seen = (await inspectReplica(crashed, fnv, undefined))!;
+    assert.ok(seen.problems.some((p) => p.startsWith(`bitmap chunk ${torn} fails its checksum (cut short by the crash`)), JSON.stringify(seen.problems));
+    assert.ok(seen.runs!.some(([first, count]) => first <= torn * CHUNK && first + count >= (torn + 1) * CHUNK), JSON.stringify(seen.runs));
     // The next save writes the torn chunk again: closed cleanly and opened, it checks out.
     await again.close();
     const mended = await ReplicaRecord.load(crashed, fnv, blocks, undefined);
