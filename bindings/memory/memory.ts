@@ -35,7 +35,7 @@ import type { PolicyList } from '../policies.js';
 import { Scheduler, type SchedulerStats } from '../sched/scheduler.js';
 import type { Device, Store } from '../storage/device.js';
 import { FORMAT_VERSION, MAX_RECORD_PAGES, saltOf } from '../storage/format.js';
-import { PageStore, type SumEntry } from '../storage/pagestore.js';
+import { PageStore } from '../storage/pagestore.js';
 import { resolveStore } from '../storage/resolve.js';
 import { BlockTable, type Block } from './blocks.js';
 import { FrameCache } from './cache.js';
@@ -476,22 +476,28 @@ export class Memory implements PointerHost {
     const from = intOption('first', options.first, 0, 0, block.pages);
     const count = intOption('count', options.count, block.pages - from, 0, block.pages - from);
     const base = block.base + from;
-    let sums: SumEntry[] = [];
+    // Decoded into typed arrays, not an object per page: verify reads millions.
+    const stored = { checksums: new BigUint64Array(count), lsns: new Float64Array(count) };
     if (count > 0) {
+      let read = false;
       await this.#sched.submit({
         first: base, last: base + count - 1, mode: 'shared',
-        run: async () => { if (sums.length === 0) sums = await this.#pageStore.readSums(base, count); },
+        run: async () => { if (!read) { await this.#pageStore.readSumsInto(base, count, stored); read = true; } },
       });
     }
     const cache = this.#cache;
-    const checksums = sums.map((s, i) => {
-      const f = this.core.pages.lookup(base + i);
-      if (f >= 0 && !cache.loading(base + i)) return cache.sum(f);
+    const pages = this.core.pages;
+    const checksums: bigint[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const f = pages.lookup(base + i);
+      if (f >= 0 && !cache.loading(base + i)) { checksums[i] = cache.sum(f); continue; }
       const unwritten = cache.unwritten(base + i);
-      if (unwritten && unwritten.lsn >= block.generation) return unwritten.checksum;
-      if (this.#damage.any && this.#damage.concerns(base + i, block)) return UNKNOWN_SUM;
-      return s.lost !== undefined || s.lsn === 0 || s.lsn < block.generation ? cache.zeroSum : s.checksum;
-    });
+      if (unwritten && unwritten.lsn >= block.generation) { checksums[i] = unwritten.checksum; continue; }
+      if (this.#damage.any && this.#damage.concerns(base + i, block)) { checksums[i] = UNKNOWN_SUM; continue; }
+      // Never written, LOST (-1), or of a block this one replaced: zeros.
+      const lsn = stored.lsns[i];
+      checksums[i] = lsn <= 0 || lsn < block.generation ? cache.zeroSum : stored.checksums[i];
+    }
     return { ...block, checksums };
   }
 

@@ -548,13 +548,22 @@ function fmix32(h: number): number {
   return h >>> 0;
 }
 
-/** The seal of an entry: a hash of its page, its lsn field (lo, hi words) and the salt. */
-export function seal(page: number, lo: number, hi: number, tag: number): bigint {
+/** The seal's two words, high then low, as `sealWords` leaves them. */
+const SEAL = new Uint32Array(2);
+
+/** The seal of an entry (a hash of its page, its lsn field's lo and hi words, and the salt) into SEAL: high word, low word. */
+function sealWords(page: number, lo: number, hi: number, tag: number): void {
   const a = fmix32((page ^ tag ^ 0x9E3779B9) >>> 0);
   const b = fmix32((a ^ lo) >>> 0);
   const c = fmix32((b ^ hi ^ 0x7F4A7C15) >>> 0);
-  const d = fmix32((c ^ page ^ Math.imul(lo, 0x27D4EB2F)) >>> 0);
-  return (BigInt(c) << 32n) | BigInt(d);
+  SEAL[0] = c;
+  SEAL[1] = fmix32((c ^ page ^ Math.imul(lo, 0x27D4EB2F)) >>> 0);
+}
+
+/** The seal of an entry, as a u64: a hash of its page, its lsn field (lo, hi words) and the salt. */
+export function seal(page: number, lo: number, hi: number, tag: number): bigint {
+  sealWords(page, lo, hi, tag);
+  return (BigInt(SEAL[0]) << 32n) | BigInt(SEAL[1]);
 }
 
 /** Writes `e` as the entry of `page` at `at` of `into`. */
@@ -600,6 +609,38 @@ export function decodeSumSector(bytes: Uint8Array, index: number, tag: number): 
   const out: SumEntry[] = [];
   for (let i = 0; i < SUMS_PER_SECTOR; i++) out.push(decodeSumEntry(bytes, 16 + i * SUM_ENTRY_SIZE, index * SUMS_PER_SECTOR + i, tag));
   return out;
+}
+
+/** Whether this platform's typed arrays are little-endian (a u64's low word first). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * The entries of sum sector `index` (checked by the caller) for pages
+ * [first, first + count) it holds, decoded without an object or a bigint
+ * each: page first + k's checksum into words 2k, 2k + 1 of `checksums` (the
+ * u64s of a BigUint64Array, as 32-bit words), its write sequence into
+ * `lsns[k]` (-1 for a LOST entry, whose checksum is then 0).
+ */
+export function decodeSumSectorInto(bytes: Uint8Array, index: number, tag: number, first: number, count: number, checksums: Uint32Array, lsns: Float64Array): void {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, SECTOR);
+  const lowWord = LITTLE_ENDIAN ? 0 : 1;
+  for (let i = 0; i < SUMS_PER_SECTOR; i++) {
+    const page = index * SUMS_PER_SECTOR + i;
+    const k = page - first;
+    if (k < 0 || k >= count) continue;
+    const at = 16 + i * SUM_ENTRY_SIZE;
+    const lo = v.getUint32(at + 8, true);
+    const hi = v.getUint32(at + 12, true);
+    if (hi & LOST_BIT) {
+      checksums[2 * k] = checksums[2 * k + 1] = 0;
+      lsns[k] = -1;
+      continue;
+    }
+    sealWords(page, lo, hi, tag);
+    checksums[2 * k + lowWord] = (v.getUint32(at, true) ^ SEAL[1]) >>> 0;
+    checksums[2 * k + 1 - lowWord] = (v.getUint32(at + 4, true) ^ SEAL[0]) >>> 0;
+    lsns[k] = hi * 0x100000000 + lo;
+  }
 }
 
 /** Entries of a sector no page of which was ever written. */

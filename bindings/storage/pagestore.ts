@@ -7,9 +7,10 @@
 // entry by entry (an entry whose page bytes match it is kept) and the rest
 // marked LOST, so that "never written" is never what damage leaves behind.
 
+import { TwinpageError } from '../errors.js';
 import type { Device } from './device.js';
 import {
-  SECTOR, SUMS_PER_SECTOR, decodeSumEntry, decodeSumSector, emptyEntries, encodeSumSector, roundUp, sumSectorOf,
+  SECTOR, SUMS_PER_SECTOR, decodeSumEntry, decodeSumSector, decodeSumSectorInto, emptyEntries, encodeSumSector, roundUp, sumSectorOf,
   sumSectorValid, type Hash, type Salt, type SumEntry,
 } from './format.js';
 import { readChecked, scrubRange, type MirroredDevice } from './mirrored.js';
@@ -202,10 +203,6 @@ export class PageStore {
    * again alone: from another copy, else salvaged).
    */
   async readSums(first: number, count: number): Promise<SumEntry[]> {
-    if (count === 0) return [];
-    const { hash, salt } = this.#o;
-    const s0 = sumSectorOf(first);
-    const s1 = sumSectorOf(first + count - 1);
     const out: SumEntry[] = [];
     const take = (s: number, entries: SumEntry[]) => {
       for (let i = 0; i < SUMS_PER_SECTOR; i++) {
@@ -213,6 +210,43 @@ export class PageStore {
         if (p >= first && p < first + count) out.push(entries[i]);
       }
     };
+    await this.#eachSector(first, count, (s, bytes) => take(s, decodeSumSector(bytes, s, this.#o.salt.tag)), take);
+    return out;
+  }
+
+  /**
+   * The checksums and write sequences of pages [first, first + count) into
+   * `out` (page first + k at k), as `readSums` reads them but without an
+   * object per page (verify reads millions): `lsns[k]` is -1 for a LOST
+   * entry (its checksum then 0).
+   */
+  async readSumsInto(first: number, count: number, out: { checksums: BigUint64Array; lsns: Float64Array }): Promise<void> {
+    if (out.checksums.length < count || out.lsns.length < count) throw TwinpageError.invalidArgument(`readSumsInto: room for ${count} entries needed`);
+    const fromEntries = (s: number, entries: SumEntry[]) => {
+      for (let i = 0; i < SUMS_PER_SECTOR; i++) {
+        const k = s * SUMS_PER_SECTOR + i - first;
+        if (k < 0 || k >= count) continue;
+        const e = entries[i];
+        out.checksums[k] = e.lost !== undefined ? 0n : e.checksum;
+        out.lsns[k] = e.lost !== undefined ? -1 : e.lsn;
+      }
+    };
+    const words = new Uint32Array(out.checksums.buffer, out.checksums.byteOffset, count * 2);
+    await this.#eachSector(first, count, (s, bytes) => decodeSumSectorInto(bytes, s, this.#o.salt.tag, first, count, words, out.lsns), fromEntries);
+    return;
+  }
+
+  /**
+   * Walks the sum sectors of pages [first, first + count) in order, read
+   * READ_CHUNK_SECTORS at a time: a sector read whole and checking out goes
+   * to `fromBytes`; one this store remembers, or that must be read again
+   * alone (from another copy, else salvaged), goes to `fromEntries`.
+   */
+  async #eachSector(first: number, count: number, fromBytes: (s: number, bytes: Uint8Array) => void, fromEntries: (s: number, entries: SumEntry[]) => void): Promise<void> {
+    if (count === 0) return;
+    const { hash, salt } = this.#o;
+    const s0 = sumSectorOf(first);
+    const s1 = sumSectorOf(first + count - 1);
     for (let c0 = s0; c0 <= s1; c0 += READ_CHUNK_SECTORS) {
       const c1 = Math.min(s1, c0 + READ_CHUNK_SECTORS - 1);
       await this.#withSectors(c0, c1, async () => {
@@ -230,12 +264,11 @@ export class PageStore {
         for (let s = c0; s <= c1; s++) {
           const k = s - c0;
           const bytes = raw && k < stored ? raw.subarray(k * SECTOR, (k + 1) * SECTOR) : null;
-          if (bytes && !this.#sectors.has(s) && sumSectorValid(bytes, s, salt.tag, hash)) take(s, decodeSumSector(bytes, s, salt.tag));
-          else take(s, await this.#readSector(s));
+          if (bytes && !this.#sectors.has(s) && sumSectorValid(bytes, s, salt.tag, hash)) fromBytes(s, bytes);
+          else fromEntries(s, await this.#readSector(s));
         }
       });
     }
-    return out;
   }
 
   /** A sector's entries (its lock held): checked, from a good copy, else salvaged and rewritten. */
