@@ -9,8 +9,8 @@
 // resync sends them, verify() finds no difference, and the secondary holds
 // every acknowledged write. Progress and timings go to stderr.
 //
-// Long by design (about 4 minutes alone on 2 cores: the writes about 70 s,
-// the resync about 90 s, verify of the 2 GiB block about 55 s), so it
+// Long by design (about 2 minutes alone on 2 cores: the writes about 50 s,
+// the resync about 60 s, verify of the 2 GiB block about 8 s), so it
 // declares its own limits:
 // test-limits: test 600 s, file 720 s
 import { test } from 'uvu';
