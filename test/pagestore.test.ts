@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Core } from '../bindings/index.js';
-import { SECTOR, SUMS_PER_SECTOR, saltOf } from '../bindings/storage/format.js';
+import { SECTOR, SUMS_PER_SECTOR, decodeSumSector, decodeSumSectorInto, encodeSumSector, saltOf, type SumEntry } from '../bindings/storage/format.js';
 import { MemoryDevice } from '../bindings/storage/memory.js';
 import { PageStore } from '../bindings/storage/pagestore.js';
 
@@ -76,11 +76,38 @@ test('model: readSumsInto gives what readSums gives, page for page (LOST entries
   assert.ok(lostSeen > 0 && writtenSeen > 0, `LOST entries seen ${lostSeen}, written ones ${writtenSeen}`);
 });
 
-test('readSumsInto refuses arrays too small for the count (INVALID_ARGUMENT), reading nothing', async () => {
+test('one sector decoded both ways, at the edges: sequences of 2^32 and more, LOST entries, a sector index past 2^27', () => {
+  for (const index of [0, 5, (1 << 27) + 3, Math.floor(0xFFFFFFFF / SUMS_PER_SECTOR)]) {
+    const entries: SumEntry[] = Array.from({ length: SUMS_PER_SECTOR }, (_, i) => {
+      if (i % 5 === 0) return { checksum: 0n, lsn: 0, lost: 2 ** 33 + i };
+      if (i % 7 === 0) return { checksum: zeroSum, lsn: 0 };
+      return { checksum: (0x0123456789ABCDEFn * BigInt(i + 1)) & 0xFFFFFFFFFFFFFFFFn, lsn: i % 2 ? 2 ** 32 + i * 977 : 2 ** 45 - i };
+    });
+    const sector = encodeSumSector(index, entries, salt.tag, hash);
+    const first = index * SUMS_PER_SECTOR + 2;
+    const count = SUMS_PER_SECTOR - 4;
+    const checksums = new BigUint64Array(count);
+    const lsns = new Float64Array(count);
+    decodeSumSectorInto(sector, index, salt.tag, first, count, new Uint32Array(checksums.buffer), lsns);
+    const objects = decodeSumSector(sector, index, salt.tag);
+    for (let k = 0; k < count; k++) {
+      const e = objects[k + 2];
+      assert.equal(e, entries[k + 2].lost !== undefined ? { checksum: 0n, lsn: 0, lost: entries[k + 2].lost } : entries[k + 2], `sector ${index} entry ${k + 2} round-trips`);
+      assert.is(lsns[k], e.lost !== undefined ? -1 : e.lsn, `sector ${index} entry ${k + 2}: sequence`);
+      assert.is(checksums[k], e.lost !== undefined ? 0n : e.checksum, `sector ${index} entry ${k + 2}: checksum`);
+    }
+  }
+});
+
+test('readSumsInto refuses a bad range or arrays too small for it (INVALID_ARGUMENT), and writes nothing into them', async () => {
   const store = new PageStore(new MemoryDevice('pages'), new MemoryDevice('sums'), PS, { hash, salt, zeroSum, lsnNow: () => 0 });
-  let code = '';
-  await store.readSumsInto(0, 10, { checksums: new BigUint64Array(9), lsns: new Float64Array(10) }).catch((e: { code?: string }) => { code = e.code ?? ''; });
-  assert.is(code, 'INVALID_ARGUMENT');
+  for (const [first, count, room] of [[0, 10, 9], [0, -1, 10], [-1, 1, 10], [0.5, 1, 10]]) {
+    const out = { checksums: new BigUint64Array(10).fill(7n), lsns: new Float64Array(10).fill(7) };
+    let code = '';
+    await store.readSumsInto(first, count, { checksums: out.checksums.subarray(0, room), lsns: out.lsns }).catch((e: { code?: string }) => { code = e.code ?? ''; });
+    assert.is(code, 'INVALID_ARGUMENT', `first ${first}, count ${count}, room ${room}`);
+    assert.ok(out.checksums.every((x) => x === 7n) && out.lsns.every((x) => x === 7), 'nothing written');
+  }
 });
 
 test.run();

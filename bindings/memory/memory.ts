@@ -479,10 +479,12 @@ export class Memory implements PointerHost {
     // Decoded into typed arrays, not an object per page: verify reads millions.
     const stored = { checksums: new BigUint64Array(count), lsns: new Float64Array(count) };
     if (count > 0) {
-      let read = false;
+      // Each part of the range (a stripe) read while the scheduler holds it shared, into its place.
       await this.#sched.submit({
         first: base, last: base + count - 1, mode: 'shared',
-        run: async () => { if (!read) { await this.#pageStore.readSumsInto(base, count, stored); read = true; } },
+        run: (from, to) => this.#pageStore.readSumsInto(from, to - from + 1, {
+          checksums: stored.checksums.subarray(from - base), lsns: stored.lsns.subarray(from - base),
+        }),
       });
     }
     const cache = this.#cache;

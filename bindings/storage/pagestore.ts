@@ -218,9 +218,12 @@ export class PageStore {
    * The checksums and write sequences of pages [first, first + count) into
    * `out` (page first + k at k), as `readSums` reads them but without an
    * object per page (verify reads millions): `lsns[k]` is -1 for a LOST
-   * entry (its checksum then 0).
+   * entry (its checksum then 0; when it was lost is not kept here).
    */
   async readSumsInto(first: number, count: number, out: { checksums: BigUint64Array; lsns: Float64Array }): Promise<void> {
+    if (!Number.isSafeInteger(first) || first < 0 || !Number.isSafeInteger(count) || count < 0) {
+      throw TwinpageError.invalidArgument(`readSumsInto: first and count must be non-negative integers, got ${first} and ${count}`);
+    }
     if (out.checksums.length < count || out.lsns.length < count) throw TwinpageError.invalidArgument(`readSumsInto: room for ${count} entries needed`);
     const fromEntries = (s: number, entries: SumEntry[]) => {
       for (let i = 0; i < SUMS_PER_SECTOR; i++) {
@@ -233,7 +236,6 @@ export class PageStore {
     };
     const words = new Uint32Array(out.checksums.buffer, out.checksums.byteOffset, count * 2);
     await this.#eachSector(first, count, (s, bytes) => decodeSumSectorInto(bytes, s, this.#o.salt.tag, first, count, words, out.lsns), fromEntries);
-    return;
   }
 
   /**
