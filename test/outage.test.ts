@@ -10,7 +10,7 @@
 // every acknowledged write. Progress and timings go to stderr.
 //
 // Long by design (about 2 minutes alone on 2 cores: the writes about 50 s,
-// the resync about 60 s, verify of the 2 GiB block about 8 s), so it
+// the resync about 65 s, verify of the 2 GiB block about 3 s), so it
 // declares its own limits:
 // test-limits: test 600 s, file 720 s
 import { test } from 'uvu';
