@@ -434,6 +434,47 @@ t('split brain: both sides written while parted are detected, nothing is merged;
   await p2.close(); await s.close();
 });
 
+t('a discard given to a node that is primary is taken back by promote(): both set to discard, the one promoted keeps its data', async () => {
+  let [ta, tb] = inProcessPair();
+  const pStore = new MemoryStore();
+  const sStore = new MemoryStore();
+  const p = await openMemory({ store: pStore, ...opts });
+  const s = await openMemory({ store: sStore, ...opts });
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const b = await p.allocate(4096, { policy: 'disk' });
+  await p.write(b.id, 0, pattern(4096, 1));
+  // Parted: both written; the old primary is told to discard while it is still primary.
+  ta.close();
+  await new Promise((r) => setTimeout(r, 5));
+  await ms.promote();
+  await p.write(b.id, 0, pattern(100, 2));
+  await s.write(b.id, 2048, pattern(100, 3));
+  await mp.discardLocalChanges();
+  // The other comes back as a secondary set to discard too: both discard, refused.
+  ms.close();
+  await s.close();
+  const s2 = await openMemory({ store: sStore, ...opts });
+  const ms2 = new Mirror(s2, { role: 'secondary', splitBrain: 'discard-local' });
+  [ta, tb] = inProcessPair();
+  mp.attach(ta);
+  ms2.attach(tb);
+  await until(async () => mp.sense().health === 'split-brain', 'the refusal');
+  assert.match(mp.sense().refused ?? '', 'both nodes are set to discard');
+  // "Promote the one to keep": it is primary already; its discard is taken back.
+  await mp.promote();
+  [ta, tb] = inProcessPair();
+  mp.attach(ta);
+  ms2.attach(tb);
+  await until(async () => (await s2.read(b.id, 0, 100)).every((v, k) => v === pattern(100, 2)[k]), "the secondary to take the primary's data");
+  assert.equal(await s2.read(b.id, 2048, 100), pattern(4096, 1).subarray(2048, 2148), 'its own change discarded');
+  assert.equal((await mp.verify()).differences, []);
+  mp.close(); ms2.close();
+  await p.close(); await s2.close();
+});
+
 t('over TCP on loopback with a shared secret', async () => {
   const p = await node();
   const s = await node();

@@ -1037,6 +1037,13 @@ campaign(`${ROUNDS} rounds of partitions, kills, restarts, promotions: no acknow
         const winner = nodes[other(loser.name)];
         const promoteFirst = random() < 0.7;
         say(`resolve: ${loser.name} discards${winner.role === 'primary' ? '' : promoteFirst ? `, ${winner.name} promoted first` : `, ${winner.name} promoted after`}`);
+        // A winner given a discard this round, and started as primary since, still holds it: the
+        // user takes it back as the refusal says, by promoting the one to keep (a no-op otherwise).
+        if (winner.role === 'primary' && discardedAt[winner.name] !== undefined) {
+          const r = await winner.send({ cmd: 'promote' });
+          if (!r.ok && r.code !== 'EXITED') fail(`promote ${winner.name} (primary, to take its discard back) failed: ${r.code} ${r.error}`);
+          delete discardedAt[winner.name];
+        }
         if (winner.role !== 'primary' && promoteFirst) await promote(winner, false);
         const dialed = a.proc!.events.length;
         await discard(loser);

@@ -553,8 +553,19 @@ export class Mirror extends MirrorEvents {
    * `force`.
    */
   async promote(options: { force?: boolean } = {}): Promise<void> {
-    if (this.#role === 'primary') return;
     const r = this.#replica;
+    if (this.#role === 'primary') {
+      // Already primary (started so after a discard, say): a discard it was given is taken
+      // back, as for any node made primary, and the next handshake keeps its data. (A split
+      // brain refused because both sides were to discard says "promote the one to keep".)
+      if (r.discardLocal) {
+        r.discardLocal = false;
+        await r.save();
+        // A connection refused as a split brain runs its handshake again, with this node keeping its data.
+        if (this.#splitBrain) this.#transport?.close(TwinpageError.closed('this node keeps its changes: the handshake runs again'));
+      }
+      return;
+    }
     const consistent = () => {
       if (r.inconsistent && options?.force !== true) {
         throw TwinpageError.inconsistent(`this node is being resynced from its partner and does not hold all of its data yet: ` +
