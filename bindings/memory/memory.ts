@@ -490,15 +490,20 @@ export class Memory implements PointerHost {
     const cache = this.#cache;
     const pages = this.core.pages;
     const checksums: bigint[] = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const f = pages.lookup(base + i);
-      if (f >= 0 && !cache.loading(base + i)) { checksums[i] = cache.sum(f); continue; }
-      const unwritten = cache.unwritten(base + i);
-      if (unwritten && unwritten.lsn >= block.generation) { checksums[i] = unwritten.checksum; continue; }
-      if (this.#damage.any && this.#damage.concerns(base + i, block)) { checksums[i] = UNKNOWN_SUM; continue; }
-      // Never written, LOST (-1), or of a block this one replaced: zeros.
-      const lsn = stored.lsns[i];
-      checksums[i] = lsn <= 0 || lsn < block.generation ? cache.zeroSum : stored.checksums[i];
+    // The cached frames looked up a batch at a time (one call into the core per batch, not per page).
+    for (let at = 0; at < count; at += pages.maxBatch) {
+      const n = Math.min(pages.maxBatch, count - at);
+      const frames = pages.lookupRun(base + at, n, false);
+      for (let i = at; i < at + n; i++) {
+        const f = frames[i - at];
+        if (f >= 0 && !cache.loading(base + i)) { checksums[i] = cache.sum(f); continue; }
+        const unwritten = cache.unwritten(base + i);
+        if (unwritten && unwritten.lsn >= block.generation) { checksums[i] = unwritten.checksum; continue; }
+        if (this.#damage.any && this.#damage.concerns(base + i, block)) { checksums[i] = UNKNOWN_SUM; continue; }
+        // Never written, LOST (-1), or of a block this one replaced: zeros.
+        const lsn = stored.lsns[i];
+        checksums[i] = lsn <= 0 || lsn < block.generation ? cache.zeroSum : stored.checksums[i];
+      }
     }
     return { ...block, checksums };
   }
