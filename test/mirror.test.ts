@@ -56,6 +56,32 @@ async function connectedPair() {
 }
 
 /**
+ * A pair that parted while both wrote: block `b` (4096 bytes) written whole
+ * (pattern 1) while in sync; then the link cut, the secondary promoted, the
+ * old primary writing bytes 0-99 (pattern 2) and the new one bytes 2048-2147
+ * (pattern 3). Both are primary now, unlinked.
+ */
+async function partedPair() {
+  const [ta, tb] = inProcessPair();
+  const pStore = new MemoryStore();
+  const sStore = new MemoryStore();
+  const p = await openMemory({ store: pStore, ...opts });
+  const s = await openMemory({ store: sStore, ...opts });
+  const mp = new Mirror(p, { role: 'primary' });
+  const ms = new Mirror(s, { role: 'secondary' });
+  mp.attach(ta);
+  ms.attach(tb);
+  const b = await p.allocate(4096, { policy: 'disk' });
+  await p.write(b.id, 0, pattern(4096, 1));
+  ta.close();
+  await new Promise((r) => setTimeout(r, 5));
+  await ms.promote();
+  await p.write(b.id, 0, pattern(100, 2));
+  await s.write(b.id, 2048, pattern(100, 3));
+  return { p, s, mp, ms, pStore, sStore, b };
+}
+
+/**
  * Makes pages of the secondary differ silently (forge.ts): its mirror and
  * memory closed, each page rewritten with `change` applied and a checksum
  * that vouches for it; then reopened and linked to the primary again.
@@ -390,24 +416,9 @@ t('faults on the link (drops, duplicates, reordering, delays, a partition): befo
 });
 
 t('split brain: both sides written while parted are detected, nothing is merged; discarding one side resolves it', async () => {
-  let [ta, tb] = inProcessPair();
-  const pStore = new MemoryStore();
-  const sStore = new MemoryStore();
-  const p = await openMemory({ store: pStore, ...opts });
-  const s = await openMemory({ store: sStore, ...opts });
-  const mp = new Mirror(p, { role: 'primary' });
-  const ms = new Mirror(s, { role: 'secondary' });
-  mp.attach(ta);
-  ms.attach(tb);
-  const b = await p.allocate(4096, { policy: 'disk' });
-  await p.write(b.id, 0, pattern(4096, 1));
   // Parted: the secondary is promoted and both take writes.
-  ta.close();
-  await new Promise((r) => setTimeout(r, 5));
-  await ms.promote();
-  await p.write(b.id, 0, pattern(100, 2));
-  await s.write(b.id, 2048, pattern(100, 3));
-  [ta, tb] = inProcessPair();
+  const { p, s, mp, ms, pStore, b } = await partedPair();
+  let [ta, tb] = inProcessPair();
   mp.attach(ta);
   ms.attach(tb);
   await new Promise((r) => setTimeout(r, 20));
@@ -435,30 +446,15 @@ t('split brain: both sides written while parted are detected, nothing is merged;
 });
 
 t('a discard given to a node that is primary is taken back by promote(): both set to discard, the one promoted keeps its data', async () => {
-  let [ta, tb] = inProcessPair();
-  const pStore = new MemoryStore();
-  const sStore = new MemoryStore();
-  const p = await openMemory({ store: pStore, ...opts });
-  const s = await openMemory({ store: sStore, ...opts });
-  const mp = new Mirror(p, { role: 'primary' });
-  const ms = new Mirror(s, { role: 'secondary' });
-  mp.attach(ta);
-  ms.attach(tb);
-  const b = await p.allocate(4096, { policy: 'disk' });
-  await p.write(b.id, 0, pattern(4096, 1));
   // Parted: both written; the old primary is told to discard while it is still primary.
-  ta.close();
-  await new Promise((r) => setTimeout(r, 5));
-  await ms.promote();
-  await p.write(b.id, 0, pattern(100, 2));
-  await s.write(b.id, 2048, pattern(100, 3));
+  const { p, s, mp, ms, sStore, b } = await partedPair();
   await mp.discardLocalChanges();
   // The other comes back as a secondary set to discard too: both discard, refused.
   ms.close();
   await s.close();
   const s2 = await openMemory({ store: sStore, ...opts });
   const ms2 = new Mirror(s2, { role: 'secondary', splitBrain: 'discard-local' });
-  [ta, tb] = inProcessPair();
+  let [ta, tb] = inProcessPair();
   mp.attach(ta);
   ms2.attach(tb);
   await until(async () => mp.sense().health === 'split-brain', 'the refusal');
