@@ -364,6 +364,12 @@ function weightOf(bytes: Uint8Array): number {
 
 const BITS = Uint8Array.from({ length: 256 }, (_, b) => { let n = 0; for (let x = b; x; x >>= 1) n += x & 1; return n; });
 
+/** Appends pages [first, first + count) to `runs` (ascending), joining the last run when they follow it. */
+function addRun(runs: Array<[number, number]>, first: number, count: number): void {
+  const last = runs[runs.length - 1];
+  if (last && last[0] + last[1] === first) last[1] += count; else runs.push([first, count]);
+}
+
 /** What `inspectReplica` reads, as stored (no crash or damage adjustment). */
 export interface StoredReplicaView {
   /** 'slots': the replica record's devices; 'legacy': an older version's superblock meta. */
@@ -422,9 +428,7 @@ export async function inspectReplica(store: Pick<Store, 'exists' | 'open'>, hash
             problems.push(`bitmap chunk ${i} fails its checksum${slot.clean ? '' : ' (cut short by the crash, it seems: all its pages count as out of sync)'}`);
             if (!slot.clean) {
               // As a load counts it: every page of the chunk (those of a block, there).
-              const first = i * BITMAP_CHUNK_BYTES * 8;
-              const last = runs[runs.length - 1];
-              if (last && last[0] + last[1] === first) last[1] += BITMAP_CHUNK_BYTES * 8; else runs.push([first, BITMAP_CHUNK_BYTES * 8]);
+              addRun(runs, i * BITMAP_CHUNK_BYTES * 8, BITMAP_CHUNK_BYTES * 8);
             }
             continue;
           }
@@ -434,9 +438,7 @@ export async function inspectReplica(store: Pick<Store, 'exists' | 'open'>, hash
             if (!v) continue;
             for (let bit = 0; bit < 8; bit++) {
               if (!(v & (1 << bit))) continue;
-              const page = i * BITMAP_CHUNK_BYTES * 8 + byte * 8 + bit;
-              const last = runs[runs.length - 1];
-              if (last && last[0] + last[1] === page) last[1]++; else runs.push([page, 1]);
+              addRun(runs, i * BITMAP_CHUNK_BYTES * 8 + byte * 8 + bit, 1);
             }
           }
         }
