@@ -235,8 +235,30 @@ export function conflictInsert(table: u32, first: u32, last: u32, mode: u32, own
   if (table >= tableCount) return E_TABLE_RANGE;
   if (first > last || mode > MODE_EXCLUSIVE) return E_INVALID_ARG;
   let tb = tableAt(table);
+  if (countOf(tb) >= tableCapacity) return E_FULL;
+  return append(tb, first, last, mode, owner);
+}
+
+/**
+ * Records [first, last] in `table` as conflictInsert does, but only when no
+ * entry there conflicts with it: returns its id (>= 1), or 0 when an entry
+ * conflicts (nothing is recorded), or E_FULL. One call for what a query and
+ * an insert do (the synchronous read path).
+ */
+export function conflictTryInsert(table: u32, first: u32, last: u32, mode: u32, owner: u32): i32 {
+  if (!ready) return E_NOT_READY;
+  if (table >= tableCount) return E_TABLE_RANGE;
+  if (first > last || mode > MODE_EXCLUSIVE) return E_INVALID_ARG;
+  let tb = tableAt(table);
   let n = countOf(tb);
   if (n >= tableCapacity) return E_FULL;
+  if (firstConflict(tb, first ^ BIAS, last ^ BIAS, mode == MODE_EXCLUSIVE, n) >= 0) return 0;
+  return append(tb, first, last, mode, owner);
+}
+
+/** Appends an entry to `tb` (the caller checked its arguments and that it has room); returns its new id. */
+function append(tb: usize, first: u32, last: u32, mode: u32, owner: u32): i32 {
+  let n = countOf(tb);
   let next = load<u32>(tb, H_NEXT);
   let wrapped = load<u32>(tb, H_WRAPPED) != 0;
   let id: u32;

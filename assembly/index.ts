@@ -30,7 +30,7 @@ export {
   frameVictim, pageLookupRun, framePinList, frameUnpinList, frameDirtyList, frameTotals,
 } from './pagetable';
 export {
-  conflictInsert, conflictQuery, conflictBlocker, conflictRemove,
+  conflictInsert, conflictTryInsert, conflictQuery, conflictBlocker, conflictRemove,
   conflictRemoveOwner, conflictCount, conflictClear,
 } from './conflict';
 export { checksum, checksumFrames } from './checksum';

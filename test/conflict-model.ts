@@ -14,6 +14,7 @@ export interface ConflictTableLike {
   readonly capacity: number;
   readonly size: number;
   insert(first: number, last: number, mode: RangeMode, owner: number): number;
+  tryInsert(first: number, last: number, mode: RangeMode, owner: number): number;
   query(first: number, last: number, mode: RangeMode): number;
   blocker(id: number): number;
   remove(id: number): void;
@@ -56,6 +57,15 @@ export class ConflictTableModel implements ConflictTableLike {
     } while (id === 0 || this.entries.some((e) => e.id === id));
     this.entries.push({ id, first, last, exclusive, owner });
     return id;
+  }
+
+  /** `insert` when nothing conflicts and there is room; else 0, and nothing changes. */
+  tryInsert(first: number, last: number, mode: RangeMode, owner: number): number {
+    this.#range(first, last);
+    const exclusive = this.#mode(mode);
+    if (!isInt(owner, 0, MAX_U32)) throw TwinpageError.invalidArgument('owner');
+    if (this.entries.length >= this.capacity || this.entries.some((e) => conflicts(e, { first, last, exclusive }))) return 0;
+    return this.insert(first, last, mode, owner);
   }
 
   query(first: number, last: number, mode: RangeMode): number {

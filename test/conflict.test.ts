@@ -149,6 +149,26 @@ for (const [name, make] of [['wasm', wasmTable], ['model', modelTable]] as const
     assert.is(c.query(0, 10, 'shared'), d);
   });
 
+  t('tryInsert goes in only when nothing conflicts and there is room; else 0, nothing changed', async () => {
+    const c = await table(3);
+    const w = c.insert(10, 20, 'exclusive', 1);
+    assert.is(c.tryInsert(15, 15, 'shared', 2), 0, 'a reader behind a writer');
+    assert.is(c.tryInsert(20, 30, 'exclusive', 2), 0, 'a writer overlapping at one end');
+    assert.is(c.size, 1);
+    const r = c.tryInsert(21, 30, 'shared', 2);
+    assert.is(r, w + 1, 'ids as insert gives them');
+    assert.is(c.tryInsert(25, 25, 'shared', 3), r + 1, 'readers share');
+    assert.is(c.tryInsert(0, 5, 'exclusive', 3), 0, 'full: refused without FULL');
+    assert.is(c.size, 3);
+    assert.is(c.blocker(r + 1), 0);
+    c.remove(w);
+    assert.is(c.tryInsert(0, 0, 'exclusive', 3), r + 2);
+    assert.is(c.query(0, 0, 'shared'), r + 2);
+    throwsCode(() => c.tryInsert(5, 4, 'shared', 0), 'INVALID_ARGUMENT');
+    throwsCode(() => c.tryInsert(0, 1, 'read' as RangeMode, 0), 'INVALID_ARGUMENT');
+    throwsCode(() => c.tryInsert(0, 1, 'shared', -1), 'INVALID_ARGUMENT');
+  });
+
   t('a table of capacity 1', async () => {
     const c = await table(1);
     const a = c.insert(7, 7, 'exclusive', 0);
@@ -311,7 +331,7 @@ core.run();
 // --- model-based fuzz: fc.commands over the wasm table and the model ------
 
 type Cmd =
-  | { op: 'insert'; first: number; last: number; mode: RangeMode; owner: number }
+  | { op: 'insert' | 'tryInsert'; first: number; last: number; mode: RangeMode; owner: number }
   | { op: 'query'; first: number; last: number; mode: RangeMode }
   | { op: 'blocker' | 'remove'; pick: number; live: boolean }
   | { op: 'removeOwner'; owner: number }
@@ -347,6 +367,7 @@ class Do implements fc.Command<ConflictTableModel, ConflictTableLike> {
     const apply = (t: ConflictTableLike) => outcome(() => {
       switch (c.op) {
         case 'insert': return t.insert(c.first, c.last, c.mode, c.owner);
+        case 'tryInsert': return t.tryInsert(c.first, c.last, c.mode, c.owner);
         case 'query': return t.query(c.first, c.last, c.mode);
         case 'blocker': return t.blocker(id);
         case 'remove': return t.remove(id);
@@ -365,6 +386,7 @@ class Do implements fc.Command<ConflictTableModel, ConflictTableLike> {
 const commands = fc.commands<ConflictTableModel, ConflictTableLike>([
   fc.record({ op: fc.constant('insert' as const), mode, owner }).chain((x) => range.map((g) => new Do({ ...x, ...g }))),
   fc.record({ op: fc.constant('insert' as const), mode, owner }).chain((x) => range.map((g) => new Do({ ...x, ...g }))),
+  fc.record({ op: fc.constant('tryInsert' as const), mode, owner }).chain((x) => range.map((g) => new Do({ ...x, ...g }))),
   fc.record({ op: fc.constant('query' as const), mode }).chain((x) => range.map((g) => new Do({ ...x, ...g }))),
   fc.record({ op: fc.constantFrom('blocker' as const, 'remove' as const), pick: fc.integer({ min: -2, max: 80 }), live: fc.boolean() }).map((c) => new Do(c)),
   fc.record({ op: fc.constant('blocker' as const), pick: fc.nat(200), live: fc.constant(true) }).map((c) => new Do(c)),
@@ -409,7 +431,7 @@ fuzz('tables kept near full: inserts and removes churn at every vector boundary'
         const f = next() % 30;
         const md: RangeMode = next() % 3 ? 'shared' : 'exclusive';
         const r = next() % 16;
-        const cmd: Cmd = r < 8 ? { op: 'insert', first: f, last: f + (next() % 4), mode: md, owner: next() % 3 }
+        const cmd: Cmd = r < 8 ? { op: r < 6 ? 'insert' : 'tryInsert', first: f, last: f + (next() % 4), mode: md, owner: next() % 3 }
           : r < 12 ? { op: 'remove', pick: next(), live: next() % 8 !== 0 }
           : r < 14 ? { op: 'blocker', pick: next(), live: true }
           : { op: 'query', first: f, last: f + (next() % 4), mode: md };

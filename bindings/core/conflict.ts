@@ -10,6 +10,8 @@ import { Info, type CoreExports } from './exports.js';
 export type RangeMode = 'shared' | 'exclusive';
 
 const MAX_ID = 0x7FFFFFFF;
+/** The core's status for a full table (assembly/status.ts). */
+const E_FULL = -7;
 
 /**
  * The cheap exact test of the hot paths: true only for an integer number in
@@ -49,6 +51,7 @@ export class ConflictTable {
   readonly capacity: number;
   readonly #x: CoreExports;
   readonly #insert: CoreExports['conflictInsert'];
+  readonly #tryInsert: CoreExports['conflictTryInsert'];
   readonly #query: CoreExports['conflictQuery'];
   readonly #blocker: CoreExports['conflictBlocker'];
   readonly #remove: CoreExports['conflictRemove'];
@@ -56,6 +59,7 @@ export class ConflictTable {
   constructor(exports: CoreExports, index: number) {
     this.#x = exports;
     this.#insert = exports.conflictInsert;
+    this.#tryInsert = exports.conflictTryInsert;
     this.#query = exports.conflictQuery;
     this.#blocker = exports.conflictBlocker;
     this.#remove = exports.conflictRemove;
@@ -75,6 +79,20 @@ export class ConflictTable {
     if (!isU32(owner)) u32(owner, 'owner');
     const r = this.#insert(this.index, first, last, modeCode(mode), owner);
     return r < 0 ? check(r, `insert range [${first}, ${last}]`) : r;
+  }
+
+  /**
+   * Records `[first, last]` as `insert` does, only when it can run at once:
+   * no entry conflicts with it and the table has room.
+   * @returns the entry's id, or 0 when it cannot go in now (nothing is
+   *   recorded).
+   * @throws INVALID_ARGUMENT for a bad range, mode or owner.
+   */
+  tryInsert(first: number, last: number, mode: RangeMode, owner: number): number {
+    if (!isU32(first) || !isU32(last) || first > last) checkRange(first, last);
+    if (!isU32(owner)) u32(owner, 'owner');
+    const r = this.#tryInsert(this.index, first, last, modeCode(mode), owner);
+    return r >= 0 ? r : r === E_FULL ? 0 : check(r, `insert range [${first}, ${last}]`);
   }
 
   /**

@@ -34,6 +34,7 @@ export interface CoreExports {
 
   // range-conflict tables (assembly/conflict.ts)
   conflictInsert(table: number, first: number, last: number, mode: number, owner: number): number;
+  conflictTryInsert(table: number, first: number, last: number, mode: number, owner: number): number;
   conflictQuery(table: number, first: number, last: number, mode: number): number;
   conflictBlocker(table: number, id: number): number;
   conflictRemove(table: number, id: number): number;

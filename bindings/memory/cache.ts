@@ -148,14 +148,15 @@ export class FrameCache {
    * The frames of `[first, first + count)` when every page is cached and
    * loaded, else null; used by the synchronous read path.
    */
-  cachedRun(first: number, count: number): Int32Array | null {
+  cachedRun(first: number, count: number): number[] | null {
     const pages = this.#core.pages;
-    const frames = new Int32Array(count);
+    // A plain array: a pointer keeps it, and a small typed array costs more to make.
+    const frames: number[] = [];
     const loading = this.#loading.size > 0;
     for (let i = 0; i < count; i++) {
       const f = pages.lookup(first + i);
       if (f < 0 || (loading && this.#loading.has(first + i))) return null;
-      frames[i] = f;
+      frames.push(f);
     }
     return frames;
   }

@@ -559,13 +559,19 @@ export class Memory implements PointerHost {
   tryAcquireRead(id: string, offset: number, length: number): ReadPointer | null {
     const { first, last, count } = this.#pointerSpan(id, offset, length);
     const cache = this.#cache;
-    if (!cache.canReserve(count) || !this.#ranges.freeForShared(first, last)) return null;
+    if (!cache.canReserve(count)) return null;
     const frames = cache.cachedRun(first, count);
     if (!frames) return null;
+    const entry = this.#ranges.tryShared(first, last);
+    if (entry === 0) return null;
     // No exclusive range overlaps, so no frame here holds an exclusive pin.
     const pages = this.core.pages;
-    if (count === 1) pages.pin(frames[0]); else pages.pinAll(frames);
-    const entry = this.#ranges.insert(first, last, false);
+    try {
+      if (count === 1) pages.pin(frames[0]); else pages.pinAll(frames);
+    } catch (err) {
+      this.#ranges.remove(entry);
+      throw err;
+    }
     cache.reserveNow(count);
     this.#pointers++;
     return new ReadPointer(this, { blockId: id, offset, length, exclusive: false, first, frames, entry, undo: [], released: false });
@@ -764,7 +770,7 @@ export class Memory implements PointerHost {
     this.#pointers++;
     if (exclusive) this.#writers++;
     let reserved = false;
-    const frames = new Int32Array(count).fill(-1);
+    const frames: number[] = new Array<number>(count).fill(-1);
     const undo: Array<Uint8Array | null> = [];
     try {
       await this.#ranges.waitTurn(entry, signal);

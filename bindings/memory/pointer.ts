@@ -21,7 +21,7 @@ export interface PointerState {
   /** First virtual page of the range. */
   readonly first: number;
   /** Frames holding pages first, first + 1, ... */
-  readonly frames: Int32Array;
+  readonly frames: number[];
   /** The conflict-table entry holding the range. */
   readonly entry: number;
   /** Write pointers: each page's bytes before the pointer, to undo a failed commit (null: discard the frame). */

@@ -22,10 +22,14 @@ export class RangeLocks {
     return table.insert(first, last, exclusive ? 'exclusive' : 'shared', 0);
   }
 
-  /** Whether a shared range could be taken at once. */
+  /** Takes `[first, last]` shared when it can be at once (no writer holds or waits for it, the table has room); else 0. */
+  tryShared(first: number, last: number): number {
+    return this.#table.tryInsert(first, last, 'shared', 0);
+  }
+
+  /** Whether no writer holds or waits for any page of `[first, last]` (a copy made now reads committed bytes). */
   freeForShared(first: number, last: number): boolean {
-    const table = this.#table;
-    return table.size < table.capacity && table.query(first, last, 'shared') === 0;
+    return this.#table.query(first, last, 'shared') === 0;
   }
 
   /**
