@@ -96,44 +96,53 @@ export class PageTable {
 
   /** Maps `page` into a free frame (FULL when none is free); returns the frame. */
   insert(page: number, priority = 0): number {
-    return check(this.#x.pageInsert(intIn(page, 0, MAX_PAGE, 'page'), intIn(priority, 0, 3, 'priority')), `insert page ${page}`);
+    const r = this.#x.pageInsert(intIn(page, 0, MAX_PAGE, 'page'), intIn(priority, 0, 3, 'priority'));
+    return r >= 0 ? r : check(r, `insert page ${page}`);
   }
 
   /** Moves an idle frame to `page` (after eviction); returns the frame. */
   remap(frame: number, page: number, priority = 0): number {
-    return check(this.#x.pageRemap(this.#frame(frame), intIn(page, 0, MAX_PAGE, 'page'), intIn(priority, 0, 3, 'priority')), `remap frame ${frame}`);
+    const r = this.#x.pageRemap(this.#frame(frame), intIn(page, 0, MAX_PAGE, 'page'), intIn(priority, 0, 3, 'priority'));
+    return r >= 0 ? r : check(r, `remap frame ${frame}`);
   }
 
   /** Unmaps `page` and frees its frame; returns the frame. */
   remove(page: number): number {
-    return check(this.#x.pageRemove(intIn(page, 0, MAX_PAGE, 'page')), `remove page ${page}`);
+    const r = this.#x.pageRemove(intIn(page, 0, MAX_PAGE, 'page'));
+    return r >= 0 ? r : check(r, `remove page ${page}`);
   }
 
   /** Pins a frame, shared or exclusive; returns its pin count. */
   pin(frame: number, exclusive = false): number {
-    return check(this.#x.framePin(this.#frame(frame), exclusive ? 1 : 0), `pin frame ${frame}`);
+    const r = this.#x.framePin(this.#frame(frame), exclusive ? 1 : 0);
+    return r >= 0 ? r : check(r, `pin frame ${frame}`);
   }
 
   /** Drops one pin; returns the pins left. */
   unpin(frame: number): number {
-    return check(this.#x.frameUnpin(this.#frame(frame)), `unpin frame ${frame}`);
+    const r = this.#x.frameUnpin(this.#frame(frame));
+    return r >= 0 ? r : check(r, `unpin frame ${frame}`);
   }
 
   setDirty(frame: number, dirty: boolean): void {
-    check(this.#x.frameSetDirty(this.#frame(frame), dirty ? 1 : 0), `mark frame ${frame}`);
+    const r = this.#x.frameSetDirty(this.#frame(frame), dirty ? 1 : 0);
+    if (r < 0) check(r, `mark frame ${frame}`);
   }
 
   setIo(frame: number, busy: boolean): void {
-    check(this.#x.frameSetIo(this.#frame(frame), busy ? 1 : 0), `set I/O on frame ${frame}`);
+    const r = this.#x.frameSetIo(this.#frame(frame), busy ? 1 : 0);
+    if (r < 0) check(r, `set I/O on frame ${frame}`);
   }
 
   setPriority(frame: number, priority: number): void {
-    check(this.#x.frameSetPriority(this.#frame(frame), intIn(priority, 0, 3, 'priority')), `prioritise frame ${frame}`);
+    const r = this.#x.frameSetPriority(this.#frame(frame), intIn(priority, 0, 3, 'priority'));
+    if (r < 0) check(r, `prioritise frame ${frame}`);
   }
 
   /** Everything the core knows of one frame. */
   frame(frame: number): FrameState {
-    const s = check(this.#x.frameState(this.#frame(frame)), `frame ${frame}`);
+    const r = this.#x.frameState(this.#frame(frame));
+    const s = r >= 0 ? r : check(r, `frame ${frame}`);
     const flags = (s >>> 16) & 0xFF;
     const page = flags & F_MAPPED ? Number(this.#x.framePage(frame)) : -1;
     return {
@@ -203,6 +212,7 @@ export class PageTable {
   }
 
   #frame(frame: number): number {
+    if (typeof frame === 'number' && (frame >>> 0) === frame && frame < this.frameCount) return frame;
     return intIn(frame, 0, this.frameCount - 1, 'frame');
   }
 

@@ -82,6 +82,8 @@ function acquireSignal(options: AcquireOptions | undefined): AbortSignal | undef
 /** The checksum `header()` gives for a page this node cannot serve: it matches no page, so verify and resync take it from the partner. */
 const UNKNOWN_SUM = 0n;
 const RESOLVED = Promise.resolve();
+/** A read pointer's undo list: it never has one (frozen, so nothing can add to it). */
+const NO_UNDO: Array<Uint8Array | null> = Object.freeze([]) as unknown as Array<Uint8Array | null>;
 const POINTER_TABLE_CAPACITY = 4096;
 
 /** `space()`: bytes of address space, storage and cache. */
@@ -574,7 +576,7 @@ export class Memory implements PointerHost {
     }
     cache.reserveNow(count);
     this.#pointers++;
-    return new ReadPointer(this, { blockId: id, offset, length, exclusive: false, first, frames, entry, undo: [], released: false });
+    return new ReadPointer(this, { blockId: id, offset, length, exclusive: false, first, frames, entry, undo: NO_UNDO, released: false });
   }
 
   /**

@@ -54,6 +54,7 @@ abstract class Pointer {
     this.check();
     const { offset, length, frames } = this.state;
     const ps = this.#host.pageSize;
+    if (length === ps && frames.length === 1) return [this.#host.frameView(frames[0])]; // one whole page
     const out: Uint8Array[] = [];
     const startInPage = offset % ps;
     const end = startInPage + length; // relative to the first page's start
