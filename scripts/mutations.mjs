@@ -60,6 +60,13 @@ export const MUTATIONS = [
     edits: [["return ahead(self, peer, false, 'the partner missed what this node changed since they parted');", "return behind(self, peer, false, 'the partner missed what this node changed since they parted');"]],
     tests: ['generations', 'mirror'],
   },
+  {
+    id: 'large-read-stale-generation',
+    what: "a large read (or a resync's copy) of a block given a freed block's pages returns the freed block's bytes, not zeros",
+    file: 'memory/transfer.js',
+    edits: [['e.lsn === 0 || e.lsn < block.generation', 'e.lsn === 0']],
+    tests: ['bulk'],
+  },
   // --- flushes ----------------------------------------------------------------------------------
   {
     id: 'file-flush-noop',

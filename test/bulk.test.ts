@@ -194,6 +194,42 @@ t('one journal flush per large write, even larger than the cache', async () => {
   await m.close();
 });
 
+t('copyPages (what a resync sends): every page as a read gives it, with its checksum, cached or not, written lately or never; a freed block\'s old pages are zeros', async () => {
+  const dir = join(tmp, 'store');
+  const options = { store: dir, flushIntervalMs: 0, cacheBytes: MIB, checkpointBytes: 24 * MIB };
+  let m = await openMemory(options);
+  const old = await m.allocate(2 * MIB);
+  await m.write(old.id, 0, pattern(2 * MIB, 77));
+  await m.free(old.id);
+  const size = 9 * MIB;
+  const b = await m.allocate(size);
+  const ps = m.pageSize;
+  const pagesOf = size / ps;
+  const model = await scribble(m, b.id, size, 11, 30);
+  const random = rng(12);
+  for (let round = 0; round < 60; round++) {
+    if (round === 30) {
+      // Cold: nothing cached, every page from the page file.
+      await m.close();
+      m = await openMemory(options);
+    }
+    // Ascending pages: a run, or pages scattered over a span, at most 64.
+    const start = Math.floor(random() * pagesOf);
+    const want = 1 + Math.floor(random() * 64);
+    const pages: number[] = [];
+    for (let p = start; p < pagesOf && pages.length < want; p += random() < 0.7 ? 1 : 1 + Math.floor(random() * 9)) pages.push(b.base + p);
+    const got = await m.copyPages(b.id, pages, async (copies) => copies.map((c) => ({ page: c.page, checksum: c.checksum, data: c.data.slice() })));
+    assert.equal(got.map((c) => c.page), pages);
+    for (const c of got) {
+      const at = (c.page - b.base) * ps;
+      assert.equal(c.data, model.subarray(at, at + ps), `round ${round}: page ${c.page}`);
+      assert.is(c.checksum, m.core.checksum(c.data), `round ${round}: the checksum of page ${c.page}`);
+    }
+    if (round % 10 === 5) await scribble(m, b.id, size, 100 + round, 4, model);
+  }
+  await m.close();
+});
+
 t('a large read never returns damaged bytes: CORRUPT alone, repaired from the other copy of a mirrored set', async () => {
   const single = join(tmp, 'single');
   const a = join(tmp, 'a');
@@ -216,6 +252,8 @@ t('a large read never returns damaged bytes: CORRUPT alone, repaired from the ot
       await alone.close();
     } else {
       assert.is(await code(again.read(b.id, 0, MIB)), 'CORRUPT');
+      const around = [38, 39, 40, 41].map((p) => b.base + p);
+      assert.is(await code(again.copyPages(b.id, around, async () => assert.unreachable('a damaged page handed to a resync'))), 'CORRUPT');
       assert.equal(await again.read(b.id, 0, 40 * 4096), pattern(MIB, 9).subarray(0, 40 * 4096), 'the pages before it read');
       assert.equal(again.damage().map((d) => d.index), [40]);
       await again.close();

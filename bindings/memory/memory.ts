@@ -596,7 +596,8 @@ export class Memory implements PointerHost {
    * Copies of some pages of a block (page numbers, ascending) with their
    * checksums, for a resync: one shared range from the first to the last is
    * taken in arrival order and held until `use` settles, so a write to any
-   * of them waits and comes after. Only the pages named are staged, together.
+   * of them waits and comes after. Pages not cached are read from the page
+   * file in runs, without frames (transfer.ts).
    */
   async copyPages<T>(id: string, pages: number[], use: (copies: PageWrite[]) => Promise<T>): Promise<T> {
     this.#open();
@@ -607,26 +608,7 @@ export class Memory implements PointerHost {
       throw TwinpageError.invalidArgument(`copyPages: pages must be ascending pages of block ${id}`);
     }
     if (pages.length > this.#maxPointerPages()) throw TwinpageError.tooLarge(`copyPages: ${pages.length} pages; at most ${this.#maxPointerPages()} at once`);
-    const cache = this.#cache;
-    const entry = this.#ranges.insert(first, last, false);
-    this.#pointers++;
-    let reserved = false;
-    const frames: number[] = [];
-    try {
-      await this.#ranges.waitTurn(entry);
-      if (!this.#blocks.holds(block)) throw TwinpageError.unknownBlock(`block ${id} was freed while waiting`);
-      await cache.reserve(pages.length);
-      reserved = true;
-      const staged = await Promise.allSettled(pages.map((p) => cache.stage(p, block, false, false)));
-      for (const r of staged) if (r.status === 'fulfilled') frames.push(r.value.frame);
-      for (const r of staged) if (r.status === 'rejected') throw r.reason;
-      return await use(pages.map((page, k) => ({ page, checksum: cache.sum(frames[k]), data: this.core.frameView(frames[k]).slice() })));
-    } finally {
-      for (const f of frames) cache.unpin(f);
-      if (reserved) cache.unreserve(pages.length);
-      this.#ranges.remove(entry);
-      this.#pointers--;
-    }
+    return this.#transfers.copyPages(block, pages, use);
   }
 
   /** Reads bytes of a block (in cache-sized pieces when larger than the cache). */

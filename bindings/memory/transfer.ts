@@ -1,5 +1,6 @@
-// Large reads and writes (`Memory.read`, `readInto`, `write`): many pages
-// per I/O instead of a pointer staging them one at a time.
+// Large reads and writes (`Memory.read`, `readInto`, `write`, and the
+// copies a resync sends, `copyPages`): many pages per I/O instead of a
+// pointer staging them one at a time.
 //
 // A write of a write-through block takes its range exclusive and commits
 // one journal record per piece (up to PIECE_BYTES): pages that are cached,
@@ -26,6 +27,7 @@ import type { PageStore } from '../storage/pagestore.js';
 import type { Block, BlockTable } from './blocks.js';
 import type { FrameCache } from './cache.js';
 import type { Committer } from './commit.js';
+import type { PageWrite } from './link.js';
 import type { RangeLocks } from './ranges.js';
 
 /** Bytes of one piece of a large write (one journal record) or read (one range held). */
@@ -151,81 +153,119 @@ export class Transfers {
   }
 
   async #readPiece(block: Block, offset: number, target: Uint8Array): Promise<void> {
-    const d = this.#d;
     const ps = this.pageSize;
     const length = target.length;
     const first = block.base + Math.floor(offset / ps);
     const last = block.base + Math.floor((offset + length - 1) / ps);
-    const count = last - first + 1;
-    const cache = d.cache;
-    const pages = d.core.pages;
-    const entry = d.ranges.insert(first, last, false);
-    d.hold(false);
+    const pages = Array.from({ length: last - first + 1 }, (_, i) => first + i);
     /** Where page i's bytes go: [at, at + n) of target, from byte `into` of the page. */
-    const part = (i: number) => {
+    const place = (i: number) => {
       const into = i === 0 ? offset % ps : 0;
       const at = i === 0 ? 0 : i * ps - (offset % ps);
       return { into, at, n: Math.min(ps - into, length - at) };
     };
+    await this.#holding(block, first, last, () => this.#gather(block, pages, target, place, null));
+  }
+
+  /**
+   * Copies of some pages of a block (ascending) with their checksums, for a
+   * resync: the range from the first to the last is held shared until `use`
+   * settles, so a write to any of them waits and comes after. They are read
+   * as a large read reads (no frame for a page that is not cached), into one
+   * buffer.
+   */
+  async copyPages<T>(block: Block, pages: number[], use: (copies: PageWrite[]) => Promise<T>): Promise<T> {
+    const ps = this.pageSize;
+    return this.#holding(block, pages[0], pages[pages.length - 1], async () => {
+      const data = new Uint8Array(pages.length * ps);
+      const sums: bigint[] = new Array<bigint>(pages.length);
+      await this.#gather(block, pages, data, (k) => ({ into: 0, at: k * ps, n: ps }), sums);
+      return use(pages.map((page, k) => ({ page, checksum: sums[k], data: data.subarray(k * ps, (k + 1) * ps) })));
+    });
+  }
+
+  /** Runs `fn` holding pages [first, last] of `block` shared (in arrival order), the block still there. */
+  async #holding<T>(block: Block, first: number, last: number, fn: () => Promise<T>): Promise<T> {
+    const d = this.#d;
+    const entry = d.ranges.insert(first, last, false);
+    d.hold(false);
     try {
       await d.ranges.waitTurn(entry);
       if (!d.blocks.holds(block)) throw TwinpageError.unknownBlock(`block ${block.id} was freed while waiting`);
-      const missing: number[] = [];
-      for (let i = 0; i < count; i++) {
-        const page = first + i;
-        const loading = cache.whenLoaded(page);
-        if (loading) await loading.catch(() => {});
-        const { into, at, n } = part(i);
-        const f = pages.lookup(page);
-        if (f >= 0 && !cache.loading(page)) {
-          target.set(d.core.frameView(f).subarray(into, into + n), at);
-          continue;
-        }
-        const u = cache.unwritten(page);
-        if (u) {
-          if (u.lsn >= block.generation) target.set(u.image.subarray(into, into + n), at);
-          else target.fill(0, at, at + n);
-          continue;
-        }
-        missing.push(i);
-      }
-      // Runs of pages not cached: straight from the page file, a stripe a task-group operation.
-      const doubtful: number[] = [];
-      const ops: Promise<void>[] = [];
-      for (let k = 0; k < missing.length;) {
-        let j = k + 1;
-        while (j < missing.length && missing[j] === missing[j - 1] + 1 && j - k < RUN_PAGES) j++;
-        const from = missing[k];
-        const n = j - k;
-        ops.push(d.sched.submit({
-          first: first + from, last: first + from + n - 1, mode: 'shared',
-          run: (a, b) => this.#readRun(block, first, a, b, target, part, doubtful),
-        }));
-        k = j;
-      }
-      await Promise.all(ops);
-      // What the page file could not vouch for: staged the usual way (other copies, the partner, damage reported).
-      for (const i of doubtful.sort((a, b) => a - b)) {
-        await cache.reserve(1);
-        try {
-          const { frame } = await cache.stage(first + i, block, false, false);
-          const { into, at, n } = part(i);
-          target.set(d.core.frameView(frame).subarray(into, into + n), at);
-          cache.unpin(frame);
-        } finally {
-          cache.unreserve(1);
-        }
-      }
+      return await fn();
     } finally {
       d.ranges.remove(entry);
       d.unhold(false);
     }
   }
 
-  /** Pages [a, b] (of the piece starting at page `first`) from the page file into `target`, checked; those that fail go to `doubtful`. */
+  /**
+   * Copies `pages` (ascending pages of `block`, held shared by the caller)
+   * into `target`, page k as `place(k)` says; with `sums`, sums[k] is page
+   * k's checksum. Cached pages come from their frames; runs of the others
+   * straight from the page file, a stripe a task-group operation, checked
+   * against their entries; what the file cannot vouch for is staged the
+   * usual way (other copies, the partner, damage reported).
+   */
+  async #gather(block: Block, pages: number[], target: Uint8Array, place: Place, sums: bigint[] | null): Promise<void> {
+    const d = this.#d;
+    const cache = d.cache;
+    const table = d.core.pages;
+    const missing: number[] = [];
+    for (let k = 0; k < pages.length; k++) {
+      const page = pages[k];
+      const loading = cache.whenLoaded(page);
+      if (loading) await loading.catch(() => {});
+      const { into, at, n } = place(k);
+      const f = table.lookup(page);
+      if (f >= 0 && !cache.loading(page)) {
+        target.set(d.core.frameView(f).subarray(into, into + n), at);
+        if (sums) sums[k] = cache.sum(f);
+        continue;
+      }
+      const u = cache.unwritten(page);
+      if (u) {
+        const current = u.lsn >= block.generation;
+        if (current) target.set(u.image.subarray(into, into + n), at);
+        else target.fill(0, at, at + n);
+        if (sums) sums[k] = current ? u.checksum : cache.zeroSum;
+        continue;
+      }
+      missing.push(k);
+    }
+    // Runs of pages not cached (consecutive pages): straight from the page file.
+    const doubtful: number[] = [];
+    const ops: Promise<void>[] = [];
+    for (let j = 0; j < missing.length;) {
+      const k0 = missing[j];
+      let e = j + 1;
+      while (e < missing.length && pages[missing[e]] === pages[missing[e - 1]] + 1 && e - j < RUN_PAGES) e++;
+      const from = pages[k0];
+      ops.push(d.sched.submit({
+        first: from, last: from + (e - j) - 1, mode: 'shared',
+        run: (a, b) => this.#readRun(block, k0 + (a - from), a, b, target, place, sums, doubtful),
+      }));
+      j = e;
+    }
+    await Promise.all(ops);
+    for (const k of doubtful.sort((a, b) => a - b)) {
+      await cache.reserve(1);
+      try {
+        const { frame } = await cache.stage(pages[k], block, false, false);
+        const { into, at, n } = place(k);
+        target.set(d.core.frameView(frame).subarray(into, into + n), at);
+        if (sums) sums[k] = cache.sum(frame);
+        cache.unpin(frame);
+      } finally {
+        cache.unreserve(1);
+      }
+    }
+  }
+
+  /** Pages [a, b] (page a is page k0 of the gather) from the page file into `target`, checked; those that fail go to `doubtful`. */
   async #readRun(
-    block: Block, first: number, a: number, b: number, target: Uint8Array,
-    part: (i: number) => { into: number; at: number; n: number }, doubtful: number[],
+    block: Block, k0: number, a: number, b: number, target: Uint8Array,
+    place: Place, sums: bigint[] | null, doubtful: number[],
   ): Promise<void> {
     const d = this.#d;
     const ps = this.pageSize;
@@ -234,9 +274,8 @@ export class Transfers {
       d.pageStore.readSums(a, count),
       (async () => {
         // Whole pages land in place; a run with a part page at either end is read into a buffer of its own.
-        const i0 = a - first;
-        const p0 = part(i0);
-        const pn = part(b - first);
+        const p0 = place(k0);
+        const pn = place(k0 + count - 1);
         if (p0.into === 0 && pn.n === ps) {
           const view = target.subarray(p0.at, p0.at + count * ps);
           await d.pageStore.pages.read(a * ps, view);
@@ -248,18 +287,24 @@ export class Transfers {
       })(),
     ]);
     const inPlace = bytes.buffer === target.buffer;
-    for (let k = 0; k < count; k++) {
-      const i = a - first + k;
-      const e = entries[k];
-      const { into, at, n } = part(i);
-      if (e.lost !== undefined && block.generation <= e.lost) { doubtful.push(i); continue; }
+    for (let i = 0; i < count; i++) {
+      const k = k0 + i;
+      const e = entries[i];
+      const { into, at, n } = place(k);
+      if (e.lost !== undefined && block.generation <= e.lost) { doubtful.push(k); continue; }
       if (e.lost !== undefined || e.lsn === 0 || e.lsn < block.generation) {
         target.fill(0, at, at + n);
+        if (sums) sums[k] = d.cache.zeroSum;
         continue;
       }
-      const page = bytes.subarray(k * ps, (k + 1) * ps);
-      if (d.core.checksum(page) !== e.checksum) { doubtful.push(i); continue; }
+      const page = bytes.subarray(i * ps, (i + 1) * ps);
+      const sum = d.core.checksum(page);
+      if (sum !== e.checksum) { doubtful.push(k); continue; }
+      if (sums) sums[k] = sum;
       if (!inPlace) target.set(page.subarray(into, into + n), at);
     }
   }
 }
+
+/** Where page k of a gather goes: bytes [into, into + n) of the page, to [at, at + n) of the target. */
+type Place = (k: number) => { into: number; at: number; n: number };

@@ -1,10 +1,11 @@
 // Resync: sending the partner what it lacks. Block-table changes first
 // (blocks gone here are freed there first, so their pages are free for the
 // blocks it lacks), then the out-of-sync pages in address order, in releases
-// of up to 64 pages read through read pointers, with progress; new writes go
-// on meanwhile. It runs in rounds until nothing lags, and then says so (the
-// pair retires its bitmap generation and tells the partner, which stops
-// being inconsistent).
+// of up to 64 pages (read as a large read reads them: cached pages from their
+// frames, the others straight from the page file, without taking frames from
+// the cache), with progress; new writes go on meanwhile. It runs in rounds
+// until nothing lags, and then says so (the pair retires its bitmap
+// generation and tells the partner, which stops being inconsistent).
 //
 // What to resync is planned here too, from the handshake: the union of this
 // node's out-of-sync record and the partner's, plus the blocks one side
@@ -113,7 +114,7 @@ export class Resync {
   /**
    * The out-of-sync runs in address order, as releases of at most `most`
    * pages each (runs of one block near each other together), read by
-   * RESYNC_READERS at a time (their staging reads overlap) and acknowledged
+   * RESYNC_READERS at a time (their reads overlap) and acknowledged
    * in `window`.
    */
   async #sendRuns(sorted: Block[], most: number, total: number, window: AckWindow): Promise<void> {
@@ -267,7 +268,7 @@ export class Resync {
 
 /** Pages a resync keeps on their way to the partner, unacknowledged. */
 export const RESYNC_WINDOW_PAGES = 4096;
-/** Releases a resync reads at once (their staging reads overlap). */
+/** Releases a resync reads at once (their reads overlap). */
 const RESYNC_READERS = 4;
 /** Pages one release of a resync may span (runs of one block near each other go together). */
 const RESYNC_SPAN = 1024;
