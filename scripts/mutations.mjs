@@ -89,6 +89,13 @@ export const MUTATIONS = [
     edits: [['if (words[o + w] !== fill[w])\n                return o << 2;', 'if (words[o + w] !== fill[w])\n                return -1;']],
     tests: ['journal'],
   },
+  {
+    id: 'intent-failed-save-stays-hot',
+    what: "a write intent whose save failed stays hot: the next write in its extent goes on without one, and a crash then loses the page from the resync",
+    file: 'memory/intents.js',
+    edits: [['if (failed)', 'if (false)']],
+    tests: ['intents'],
+  },
   // --- the pair ---------------------------------------------------------------------------------
   {
     id: 'apply-barrier-no-wait',

@@ -16,12 +16,15 @@ export interface IntentOptions {
   maxExtents: number;
 }
 
+/** A hot extent: the writes under way in it not yet recorded elsewhere. */
+interface Extent { writing: number }
+
 export class ActivityLog {
   readonly extentPages: number;
   readonly maxExtents: number;
   readonly #persist: () => Promise<void>;
-  /** Hot extents, least recently used first, with writes under way that are not yet recorded elsewhere. */
-  readonly #hot = new Map<number, number>();
+  /** Hot extents, least recently used first. */
+  readonly #hot = new Map<number, Extent>();
   /** Extents recorded in memory whose superblock write is under way. */
   readonly #saving = new Map<number, Promise<void>>();
 
@@ -44,47 +47,64 @@ export class ActivityLog {
   /**
    * Before a release's pages are written here: makes sure their extents are
    * recorded as hot (one superblock write for any that were not). Undefined
-   * when nothing needs waiting for.
+   * when nothing needs waiting for. When it fails, the release must not be
+   * written: its pages count as no write under way, and an extent whose
+   * save failed is not hot (the next write in it saves it again).
    */
   cover(pages: number[]): Promise<void> | undefined {
-    let added = false;
+    const added: Array<[number, Extent]> = [];
+    const held: Extent[] = [];
     const waits = new Set<Promise<void>>();
     for (const p of pages) {
       const e = Math.floor(p / this.extentPages);
-      const writing = this.#hot.get(e);
-      if (writing === undefined) added = true;
+      let extent = this.#hot.get(e);
+      if (extent === undefined) {
+        extent = { writing: 0 };
+        added.push([e, extent]);
+      }
+      extent.writing++;
+      held.push(extent);
       // Most recently used last.
       this.#hot.delete(e);
-      this.#hot.set(e, (writing ?? 0) + 1);
+      this.#hot.set(e, extent);
       const saving = this.#saving.get(e);
       if (saving) waits.add(saving);
     }
-    if (added) {
-      for (const [e, writing] of this.#hot) {
+    if (added.length) {
+      for (const [e, extent] of this.#hot) {
         if (this.#hot.size <= this.maxExtents) break;
         // An extent with a write between its intent and the out-of-sync record stays.
-        if (writing === 0) this.#hot.delete(e);
+        if (extent.writing === 0) this.#hot.delete(e);
       }
       const save = this.#persist();
-      for (const p of pages) {
-        const e = Math.floor(p / this.extentPages);
+      const mine: number[] = [];
+      for (const [e] of added) {
         if (!this.#saving.has(e)) {
           this.#saving.set(e, save);
-          save.finally(() => { if (this.#saving.get(e) === save) this.#saving.delete(e); }).catch(() => {});
+          mine.push(e);
         }
       }
+      const settle = (failed: boolean) => {
+        for (const e of mine) if (this.#saving.get(e) === save) this.#saving.delete(e);
+        // In the same step: nobody finds such an extent hot and not being saved.
+        if (failed) for (const [e, extent] of added) if (this.#hot.get(e) === extent) this.#hot.delete(e);
+      };
+      save.then(() => settle(false), () => settle(true));
       waits.add(save);
     }
     if (waits.size === 0) return undefined;
-    return Promise.all(waits).then(() => undefined);
+    return Promise.all(waits).then(() => undefined, (err) => {
+      // Not written: its pages are no write under way in the extents that stay.
+      for (const extent of held) extent.writing--;
+      throw err;
+    });
   }
 
   /** The writes of `pages` are recorded elsewhere now (unacknowledged or out of sync, or durable on both nodes). */
   done(pages: number[]): void {
     for (const p of pages) {
-      const e = Math.floor(p / this.extentPages);
-      const writing = this.#hot.get(e);
-      if (writing) this.#hot.set(e, writing - 1);
+      const extent = this.#hot.get(Math.floor(p / this.extentPages));
+      if (extent && extent.writing > 0) extent.writing--;
     }
   }
 }
