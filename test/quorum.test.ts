@@ -177,13 +177,17 @@ q("onNoQuorum 'error': the write fails with NO_QUORUM (kept here, resynced later
   await p.close(); await s.close();
 });
 
-q('a primary that held no lease dies: the secondary takes over at once (no lease to wait for)', async () => {
+q('a primary that held no lease dies: the secondary takes over at once (no lease to wait for), asking the arbiter once', async () => {
   const arbiter = new MemoryArbiter({ ttlMs: 30_000 });
   const { p, s, b } = await pair(arbiter);
+  const acquire = arbiter.acquire.bind(arbiter);
+  let asked = 0;
+  arbiter.acquire = (node, gen) => { if (node === s.nodeId) asked++; return acquire(node, gen); };
   const t0 = Date.now();
   await p.close();
   await until(() => s.mirror.role === 'primary', 'the takeover', 3000);
   assert.ok(Date.now() - t0 < 2000, `took over in ${Date.now() - t0} ms, not after the 30 s lease`);
+  assert.is(asked, 1, 'the lease asked for once: granted, the promotion does not ask again');
   await s.write(b.id, 0, pattern(PS, 7));
   await s.close();
 });

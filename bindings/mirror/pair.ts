@@ -552,7 +552,12 @@ export class Mirror extends MirrorEvents {
    * the first). A secondary being resynced refuses with INCONSISTENT unless
    * `force`.
    */
-  async promote(options: { force?: boolean } = {}): Promise<void> {
+  promote(options: { force?: boolean } = {}): Promise<void> {
+    return this.#promote(options, false);
+  }
+
+  /** `promote`; `leaseHeld`: the arbiter granted this node the lease just now (automatic failover), not asked again. */
+  async #promote(options: { force?: boolean }, leaseHeld: boolean): Promise<void> {
     const r = this.#replica;
     if (this.#role === 'primary') {
       // Already primary (started so after a discard, say): a discard it was given is taken
@@ -572,12 +577,18 @@ export class Mirror extends MirrorEvents {
           `promoting it would serve stale pages (promote({ force: true }) to do it anyway)`);
       }
     };
-    consistent();
+    try {
+      consistent();
+    } catch (err) {
+      if (leaseHeld) await this.#quorum?.release();
+      throw err;
+    }
     const live = () => this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
     let switchover = live();
+    if (switchover && leaseHeld) await this.#quorum?.release(); // a switchover needs no lease
     if (!switchover && this.#quorum) {
       // With an arbiter, taking over from a primary that may live needs its lease.
-      const got = await this.#quorum.takeOver();
+      const got = leaseHeld ? { granted: true, reason: '' } : await this.#quorum.takeOver();
       if (!got.granted && options?.force !== true) {
         throw TwinpageError.noQuorum(`the arbiter refused this node the lease: ${got.reason} (promote({ force: true }) to take over anyway)`);
       }
@@ -655,7 +666,8 @@ export class Mirror extends MirrorEvents {
       this.#report(TwinpageError.noQuorum(`automatic failover refused by the arbiter: ${got.reason}`));
       return false;
     }
-    await this.promote();
+    // The lease is this node's: promote() does not ask for it a second time.
+    await this.#promote({}, true);
     return true;
   }
 
