@@ -93,7 +93,7 @@ export const MUTATIONS = [
     id: 'intent-failed-save-stays-hot',
     what: "a write intent whose save failed stays hot: the next write in its extent goes on without one, and a crash then loses the page from the resync",
     file: 'memory/intents.js',
-    edits: [['if (failed)', 'if (false)']],
+    edits: [['if (failed && ', 'if (false && ']],
     tests: ['intents'],
   },
   // --- the pair ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { TwinpageError } from '../errors.js';
 import { u32, intIn } from './args.js';
-import { check } from './status.js';
+import { check, E_FULL } from './status.js';
 import { Info, type CoreExports } from './exports.js';
 
 /**
@@ -10,8 +10,6 @@ import { Info, type CoreExports } from './exports.js';
 export type RangeMode = 'shared' | 'exclusive';
 
 const MAX_ID = 0x7FFFFFFF;
-/** The core's status for a full table (assembly/status.ts). */
-const E_FULL = -7;
 
 /**
  * The cheap exact test of the hot paths: true only for an integer number in

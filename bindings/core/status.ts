@@ -1,6 +1,10 @@
 import { TwinpageError } from '../errors.js';
 
 // Mirrors assembly/status.ts: keep the two lists in step.
+
+/** The core's status for a table with no room left (FULL). */
+export const E_FULL = -7;
+
 const FACTORY: Record<number, (message: string) => TwinpageError> = {
   [-1]: TwinpageError.coreNotReady,
   [-2]: TwinpageError.invalidArgument,

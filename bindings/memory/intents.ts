@@ -76,27 +76,30 @@ export class ActivityLog {
         // An extent with a write between its intent and the out-of-sync record stays.
         if (extent.writing === 0) this.#hot.delete(e);
       }
+      // Asked for after the extents turned hot, this save names them: a write
+      // in one of them waits for it (not for an older save, still under way,
+      // of an earlier time the extent was hot).
       const save = this.#persist();
-      const mine: number[] = [];
-      for (const [e] of added) {
-        if (!this.#saving.has(e)) {
-          this.#saving.set(e, save);
-          mine.push(e);
-        }
-      }
+      for (const [e] of added) this.#saving.set(e, save);
       const settle = (failed: boolean) => {
-        for (const e of mine) if (this.#saving.get(e) === save) this.#saving.delete(e);
-        // In the same step: nobody finds such an extent hot and not being saved.
-        if (failed) for (const [e, extent] of added) if (this.#hot.get(e) === extent) this.#hot.delete(e);
+        for (const [e, extent] of added) {
+          if (this.#saving.get(e) === save) this.#saving.delete(e);
+          // In the same step: nobody finds such an extent hot and not being saved.
+          if (failed && this.#hot.get(e) === extent) this.#hot.delete(e);
+        }
       };
       save.then(() => settle(false), () => settle(true));
       waits.add(save);
     }
     if (waits.size === 0) return undefined;
-    return Promise.all(waits).then(() => undefined, (err) => {
+    // Every save waited for ends before a refusal: the writes counted here stay
+    // under way until then, so none of these extents is retired meanwhile.
+    return Promise.allSettled(waits).then((results) => {
+      const failure = results.find((r) => r.status === 'rejected');
+      if (!failure) return;
       // Not written: its pages are no write under way in the extents that stay.
       for (const extent of held) extent.writing--;
-      throw err;
+      throw (failure as PromiseRejectedResult).reason;
     });
   }
 

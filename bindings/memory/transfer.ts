@@ -214,8 +214,7 @@ export class Transfers {
     const missing: number[] = [];
     for (let k = 0; k < pages.length; k++) {
       const page = pages[k];
-      const loading = cache.whenLoaded(page);
-      if (loading) await loading.catch(() => {});
+      for (let loading = cache.whenLoaded(page); loading; loading = cache.whenLoaded(page)) await loading.catch(() => {});
       const { into, at, n } = place(k);
       const f = table.lookup(page);
       if (f >= 0 && !cache.loading(page)) {

@@ -585,7 +585,8 @@ export class Mirror extends MirrorEvents {
     }
     const live = () => this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
     let switchover = live();
-    if (switchover && leaseHeld) await this.#quorum?.release(); // a switchover needs no lease
+    // A switchover needs no lease: given back (its end not awaited: nothing here changes meanwhile).
+    if (switchover && leaseHeld) void this.#quorum?.release();
     if (!switchover && this.#quorum) {
       // With an arbiter, taking over from a primary that may live needs its lease.
       const got = leaseHeld ? { granted: true, reason: '' } : await this.#quorum.takeOver();
