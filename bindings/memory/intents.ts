@@ -79,7 +79,12 @@ export class ActivityLog {
       // Asked for after the extents turned hot, this save names them: a write
       // in one of them waits for it (not for an older save, still under way,
       // of an earlier time the extent was hot).
-      const save = this.#persist();
+      let save: Promise<void>;
+      try {
+        save = this.#persist();
+      } catch (err) {
+        save = Promise.reject(err); // undone below as any failed save is
+      }
       for (const [e] of added) this.#saving.set(e, save);
       const settle = (failed: boolean) => {
         for (const [e, extent] of added) {
