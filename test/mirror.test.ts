@@ -415,6 +415,44 @@ t('faults on the link (drops, duplicates, reordering, delays, a partition): befo
   assert.ok(lagging > 0, 'the secondary lacked some acknowledged pages before the resync');
 });
 
+t('a node forced to primary while it is resynced from a live partner is not a switchover: the partner is resynced from it, and they hold the same data', async () => {
+  const { ta, p, s, mp, ms } = await connectedPair();
+  try {
+    const b = await p.allocate(4096, { policy: 'disk' });
+    await p.write(b.id, 0, pattern(4096, 1));
+    await until(() => !ms.sense().inconsistent && mp.sense().lagPages === 0, 'the first sync');
+    // Parted, the primary writes alone; then it is demoted, and they meet again as two
+    // secondaries: the old primary is ahead, and its partner waits, inconsistent, for a
+    // resync only a primary would run.
+    ta.close();
+    await new Promise((r) => setTimeout(r, 5));
+    await p.write(b.id, 512, pattern(1024, 2));
+    await mp.demote();
+    const [ta2, tb2] = inProcessPair();
+    mp.attach(ta2);
+    ms.attach(tb2);
+    await until(() => ms.sense().inconsistent && ms.sense().connected, 'the partner to wait for its resync');
+    // The user forces the node that lacks the writes: what it lacks is given up, on both nodes.
+    await ms.promote({ force: true });
+    assert.is(ms.role, 'primary');
+    // A failover, not a switchover: the link goes (an in-process link is not dialled again: linked
+    // anew here), and at the next handshake the partner is resynced from here. (As a switchover the
+    // link stayed, both kept one generation, and nothing was ever resynced.)
+    await new Promise((r) => setTimeout(r, 20));
+    if (!ms.sense().connected) {
+      const [ta3, tb3] = inProcessPair();
+      mp.attach(ta3);
+      ms.attach(tb3);
+    }
+    await until(async () => mp.sense().connected && ms.sense().lagPages === 0 && !mp.sense().inconsistent && (await ms.verify()).differences.length === 0, 'the old primary resynced from the forced one', 8000);
+    assert.equal(await p.read(b.id, 0, 4096), pattern(4096, 1), 'the writes the forced node lacked are given up on both');
+    assert.equal(await s.read(b.id, 0, 4096), pattern(4096, 1));
+  } finally {
+    mp.close(); ms.close();
+    await p.close(); await s.close();
+  }
+});
+
 t('split brain: both sides written while parted are detected, nothing is merged; discarding one side resolves it', async () => {
   // Parted: the secondary is promoted and both take writes.
   const { p, s, mp, ms, pStore, b } = await partedPair();

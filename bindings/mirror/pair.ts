@@ -583,7 +583,12 @@ export class Mirror extends MirrorEvents {
       if (leaseHeld) await this.#quorum?.release();
       throw err;
     }
-    const live = () => this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
+    // A node being resynced, forced to primary, is never a switchover: its partner holds data
+    // it lacks, and must now be resynced from here (a new generation, and a new handshake whose
+    // plan takes in the partner's record). As a switchover both kept one generation, the partner
+    // dropped its plan, and nobody resynced (seen by the partition campaign: verify differed).
+    const resyncing = r.inconsistent;
+    const live = () => !resyncing && this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
     let switchover = live();
     // A switchover needs no lease: given back (its end not awaited: nothing here changes meanwhile).
     if (switchover && leaseHeld) void this.#quorum?.release();
