@@ -584,11 +584,11 @@ export class Mirror extends MirrorEvents {
       throw err;
     }
     // A node being resynced, forced to primary, is never a switchover: its partner holds data
-    // it lacks, and must now be resynced from here (a new generation, and a new handshake whose
-    // plan takes in the partner's record). As a switchover both kept one generation, the partner
-    // dropped its plan, and nobody resynced (seen by the partition campaign: verify differed).
-    const resyncing = r.inconsistent;
-    const live = () => !resyncing && this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
+    // it lacks, and must now be resynced from here (a new generation, and a new handshake). As
+    // a switchover both kept one generation, the partner dropped its plan, and nobody resynced
+    // (seen by the partition campaign: verify differed). Read when decided (a handshake while
+    // the arbiter answers may make this node inconsistent).
+    const live = () => !r.inconsistent && this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
     let switchover = live();
     // A switchover needs no lease: given back (its end not awaited: nothing here changes meanwhile).
     if (switchover && leaseHeld) void this.#quorum?.release();
@@ -644,6 +644,9 @@ export class Mirror extends MirrorEvents {
     this.#stream?.release();
     this.memory.releaseReservations();
     this.#degraded = true;
+    // Forced while being resynced: what differs from the partner is more than either record
+    // names (a full resync it was owed, say), so the next resync compares every checksum.
+    if (r.inconsistent) r.outOfSync.forget();
     r.inconsistent = false;
     r.primarySince = Date.now();
     this.#role = 'primary';
