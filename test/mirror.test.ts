@@ -45,14 +45,15 @@ async function code(p: Promise<unknown>): Promise<string> {
 /** Two fresh nodes, a primary and a secondary, linked in process. */
 async function connectedPair() {
   const [ta, tb] = inProcessPair();
+  const pStore = new MemoryStore();
   const sStore = new MemoryStore();
-  const p = await node();
+  const p = await openMemory({ store: pStore, ...opts });
   const s = await openMemory({ store: sStore, ...opts });
   const mp = new Mirror(p, { role: 'primary' });
   const ms = new Mirror(s, { role: 'secondary' });
   mp.attach(ta);
   ms.attach(tb);
-  return { ta, tb, p, s, mp, ms, sStore };
+  return { ta, tb, p, s, mp, ms, pStore, sStore };
 }
 
 /**
@@ -62,15 +63,7 @@ async function connectedPair() {
  * (pattern 3). Both are primary now, unlinked.
  */
 async function partedPair() {
-  const [ta, tb] = inProcessPair();
-  const pStore = new MemoryStore();
-  const sStore = new MemoryStore();
-  const p = await openMemory({ store: pStore, ...opts });
-  const s = await openMemory({ store: sStore, ...opts });
-  const mp = new Mirror(p, { role: 'primary' });
-  const ms = new Mirror(s, { role: 'secondary' });
-  mp.attach(ta);
-  ms.attach(tb);
+  const { ta, p, s, mp, ms, pStore, sStore } = await connectedPair();
   const b = await p.allocate(4096, { policy: 'disk' });
   await p.write(b.id, 0, pattern(4096, 1));
   ta.close();
