@@ -192,6 +192,53 @@ q('a primary that held no lease dies: the secondary takes over at once (no lease
   await s.close();
 });
 
+q('a switchover goes through the arbiter: refused while it refuses, then the record names the new primary in a new epoch, so a refusal later does not fence it', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { ta, p, s, b } = await pair(arbiter, { timeoutMs: 3000 });
+  // The primary takes the lease once (a cut, a write alone), then the pair is whole again:
+  // the record names it, in epoch 1.
+  ta.close();
+  await p.write(b.id, 0, pattern(PS, 9));
+  const [ta2, tb2] = inProcessPair();
+  s.mirror.attach(tb2);
+  p.mirror.attach(ta2);
+  await until(async () => (await arbiter.read()).outdated === null && !p.mirror.sense().quorum!.held && !s.mirror.sense().inconsistent, 'the pair whole, the lease given up');
+  assert.equal(await arbiter.read(), { epoch: 1, primary: p.nodeId, outdated: null, generation: p.mirror.sense().generation });
+  // An arbiter that refuses every lease for now (as a restarted witness does), with its record.
+  const acquire = arbiter.acquire.bind(arbiter);
+  let refusing = true;
+  arbiter.acquire = async (node, gen) => (refusing ? { granted: false, record: await arbiter.read(), reason: 'refusing for now' } : acquire(node, gen));
+  await p.mirror.demote();
+  await until(() => s.mirror.sense().peerRole === 'secondary', 'the partner seen demoted');
+  let code = '';
+  try { await s.mirror.promote(); } catch (err) { code = (err as { code: string }).code; }
+  assert.is(code, 'NO_QUORUM', 'a switchover the arbiter refuses is refused');
+  assert.is(s.mirror.role, 'secondary');
+  assert.ok(s.mirror.sense().connected, 'the link stays');
+  refusing = false;
+  const generation = s.mirror.sense().generation;
+  await s.mirror.promote();
+  assert.is(s.mirror.role, 'primary');
+  assert.is(s.mirror.sense().generation, generation, 'a switchover: the same generation');
+  assert.ok(s.mirror.sense().connected, 'and the same link');
+  assert.equal(await arbiter.read(), { epoch: 2, primary: s.nodeId, outdated: null, generation }, 'the record names the new primary');
+  assert.is(s.mirror.sense().quorum!.held, false, 'the lease given back');
+  await until(() => p.mirror.sense().epoch === 2, 'the old primary in epoch 2');
+  await s.write(b.id, PS, pattern(PS, 10));
+  assert.equal(await p.read(b.id, PS, PS), pattern(PS, 10));
+  // Its partner gone and the arbiter refusing again: a write waits for quorum; the node is
+  // not fenced (the record names it), and writes once the lease is granted.
+  refusing = true;
+  tb2.close();
+  const w = s.write(b.id, 2 * PS, pattern(PS, 11)).then(() => 'acknowledged', (err) => (err as { code: string }).code);
+  assert.is(await within(w, 400), 'pending', 'no quorum: the write waits');
+  assert.is(s.mirror.role, 'primary', 'not fenced by a refusal whose record names it');
+  refusing = false;
+  assert.is(await w, 'acknowledged');
+  assert.equal((await arbiter.read()).outdated, p.nodeId);
+  await p.close(); await s.close();
+});
+
 q('fencing: a primary that sees a newer epoch steps down; a frame of an older epoch is refused with FENCED and changes nothing', async () => {
   const arbiter = new MemoryArbiter({ ttlMs: 1000 });
   const { ta, p, s, b } = await pair(arbiter);

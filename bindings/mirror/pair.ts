@@ -590,10 +590,12 @@ export class Mirror extends MirrorEvents {
     // the arbiter answers may make this node inconsistent).
     const live = () => !r.inconsistent && this.#connected() && !!this.#peer && this.#peer.hello.role === 'secondary' && !this.#degraded;
     let switchover = live();
-    // A switchover needs no lease: given back (its end not awaited: nothing here changes meanwhile).
-    if (switchover && leaseHeld) void this.#quorum?.release();
-    if (!switchover && this.#quorum) {
-      // With an arbiter, taking over from a primary that may live needs its lease.
+    if (this.#quorum) {
+      // With an arbiter every change of primary goes through it, a switchover too: the lease
+      // taken names this node in a new epoch. A switchover that did not left the record naming
+      // the old primary in this node's epoch; asking for the lease later (its partner gone) and
+      // refused with that record (the witness restarting, say), this node took it for a
+      // takeover and stepped down, and the pair had no primary (seen by the quorum campaign).
       const got = leaseHeld ? { granted: true, reason: '' } : await this.#quorum.takeOver();
       if (!got.granted && options?.force !== true) {
         throw TwinpageError.noQuorum(`the arbiter refused this node the lease: ${got.reason} (promote({ force: true }) to take over anyway)`);
@@ -603,7 +605,7 @@ export class Mirror extends MirrorEvents {
       // the failover path on a link that had become a live one to a secondary, closed it and
       // took a new generation). Decided again on what holds now: promoted meanwhile, nothing
       // to do; made inconsistent by the handshake, refused; a live secondary partner, a
-      // switchover (it needs no lease: given back).
+      // switchover (it needs no lease once the record names this node: given back).
       if ((this.#role as Role) === 'primary') return;
       try {
         consistent();
@@ -905,10 +907,11 @@ export class Mirror extends MirrorEvents {
     }
     // Fencing: a frame of an older epoch comes from a node that does not
     // know a newer primary took over; a newer one makes this node learn it.
-    // A secondary's frames to this primary are the exception: the epoch rose
-    // with this node's own lease (taken as the link went, granted after it
-    // came back), and the secondary learns it from this node's next frame.
-    // It changes nothing here; only a primary's frames are refused.
+    // A secondary's frames are the exception: the epoch rose with this
+    // node's own lease (a primary's, taken as the link went and granted
+    // after it came back; or a switchover's, taken before this node's first
+    // frame as primary), and the secondary learns it from this node's next
+    // frame. It changes nothing here; only a primary's frames are refused.
     if (frame.epoch < this.#replica.epoch && !this.#behindSecondary(frame.message as Message)) {
       this.#fail(TwinpageError.fenced(`the partner sent a frame of epoch ${frame.epoch}; this node knows epoch ${this.#replica.epoch}: a newer primary took over through the arbiter`));
       return;
@@ -924,10 +927,10 @@ export class Mirror extends MirrorEvents {
     this.#handlers[m.type]?.(m, frame);
   }
 
-  /** Whether `m`, of an older epoch, comes from a secondary to this primary (behind, not stale). */
+  /** Whether `m`, of an older epoch, comes from a secondary (behind, not stale). */
   #behindSecondary(m: Message): boolean {
     const role = m.type === MessageType.HELLO ? m.role : this.#peer?.hello.role;
-    return this.#role === 'primary' && role === 'secondary';
+    return role === 'secondary';
   }
 
   /** A newer epoch seen (the arbiter, the partner): kept durably. */
