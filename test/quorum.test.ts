@@ -192,30 +192,41 @@ q('a primary that held no lease dies: the secondary takes over at once (no lease
   await s.close();
 });
 
-q('a switchover goes through the arbiter: refused while it refuses, then the record names the new primary in a new epoch, so a refusal later does not fence it', async () => {
+/**
+ * A pair whose primary took the lease once (a cut, a write alone) and is whole again: the
+ * record names the primary, in epoch 1, with no mark. `refusing` makes the arbiter refuse
+ * every lease (as a restarted witness does), answering with its record.
+ */
+async function recorded(extra: { clearFails?: boolean } = {}) {
   const arbiter = new MemoryArbiter({ ttlMs: 1000 });
-  const { ta, p, s, b } = await pair(arbiter, { timeoutMs: 3000 });
-  // The primary takes the lease once (a cut, a write alone), then the pair is whole again:
-  // the record names it, in epoch 1.
+  const clear = arbiter.clear.bind(arbiter);
+  if (extra.clearFails) arbiter.clear = async () => { throw new Error('the arbiter is out of reach'); };
+  const pr = await pair(arbiter, { timeoutMs: 3000 });
+  const { ta, p, s, b } = pr;
   ta.close();
   await p.write(b.id, 0, pattern(PS, 9));
   const [ta2, tb2] = inProcessPair();
   s.mirror.attach(tb2);
   p.mirror.attach(ta2);
-  await until(async () => (await arbiter.read()).outdated === null && !p.mirror.sense().quorum!.held && !s.mirror.sense().inconsistent, 'the pair whole, the lease given up');
-  assert.equal(await arbiter.read(), { epoch: 1, primary: p.nodeId, outdated: null, generation: p.mirror.sense().generation });
-  // An arbiter that refuses every lease for now (as a restarted witness does), with its record.
+  await until(async () => (extra.clearFails || (await arbiter.read()).outdated === null) && !p.mirror.sense().quorum!.held &&
+    !s.mirror.sense().inconsistent && s.mirror.sense().lagPages === 0 && p.mirror.sense().lagPages === 0, 'the pair whole, the lease given up');
+  arbiter.clear = clear;
   const acquire = arbiter.acquire.bind(arbiter);
-  let refusing = true;
-  arbiter.acquire = async (node, gen) => (refusing ? { granted: false, record: await arbiter.read(), reason: 'refusing for now' } : acquire(node, gen));
+  const ctl = { refusing: false };
+  arbiter.acquire = async (node, gen) => (ctl.refusing ? { granted: false, record: await arbiter.read(), reason: 'refusing for now' } : acquire(node, gen));
+  return { ...pr, arbiter, ctl, ta2, tb2 };
+}
+
+/** Demotes `p` and waits until `s` has heard of it. */
+async function demoted(p: MirroredMemory, s: MirroredMemory) {
   await p.mirror.demote();
   await until(() => s.mirror.sense().peerRole === 'secondary', 'the partner seen demoted');
-  let code = '';
-  try { await s.mirror.promote(); } catch (err) { code = (err as { code: string }).code; }
-  assert.is(code, 'NO_QUORUM', 'a switchover the arbiter refuses is refused');
-  assert.is(s.mirror.role, 'secondary');
-  assert.ok(s.mirror.sense().connected, 'the link stays');
-  refusing = false;
+}
+
+q('a switchover names the new primary at the arbiter, in a new epoch: a refusal later, with that record, does not fence it', async () => {
+  const { p, s, b, arbiter, ctl, tb2 } = await recorded();
+  assert.equal(await arbiter.read(), { epoch: 1, primary: p.nodeId, outdated: null, generation: p.mirror.sense().generation });
+  await demoted(p, s);
   const generation = s.mirror.sense().generation;
   await s.mirror.promote();
   assert.is(s.mirror.role, 'primary');
@@ -226,16 +237,91 @@ q('a switchover goes through the arbiter: refused while it refuses, then the rec
   await until(() => p.mirror.sense().epoch === 2, 'the old primary in epoch 2');
   await s.write(b.id, PS, pattern(PS, 10));
   assert.equal(await p.read(b.id, PS, PS), pattern(PS, 10));
-  // Its partner gone and the arbiter refusing again: a write waits for quorum; the node is
-  // not fenced (the record names it), and writes once the lease is granted.
-  refusing = true;
+  // Its partner gone and the arbiter refusing (a witness restarting): a write waits for
+  // quorum; the node is not fenced (the record names it), and writes once the lease is granted.
+  ctl.refusing = true;
   tb2.close();
   const w = s.write(b.id, 2 * PS, pattern(PS, 11)).then(() => 'acknowledged', (err) => (err as { code: string }).code);
   assert.is(await within(w, 400), 'pending', 'no quorum: the write waits');
   assert.is(s.mirror.role, 'primary', 'not fenced by a refusal whose record names it');
-  refusing = false;
+  ctl.refusing = false;
   assert.is(await w, 'acknowledged');
   assert.equal((await arbiter.read()).outdated, p.nodeId);
+  await p.close(); await s.close();
+});
+
+q('a switchover the arbiter refuses is refused (NO_QUORUM), the pair left as it was; asked again once it grants, it goes through', async () => {
+  const { p, s, ctl } = await recorded();
+  ctl.refusing = true;
+  await demoted(p, s);
+  let code = '';
+  try { await s.mirror.promote(); } catch (err) { code = (err as { code: string }).code; }
+  assert.is(code, 'NO_QUORUM');
+  assert.is(s.mirror.role, 'secondary');
+  assert.ok(s.mirror.sense().connected, 'the link stays');
+  ctl.refusing = false;
+  await s.mirror.promote();
+  assert.is(s.mirror.role, 'primary');
+  assert.ok(s.mirror.sense().connected);
+  await p.close(); await s.close();
+});
+
+q('two promote() calls at once: one switchover, and no lease kept by the connected primary', async () => {
+  const { p, s, arbiter } = await recorded();
+  await demoted(p, s);
+  // The second call's lease is answered after the first call made the node primary.
+  const acquire = arbiter.acquire.bind(arbiter);
+  let asks = 0;
+  arbiter.acquire = async (node, gen) => {
+    if (++asks === 2) await new Promise((r) => setTimeout(r, 100));
+    return acquire(node, gen);
+  };
+  await Promise.all([s.mirror.promote(), s.mirror.promote()]);
+  assert.is(asks, 2);
+  assert.is(s.mirror.role, 'primary');
+  assert.ok(s.mirror.sense().connected);
+  assert.is(s.mirror.sense().quorum!.held, false, 'no lease kept');
+  await new Promise((r) => setTimeout(r, 600)); // past a renewal
+  assert.is(s.mirror.sense().quorum!.held, false, 'nor renewed');
+  assert.is((await arbiter.read()).primary, s.nodeId);
+  await p.close(); await s.close();
+});
+
+q('a mark the arbiter kept (its clearing failed as the resync ended) is cleared at demote, so the partner, in sync, can be promoted', async () => {
+  const { p, s, arbiter } = await recorded({ clearFails: true });
+  assert.is((await arbiter.read()).outdated, s.nodeId, 'the mark stayed');
+  await demoted(p, s);
+  assert.is((await arbiter.read()).outdated, null, 'cleared at demote');
+  await s.mirror.promote();
+  assert.is(s.mirror.role, 'primary');
+  await p.close(); await s.close();
+});
+
+q('a primary demoted while the arbiter answers the lease it asked for as its link went: the grant is not taken, so it runs out and the partner can be promoted', async () => {
+  const { p, s, arbiter, ta2 } = await recorded();
+  const acquire = arbiter.acquire.bind(arbiter);
+  let granted!: Promise<unknown>;
+  arbiter.acquire = (node, gen) => {
+    arbiter.acquire = acquire; // only the first, the primary's as its link goes, is slow
+    granted = new Promise((r) => setTimeout(r, 200)).then(() => acquire(node, gen));
+    return granted as ReturnType<typeof acquire>;
+  };
+  ta2.close(); // the primary asks for the lease (slowly answered)...
+  await until(() => granted !== undefined, 'the primary asking');
+  await p.mirror.demote(); // ...and is demoted meanwhile
+  await granted;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(p.mirror.sense().quorum!.held, false, 'the demoted node does not hold the lease');
+  // The partner, connected again, is promoted once the grant ran out at the arbiter (1 s).
+  const [ta3, tb3] = inProcessPair();
+  s.mirror.attach(tb3);
+  p.mirror.attach(ta3);
+  await until(() => s.mirror.sense().connected && s.mirror.sense().peerRole === 'secondary' && p.mirror.sense().connected, 'the pair again');
+  await until(async () => {
+    try { await s.mirror.promote(); return true; } catch (err) { if ((err as { code: string }).code !== 'NO_QUORUM') throw err; return false; }
+  }, 'the partner promoted', 3000);
+  assert.is(s.mirror.role, 'primary');
+  assert.is(p.mirror.sense().quorum!.held, false);
   await p.close(); await s.close();
 });
 

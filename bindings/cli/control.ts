@@ -63,9 +63,13 @@ sync. Otherwise a failover: the old primary is taken for failed, this node
 serves writes degraded under a new generation, and the old primary, when it
 comes back, rejoins as secondary (or is refused as a split brain if it kept
 writing). A node still being resynced refuses (INCONSISTENT): it does not
-hold all of its data yet.
+hold all of its data yet. With an arbiter, a switchover too takes its lease
+(the record then names the new primary): while the arbiter refuses it (out
+of reach, restarted, the old primary's lease still running) the promotion
+is refused (NO_QUORUM); try again.
 
-  --force    promote a node being resynced all the same (it serves stale pages)
+  --force    promote all the same: a node being resynced (it serves stale
+             pages), or without the arbiter's lease (for a partner known dead)
 ${COMMON_OPTIONS} (default 30)`,
   options: { '--force': 'flag' },
   timeout: 30,

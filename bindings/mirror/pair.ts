@@ -605,8 +605,13 @@ export class Mirror extends MirrorEvents {
       // the failover path on a link that had become a live one to a secondary, closed it and
       // took a new generation). Decided again on what holds now: promoted meanwhile, nothing
       // to do; made inconsistent by the handshake, refused; a live secondary partner, a
-      // switchover (it needs no lease once the record names this node: given back).
-      if ((this.#role as Role) === 'primary') return;
+      // switchover (it needs no lease once the record names this node: released).
+      if ((this.#role as Role) === 'primary') {
+        // Promoted meanwhile (a promote() running beside this one): a lease asked for here
+        // is not kept by a primary whose partner is connected (it needs none).
+        if (got.granted && !leaseHeld && this.#connected() && !this.#degraded) await this.#quorum.release();
+        return;
+      }
       try {
         consistent();
       } catch (err) {
@@ -626,6 +631,9 @@ export class Mirror extends MirrorEvents {
       await r.save();
       this.#role = 'primary';
       this.dispatch('role', { role: 'primary', previous: 'secondary' });
+      // The link lost while this node saved (it was secondary then): the lease taken at once,
+      // as any primary that loses its partner takes it.
+      if (this.#degraded) this.#quorum?.hold();
       this.#hello({});
       this.#failover.startHeartbeat();
       // The handshake made this node the source while it was secondary: the partner waits for that resync.
@@ -700,7 +708,11 @@ export class Mirror extends MirrorEvents {
       this.#demoting = false;
     }
     this.dispatch('role', { role: 'secondary', previous: 'primary' });
-    await this.#quorum?.release();
+    // The lease given up; with the partner holding everything, a mark on it left at the
+    // arbiter (its clearing failed as the resync ended) is cleared too: the partner's
+    // promotion, which asks the arbiter, would otherwise be refused as outdated.
+    const whole = this.#connected() && !this.#degraded && this.#replica.outOfSync.size === 0 && !this.#resync.running;
+    await (whole ? this.#quorum?.settle() : this.#quorum?.release());
     this.#failover.stopHeartbeat();
     this.#failover.startWatchdog();
     this.#hello({});

@@ -59,6 +59,13 @@ export class Quorum {
   #reported: boolean | null = null;
   /** Set when this node was fenced (a newer primary took over): writes waiting for quorum fail with it. */
   #fencedBy: Error | null = null;
+  /**
+   * Grows whenever the lease is given up here (a demotion, a fencing, a stop): a grant
+   * asked for before that and answered after it is not taken (seen by review: a primary
+   * that lost its link asked, was demoted while the arbiter answered, and kept renewing
+   * the lease as a secondary, so its partner's promotion was refused for good).
+   */
+  #era = 0;
 
   constructor(arbiter: Arbiter, options: { onNoQuorum: 'suspend' | 'error'; marginShare?: number; epoch: number }, hooks: QuorumHooks) {
     this.arbiter = arbiter;
@@ -124,9 +131,13 @@ export class Quorum {
   /** Takes (or renews) the lease, then marks the partner outdated under it. */
   async #obtain(partner: string | null): Promise<void> {
     const asked = performance.now();
+    const era = this.#era;
     const got = await this.arbiter.acquire(this.#hooks.nodeId(), this.#hooks.generation());
     this.#seen(got.record);
     if (!got.granted) throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) refused the lease: ${got.reason}`);
+    // Given up while the arbiter answered: the grant is not taken (nor renewed: it runs out
+    // there). Not released either: a later grant to this node (a takeover) may be the same lease.
+    if (this.#era !== era) throw TwinpageError.noQuorum('the lease was given up while the arbiter granted it');
     const hadLease = performance.now() < this.#validUntil;
     this.#validUntil = asked + this.#held(got.ttlMs);
     if (partner !== null && this.#outdated !== partner) {
@@ -135,6 +146,7 @@ export class Quorum {
         throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) no longer grants this node's lease`);
       }
       this.#outdated = partner;
+      if (this.#era !== era) throw TwinpageError.noQuorum('the lease was given up while the arbiter marked the partner');
     }
     this.#lastError = null;
     if (!hadLease) this.#changed(true);
@@ -218,6 +230,7 @@ export class Quorum {
 
   /** Gives the lease up (a demotion). */
   async release(): Promise<void> {
+    this.#era++;
     this.#stopRenew();
     const held = this.#validUntil > 0;
     this.#validUntil = 0;
@@ -272,6 +285,7 @@ export class Quorum {
 
   /** This node is fenced (no longer primary): writes waiting for quorum fail with `err`, and so do later ones until it takes over again. */
   fence(err: Error): void {
+    this.#era++;
     this.#fencedBy = err;
     this.#stopRenew();
     this.#validUntil = 0;
@@ -287,6 +301,7 @@ export class Quorum {
 
   /** Stops: writes waiting for quorum fail with CLOSED. */
   stop(): void {
+    this.#era++;
     this.#stopped = true;
     this.#stopRenew();
     const waiters = this.#waiters;
