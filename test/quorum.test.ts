@@ -290,6 +290,7 @@ q('two promote() calls at once: one switchover, and no lease kept by the connect
 q('a mark the arbiter kept (its clearing failed as the resync ended) is cleared at demote, so the partner, in sync, can be promoted', async () => {
   const { p, s, arbiter } = await recorded({ clearFails: true });
   assert.is((await arbiter.read()).outdated, s.nodeId, 'the mark stayed');
+  await new Promise((r) => setTimeout(r, 1200)); // the lease ran out meanwhile: taken again to clear the mark
   await demoted(p, s);
   assert.is((await arbiter.read()).outdated, null, 'cleared at demote');
   await s.mirror.promote();
@@ -303,7 +304,7 @@ q('a primary demoted while the arbiter answers the lease it asked for as its lin
   let granted!: Promise<unknown>;
   arbiter.acquire = (node, gen) => {
     arbiter.acquire = acquire; // only the first, the primary's as its link goes, is slow
-    granted = new Promise((r) => setTimeout(r, 200)).then(() => acquire(node, gen));
+    granted = new Promise((r) => setTimeout(r, 500)).then(() => acquire(node, gen));
     return granted as ReturnType<typeof acquire>;
   };
   ta2.close(); // the primary asks for the lease (slowly answered)...
@@ -322,6 +323,38 @@ q('a primary demoted while the arbiter answers the lease it asked for as its lin
   }, 'the partner promoted', 3000);
   assert.is(s.mirror.role, 'primary');
   assert.is(p.mirror.sense().quorum!.held, false);
+  await p.close(); await s.close();
+});
+
+q('a renewal answered after the partner is back (the lease given up meanwhile) is not kept', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { ta, p, s } = await pair(arbiter, { timeoutMs: 3000 });
+  ta.close(); // a cut with nothing written: the primary takes the lease, renewed every ~300 ms
+  await until(() => p.mirror.sense().quorum!.held, 'the primary to hold the lease');
+  // The next renewal is decided at once and answered only when the test says (a slow link).
+  const acquire = arbiter.acquire.bind(arbiter);
+  let answer!: () => void;
+  let asked = false;
+  arbiter.acquire = (node, gen) => {
+    arbiter.acquire = acquire;
+    asked = true;
+    const decided = acquire(node, gen);
+    return new Promise<void>((r) => { answer = r; }).then(() => decided);
+  };
+  await until(() => asked, 'a renewal asked');
+  const [ta2, tb2] = inProcessPair();
+  s.mirror.attach(tb2);
+  p.mirror.attach(ta2);
+  await until(() => p.mirror.sense().connected && s.mirror.sense().peerRole === 'primary', 'the pair again');
+  await new Promise((r) => setTimeout(r, 300)); // the handshake's end gives the lease up (or waits for the renewal)
+  answer();
+  await until(() => !p.mirror.sense().quorum!.held, 'the lease given up');
+  await new Promise((r) => setTimeout(r, 1200)); // past any renewal
+  assert.is(p.mirror.sense().quorum!.held, false, 'no lease kept by the connected primary');
+  await p.mirror.demote();
+  await until(() => s.mirror.sense().peerRole === 'secondary', 'the partner seen demoted');
+  await s.mirror.promote();
+  assert.is(s.mirror.role, 'primary');
   await p.close(); await s.close();
 });
 

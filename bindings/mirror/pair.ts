@@ -711,7 +711,9 @@ export class Mirror extends MirrorEvents {
     // The lease given up; with the partner holding everything, a mark on it left at the
     // arbiter (its clearing failed as the resync ended) is cleared too: the partner's
     // promotion, which asks the arbiter, would otherwise be refused as outdated.
-    const whole = this.#connected() && !this.#degraded && this.#replica.outOfSync.size === 0 && !this.#resync.running;
+    const oos = this.#replica.outOfSync;
+    const whole = this.#connected() && !this.#degraded && this.#peer !== null && this.#planning !== this.#peer && !this.#owesSynced &&
+      oos.empty && oos.known && !oos.unacked && !this.#resync.running;
     await (whole ? this.#quorum?.settle() : this.#quorum?.release());
     this.#failover.stopHeartbeat();
     this.#failover.startWatchdog();

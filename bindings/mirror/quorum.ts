@@ -108,6 +108,8 @@ export class Quorum {
       } catch (err) {
         this.#lastError = (err as Error).message;
       }
+      // Fenced while the arbiter answered: the write fails with it now, not after a wait.
+      if (this.#fencedBy) throw this.#fencedBy;
       if (this.#mode === 'error') throw TwinpageError.noQuorum(`no quorum: ${this.#lastError ?? 'the lease is not held'}; the write is kept here and resynced, but not acknowledged`);
       this.#changed(false);
       // Suspended: tried again after a while, or released when the partner holds everything.
@@ -168,7 +170,8 @@ export class Quorum {
       this.#renewTimer = null;
       if (this.#stopped || this.#validUntil === 0) return;
       const partner = this.#outdated;
-      this.#obtain(partner).catch((err) => {
+      // Tracked as any taking of the lease is, so that settle() waits for it.
+      (this.#ensuring ??= this.#obtain(partner).finally(() => { this.#ensuring = null; })).catch((err) => {
         this.#lastError = (err as Error).message;
         // Out of reach: tried again until the lease ends here.
         if (performance.now() < this.#validUntil) this.#scheduleRenew();
@@ -195,36 +198,51 @@ export class Quorum {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
-    // A lease being taken right now (hold(), as the partner went) is given up
-    // with the rest, not granted after this and renewed for good.
+    // A lease being taken or renewed right now (hold() as the partner went, a renewal)
+    // lands first and is given up with the rest, not granted after this and renewed for
+    // good (seen by review: a renewal answered after the release kept the lease, and a
+    // later one marked the partner, in sync, outdated again).
     if (this.#ensuring) await this.#ensuring.catch(() => {});
     const node = this.#hooks.nodeId();
-    if (this.#validUntil === 0 && this.#outdated === null) {
+    let mark = this.#outdated;
+    if (mark === null && this.#validUntil === 0) {
       // Nothing marked by this process; but a mark of an earlier one (this node marked its
       // partner, was killed, and started again) would stay at the arbiter, and the partner,
-      // in sync, could never take over: it is cleared under the lease, taken for it.
+      // in sync, could never take over: it is cleared too.
       try {
         const record = await this.arbiter.read();
         if (record.primary !== node || record.outdated === null) return;
-        await this.#obtain(null);
-        this.#outdated = record.outdated;
+        mark = record.outdated;
       } catch (err) {
         this.#lastError = (err as Error).message;
         return;
       }
     }
+    if (mark !== null && !this.holds(null)) {
+      // A mark is cleared only under the lease: taken again when it is not held (it ran
+      // out since a clearing that failed, say).
+      try {
+        await this.#obtain(null);
+      } catch (err) {
+        this.#lastError = (err as Error).message;
+        this.#outdated = mark;
+        return;
+      }
+    }
+    this.#era++;
     const epoch = this.#epoch;
     this.#stopRenew();
     this.#validUntil = 0;
-    const was = this.#outdated;
     this.#outdated = null;
     try {
-      if (was !== null) await this.arbiter.clear(node, epoch, this.#hooks.generation());
+      if (mark !== null && !(await this.arbiter.clear(node, epoch, this.#hooks.generation()))) {
+        throw new Error(`the arbiter (${this.arbiter.name}) no longer grants this node's lease: the mark on ${mark} stays`);
+      }
       await this.arbiter.release(node, epoch);
     } catch (err) {
       // The lease then simply runs out; the mark stays until the next settle.
       this.#lastError = (err as Error).message;
-      this.#outdated = was;
+      this.#outdated = mark;
     }
   }
 
