@@ -37,6 +37,18 @@ async function pair(arbiter: MemoryArbiter, extra: { onNoQuorum?: 'suspend' | 'e
   return { ta, tb, p, s, b, sStore };
 }
 
+/** Makes the arbiter's next acquire, and only that one, answer `ms` later; `granted()` is its answer once asked. */
+function slowNextAcquire(arbiter: MemoryArbiter, ms: number): { granted: () => Promise<unknown> | undefined } {
+  const acquire = arbiter.acquire.bind(arbiter);
+  let granted: Promise<unknown> | undefined;
+  arbiter.acquire = (node, gen) => {
+    arbiter.acquire = acquire;
+    granted = new Promise((r) => setTimeout(r, ms)).then(() => acquire(node, gen));
+    return granted as ReturnType<typeof acquire>;
+  };
+  return { granted: () => granted };
+}
+
 const q = suite('quorum');
 
 q('failover auto without an arbiter is refused: two nodes alone cannot tell a dead partner from a dead link', async () => {
@@ -104,13 +116,7 @@ q('a partner back before the arbiter answered the lease its primary asked for as
   // A timeout no loaded machine reaches: a link its watchdog drops stays down, and its
   // primary rightly holds the lease, which is not what this asks.
   const { ta, p, s } = await pair(arbiter, { timeoutMs: 3000 });
-  const acquire = arbiter.acquire.bind(arbiter);
-  let granted!: Promise<unknown>;
-  arbiter.acquire = (node, gen) => {
-    arbiter.acquire = acquire; // only the first, the primary's as its partner goes, is slow
-    granted = new Promise((r) => setTimeout(r, 300)).then(() => acquire(node, gen));
-    return granted as ReturnType<typeof acquire>;
-  };
+  const slow = slowNextAcquire(arbiter, 300); // the primary's, as its partner goes
   ta.close(); // the primary asks for the lease (slowly answered)...
   const [ta2, tb2] = inProcessPair();
   s.mirror.attach(tb2); // ...and its partner is back at once, nothing to resync
@@ -118,7 +124,7 @@ q('a partner back before the arbiter answered the lease its primary asked for as
   await until(() => p.mirror.sense().connected && s.mirror.sense().peerRole === 'primary', 'the pair again');
   const drops: string[] = [];
   p.mirror.on('disconnected', (d) => drops.push(String(d.reason)));
-  await granted; // the lease was granted after the pair was whole again
+  await slow.granted(); // the lease was granted after the pair was whole again
   // It came with a new epoch (the arbiter's first holder); a frame the secondary sent before
   // hearing of it is behind, not a stale primary's: the link stays.
   await until(() => p.mirror.sense().epoch === 1, 'the primary in epoch 1');
@@ -300,17 +306,11 @@ q('a mark the arbiter kept (its clearing failed as the resync ended) is cleared 
 
 q('a primary demoted while the arbiter answers the lease it asked for as its link went: the grant is not taken, so it runs out and the partner can be promoted', async () => {
   const { p, s, arbiter, ta2 } = await recorded();
-  const acquire = arbiter.acquire.bind(arbiter);
-  let granted!: Promise<unknown>;
-  arbiter.acquire = (node, gen) => {
-    arbiter.acquire = acquire; // only the first, the primary's as its link goes, is slow
-    granted = new Promise((r) => setTimeout(r, 500)).then(() => acquire(node, gen));
-    return granted as ReturnType<typeof acquire>;
-  };
+  const slow = slowNextAcquire(arbiter, 500); // the primary's, as its link goes
   ta2.close(); // the primary asks for the lease (slowly answered)...
-  await until(() => granted !== undefined, 'the primary asking');
+  await until(() => slow.granted() !== undefined, 'the primary asking');
   await p.mirror.demote(); // ...and is demoted meanwhile
-  await granted;
+  await slow.granted();
   await new Promise((r) => setTimeout(r, 50));
   assert.is(p.mirror.sense().quorum!.held, false, 'the demoted node does not hold the lease');
   // The partner, connected again, is promoted once the grant ran out at the arbiter (1 s).
