@@ -66,6 +66,16 @@ export class Quorum {
    * the lease as a secondary, so its partner's promotion was refused for good).
    */
   #era = 0;
+  /**
+   * This node's calls that change the lease or the record run one at a time, in order: the
+   * arbiter sees them as this node made them (an etcd answers separate requests in any
+   * order), and none reads this node's state halfway through another (seen by review: two
+   * settles at once, or a settle and a write's marking, left a mark cleared at the arbiter
+   * and believed here).
+   */
+  #serial: Promise<unknown> = Promise.resolve();
+  /** Writes acknowledged under the lease with the partner marked: a settle begun before one does not clear the mark. */
+  #ackedAlone = 0;
 
   constructor(arbiter: Arbiter, options: { onNoQuorum: 'suspend' | 'error'; marginShare?: number; epoch: number }, hooks: QuorumHooks) {
     this.arbiter = arbiter;
@@ -100,11 +110,13 @@ export class Quorum {
   async ensure(partner: string | null): Promise<'held' | 'released'> {
     for (;;) {
       if (this.#fencedBy) throw this.#fencedBy;
-      if (this.holds(partner)) return 'held';
+      if (this.holds(partner)) return this.#acknowledged();
       if (this.#stopped) throw TwinpageError.closed('this mirror is closed');
       try {
         await (this.#ensuring ??= this.#obtain(partner).finally(() => { this.#ensuring = null; }));
-        if (this.holds(partner)) return 'held';
+        if (this.holds(partner)) return this.#acknowledged();
+        // The lease taken for another reason (hold(), with nobody to mark): this write's turn now.
+        if (this.holds(null) && !this.#fencedBy) continue;
       } catch (err) {
         this.#lastError = (err as Error).message;
       }
@@ -116,6 +128,19 @@ export class Quorum {
       const again = await this.#wait(Math.max(100, Math.min(1000, this.arbiter.ttlMs / 4)));
       if (again === 'released') return 'released';
     }
+  }
+
+  /** A write the partner lacks goes on, acknowledged under the lease and the mark. */
+  #acknowledged(): 'held' {
+    this.#ackedAlone++;
+    return 'held';
+  }
+
+  /** Runs `fn` after every such call before it (see `#serial`). */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(fn, fn);
+    this.#serial = run.catch(() => {});
+    return run;
   }
 
   /**
@@ -131,19 +156,28 @@ export class Quorum {
   }
 
   /** Takes (or renews) the lease, then marks the partner outdated under it. */
-  async #obtain(partner: string | null): Promise<void> {
+  #obtain(partner: string | null): Promise<void> {
+    return this.#exclusive(() => this.#obtainNow(partner));
+  }
+
+  async #obtainNow(partner: string | null): Promise<void> {
     const asked = performance.now();
     const era = this.#era;
     const got = await this.arbiter.acquire(this.#hooks.nodeId(), this.#hooks.generation());
     this.#seen(got.record);
     if (!got.granted) throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) refused the lease: ${got.reason}`);
     // Given up while the arbiter answered: the grant is not taken (nor renewed: it runs out
-    // there). Not released either: a later grant to this node (a takeover) may be the same lease.
+    // there, or is given back by the release() that gave it up, which runs after this call).
     if (this.#era !== era) throw TwinpageError.noQuorum('the lease was given up while the arbiter granted it');
     const hadLease = performance.now() < this.#validUntil;
+    // A mark is trusted only under the lease it was set under: a lease taken afresh marks
+    // again (a mark believed here may have been cleared at the arbiter since, by a settle
+    // whose release then failed, say). Until the mark is set, none is believed.
+    const mark = partner !== null && (!hadLease || this.#outdated !== partner);
+    if (mark) this.#outdated = null;
     this.#validUntil = asked + this.#held(got.ttlMs);
-    if (partner !== null && this.#outdated !== partner) {
-      if (!(await this.arbiter.outdate(this.#hooks.nodeId(), got.record.epoch, partner, this.#hooks.generation()))) {
+    if (mark) {
+      if (!(await this.arbiter.outdate(this.#hooks.nodeId(), got.record.epoch, partner!, this.#hooks.generation()))) {
         this.#validUntil = 0;
         throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) no longer grants this node's lease`);
       }
@@ -170,8 +204,7 @@ export class Quorum {
       this.#renewTimer = null;
       if (this.#stopped || this.#validUntil === 0) return;
       const partner = this.#outdated;
-      // Tracked as any taking of the lease is, so that settle() waits for it.
-      (this.#ensuring ??= this.#obtain(partner).finally(() => { this.#ensuring = null; })).catch((err) => {
+      this.#obtain(partner).catch((err) => {
         this.#lastError = (err as Error).message;
         // Out of reach: tried again until the lease ends here.
         if (performance.now() < this.#validUntil) this.#scheduleRenew();
@@ -198,11 +231,15 @@ export class Quorum {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
-    // A lease being taken or renewed right now (hold() as the partner went, a renewal)
-    // lands first and is given up with the rest, not granted after this and renewed for
-    // good (seen by review: a renewal answered after the release kept the lease, and a
-    // later one marked the partner, in sync, outdated again).
-    if (this.#ensuring) await this.#ensuring.catch(() => {});
+    // After every lease call before it (a lease being taken as the partner went, a renewal:
+    // given up with the rest, not granted after this and renewed for good).
+    const acked = this.#ackedAlone;
+    await this.#exclusive(() => this.#settleNow(acked));
+  }
+
+  async #settleNow(acked: number): Promise<void> {
+    // A write acknowledged alone since the partner was found whole: it lacks that one.
+    if (this.#ackedAlone !== acked) return;
     const node = this.#hooks.nodeId();
     let mark = this.#outdated;
     if (mark === null && this.#validUntil === 0) {
@@ -222,27 +259,32 @@ export class Quorum {
       // A mark is cleared only under the lease: taken again when it is not held (it ran
       // out since a clearing that failed, say).
       try {
-        await this.#obtain(null);
+        await this.#obtainNow(null);
       } catch (err) {
         this.#lastError = (err as Error).message;
-        this.#outdated = mark;
         return;
       }
     }
+    if (this.#ackedAlone !== acked) return;
+    // Given up here at once: a write from now on takes the lease and marks again, after this.
     this.#era++;
     const epoch = this.#epoch;
     this.#stopRenew();
     this.#validUntil = 0;
     this.#outdated = null;
+    let cleared = mark === null;
     try {
-      if (mark !== null && !(await this.arbiter.clear(node, epoch, this.#hooks.generation()))) {
-        throw new Error(`the arbiter (${this.arbiter.name}) no longer grants this node's lease: the mark on ${mark} stays`);
+      if (mark !== null) {
+        if (!(await this.arbiter.clear(node, epoch, this.#hooks.generation()))) {
+          throw new Error(`the arbiter (${this.arbiter.name}) no longer grants this node's lease: the mark on ${mark} stays`);
+        }
+        cleared = true;
       }
       await this.arbiter.release(node, epoch);
     } catch (err) {
-      // The lease then simply runs out; the mark stays until the next settle.
+      // The lease then simply runs out; a mark not cleared stays until the next settle.
       this.#lastError = (err as Error).message;
-      this.#outdated = mark;
+      if (!cleared) this.#outdated = mark;
     }
   }
 
@@ -250,16 +292,22 @@ export class Quorum {
   async release(): Promise<void> {
     this.#era++;
     this.#stopRenew();
-    const held = this.#validUntil > 0;
+    // A lease being taken now is given back too, once granted (the call runs after it).
+    const held = this.#validUntil > 0 || this.#ensuring !== null;
     this.#validUntil = 0;
-    if (held) await this.arbiter.release(this.#hooks.nodeId(), this.#epoch).catch((err) => { this.#lastError = (err as Error).message; });
+    if (!held) return;
+    await this.#exclusive(() => this.arbiter.release(this.#hooks.nodeId(), this.#epoch)).catch((err) => { this.#lastError = (err as Error).message; });
   }
 
   /**
    * A secondary taking over: acquires the lease. Granted: it may promote
    * itself (epoch adopted). Refused or out of reach: why.
    */
-  async takeOver(): Promise<{ granted: boolean; reason: string }> {
+  takeOver(): Promise<{ granted: boolean; reason: string }> {
+    return this.#exclusive(() => this.#takeOverNow());
+  }
+
+  async #takeOverNow(): Promise<{ granted: boolean; reason: string }> {
     const asked = performance.now();
     let got;
     try {
