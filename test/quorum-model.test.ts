@@ -19,8 +19,9 @@ class ScheduledArbiter implements Arbiter {
   readonly name = 'scheduled arbiter';
   readonly ttlMs = 60_000;
   state: { record: PairRecord; leaseUntil: number } = { record: { epoch: 0, primary: null, outdated: null, generation: '' }, leaseUntil: 0 };
-  /** Calls of these kinds fail (once each) when set. */
+  /** Calls of these kinds fail (once each) when set: before they take effect, or (`lost`) after. */
   failing = new Set<string>();
+  lost = new Set<string>();
   /** Called after each decision, with what it was. */
   decided: (what: string) => void = () => {};
   constructor(readonly s: fc.Scheduler) {}
@@ -30,6 +31,7 @@ class ScheduledArbiter implements Arbiter {
       if (this.failing.delete(what)) throw new Error(`${what}: out of reach`);
       const r = decide();
       this.decided(what);
+      if (this.lost.delete(what)) throw new Error(`${what}: the answer was lost`);
       return r;
     });
   }
@@ -77,13 +79,14 @@ class ScheduledArbiter implements Arbiter {
   async close(): Promise<void> {}
 }
 
-type Op = 'write' | 'settle' | 'demote' | 'hold' | 'takeover' | 'fail-acquire' | 'fail-outdate' | 'fail-clear' | 'fail-release' | 'fail-read';
+type Op = 'write' | 'settle' | 'demote' | 'hold' | 'takeover' | `fail-${string}` | `lost-${string}`;
 const OPS = fc.oneof(
   { arbitrary: fc.constant<Op>('write'), weight: 8 },
   { arbitrary: fc.constant<Op>('settle'), weight: 5 },
   { arbitrary: fc.constantFrom<Op>('demote', 'hold'), weight: 2 },
   { arbitrary: fc.constant<Op>('takeover'), weight: 1 },
-  { arbitrary: fc.constantFrom<Op>('fail-acquire', 'fail-outdate', 'fail-clear', 'fail-release', 'fail-read'), weight: 4 },
+  { arbitrary: fc.constantFrom<Op>('fail-acquire', 'fail-outdate', 'fail-clear', 'fail-release', 'fail-read'), weight: 3 },
+  { arbitrary: fc.constantFrom<Op>('lost-acquire', 'lost-outdate', 'lost-clear', 'lost-release'), weight: 2 },
 );
 
 const seen = { runs: 0, acknowledged: 0, cleared: 0, takeovers: 0 };
@@ -92,8 +95,13 @@ test('quorum: under any order of the arbiter\'s answers, a write acknowledged al
   await fc.assert(fc.asyncProperty(fc.scheduler(), fc.array(fc.array(OPS, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 10 }), async (s, waves) => {
     const arbiter = new ScheduledArbiter(s);
     const problems: string[] = [];
-    /** A write was acknowledged alone since the last settle began: B lacks it. */
+    /**
+     * A write begun after the last settle began was acknowledged alone: B lacks it. (One
+     * begun before is one the partner holds by then: the pair settles once its resync has
+     * sent every change made so far.)
+     */
     let unsettled = false;
+    let settleCalls = 0;
     const check = (when: string) => {
       const r = arbiter.state.record;
       if (unsettled && r.outdated !== 'B') problems.push(`${when}: a write acknowledged alone, not settled since, and B not marked (record ${JSON.stringify(r)})`);
@@ -102,10 +110,10 @@ test('quorum: under any order of the arbiter\'s answers, a write acknowledged al
       if (what === 'clear') seen.cleared++;
       check(`after ${what}`);
     };
-    const fenced: Quorum[] = [];
+    // Fenced at once, as the pair does when the arbiter names another primary.
     const make = (node: string) => new Quorum(arbiter, { onNoQuorum: 'error', epoch: 0 }, {
       nodeId: () => node, generation: () => 'g1',
-      epochSeen: (_epoch, record) => { if (record.primary !== null && record.primary !== node) fenced.push(q[node]); },
+      epochSeen: (_epoch, record) => { if (record.primary !== null && record.primary !== node) q[node].fence(new Error('fenced')); },
     });
     const q: Record<string, Quorum> = {};
     q.A = make('A');
@@ -114,31 +122,49 @@ test('quorum: under any order of the arbiter\'s answers, a write acknowledged al
     for (const wave of waves) {
       for (const op of wave) {
         switch (op) {
-          case 'write':
-            runs.push(q.A.ensure('B').then(() => {
+          case 'write': {
+            const begun = settleCalls;
+            runs.push(q.A.ensure('B').then((how) => {
+              // Released: a settle began meanwhile, the partner holds this write too.
+              if (how === 'released') return;
               const r = arbiter.state.record;
               if (r.primary !== 'A' || arbiter.state.leaseUntil === 0 || r.outdated !== 'B') problems.push(`a write acknowledged alone with the record ${JSON.stringify(r)}, lease ${arbiter.state.leaseUntil > 0 ? 'held' : 'free'}`);
-              unsettled = true;
+              if (settleCalls === begun) unsettled = true;
               seen.acknowledged++;
             }, () => {}));
             break;
+          }
           case 'settle':
             unsettled = false;
+            settleCalls++;
             runs.push(q.A.settle().catch(() => {}));
             break;
           case 'demote': runs.push(q.A.release()); break;
           case 'hold': q.A.hold(); break;
           case 'takeover': runs.push(q.B.takeOver().then((r) => { if (r.granted) seen.takeovers++; })); break;
-          default: arbiter.failing.add(op.slice(5));
+          default: (op.startsWith('lost-') ? arbiter.lost : arbiter.failing).add(op.slice(5));
         }
       }
-      // Some of the wave's calls answered, in an order the scheduler picks, before the next wave.
-      for (let i = 0; i < 3; i++) if (s.count() > 0) await s.waitOne();
-      for (const f of fenced.splice(0)) f.fence(new Error('fenced'));
+      // Some of the wave's calls answered, in an order the scheduler picks, before the next
+      // wave (each after a turn, so that the calls they lead to are made).
+      for (let i = 0; i < 3; i++) {
+        await new Promise((r) => setImmediate(r));
+        if (s.count() > 0) await s.waitOne();
+      }
     }
     await s.waitFor(Promise.all(runs));
     await s.waitAll();
     check('at the end');
+    // Then the partner is whole again, and the arbiter answers well: a node still primary
+    // there clears its mark and keeps no lease.
+    arbiter.failing.clear();
+    arbiter.lost.clear();
+    unsettled = false;
+    settleCalls++;
+    await s.waitFor(q.A.settle());
+    await s.waitAll();
+    if (arbiter.state.record.primary === 'A' && arbiter.state.record.outdated !== null) problems.push(`after a last settle, the mark stays: ${JSON.stringify(arbiter.state.record)}`);
+    if (q.A.holds(null)) problems.push('after a last settle, A still holds the lease');
     q.A.stop();
     q.B.stop();
     seen.runs++;

@@ -48,8 +48,10 @@ export class Quorum {
   #epoch = 0;
   /** Local monotonic ms until which the lease is surely held here. */
   #validUntil = 0;
-  /** The partner marked outdated under the lease held now. */
+  /** The partner marked outdated under the lease held now (trusted only while it is held). */
   #outdated: string | null = null;
+  /** A partner this node may have marked at the arbiter and not cleared since (a call may take effect and still fail). */
+  #maybeMarked: string | null = null;
   #renewTimer: ReturnType<typeof setTimeout> | null = null;
   #ensuring: Promise<void> | null = null;
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
@@ -76,6 +78,8 @@ export class Quorum {
   #serial: Promise<unknown> = Promise.resolve();
   /** Writes acknowledged under the lease with the partner marked: a settle begun before one does not clear the mark. */
   #ackedAlone = 0;
+  /** Settles begun: a write whose quorum was being sought when one began is one the partner holds. */
+  #settles = 0;
 
   constructor(arbiter: Arbiter, options: { onNoQuorum: 'suspend' | 'error'; marginShare?: number; epoch: number }, hooks: QuorumHooks) {
     this.arbiter = arbiter;
@@ -108,12 +112,18 @@ export class Quorum {
    * says the partner holds everything again, or rejects NO_QUORUM (error).
    */
   async ensure(partner: string | null): Promise<'held' | 'released'> {
+    const settles = this.#settles;
     for (;;) {
       if (this.#fencedBy) throw this.#fencedBy;
+      // The partner found holding everything since this began (this write included): it goes
+      // on without the lease, and asks for none (seen by review: a write that marked the
+      // partner again after the settle cleared it kept a connected pair's lease for good).
+      if (this.#settles !== settles) return 'released';
       if (this.holds(partner)) return this.#acknowledged();
       if (this.#stopped) throw TwinpageError.closed('this mirror is closed');
       try {
         await (this.#ensuring ??= this.#obtain(partner).finally(() => { this.#ensuring = null; }));
+        if (this.#settles !== settles) return 'released';
         if (this.holds(partner)) return this.#acknowledged();
         // The lease taken for another reason (hold(), with nobody to mark): this write's turn now.
         if (this.holds(null) && !this.#fencedBy) continue;
@@ -157,12 +167,13 @@ export class Quorum {
 
   /** Takes (or renews) the lease, then marks the partner outdated under it. */
   #obtain(partner: string | null): Promise<void> {
-    return this.#exclusive(() => this.#obtainNow(partner));
+    // The era of the call, not of its turn: a give-up while it waits for its turn counts.
+    const era = this.#era;
+    return this.#exclusive(() => this.#obtainNow(partner, era));
   }
 
-  async #obtainNow(partner: string | null): Promise<void> {
+  async #obtainNow(partner: string | null, era: number): Promise<void> {
     const asked = performance.now();
-    const era = this.#era;
     const got = await this.arbiter.acquire(this.#hooks.nodeId(), this.#hooks.generation());
     this.#seen(got.record);
     if (!got.granted) throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) refused the lease: ${got.reason}`);
@@ -173,10 +184,12 @@ export class Quorum {
     // A mark is trusted only under the lease it was set under: a lease taken afresh marks
     // again (a mark believed here may have been cleared at the arbiter since, by a settle
     // whose release then failed, say). Until the mark is set, none is believed.
-    const mark = partner !== null && (!hadLease || this.#outdated !== partner);
+    if (!hadLease) this.#outdated = null;
+    const mark = partner !== null && this.#outdated !== partner;
     if (mark) this.#outdated = null;
     this.#validUntil = asked + this.#held(got.ttlMs);
     if (mark) {
+      this.#maybeMarked = partner;
       if (!(await this.arbiter.outdate(this.#hooks.nodeId(), got.record.epoch, partner!, this.#hooks.generation()))) {
         this.#validUntil = 0;
         throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) no longer grants this node's lease`);
@@ -233,6 +246,7 @@ export class Quorum {
     for (const w of waiters) w.resolve();
     // After every lease call before it (a lease being taken as the partner went, a renewal:
     // given up with the rest, not granted after this and renewed for good).
+    this.#settles++;
     const acked = this.#ackedAlone;
     await this.#exclusive(() => this.#settleNow(acked));
   }
@@ -241,7 +255,7 @@ export class Quorum {
     // A write acknowledged alone since the partner was found whole: it lacks that one.
     if (this.#ackedAlone !== acked) return;
     const node = this.#hooks.nodeId();
-    let mark = this.#outdated;
+    let mark = this.#outdated ?? this.#maybeMarked;
     if (mark === null && this.#validUntil === 0) {
       // Nothing marked by this process; but a mark of an earlier one (this node marked its
       // partner, was killed, and started again) would stay at the arbiter, and the partner,
@@ -259,7 +273,7 @@ export class Quorum {
       // A mark is cleared only under the lease: taken again when it is not held (it ran
       // out since a clearing that failed, say).
       try {
-        await this.#obtainNow(null);
+        await this.#obtainNow(null, this.#era);
       } catch (err) {
         this.#lastError = (err as Error).message;
         return;
@@ -272,19 +286,18 @@ export class Quorum {
     this.#stopRenew();
     this.#validUntil = 0;
     this.#outdated = null;
-    let cleared = mark === null;
     try {
       if (mark !== null) {
         if (!(await this.arbiter.clear(node, epoch, this.#hooks.generation()))) {
           throw new Error(`the arbiter (${this.arbiter.name}) no longer grants this node's lease: the mark on ${mark} stays`);
         }
-        cleared = true;
+        if (this.#maybeMarked === mark) this.#maybeMarked = null;
       }
       await this.arbiter.release(node, epoch);
     } catch (err) {
-      // The lease then simply runs out; a mark not cleared stays until the next settle.
+      // The lease then simply runs out; a mark not cleared stays (known as maybe marked)
+      // until the next settle, and is trusted by no write: a lease taken afresh marks again.
       this.#lastError = (err as Error).message;
-      if (!cleared) this.#outdated = mark;
     }
   }
 
