@@ -29,12 +29,13 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
 async function pair(arbiter: MemoryArbiter, extra: { onNoQuorum?: 'suspend' | 'error'; timeoutMs?: number } = {}) {
   const [ta, tb] = inProcessPair();
   const sStore = new MemoryStore();
-  const p = await openMemory({ store: new MemoryStore(), ...opts, mirror: { role: 'primary', transport: ta, arbiter, ...timing, ...extra } });
+  const pStore = new MemoryStore();
+  const p = await openMemory({ store: pStore, ...opts, mirror: { role: 'primary', transport: ta, arbiter, ...timing, ...extra } });
   const s = await openMemory({ store: sStore, ...opts, mirror: { role: 'secondary', transport: tb, arbiter, failover: 'auto', ...timing, timeoutMs: extra.timeoutMs ?? timing.timeoutMs } });
   const b = await p.allocate(8 * PS);
   await p.write(b.id, 0, pattern(8 * PS, 1));
   await until(() => !s.mirror.sense().inconsistent, 'the first sync');
-  return { ta, tb, p, s, b, sStore };
+  return { ta, tb, p, s, b, sStore, pStore };
 }
 
 /** Makes the arbiter's next acquire, and only that one, answer `ms` later; `granted()` is its answer once asked. */
@@ -355,6 +356,55 @@ q('a renewal answered after the partner is back (the lease given up meanwhile) i
   await until(() => s.mirror.sense().peerRole === 'secondary', 'the partner seen demoted');
   await s.mirror.promote();
   assert.is(s.mirror.role, 'primary');
+  await p.close(); await s.close();
+});
+
+q('a failover with nothing written alone, the old primary back and resynced: the record takes the new generation, so the next failover goes through', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { p, s, b, pStore } = await pair(arbiter);
+  await p.close(); // the primary dies: the secondary takes over (a new generation after the lease)
+  await until(() => s.mirror.role === 'primary', 'the takeover', 4000);
+  const generation = s.mirror.sense().generation;
+  // The old primary back, as a secondary with automatic failover, resynced; nothing written alone.
+  const [ta, tb] = inProcessPair();
+  const back = await openMemory({ store: pStore, ...opts, mirror: { role: 'secondary', transport: tb, arbiter, failover: 'auto', ...timing } });
+  s.mirror.attach(ta);
+  await until(async () => back.mirror.sense().generation === generation && !back.mirror.sense().inconsistent &&
+    s.mirror.sense().connected && !s.mirror.sense().quorum!.held && (await arbiter.read()).generation === generation, 'the old primary resynced, the record on the new generation', 4000);
+  // The new primary dies in turn: the old one takes over by itself.
+  await s.close();
+  await until(() => back.mirror.role === 'primary', 'the second takeover', 4000);
+  await back.write(b.id, 0, pattern(PS, 15));
+  await back.close();
+});
+
+q('a link lost mid-resync with the arbiter out of reach: the resync stops at once, and the next connection resyncs without waiting for the arbiter', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 1000 });
+  const { ta, p, s } = await pair(arbiter, { timeoutMs: 3000 });
+  const big = await p.allocate(512 * PS);
+  await until(() => s.mirror.sense().lagPages === 0 && p.mirror.sense().lagPages === 0 && !s.mirror.sense().inconsistent, 'the block on both');
+  ta.close();
+  await p.write(big.id, 0, pattern(512 * PS, 16)); // 512 pages alone, under the lease
+  // The arbiter out of reach until the lease ran out here; healed, and at the resync's first
+  // progress the link goes again.
+  arbiter.unreachable = true;
+  await until(() => !p.mirror.sense().quorum!.held, 'the lease run out');
+  let cut = false;
+  const [ta2, tb2] = inProcessPair();
+  p.mirror.on('resync-progress', () => {
+    if (cut) return;
+    cut = true;
+    ta2.close();
+  });
+  s.mirror.attach(tb2);
+  p.mirror.attach(ta2);
+  await until(() => cut, 'the resync under way');
+  const [ta3, tb3] = inProcessPair();
+  s.mirror.attach(tb3);
+  p.mirror.attach(ta3);
+  await until(() => p.mirror.sense().lagPages === 0 && !s.mirror.sense().inconsistent && s.mirror.sense().connected, 'the resync on the next connection, the arbiter still out of reach', 4000);
+  assert.equal(await s.read(big.id, 0, 512 * PS), pattern(512 * PS, 16));
+  arbiter.unreachable = false;
   await p.close(); await s.close();
 });
 

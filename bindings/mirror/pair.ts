@@ -177,6 +177,9 @@ export class Mirror extends MirrorEvents {
   #primaryLost = false;
   /** When (performance.now()) this secondary may first ask the arbiter to take over from the primary it lost (0: not yet lost). */
   #takeOverAt = 0;
+  /** Settles when the current connection is lost (a resync's pieces stop waiting then). */
+  #connectionLost: Promise<void> = Promise.resolve();
+  #loseConnection: () => void = () => {};
   #closed = false;
   /** A new generation being made durable (shared by every change waiting for it). */
   #rotation: Promise<void> | null = null;
@@ -233,7 +236,7 @@ export class Mirror extends MirrorEvents {
       },
     });
     this.#resync = new Resync(memory, replica, {
-      route: (change, policy, posted) => this.#route(change, policy, undefined, posted),
+      route: (change, policy, posted) => this.#routeResync(change, policy, posted),
       canRun: () => this.#connected() && !this.#degraded && this.#role === 'primary' && !this.#closed,
       verify: () => this.#verifier.verify(),
       synced: () => this.#synced(),
@@ -311,6 +314,7 @@ export class Mirror extends MirrorEvents {
     });
     this.#primaryLost = false;
     this.#takeOverAt = 0;
+    this.#connectionLost = new Promise((resolve) => { this.#loseConnection = resolve; });
     this.#degraded = false;
     // A new connection numbers its frames afresh; applies still running from
     // the old one finish on their own and are not acknowledged on this one.
@@ -404,6 +408,7 @@ export class Mirror extends MirrorEvents {
    * generation before the writers waiting on them go on.
    */
   #lost(reason?: unknown): void {
+    this.#loseConnection();
     this.#peer?.abandon(TwinpageError.closed('the connection ended before the partner\'s record arrived'));
     this.#wentDown(reason);
     this.#degraded = true;
@@ -845,7 +850,18 @@ export class Mirror extends MirrorEvents {
    * acknowledged it at disk level or its pages are recorded as out of sync;
    * `posted` once its frames have their places in the stream (or it is recorded).
    */
-  #route(change: Change, policy: LinkPolicy, settled?: () => void, posted?: () => void): Promise<void> {
+  /**
+   * A resync's piece, routed as any change but needing no quorum: its pages are
+   * this node's already, so with the link gone they stay out of sync here (the
+   * next connection's resync sends them) and the resync stops at once. Before,
+   * it waited for the arbiter, as a write alone does, and with the arbiter out
+   * of reach the next connection's resync waited behind it (seen by review).
+   */
+  #routeResync(change: Change, policy: LinkPolicy, posted?: () => void): Promise<void> {
+    return Promise.race([this.#route(change, policy, undefined, posted, false), this.#connectionLost]);
+  }
+
+  #route(change: Change, policy: LinkPolicy, settled?: () => void, posted?: () => void, alone = true): Promise<void> {
     const pages = change.type === 'release' ? change.pages.map((p) => p.page) : [];
     const blockId = change.type === 'allocate' ? change.block.id : change.type === 'free' ? change.blockId : undefined;
     const stream = this.#stream;
@@ -856,7 +872,7 @@ export class Mirror extends MirrorEvents {
       if (blockId !== undefined) oos.addBlock(blockId);
       settled?.();
       posted?.();
-      return this.#acknowledgeAlone();
+      return alone ? this.#acknowledgeAlone() : Promise.resolve();
     }
     const method = pages.length ? this.#copy.choose(policy.copyMethod) : 'message';
     // The storage method sends after this returns (once the exchange holds the pages): from copies of them.
@@ -865,8 +881,8 @@ export class Mirror extends MirrorEvents {
     if (placed.method !== 'storage') return this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled, posted);
     // Storage: the pages are written to the exchange before the frames that point at them go.
     return Promise.all(placed.puts).then(
-      () => (this.#transport === t ? this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled, posted) : this.#route(own, policy, settled, posted)),
-      (err) => { this.#fail(err); return this.#route(own, policy, settled, posted); },
+      () => (this.#transport === t ? this.#sendBatch(stream, placed.messages, pages, blockId, policy, placed.ring, settled, posted) : this.#route(own, policy, settled, posted, alone)),
+      (err) => { this.#fail(err); return this.#route(own, policy, settled, posted, alone); },
     );
   }
 

@@ -80,6 +80,8 @@ export class Quorum {
   #ackedAlone = 0;
   /** Settles begun: a write whose quorum was being sought when one began is one the partner holds. */
   #settles = 0;
+  /** The generation the arbiter's record holds, as last seen in a grant or set here (null: not known). */
+  #recordGeneration: string | null = null;
 
   constructor(arbiter: Arbiter, options: { onNoQuorum: 'suspend' | 'error'; marginShare?: number; epoch: number }, hooks: QuorumHooks) {
     this.arbiter = arbiter;
@@ -180,6 +182,7 @@ export class Quorum {
     // Given up while the arbiter answered: the grant is not taken (nor renewed: it runs out
     // there, or is given back by the release() that gave it up, which runs after this call).
     if (this.#era !== era) throw TwinpageError.noQuorum('the lease was given up while the arbiter granted it');
+    this.#recordGeneration = got.record.generation;
     const hadLease = performance.now() < this.#validUntil;
     // A mark is trusted only under the lease it was set under: a lease taken afresh marks
     // again (a mark believed here may have been cleared at the arbiter since, by a settle
@@ -195,6 +198,7 @@ export class Quorum {
         throw TwinpageError.noQuorum(`the arbiter (${this.arbiter.name}) no longer grants this node's lease`);
       }
       this.#outdated = partner;
+      this.#recordGeneration = this.#hooks.generation();
       if (this.#era !== era) throw TwinpageError.noQuorum('the lease was given up while the arbiter marked the partner');
     }
     this.#lastError = null;
@@ -217,7 +221,9 @@ export class Quorum {
       this.#renewTimer = null;
       if (this.#stopped || this.#validUntil === 0) return;
       const partner = this.#outdated;
-      this.#obtain(partner).catch((err) => {
+      const era = this.#era;
+      // Renewed only if still held at its turn (a settle queued before it gives the lease up).
+      this.#exclusive(() => (this.#validUntil === 0 ? Promise.resolve() : this.#obtainNow(partner, era))).catch((err) => {
         this.#lastError = (err as Error).message;
         // Out of reach: tried again until the lease ends here.
         if (performance.now() < this.#validUntil) this.#scheduleRenew();
@@ -247,6 +253,9 @@ export class Quorum {
     // After every lease call before it (a lease being taken as the partner went, a renewal:
     // given up with the rest, not granted after this and renewed for good).
     this.#settles++;
+    // Lease calls made before this (a lease taken as the partner went, a renewal) are given
+    // up with it; those made after (the partner gone again) are not.
+    this.#era++;
     const acked = this.#ackedAlone;
     await this.#exclusive(() => this.#settleNow(acked));
   }
@@ -255,21 +264,27 @@ export class Quorum {
     // A write acknowledged alone since the partner was found whole: it lacks that one.
     if (this.#ackedAlone !== acked) return;
     const node = this.#hooks.nodeId();
+    const generation = this.#hooks.generation();
     let mark = this.#outdated ?? this.#maybeMarked;
-    if (mark === null && this.#validUntil === 0) {
+    // A record naming an older generation of this node (a failover takes the lease, then a new
+    // generation) refuses the partner, in sync on this one, every later takeover: set too.
+    let stale = this.#recordGeneration !== null && this.#recordGeneration !== generation;
+    if (mark === null && !stale && this.#validUntil === 0) {
       // Nothing marked by this process; but a mark of an earlier one (this node marked its
       // partner, was killed, and started again) would stay at the arbiter, and the partner,
       // in sync, could never take over: it is cleared too.
       try {
         const record = await this.arbiter.read();
-        if (record.primary !== node || record.outdated === null) return;
+        if (record.primary !== node) return;
         mark = record.outdated;
+        stale = record.generation !== '' && record.generation !== generation;
+        if (mark === null && !stale) return;
       } catch (err) {
         this.#lastError = (err as Error).message;
         return;
       }
     }
-    if (mark !== null && !this.holds(null)) {
+    if ((mark !== null || stale) && !this.holds(null)) {
       // A mark is cleared only under the lease: taken again when it is not held (it ran
       // out since a clearing that failed, say).
       try {
@@ -281,16 +296,16 @@ export class Quorum {
     }
     if (this.#ackedAlone !== acked) return;
     // Given up here at once: a write from now on takes the lease and marks again, after this.
-    this.#era++;
     const epoch = this.#epoch;
     this.#stopRenew();
     this.#validUntil = 0;
     this.#outdated = null;
     try {
-      if (mark !== null) {
-        if (!(await this.arbiter.clear(node, epoch, this.#hooks.generation()))) {
-          throw new Error(`the arbiter (${this.arbiter.name}) no longer grants this node's lease: the mark on ${mark} stays`);
+      if (mark !== null || stale) {
+        if (!(await this.arbiter.clear(node, epoch, generation))) {
+          throw new Error(`the arbiter (${this.arbiter.name}) no longer grants this node's lease: its record stays as it was`);
         }
+        this.#recordGeneration = generation;
         if (this.#maybeMarked === mark) this.#maybeMarked = null;
       }
       await this.arbiter.release(node, epoch);
@@ -335,6 +350,7 @@ export class Quorum {
       return { granted: false, reason: got.reason };
     }
     this.#validUntil = asked + this.#held(got.ttlMs);
+    this.#recordGeneration = got.record.generation;
     this.#outdated = null;
     this.#lastError = null;
     this.#fencedBy = null;
