@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { decideAcquire, type Acquired, type Arbiter, type PairRecord } from '../bindings/mirror/arbiter.js';
+import { MemoryArbiter, decideAcquire, type Acquired, type Arbiter, type PairRecord } from '../bindings/mirror/arbiter.js';
 import { Quorum } from '../bindings/mirror/quorum.js';
 
 /** An arbiter whose every call is decided when the scheduler lets it through; its lease never runs out (the run is short). */
@@ -172,6 +172,53 @@ test('quorum: under any order of the arbiter\'s answers, a write acknowledged al
   }), { numRuns: Number(process.env.QUORUM_MODEL_RUNS ?? 1000) });
   console.log(`  quorum model: ${seen.runs} runs, ${seen.acknowledged} writes acknowledged alone, ${seen.cleared} marks cleared, ${seen.takeovers} takeovers by the partner`);
   assert.ok(seen.acknowledged > seen.runs / 4 && seen.cleared > 0 && seen.takeovers > 0, 'the runs reach every case');
+});
+
+/** A quorum for node A over `arbiter`, with no pair around it. */
+function lone(arbiter: Arbiter, mode: 'suspend' | 'error' = 'error'): Quorum {
+  return new Quorum(arbiter, { onNoQuorum: mode, epoch: 0 }, { nodeId: () => 'A', generation: () => 'g1', epochSeen: () => {} });
+}
+
+/** The arbiter's acquires are answered only when `answer()` is called (in order). */
+function heldBack(arbiter: MemoryArbiter): { answer: () => void; fail: () => void; waiting: () => number } {
+  const acquire = arbiter.acquire.bind(arbiter);
+  const queue: Array<{ go: (ok: boolean) => void }> = [];
+  arbiter.acquire = (node, gen) => new Promise<boolean>((go) => queue.push({ go })).then((ok) => {
+    if (!ok) throw new Error('out of reach');
+    return acquire(node, gen);
+  });
+  return { answer: () => queue.shift()!.go(true), fail: () => queue.shift()!.go(false), waiting: () => queue.length };
+}
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+test('quorum: a lease asked for after a settle does not ride one asked for before it (which the settle gives up)', async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 10_000 });
+  const q = lone(arbiter);
+  const slow = heldBack(arbiter);
+  const drain = async () => { for (let i = 0; i < 10; i++) { if (slow.waiting()) slow.answer(); await turn(); } };
+  q.hold(); // the link went: a lease asked for, answered late
+  await turn();
+  const settled = q.settle(); // the partner back and whole: the call above is given up
+  q.hold(); // the link gone again: this one must be taken
+  await drain();
+  await settled;
+  await drain();
+  assert.ok(q.holds(null), 'the lease asked for after the settle is held');
+  q.stop();
+});
+
+test("quorum: a write whose lease call failed after a settle began goes on as released (the partner holds it), not NO_QUORUM", async () => {
+  const arbiter = new MemoryArbiter({ ttlMs: 10_000 });
+  const q = lone(arbiter, 'error');
+  const slow = heldBack(arbiter);
+  const w = q.ensure('B').then((how) => how, (err) => (err as { code: string }).code);
+  await turn();
+  const settled = q.settle();
+  slow.fail(); // the write's call fails, after the settle began
+  assert.is(await w, 'released');
+  await settled;
+  q.stop();
 });
 
 test.run();

@@ -858,7 +858,17 @@ export class Mirror extends MirrorEvents {
    * of reach the next connection's resync waited behind it (seen by review).
    */
   #routeResync(change: Change, policy: LinkPolicy, posted?: () => void): Promise<void> {
-    return Promise.race([this.#route(change, policy, undefined, posted, false), this.#connectionLost]);
+    let settled = false;
+    const routed = this.#route(change, policy, undefined, posted, false).finally(() => { settled = true; });
+    const lost = this.#connectionLost.then(() => {
+      if (settled) return;
+      // Not sent yet (a storage copy still writing its exchange, say): its pages go back on the
+      // record, never off both it and the frames in flight (sending it later changes nothing).
+      const oos = this.#replica.outOfSync;
+      if (change.type === 'release') oos.addAll(change.pages.map((p) => p.page));
+      else oos.addBlock(change.type === 'allocate' ? change.block.id : change.blockId);
+    });
+    return Promise.race([routed, lost]);
   }
 
   #route(change: Change, policy: LinkPolicy, settled?: () => void, posted?: () => void, alone = true): Promise<void> {

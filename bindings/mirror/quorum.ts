@@ -54,6 +54,7 @@ export class Quorum {
   #maybeMarked: string | null = null;
   #renewTimer: ReturnType<typeof setTimeout> | null = null;
   #ensuring: Promise<void> | null = null;
+  #ensuringEra = 0;
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   #lastError: string | null = null;
   #stopped = false;
@@ -124,13 +125,14 @@ export class Quorum {
       if (this.holds(partner)) return this.#acknowledged();
       if (this.#stopped) throw TwinpageError.closed('this mirror is closed');
       try {
-        await (this.#ensuring ??= this.#obtain(partner).finally(() => { this.#ensuring = null; }));
+        await this.#taking(partner);
         if (this.#settles !== settles) return 'released';
         if (this.holds(partner)) return this.#acknowledged();
         // The lease taken for another reason (hold(), with nobody to mark): this write's turn now.
         if (this.holds(null) && !this.#fencedBy) continue;
       } catch (err) {
         this.#lastError = (err as Error).message;
+        if (this.#settles !== settles) return 'released';
       }
       // Fenced while the arbiter answered: the write fails with it now, not after a wait.
       if (this.#fencedBy) throw this.#fencedBy;
@@ -162,9 +164,23 @@ export class Quorum {
    */
   hold(): void {
     if (this.#stopped || this.#fencedBy || performance.now() < this.#validUntil) return;
-    void (this.#ensuring ??= this.#obtain(null).finally(() => { this.#ensuring = null; })).catch((err) => {
+    void this.#taking(null).catch((err) => {
       this.#lastError = (err as Error).message;
     });
+  }
+
+  /**
+   * The lease being taken now, shared by every caller of this era (a write, hold()); one
+   * asked for before a give-up (a settle, a demotion) is not shared: it is dropped when
+   * answered, and a call made after the give-up needs its own (seen by review: a hold() as
+   * the link went again rode a call a settle had given up, and the primary held no lease).
+   */
+  #taking(partner: string | null): Promise<void> {
+    if (this.#ensuring && this.#ensuringEra === this.#era) return this.#ensuring;
+    const taking: Promise<void> = this.#obtain(partner).finally(() => { if (this.#ensuring === taking) this.#ensuring = null; });
+    this.#ensuring = taking;
+    this.#ensuringEra = this.#era;
+    return taking;
   }
 
   /** Takes (or renews) the lease, then marks the partner outdated under it. */
