@@ -365,6 +365,32 @@ test('bad frames close that connection only; garbage requests get typed errors o
   }
 });
 
+test('a node connected again: its older connection is closed, so a call that timed out there and arrives late changes nothing', async () => {
+  const ws = await workspace();
+  try {
+    const w = await startIn(ws, { ttlMs: 60_000 });
+    const old = await rawClient(w.port, 'a');
+    await old.send(encodeRequest({ op: Op.ACQUIRE, id: 1, node: 'a', generation: G1 }));
+    const held = await old.reply();
+    assert.ok(held.op === Op.ACQUIRE && held.granted);
+    // The node reconnects (its call timed out on the old connection) and marks its partner.
+    const now = await rawClient(w.port, 'a');
+    await old.closed;
+    assert.ok(old.t.closed, 'the older connection closed by the witness');
+    await now.send(encodeRequest({ op: Op.OUTDATE, id: 2, node: 'a', epoch: held.record.epoch, partner: 'b', generation: G1 }));
+    const marked = await now.reply();
+    assert.equal([marked.op, marked.op === Op.OUTDATE && marked.done], [Op.OUTDATE, true]);
+    // The old connection can carry nothing more: a late CLEAR there is never taken.
+    let sent = true;
+    await old.send(encodeRequest({ op: Op.CLEAR, id: 3, node: 'a', epoch: held.record.epoch, generation: G1 })).catch(() => { sent = false; });
+    assert.is(sent, false, 'nothing sent on the closed connection');
+    const reader = ws.client(w.port, 'reader');
+    assert.is((await reader.read()).outdated, 'b', 'the mark stays');
+  } finally {
+    await ws.done();
+  }
+});
+
 test('a wrong secret and a replayed handshake are refused; the record is kept, also across a restart', async () => {
   const ws = await workspace();
   try {

@@ -204,6 +204,8 @@ export class Quorum {
     // again (a mark believed here may have been cleared at the arbiter since, by a settle
     // whose release then failed, say). Until the mark is set, none is believed.
     if (!hadLease) this.#outdated = null;
+    // Nor is one the record no longer shows (the grant carries the record).
+    if (got.record.outdated !== this.#outdated) this.#outdated = null;
     const mark = partner !== null && this.#outdated !== partner;
     if (mark) this.#outdated = null;
     this.#validUntil = asked + this.#held(got.ttlMs);

@@ -100,6 +100,14 @@ export async function startWitness(options: WitnessOptions): Promise<Witness> {
     const keeper = new RecordKeeper(file, ttlMs, onEvent);
     await keeper.start();
     const connections = new Set<Transport>();
+    /**
+     * Each node's newest connection: it replaces the node's older ones, whose requests are
+     * no longer taken. A node reconnects after a call timed out, and that call may still
+     * arrive on the old connection: a late CLEAR taken after the node marked its partner
+     * again on the new one would wipe that mark (seen by review). A node's calls are made
+     * one at a time, so only its newest connection carries what it means now.
+     */
+    const newest = new Map<string, Transport>();
     let closing = false;
     let listener: TcpListener;
     try {
@@ -116,11 +124,15 @@ export async function startWitness(options: WitnessOptions): Promise<Witness> {
         }
         connections.add(t);
         onEvent({ event: 'connected', peer });
+        const older = newest.get(peer);
+        newest.set(peer, t);
         t.onClose((err) => {
           connections.delete(t);
+          if (newest.get(peer) === t) newest.delete(peer);
           onEvent({ event: 'disconnected', peer, reason: err?.message ?? null });
         });
-        serveConnection(t, peer, keeper, onEvent);
+        older?.close(TwinpageError.closed(`node ${peer} connected again: this older connection is replaced`));
+        serveConnection(t, peer, keeper, onEvent, () => newest.get(peer) === t);
       });
     } catch (err) {
       await file.close();
@@ -151,7 +163,7 @@ export async function startWitness(options: WitnessOptions): Promise<Witness> {
 }
 
 /** One connection's frames: each request decoded, queued with the others, answered. */
-function serveConnection(t: Transport, peer: string, keeper: RecordKeeper, onEvent: (e: WitnessEvent) => void): void {
+function serveConnection(t: Transport, peer: string, keeper: RecordKeeper, onEvent: (e: WitnessEvent) => void, current: () => boolean): void {
   let inFlight = 0;
   const reply = (r: WitnessReply) => { if (!t.closed) t.send(encodeReply(r)).catch(() => {}); };
   const refuse = (id: number, err: TwinpageError) => {
@@ -175,6 +187,10 @@ function serveConnection(t: Transport, peer: string, keeper: RecordKeeper, onEve
     }
     if (req.op !== Op.READ && req.node !== peer) {
       refuse(req.id, TwinpageError.refused(`this connection is node ${JSON.stringify(peer)}'s: it cannot act for ${JSON.stringify(req.node)}`));
+      return;
+    }
+    if (req.op !== Op.READ && !current()) {
+      refuse(req.id, TwinpageError.closed(`node ${JSON.stringify(peer)} connected again: a request on its older connection is not taken`));
       return;
     }
     if (inFlight >= MAX_IN_FLIGHT) {
