@@ -63,8 +63,8 @@ export class Quorum {
   /** Set when this node was fenced (a newer primary took over): writes waiting for quorum fail with it. */
   #fencedBy: Error | null = null;
   /**
-   * Grows whenever the lease is given up here (a demotion, a fencing, a stop): a grant
-   * asked for before that and answered after it is not taken (seen by review: a primary
+   * Grows whenever the lease is given up here (a settle, a demotion, a fencing, a stop): a
+   * grant asked for before that and answered after it is not taken (seen by review: a primary
    * that lost its link asked, was demoted while the arbiter answered, and kept renewing
    * the lease as a secondary, so its partner's promotion was refused for good).
    */
