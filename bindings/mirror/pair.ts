@@ -845,15 +845,9 @@ export class Mirror extends MirrorEvents {
   }
 
   /**
-   * Sends one change by the copy method its policy asks for, or records it
-   * as lagging without a partner. `settled` is called once the partner
-   * acknowledged it at disk level or its pages are recorded as out of sync;
-   * `posted` once its frames have their places in the stream (or it is recorded).
-   */
-  /**
    * A resync's piece, routed as any change but needing no quorum: its pages are
    * this node's already, so with the link gone they stay out of sync here (the
-   * next connection's resync sends them) and the resync stops at once. Before,
+   * next connection's resync sends them) and the resync ends without waiting. Before,
    * it waited for the arbiter, as a write alone does, and with the arbiter out
    * of reach the next connection's resync waited behind it (seen by review).
    */
@@ -871,6 +865,12 @@ export class Mirror extends MirrorEvents {
     return Promise.race([routed, lost]);
   }
 
+  /**
+   * Sends one change by the copy method its policy asks for, or records it
+   * as lagging without a partner. `settled` is called once the partner
+   * acknowledged it at disk level or its pages are recorded as out of sync;
+   * `posted` once its frames have their places in the stream (or it is recorded).
+   */
   #route(change: Change, policy: LinkPolicy, settled?: () => void, posted?: () => void, alone = true): Promise<void> {
     const pages = change.type === 'release' ? change.pages.map((p) => p.page) : [];
     const blockId = change.type === 'allocate' ? change.block.id : change.type === 'free' ? change.blockId : undefined;
