@@ -854,15 +854,18 @@ export class Mirror extends MirrorEvents {
   #routeResync(change: Change, policy: LinkPolicy, posted?: () => void): Promise<void> {
     let settled = false;
     const routed = this.#route(change, policy, undefined, posted, false).finally(() => { settled = true; });
-    const lost = this.#connectionLost.then(() => {
-      if (settled) return;
-      // Not sent yet (a storage copy still writing its exchange, say): its pages go back on the
-      // record, never off both it and the frames in flight (sending it later changes nothing).
-      const oos = this.#replica.outOfSync;
-      if (change.type === 'release') oos.addAll(change.pages.map((p) => p.page));
-      else oos.addBlock(change.type === 'allocate' ? change.block.id : change.blockId);
-    });
+    // Not sent yet when the link went (a storage copy still writing its exchange, say): its
+    // pages go back on the record, never off both it and the frames in flight (sending it
+    // later changes nothing).
+    const lost = this.#connectionLost.then(() => { if (!settled) this.#lagging(change); });
     return Promise.race([routed, lost]);
+  }
+
+  /** Records `change` as lagging: its pages, or its block, out of sync. */
+  #lagging(change: Change): void {
+    const oos = this.#replica.outOfSync;
+    if (change.type === 'release') oos.addAll(change.pages.map((p) => p.page));
+    else oos.addBlock(change.type === 'allocate' ? change.block.id : change.blockId);
   }
 
   /**
@@ -877,9 +880,7 @@ export class Mirror extends MirrorEvents {
     const stream = this.#stream;
     const t = this.#transport;
     if (!t || t.closed || this.#degraded || !stream || stream.transport !== t) {
-      const oos = this.#replica.outOfSync;
-      oos.addAll(pages);
-      if (blockId !== undefined) oos.addBlock(blockId);
+      this.#lagging(change);
       settled?.();
       posted?.();
       return alone ? this.#acknowledgeAlone() : Promise.resolve();

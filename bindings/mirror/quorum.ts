@@ -200,14 +200,13 @@ export class Quorum {
     if (this.#era !== era) throw TwinpageError.noQuorum('the lease was given up while the arbiter granted it');
     this.#recordGeneration = got.record.generation;
     const hadLease = performance.now() < this.#validUntil;
-    // A mark is trusted only under the lease it was set under: a lease taken afresh marks
-    // again (a mark believed here may have been cleared at the arbiter since, by a settle
-    // whose release then failed, say). Until the mark is set, none is believed.
-    if (!hadLease) this.#outdated = null;
-    // Nor is one the record no longer shows (the grant carries the record).
-    if (got.record.outdated !== this.#outdated) this.#outdated = null;
-    const mark = partner !== null && this.#outdated !== partner;
-    if (mark) this.#outdated = null;
+    // A mark is trusted only under the lease it was set under, and while the record (the
+    // grant carries it) still shows it: a lease taken afresh marks again (a mark believed
+    // here may have been cleared at the arbiter since, by a settle whose release then
+    // failed, say). Until the mark is set, none is believed.
+    const trusted = hadLease && got.record.outdated === this.#outdated ? this.#outdated : null;
+    const mark = partner !== null && trusted !== partner;
+    this.#outdated = mark ? null : trusted;
     this.#validUntil = asked + this.#held(got.ttlMs);
     if (mark) {
       this.#maybeMarked = partner;
@@ -268,11 +267,10 @@ export class Quorum {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
-    // After every lease call before it (a lease being taken as the partner went, a renewal:
-    // given up with the rest, not granted after this and renewed for good).
+    // Run after every lease call made before it (a lease taken as the partner went, a
+    // renewal), which it gives up: not granted after this and renewed for good. Calls made
+    // after it (the partner gone again) are not given up.
     this.#settles++;
-    // Lease calls made before this (a lease taken as the partner went, a renewal) are given
-    // up with it; those made after (the partner gone again) are not.
     this.#era++;
     const acked = this.#ackedAlone;
     await this.#exclusive(() => this.#settleNow(acked));
